@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only (order, gating, retries, artifacts). No media logic here."""

@@ -1,0 +1,3 @@
+"""Placeholder: commands of this capability register on flows.cli.app."""
+
+from flows.cli import app  # noqa: F401

@@ -1,0 +1,321 @@
+"""The one wrapper that runs ffmpeg and ffprobe.
+
+Why one wrapper: Prefect does not kill a task's child processes when a run is cancelled from a
+worker thread (PrefectHQ/prefect#20979, #17593), so every child starts in its own session/process
+group and is killed as a group on timeout, cancel, KeyboardInterrupt or any exception. The command
+line is logged, ``-progress`` is parsed into a callback, and the tail of stderr goes into errors.
+
+Graphs are built with ffmpeg-python (``ffmpeg.input(...).output(...)``) and handed to
+:func:`run_ffmpeg` as a stream, or as a plain argument list.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from specs.errors import FFmpegError, InfrastructureError
+
+__all__ = [
+    "FFmpegProgress",
+    "FFmpegResult",
+    "ffmpeg_binary",
+    "ffprobe_binary",
+    "compile_args",
+    "run_ffmpeg",
+    "run_ffprobe_json",
+    "open_ffmpeg_pipe",
+    "kill_all_children",
+]
+
+LOGGER = logging.getLogger("deliver.ffmpeg")
+STDERR_TAIL_LINES = 25
+_TERMINATE_GRACE_S = 3.0
+
+# Live children, so that a flow's ``finally`` can kill everything still running (§2.4 of the
+# Prefect reference: threads of a ThreadPoolTaskRunner are not interrupted on cancellation).
+_LIVE: set[subprocess.Popen[bytes]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def ffmpeg_binary() -> str:
+    """Path of ffmpeg: ``$FFMPEG`` or ``ffmpeg`` on PATH."""
+    return _binary("FFMPEG", "ffmpeg")
+
+
+def ffprobe_binary() -> str:
+    """Path of ffprobe: ``$FFPROBE`` or ``ffprobe`` on PATH."""
+    return _binary("FFPROBE", "ffprobe")
+
+
+def _binary(env: str, default: str) -> str:
+    name = os.environ.get(env) or default
+    found = shutil.which(name)
+    if not found:
+        raise InfrastructureError(
+            f"{default} not found (looked for {name!r}). Install it (Debian/Ubuntu: apt-get install ffmpeg) "
+            f"or set {env} to its path."
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class FFmpegProgress:
+    """One ``-progress`` report. ``out_time_s`` is media time written so far."""
+
+    frame: int
+    fps: float
+    out_time_s: float
+    speed: float | None
+    done: bool
+
+
+@dataclass
+class FFmpegResult:
+    cmd: list[str]
+    returncode: int
+    stderr_tail: str
+    wall_s: float
+    stdout: bytes = b""
+    progress: list[FFmpegProgress] = field(default_factory=list)
+
+
+def compile_args(stream_or_args: Any) -> list[str]:
+    """Arguments after the binary, from an ffmpeg-python stream or a list of strings."""
+    if isinstance(stream_or_args, (list, tuple)):
+        return [str(a) for a in stream_or_args]
+    # ffmpeg-python: compile() returns [cmd, *args]; we supply our own binary.
+    return list(stream_or_args.compile(cmd="ffmpeg"))[1:]
+
+
+def _register(proc: subprocess.Popen[bytes]) -> None:
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+
+
+def _unregister(proc: subprocess.Popen[bytes]) -> None:
+    with _LIVE_LOCK:
+        _LIVE.discard(proc)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the child's process group, then SIGKILL after a grace period."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=_TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def kill_all_children() -> int:
+    """Kill every ffmpeg/ffprobe still running from this process; returns how many were killed."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        _kill_group(proc)
+    return len(live)
+
+
+def _spawn(cmd: list[str], *, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    LOGGER.info("$ %s", shlex.join(cmd))
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - list args, no shell
+            cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+    except OSError as exc:
+        raise InfrastructureError(f"cannot start {cmd[0]}: {exc}. Check FFMPEG/FFPROBE and PATH.") from exc
+    _register(proc)
+    return proc
+
+
+def _drain_stderr(stream: IO[bytes], tail: collections.deque[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip()
+        if line:
+            tail.append(line)
+            LOGGER.debug("ffmpeg: %s", line)
+
+
+def _parse_progress_block(block: dict[str, str]) -> FFmpegProgress:
+    def num(key: str, cast: Callable[[str], Any], default: Any) -> Any:
+        try:
+            return cast(block.get(key, ""))
+        except ValueError:
+            return default
+
+    # out_time_us is the real microsecond count (out_time_ms is misnamed and also in µs).
+    out_us = num("out_time_us", int, None)
+    if out_us is None:
+        out_us = num("out_time_ms", int, 0)
+    speed_txt = block.get("speed", "").rstrip("x").strip()
+    try:
+        speed = float(speed_txt)
+    except ValueError:
+        speed = None
+    return FFmpegProgress(
+        frame=num("frame", int, 0),
+        fps=num("fps", float, 0.0),
+        out_time_s=max(out_us, 0) / 1e6,
+        speed=speed,
+        done=block.get("progress") == "end",
+    )
+
+
+def run_ffmpeg(
+    graph: Any,
+    *,
+    progress: Callable[[FFmpegProgress], None] | None = None,
+    timeout_s: float | None = None,
+    capture_stdout: bool = False,
+    what: str = "ffmpeg",
+) -> FFmpegResult:
+    """Run ffmpeg with ``graph`` (an ffmpeg-python stream or argument list).
+
+    Args:
+        graph: the job; ``-y``/``-n`` and output names are the caller's business.
+        progress: called with each parsed ``-progress`` block (ffmpeg writes one about every 0.5 s).
+        timeout_s: wall-clock limit; the process group is killed when it expires.
+        capture_stdout: keep stdout bytes (e.g. for ``-f null`` filters that print to stdout). Not
+            compatible with ``progress``.
+        what: short description used in error messages ("transcode of X").
+
+    Raises:
+        FFmpegError: non-zero exit or timeout, with the command and the stderr tail.
+    """
+    args = compile_args(graph)
+    base = [ffmpeg_binary(), "-hide_banner", "-nostdin"]
+    if progress is not None:
+        if capture_stdout:
+            raise ValueError("progress and capture_stdout both need stdout; choose one")
+        base += ["-progress", "pipe:1", "-nostats"]
+    cmd = base + args
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    started = time.monotonic()
+    proc = _spawn(cmd)
+    reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail), daemon=True)
+    reader.start()
+    reports: list[FFmpegProgress] = []
+    stdout = b""
+    timer: threading.Timer | None = None
+    timed_out = threading.Event()
+    if timeout_s is not None:
+        def _expire() -> None:
+            timed_out.set()
+            _kill_group(proc)
+        timer = threading.Timer(timeout_s, _expire)
+        timer.daemon = True
+        timer.start()
+    try:
+        assert proc.stdout is not None
+        if progress is not None:
+            block: dict[str, str] = {}
+            for raw in iter(proc.stdout.readline, b""):
+                key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
+                block[key] = value
+                if key == "progress":
+                    report = _parse_progress_block(block)
+                    reports.append(report)
+                    progress(report)
+                    block = {}
+        else:
+            data = proc.stdout.read()
+            stdout = data if capture_stdout else b""
+        returncode = proc.wait()
+    except BaseException:
+        # KeyboardInterrupt, Prefect cancellation, a callback error: never leave ffmpeg behind.
+        _kill_group(proc)
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        reader.join(timeout=5)
+        _unregister(proc)
+    tail_text = "\n".join(tail)
+    if timed_out.is_set():
+        raise FFmpegError(
+            f"{what} timed out after {timeout_s:.0f} s and was stopped. Raise the timeout or check the input.",
+            cmd=cmd, returncode=returncode, stderr_tail=tail_text,
+        )
+    if returncode != 0:
+        last = tail[-1] if tail else "no output"
+        raise FFmpegError(f"{what} failed (ffmpeg exit {returncode}): {last}", cmd=cmd, returncode=returncode,
+                          stderr_tail=tail_text)
+    return FFmpegResult(cmd=cmd, returncode=returncode, stderr_tail=tail_text,
+                        wall_s=time.monotonic() - started, stdout=stdout, progress=reports)
+
+
+def run_ffprobe_json(args: Sequence[str], *, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Run ffprobe with ``-of json`` and return the parsed document.
+
+    Raises:
+        FFmpegError: ffprobe failed (the caller decides whether that is bad input).
+    """
+    cmd = [ffprobe_binary(), "-hide_banner", "-v", "error", "-of", "json", *args]
+    proc = _spawn(cmd)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        _unregister(proc)
+    err_text = err.decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        last = err_text.splitlines()[-1] if err_text else "no output"
+        raise FFmpegError(f"ffprobe failed: {last}", cmd=cmd, returncode=proc.returncode,
+                          stderr_tail="\n".join(err_text.splitlines()[-STDERR_TAIL_LINES:]))
+    try:
+        return json.loads(out or b"{}")
+    except json.JSONDecodeError as exc:
+        raise FFmpegError(f"ffprobe printed invalid JSON: {exc}", cmd=cmd) from exc
+
+
+@contextlib.contextmanager
+def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[bytes]]:
+    """Start ffmpeg writing raw data to stdout (``pipe:1``) and yield that stream.
+
+    Used for block-wise decoding (raw audio samples, raw video frames) with flat memory. The
+    process group is killed when the block exits early; a non-zero exit after the reader consumed
+    everything raises :class:`FFmpegError`.
+    """
+    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", *compile_args(graph)]
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    proc = _spawn(cmd)
+    reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail), daemon=True)
+    reader.start()
+    finished = False
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout
+        finished = True
+    finally:
+        if not finished:
+            _kill_group(proc)
+        else:
+            proc.stdout.read()  # let ffmpeg flush and exit if the reader stopped at EOF
+        returncode = proc.wait()
+        reader.join(timeout=5)
+        _unregister(proc)
+    if returncode != 0:
+        last = tail[-1] if tail else "no output"
+        raise FFmpegError(f"{what} failed (ffmpeg exit {returncode}): {last}", cmd=cmd, returncode=returncode,
+                          stderr_tail="\n".join(tail))

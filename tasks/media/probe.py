@@ -1,0 +1,233 @@
+"""ffprobe -> a typed :class:`MediaInfo`.
+
+Everything downstream (QC metadata checks, layback alignment, transcodes) reads this model rather
+than ffprobe's JSON, so field names carry units and frame rates are rationals.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from specs.errors import FFmpegError, MediaError
+from tasks.media.ffmpeg import run_ffprobe_json
+from tasks.media.timecode import Timecode
+
+__all__ = ["VideoStream", "AudioStream", "MediaInfo", "probe", "require_file"]
+
+_PIX_DEPTH = re.compile(r"p(\d+)(le|be)?$")
+
+
+class VideoStream(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    codec: str
+    profile: str | None = None
+    width: int
+    height: int
+    sample_aspect_ratio: Fraction = Fraction(1)
+    frame_rate: Fraction
+    frame_count: int | None = None
+    field_order: str | None = None  # progressive, tt, bb, tb, bt (ffprobe's words)
+    scan: Literal["progressive", "interlaced", "unknown"] = "unknown"
+    pix_fmt: str | None = None
+    bit_depth: int | None = None
+    chroma_subsampling: str | None = None  # 4:2:0, 4:2:2, 4:4:4
+    color_primaries: str | None = None
+    color_transfer: str | None = None
+    color_matrix: str | None = None
+    color_range: str | None = None  # tv (limited) / pc (full)
+    duration_s: float | None = None
+    has_mastering_display: bool = False
+    has_content_light_level: bool = False
+
+
+class AudioStream(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    codec: str
+    channels: int
+    channel_layout: str | None = None
+    sample_rate_hz: int
+    bit_depth: int | None = None
+    duration_s: float | None = None
+    language: str | None = None
+
+
+class MediaInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    format_name: str
+    size_bytes: int
+    duration_s: float | None
+    video: list[VideoStream] = []
+    audio: list[AudioStream] = []
+    timecode_tracks: int = 0
+    start_timecode: str | None = None  # from the tmcd track / container tag, as written
+    bwf_time_reference_samples: int | None = None  # BWF bext TimeReference (samples since midnight)
+
+    @property
+    def primary_video(self) -> VideoStream | None:
+        return self.video[0] if self.video else None
+
+    def start_seconds(self) -> Fraction | None:
+        """Start time of the media on the timecode clock, in seconds since midnight."""
+        if self.bwf_time_reference_samples is not None and self.audio:
+            return Fraction(self.bwf_time_reference_samples, self.audio[0].sample_rate_hz)
+        if self.start_timecode and self.primary_video:
+            return Timecode.parse(self.start_timecode, self.primary_video.frame_rate).seconds
+        return None
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
+    """The path as a readable regular file, or a :class:`MediaError` saying what to fix."""
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"{what} not found: {p}. Check the path.")
+    if not p.is_file():
+        raise MediaError(f"{what} is not a regular file: {p}")
+    if p.stat().st_size == 0:
+        raise MediaError(f"{what} is empty (0 bytes): {p}")
+    return p
+
+
+def _fraction(text: Any, default: Fraction | None = None) -> Fraction | None:
+    if not text or text in ("0/0", "N/A"):
+        return default
+    try:
+        value = Fraction(str(text).replace(":", "/"))
+    except (ValueError, ZeroDivisionError):
+        return default
+    return value if value > 0 else default
+
+
+def _float(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _chroma(pix_fmt: str | None) -> str | None:
+    if not pix_fmt:
+        return None
+    for key, value in (("420", "4:2:0"), ("422", "4:2:2"), ("444", "4:4:4"), ("411", "4:1:1")):
+        if key in pix_fmt:
+            return value
+    if pix_fmt.startswith(("rgb", "bgr", "gbr")):
+        return "4:4:4"
+    if pix_fmt.startswith("gray"):
+        return "4:0:0"
+    return None
+
+
+def _pix_depth(pix_fmt: str | None, raw: Any) -> int | None:
+    if str(raw or "").isdigit() and int(raw) > 0:
+        return int(raw)
+    if not pix_fmt:
+        return None
+    m = _PIX_DEPTH.search(pix_fmt)  # yuv422p10le -> 10; yuv420p -> 8
+    return int(m.group(1)) if m else 8
+
+
+def _video(s: dict[str, Any]) -> VideoStream:
+    field_order = s.get("field_order")
+    scan = "unknown"
+    if field_order == "progressive":
+        scan = "progressive"
+    elif field_order in ("tt", "bb", "tb", "bt"):
+        scan = "interlaced"
+    side = s.get("side_data_list") or []
+    side_types = {d.get("side_data_type", "") for d in side}
+    rate = _fraction(s.get("r_frame_rate")) or _fraction(s.get("avg_frame_rate")) or Fraction(25)
+    frames = s.get("nb_frames")
+    return VideoStream(
+        index=int(s["index"]),
+        codec=s.get("codec_name", "unknown"),
+        profile=s.get("profile"),
+        width=int(s.get("width") or 0),
+        height=int(s.get("height") or 0),
+        sample_aspect_ratio=_fraction(s.get("sample_aspect_ratio"), Fraction(1)) or Fraction(1),
+        frame_rate=rate,
+        frame_count=int(frames) if str(frames or "").isdigit() else None,
+        field_order=field_order,
+        scan=scan,
+        pix_fmt=s.get("pix_fmt"),
+        bit_depth=_pix_depth(s.get("pix_fmt"), s.get("bits_per_raw_sample")),
+        chroma_subsampling=_chroma(s.get("pix_fmt")),
+        color_primaries=s.get("color_primaries"),
+        color_transfer=s.get("color_transfer"),
+        color_matrix=s.get("color_space"),
+        color_range=s.get("color_range"),
+        duration_s=_float(s.get("duration")),
+        has_mastering_display="Mastering display metadata" in side_types,
+        has_content_light_level="Content light level metadata" in side_types,
+    )
+
+
+def _audio(s: dict[str, Any]) -> AudioStream:
+    bits = s.get("bits_per_raw_sample") or s.get("bits_per_sample")
+    bit_depth = int(bits) if str(bits or "").isdigit() and int(bits) > 0 else None
+    return AudioStream(
+        index=int(s["index"]),
+        codec=s.get("codec_name", "unknown"),
+        channels=int(s.get("channels") or 0),
+        channel_layout=s.get("channel_layout"),
+        sample_rate_hz=int(s.get("sample_rate") or 0),
+        bit_depth=bit_depth,
+        duration_s=_float(s.get("duration")),
+        language=(s.get("tags") or {}).get("language"),
+    )
+
+
+def probe(path: str | Path, what: str = "media file") -> MediaInfo:
+    """Probe ``path`` with ffprobe.
+
+    Raises:
+        MediaError: the file is missing, empty, or not media ffprobe can read (bad input, exit 2).
+    """
+    p = require_file(path, what)
+    try:
+        doc = run_ffprobe_json(["-show_format", "-show_streams", str(p)])
+    except FFmpegError as exc:
+        raise MediaError(f"{what} {p} is not readable media ({exc.stderr_tail.splitlines()[-1] if exc.stderr_tail else exc}). "
+                         "Check that it is a complete, uncorrupted media file.") from exc
+    streams = doc.get("streams") or []
+    fmt = doc.get("format") or {}
+    video = [_video(s) for s in streams if s.get("codec_type") == "video" and not _is_cover_art(s)]
+    audio = [_audio(s) for s in streams if s.get("codec_type") == "audio"]
+    if not video and not audio:
+        raise MediaError(f"{what} {p} has no video or audio streams; is it the right file?")
+    fmt_tags = {k.lower(): v for k, v in (fmt.get("tags") or {}).items()}
+    timecode = None
+    tmcd = 0
+    for s in streams:
+        tags = {k.lower(): v for k, v in (s.get("tags") or {}).items()}
+        if s.get("codec_tag_string") == "tmcd" or (s.get("codec_type") == "data" and "timecode" in tags):
+            tmcd += 1
+        if timecode is None and tags.get("timecode"):
+            timecode = tags["timecode"]
+    timecode = timecode or fmt_tags.get("timecode")
+    tref = fmt_tags.get("time_reference")
+    return MediaInfo(
+        path=str(p),
+        format_name=fmt.get("format_name", "unknown"),
+        size_bytes=int(fmt.get("size") or p.stat().st_size),
+        duration_s=_float(fmt.get("duration")),
+        video=video,
+        audio=audio,
+        timecode_tracks=tmcd,
+        start_timecode=timecode,
+        bwf_time_reference_samples=int(tref) if str(tref or "").isdigit() else None,
+    )
+
+
+def _is_cover_art(s: dict[str, Any]) -> bool:
+    return bool((s.get("disposition") or {}).get("attached_pic"))
