@@ -1,0 +1,24 @@
+"""Test-wide settings: an isolated Prefect home, no telemetry, generous server start-up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+_HOME = tempfile.mkdtemp(prefix="deliver-test-prefect-")
+os.environ["PREFECT_HOME"] = _HOME
+os.environ["DELIVER_HOME"] = os.path.join(_HOME, "deliver-home")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+# Never talk to a real API from tests: the flow tests start their own harness.
+os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_ffmpeg() -> None:
+    if not shutil.which(os.environ.get("FFMPEG", "ffmpeg")):
+        pytest.exit("ffmpeg is required for the test suite; run `make test` (installs it) or apt-get install ffmpeg", 3)
