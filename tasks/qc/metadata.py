@@ -1,0 +1,159 @@
+"""Metadata checks: the probed master against the spec's picture, audio and timing rules.
+
+Each check has a stable id (``metadata.*``); its severity comes from the spec (``off`` skips it).
+Values are compared exactly where the spec is exact (rational frame rates, integer sizes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from typing import Any
+
+from specs.model import Spec
+from tasks.media.probe import MediaInfo
+from tasks.media.timecode import Timecode
+from tasks.qc.findings import Finding, Severity
+
+__all__ = ["check_metadata", "container_word", "make_finding"]
+
+# ffprobe's format_name for QuickTime lists every ISO-BMFF brand; map to the spec's words.
+_CONTAINERS = {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav", "matroska": "mkv"}
+
+
+def container_word(info: MediaInfo) -> str:
+    """Our one-word container name (mov, mp4, mxf, wav, …) from ffprobe's format and extension."""
+    names = info.format_name.split(",")
+    ext = info.path.rsplit(".", 1)[-1].lower() if "." in info.path else ""
+    if ext in names and ext in _CONTAINERS:
+        return _CONTAINERS[ext]
+    for name in names:
+        if name in _CONTAINERS:
+            return _CONTAINERS[name]
+    return names[0]
+
+
+def make_finding(spec: Spec, check: str, message: str, *, expected: Any = None, actual: Any = None,
+                 timecode_in: str | None = None, timecode_out: str | None = None, track: str | None = None,
+                 status: str = "fail") -> Finding | None:
+    """A finding at the spec's severity for ``check``, or None when the spec turns the check off."""
+    severity = spec.check(check).severity
+    if severity == "off":
+        return None
+    return Finding(check=check, severity=Severity(severity), message=message,
+                   expected=None if expected is None else str(expected),
+                   actual=None if actual is None else str(actual),
+                   timecode_in=timecode_in, timecode_out=timecode_out, track=track, status=status)  # type: ignore[arg-type]
+
+
+def _fmt_list(values: Sequence[Any]) -> str:
+    return " or ".join(str(v) for v in values)
+
+
+def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
+    """Compare the probed master with the spec. Returns the findings (possibly empty)."""
+    out: list[Finding | None] = []
+    add = out.append
+    pic = spec.picture
+    container = container_word(info)
+    if pic.containers and container not in pic.containers:
+        add(make_finding(spec, "metadata.container", f"container is {container}, spec wants {_fmt_list(pic.containers)}",
+                         expected=_fmt_list(pic.containers), actual=container))
+    v = info.primary_video
+    if v is None:
+        add(make_finding(spec, "metadata.codec", "the master has no video stream", expected=pic.codec, actual="none"))
+    else:
+        if pic.codec and v.codec != pic.codec:
+            add(make_finding(spec, "metadata.codec", f"video codec is {v.codec}, spec wants {pic.codec}",
+                             expected=pic.codec, actual=v.codec))
+        if pic.profiles and (v.profile or "") not in pic.profiles:
+            add(make_finding(spec, "metadata.profile", f"codec profile is {v.profile}, spec wants {_fmt_list(pic.profiles)}",
+                             expected=_fmt_list(pic.profiles), actual=v.profile))
+        if (pic.width and v.width != pic.width) or (pic.height and v.height != pic.height):
+            add(make_finding(spec, "metadata.size", f"picture is {v.width}x{v.height}, spec wants {pic.width}x{pic.height}",
+                             expected=f"{pic.width}x{pic.height}", actual=f"{v.width}x{v.height}"))
+        if v.sample_aspect_ratio != 1:
+            add(make_finding(spec, "metadata.pixel_aspect", f"pixel aspect is {v.sample_aspect_ratio}, spec wants square pixels",
+                             expected="1:1", actual=str(v.sample_aspect_ratio).replace("/", ":")))
+        if pic.frame_rates and Fraction(v.frame_rate) not in {Fraction(r) for r in pic.frame_rates}:
+            add(make_finding(spec, "metadata.frame_rate", f"frame rate is {v.frame_rate}, spec wants {_fmt_list(pic.frame_rates)}",
+                             expected=_fmt_list(pic.frame_rates), actual=str(v.frame_rate)))
+        if pic.scan and v.scan != pic.scan:
+            add(make_finding(spec, "metadata.scan", f"scan is {v.scan} (field order {v.field_order}), spec wants {pic.scan}",
+                             expected=pic.scan, actual=v.scan))
+        if pic.pix_fmts and v.pix_fmt not in pic.pix_fmts:
+            add(make_finding(spec, "metadata.pix_fmt", f"pixel format is {v.pix_fmt}, spec wants {_fmt_list(pic.pix_fmts)}",
+                             expected=_fmt_list(pic.pix_fmts), actual=v.pix_fmt))
+        if pic.bit_depth and v.bit_depth != pic.bit_depth:
+            add(make_finding(spec, "metadata.bit_depth", f"picture bit depth is {v.bit_depth}, spec wants {pic.bit_depth}",
+                             expected=pic.bit_depth, actual=v.bit_depth))
+        if pic.chroma_subsampling and v.chroma_subsampling != pic.chroma_subsampling:
+            add(make_finding(spec, "metadata.chroma_subsampling",
+                             f"chroma subsampling is {v.chroma_subsampling}, spec wants {pic.chroma_subsampling}",
+                             expected=pic.chroma_subsampling, actual=v.chroma_subsampling))
+        if pic.colour is not None:
+            for name, want, have in (("primaries", pic.colour.primaries, v.color_primaries),
+                                     ("transfer", pic.colour.transfer, v.color_transfer),
+                                     ("matrix", pic.colour.matrix, v.color_matrix),
+                                     ("range", pic.colour.range, v.color_range)):
+                if want and have != want:
+                    add(make_finding(spec, "metadata.colour", f"colour {name} tag is {have or 'missing'}, spec wants {want}",
+                                     expected=want, actual=have or "missing"))
+    out.extend(_audio_findings(info, spec))
+    out.extend(_timing_findings(info, spec))
+    return [f for f in out if f is not None]
+
+
+def _audio_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
+    want = spec.audio
+    if len(info.audio) != len(want.tracks):
+        yield make_finding(spec, "metadata.audio_tracks",
+                           f"{len(info.audio)} audio tracks, spec wants {len(want.tracks)} "
+                           f"({', '.join(t.label for t in want.tracks)})",
+                           expected=len(want.tracks), actual=len(info.audio))
+    for track, stream in zip(want.tracks, info.audio):
+        if stream.channels != len(track.channels):
+            yield make_finding(spec, "metadata.audio_channels",
+                               f"track {track.id} has {stream.channels} channels, spec wants {len(track.channels)} "
+                               f"({' '.join(track.channels)})",
+                               expected=len(track.channels), actual=stream.channels, track=track.id)
+        if want.sample_rate_hz and stream.sample_rate_hz != want.sample_rate_hz:
+            yield make_finding(spec, "metadata.sample_rate", f"track {track.id} is {stream.sample_rate_hz} Hz, spec wants "
+                               f"{want.sample_rate_hz} Hz", expected=want.sample_rate_hz, actual=stream.sample_rate_hz,
+                               track=track.id)
+        if want.bit_depth and stream.bit_depth != want.bit_depth:
+            yield make_finding(spec, "metadata.audio_bit_depth", f"track {track.id} is {stream.bit_depth}-bit, spec wants "
+                               f"{want.bit_depth}-bit", expected=want.bit_depth, actual=stream.bit_depth, track=track.id)
+        if want.codec and stream.codec != want.codec:
+            yield make_finding(spec, "metadata.audio_codec", f"track {track.id} codec is {stream.codec}, spec wants "
+                               f"{want.codec}", expected=want.codec, actual=stream.codec, track=track.id)
+
+
+def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
+    v = info.primary_video
+    if v is None:
+        return
+    timing = spec.timing
+    if timing.ffoa_timecode and info.start_timecode is None:
+        yield make_finding(spec, "metadata.start_timecode", "the master has no timecode track; the spec places first "
+                           f"frame of action at {timing.ffoa_timecode}", expected=timing.ffoa_timecode, actual="none")
+    elif timing.ffoa_timecode and info.start_timecode:
+        start = Timecode.parse(info.start_timecode, v.frame_rate)
+        ffoa = Timecode.parse(timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
+        end = start + (v.frame_count or round((v.duration_s or 0) * float(v.frame_rate)))
+        if not (start.frames <= ffoa.frames < end.frames):  # type: ignore[union-attr]
+            yield make_finding(spec, "metadata.start_timecode",
+                               f"first frame of action {timing.ffoa_timecode} is outside the master "
+                               f"({info.start_timecode} to {end})", expected=f"FFOA {timing.ffoa_timecode} inside the master",
+                               actual=f"{info.start_timecode}-{end}")
+    tol_frames = timing.av_duration_tolerance_frames
+    vid_s = v.duration_s or info.duration_s or 0.0
+    for track, stream in zip(spec.audio.tracks, info.audio):
+        if stream.duration_s is None:
+            continue
+        diff_frames = abs(stream.duration_s - vid_s) * float(v.frame_rate)
+        if diff_frames > tol_frames + 1e-6:
+            yield make_finding(spec, "timing.av_duration",
+                               f"track {track.id} lasts {stream.duration_s:.3f} s, picture {vid_s:.3f} s "
+                               f"({diff_frames:.1f} frames apart)", expected=f"within {tol_frames} frames",
+                               actual=f"{diff_frames:.1f} frames", track=track.id)

@@ -1,0 +1,107 @@
+"""report.json (the contract in DESIGN.md) and the human summaries built from it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from tasks.media.files import atomic_output
+from tasks.qc.findings import Finding, count_by_severity, verdict_of
+
+__all__ = ["DeliverableEntry", "ArchiveEntry", "Report", "build_report", "write_report", "findings_markdown",
+           "summary_markdown"]
+
+
+class DeliverableEntry(BaseModel):
+    name: str
+    path: str
+    size: int
+    xxh128: str
+    kind: str | None = None
+
+
+class ArchiveEntry(BaseModel):
+    target: str
+    uri: str
+    verified: bool
+
+
+class Report(BaseModel):
+    """What a run found and made. Serialised as report.json."""
+
+    verdict: Literal["pass", "fail"]
+    spec: str
+    findings: list[Finding]
+    measurements: dict[str, Any] = Field(default_factory=dict)
+    deliverables: list[DeliverableEntry] = Field(default_factory=list)
+    archive: list[ArchiveEntry] = Field(default_factory=list)
+    title: str | None = None
+    version: str | None = None
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    forced: bool = False
+    delivered: bool = False
+    counts: dict[str, int] = Field(default_factory=dict)
+    created: str = ""
+    host: str = ""
+    tool: str = "deliver 0.1.0"
+    flow_run_id: str | None = None
+
+
+def build_report(*, spec: str, findings: list[Finding], **extra: Any) -> Report:
+    return Report(verdict=verdict_of(findings), spec=spec, findings=findings, counts=count_by_severity(findings),
+                  created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), host=platform.node(),
+                  **extra)
+
+
+def write_report(report: Report, path: str | Path) -> Path:
+    """Write report.json atomically; an existing report is replaced (it describes the latest run)."""
+    path = Path(path)
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+    return path
+
+
+def findings_markdown(findings: list[Finding], severity_names: dict[str, str] | None = None) -> str:
+    """A markdown table of findings (for Prefect artifacts and the terminal)."""
+    if not findings:
+        return "_No findings._"
+    names = severity_names or {}
+    rows = ["| severity | check | in | out | message | expected | actual |", "|---|---|---|---|---|---|---|"]
+    for f in findings:
+        cells = [names.get(f.severity.value, f.severity.value), f.check, f.timecode_in or "", f.timecode_out or "",
+                 f.message, f.expected or "", f.actual or ""]
+        rows.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
+
+
+def summary_markdown(report: Report, severity_names: dict[str, str] | None = None) -> str:
+    verdict = "PASS" if report.verdict == "pass" else "FAIL"
+    head = [f"# {report.title or 'QC'} — {verdict}", "",
+            f"Spec **{report.spec}** · errors {report.counts.get('error', 0)} · warnings "
+            f"{report.counts.get('warning', 0)} · info {report.counts.get('info', 0)}"]
+    if report.forced:
+        head.append("\n**Delivered with --force despite error findings.**")
+    loud = report.measurements.get("loudness") or []
+    if loud:
+        head += ["", "## Loudness", "", "| track | integrated LUFS | LRA LU | true peak dBTP | max short-term LUFS |",
+                 "|---|---|---|---|---|"]
+        for t in loud:
+            head.append(f"| {t.get('track')} | {_num(t.get('integrated_lufs'))} | {_num(t.get('loudness_range_lu'))} | "
+                        f"{_num(t.get('true_peak_dbtp'))} | {_num(t.get('max_short_term_lufs'))} |")
+    head += ["", "## Findings", "", findings_markdown(report.findings, severity_names)]
+    if report.deliverables:
+        head += ["", "## Deliverables", "", "| name | size | xxh128 |", "|---|---|---|"]
+        head += [f"| {d.name} | {d.size} | `{d.xxh128}` |" for d in report.deliverables]
+    if report.archive:
+        head += ["", "## Archive", "", "| target | uri | verified |", "|---|---|---|"]
+        head += [f"| {a.target} | {a.uri} | {'yes' if a.verified else 'NO'} |" for a in report.archive]
+    return "\n".join(head)
+
+
+def _num(x: Any) -> str:
+    return "—" if x is None else f"{x:.1f}"
