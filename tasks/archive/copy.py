@@ -1,0 +1,218 @@
+"""``archive_package``: one read pass per source file feeding every target, then verify, MHL, catalog.
+
+Order of work (a rerun after any failure resumes: finished local files and S3 objects are kept and
+checked, interrupted S3 multipart uploads continue from their uploaded parts):
+
+1. resolve targets, check each is reachable;
+2. for each file of the package (without ``ascmhl/``): read it once in 8 MiB blocks; every block
+   updates xxh128 + CRC64NVME and goes to every target (local partial file, S3 part buffer);
+3. verify every copy: local copies are read back (xxh128 + size), S3 objects are checked by
+   ``HeadObject`` (CRC64NVME + size, no download);
+4. add one ASC MHL generation (process ``transfer``, location = the copy's URI) per verified copy to
+   the package's history, then copy the whole ``ascmhl/`` folder to every copy (so each copy carries
+   the full custody history) and check those too;
+5. S3 copies get a small JSON manifest next to the package (``<package>.deliver-manifest.json``:
+   size, xxh128, CRC64NVME per file) so any machine can verify them without the catalog;
+6. record every file and copy in the catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from specs.errors import BadInputError, DeliverError, InfrastructureError, VerificationError
+from tasks.archive.catalog import Catalog, FileRecord
+from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, StreamDigester, digest_file
+from tasks.archive.local import LocalDestination
+from tasks.archive.s3 import S3Destination
+from tasks.archive.targets import ArchiveCopy, LocalTarget, S3Target, redact, resolve_target
+from tasks.package import MHL_FOLDER, Mismatch, package_files, write_mhl_generation
+
+__all__ = ["archive_package", "MANIFEST_SUFFIX", "describe_mismatches"]
+
+log = logging.getLogger("deliver.archive")
+MANIFEST_SUFFIX = "deliver-manifest.json"
+Progress = Callable[[int, int], None]
+
+
+def describe_mismatches(mismatches: list[Mismatch], limit: int = 20) -> str:
+    lines = [m.describe() for m in mismatches[:limit]]
+    more = f" … and {len(mismatches) - limit} more" if len(mismatches) > limit else ""
+    return "; ".join(lines) + more
+
+
+def _destination(target: LocalTarget | S3Target, package: str) -> LocalDestination | S3Destination:
+    if isinstance(target, S3Target):
+        return S3Destination(target, package)
+    return LocalDestination(target, package)
+
+
+def _check_package(package_dir: Path) -> Path:
+    root = Path(package_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise BadInputError(f"{package_dir}: no such package folder")
+    if not (root / MHL_FOLDER / "ascmhl_chain.xml").is_file():
+        raise BadInputError(f"{root}: no ASC MHL history (ascmhl/ascmhl_chain.xml); package it first "
+                            "(deliver run … or tasks.package.write_mhl_generation)")
+    return root
+
+
+def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
+                    progress: Progress | None = None, catalog_url: str | None = None) -> list[ArchiveCopy]:
+    """Copy a package to every target from one read of each source byte, verified, with ASC MHL + catalog.
+
+    Args:
+        package_dir: the package folder; must already hold an ASC MHL history (``ascmhl/``).
+        targets: ``file:///path``, ``/path``, ``s3://bucket/prefix[?settings]`` or target names from
+            configs/storage.yaml. The copy lands at ``<target>/<package folder name>/``.
+        title: the title the catalog files the copies under (``deliver locate TITLE``).
+        progress: called as ``progress(bytes_read, bytes_total)`` during the read pass.
+        catalog_url: SQLAlchemy URL of the catalog (default: :func:`tasks.archive.catalog.catalog_url`).
+
+    Returns:
+        One :class:`ArchiveCopy` per target, all verified.
+
+    Raises:
+        BadInputError: missing package/ASC MHL, bad target URI or name, missing bucket.
+        InfrastructureError: a target is unreachable or refused (retry; the work done is kept).
+        VerificationError: a copy differs from the source (never retried), or the source differs
+            from its ASC MHL history, or an existing different copy would be overwritten.
+    """
+    root = _check_package(Path(package_dir))
+    if not targets:
+        raise BadInputError("no archive targets; give --to s3://bucket/prefix or a folder (or configure "
+                            "default_targets in configs/storage.yaml)")
+    resolved: list[tuple[str, LocalTarget | S3Target]] = []
+    seen: set[str] = set()
+    for spec in targets:
+        t = resolve_target(spec)
+        if t.uri in seen:
+            continue
+        seen.add(t.uri)
+        if isinstance(t, LocalTarget) and (t.path == root or root in t.path.parents):
+            raise BadInputError(f"target {t.path} is inside the package {root}; choose a folder outside it")
+        resolved.append((spec, t))
+    dests = [_destination(t, root.name) for _, t in resolved]
+
+    rels = list(package_files(root))
+    sizes = {rel: (root / rel).stat().st_size for rel in rels}
+    total = sum(sizes.values())
+    done = 0
+    digests: dict[str, FileDigests] = {}
+    t0 = time.monotonic()
+    try:
+        for d in dests:
+            d.open()
+        buf = bytearray(READ_BLOCK_BYTES)
+        view = memoryview(buf)
+        for rel in rels:
+            sinks = [d.file_sink(rel, sizes[rel]) for d in dests]
+            dg = StreamDigester()
+            try:
+                with open(root / rel, "rb", buffering=0) as fh:
+                    while True:
+                        n = fh.readinto(buf)
+                        if not n:
+                            break
+                        block = view[:n]
+                        dg.update(block)
+                        for s in sinks:
+                            s.write(block)
+                        done += n
+                        if progress is not None:
+                            progress(done, total)
+                fd = dg.result()
+                if fd.size != sizes[rel]:
+                    raise BadInputError(f"{root / rel} changed size while being archived ({sizes[rel]} → "
+                                        f"{fd.size} B); archive a package that is no longer being written")
+                for s in sinks:
+                    s.finish(fd)
+            except BaseException:
+                for s in sinks:
+                    if hasattr(s, "abort") and not hasattr(s, "upload_id"):
+                        s.abort()  # local partials only; S3 uploads are kept for resume
+                raise
+            digests[rel] = fd
+        for d in dests:
+            d.flush()
+        read_s = time.monotonic() - t0
+        log.info("read %d files, %d bytes once for %d target(s) in %.1f s", len(rels), total, len(dests), read_s)
+
+        # -- verify every copy ---------------------------------------------------------------------
+        problems: list[Mismatch] = []
+        for d in dests:
+            problems += d.verify(digests)
+        if problems:
+            raise VerificationError(f"archive copies do not match the source: {describe_mismatches(problems)}. "
+                                    "The damaged copies were not recorded; remove them and archive again.")
+
+        # -- ASC MHL: one transfer generation per verified copy, then the history travels along -----
+        xxh = {rel: fd.xxh128 for rel, fd in digests.items()}
+        gens: dict[str, Path] = {}
+        for d in dests:
+            gens[d.uri] = write_mhl_generation(
+                root, process="transfer", location=redact(d.uri),
+                comment=f"deliver archive: copy verified at {redact(d.uri)} (title {title})", hashes=xxh)
+        mhl_digests: dict[str, FileDigests] = {}
+        mhl_bytes: dict[str, bytes] = {}
+        for p in sorted((root / MHL_FOLDER).rglob("*")):
+            if p.is_file() and not p.name.endswith(".deliver-partial"):
+                rel = p.relative_to(root).as_posix()
+                mhl_bytes[rel] = p.read_bytes()
+                dg = StreamDigester()
+                dg.update(mhl_bytes[rel])
+                mhl_digests[rel] = dg.result()
+        for d in dests:
+            for rel, data in mhl_bytes.items():
+                d.put_small(rel, data, mhl_digests[rel])
+            bad = d.verify(mhl_digests)
+            if bad:
+                raise VerificationError(f"ASC MHL history copy does not match: {describe_mismatches(bad)}")
+
+        # -- S3 manifests + catalog ----------------------------------------------------------------
+        manifest = {
+            "title": title, "package": root.name,
+            "archived_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "files": {rel: {"size": fd.size, "xxh128": fd.xxh128, "crc64nvme": fd.crc64nvme}
+                      for rel, fd in {**digests, **mhl_digests}.items()},
+        }
+        for d in dests:
+            if isinstance(d, S3Destination):
+                d.put_sidecar(MANIFEST_SUFFIX, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        catalog = Catalog(catalog_url)
+        copies: list[ArchiveCopy] = []
+        for (spec, t), d in zip(resolved, dests):
+            records = [FileRecord(path=rel, size=fd.size, xxh128=fd.xxh128, crc64nvme=fd.crc64nvme,
+                                  version_id=getattr(d, "version_ids", {}).get(rel))
+                       for rel, fd in digests.items()]
+            catalog.record_copy(title=title, package=root.name, target=redact(spec), uri=d.uri,
+                                kind="s3" if isinstance(d, S3Destination) else "local",
+                                storage_class=d.storage_class, records=records, verified=True)
+            copies.append(ArchiveCopy(target=redact(spec), uri=d.uri, verified=True, files=len(digests),
+                                      bytes=total, storage_class=d.storage_class,
+                                      mhl_generation=gens[d.uri].name))
+        return copies
+    except DeliverError:
+        raise
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise BadInputError(f"{exc.filename}: disappeared during the archive ({exc.strerror})") from exc
+        raise InfrastructureError(f"archive I/O error: {exc.strerror or exc} ({exc.filename or ''})") from exc
+    finally:
+        for d in dests:
+            d.close()
+
+
+def verify_local_digests(root: Path, digests: dict[str, FileDigests]) -> list[Mismatch]:  # pragma: no cover
+    """Convenience: compare a folder against known digests (used by restore)."""
+    out = []
+    for rel, want in digests.items():
+        got = digest_file(root / rel)
+        if got.xxh128 != want.xxh128:
+            out.append(Mismatch(path=rel, kind="mismatch", expected=want.xxh128, actual=got.xxh128))
+    return out

@@ -1,0 +1,96 @@
+"""Digests computed while the bytes go by: xxh128 (ASC MHL) and CRC64NVME (S3 full-object checksum).
+
+Both run at several GB/s (reference archive-and-s3.md §5), so one read pass can feed every copy and
+both digests without the hash becoming the bottleneck. CRC64NVME comes from ``awscrt`` (the same
+implementation botocore uses for ``ChecksumAlgorithm='CRC64NVME'``); its S3 wire form is the base64
+of the 8 big-endian bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xxhash
+from awscrt import checksums as _crt
+
+__all__ = [
+    "READ_BLOCK_BYTES",
+    "FileDigests",
+    "StreamDigester",
+    "crc64nvme",
+    "crc64nvme_b64",
+    "xxh128_b64_to_hex",
+    "digest_file",
+]
+
+#: Read size of the single pass. 8 MiB keeps syscalls few and memory flat.
+READ_BLOCK_BYTES = 8 * 1024 * 1024
+
+
+def crc64nvme(data: bytes | bytearray | memoryview, previous: int = 0) -> int:
+    """CRC64NVME of ``data``, continuing from ``previous`` (0 to start)."""
+    return _crt.crc64nvme(data, previous) & 0xFFFFFFFFFFFFFFFF
+
+
+def crc64nvme_b64(value: int) -> str:
+    """S3's header form of a CRC64NVME: base64 of the 8 big-endian bytes."""
+    return base64.b64encode(value.to_bytes(8, "big")).decode("ascii")
+
+
+def xxh128_b64_to_hex(value: str) -> str:
+    """S3 ``ChecksumXXHASH128`` (base64, big-endian) → the ASC MHL ``xxh128`` hex form."""
+    return base64.b64decode(value).hex()
+
+
+@dataclass(frozen=True)
+class FileDigests:
+    """What one read of a file established: its size in bytes and its digests."""
+
+    size: int
+    xxh128: str  # hex, as in ASC MHL
+    crc64nvme: str  # base64, as in S3 headers
+
+
+@dataclass
+class StreamDigester:
+    """Accumulates xxh128 + CRC64NVME over blocks fed in order."""
+
+    size: int = 0
+    _xxh: "xxhash.xxh3_128" = field(default_factory=xxhash.xxh3_128)
+    _crc: int = 0
+
+    def update(self, block: bytes | bytearray | memoryview) -> None:
+        self._xxh.update(block)
+        self._crc = crc64nvme(block, self._crc)
+        self.size += len(block)
+
+    def result(self) -> FileDigests:
+        return FileDigests(self.size, self._xxh.hexdigest(), crc64nvme_b64(self._crc))
+
+
+def digest_file(path: Path | str, *, drop_cache: bool = False) -> FileDigests:
+    """Read ``path`` once and return its size, xxh128 and CRC64NVME.
+
+    Args:
+        path: the file.
+        drop_cache: ask the kernel to forget the file's cached pages first, so a verification of a
+            copy we just wrote reads the storage, not the page cache (best effort, POSIX only).
+    """
+    digester = StreamDigester()
+    buf = bytearray(READ_BLOCK_BYTES)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        if drop_cache and hasattr(os, "posix_fadvise"):
+            try:
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            digester.update(view[:n])
+    return digester.result()
