@@ -29,8 +29,8 @@ _WHERE = {
     "archive_package": "tasks.archive.copy",
     "VerifyReport": "tasks.archive.verify",
     "verify_uri": "tasks.archive.verify",
-    "RestoreReport": "tasks.archive.restore",
-    "restore": "tasks.archive.restore",
+    "RestoreReport": "tasks.archive.restoring",
+    "restore": "tasks.archive.restoring",
     "Location": "tasks.archive.catalog",
     "locate": "tasks.archive.catalog",
 }
