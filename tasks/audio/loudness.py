@@ -72,6 +72,7 @@ __all__ = [
     "k_weighting_sos",
     "true_peak_phases",
     "measure_blocks",
+    "measure_array",
     "measure_file",
     "measure_media",
     "measure_files_as_layout",
@@ -650,6 +651,20 @@ def measure_blocks(blocks: Iterable[np.ndarray], sample_rate_hz: int, labels: Se
     for block in blocks:
         meter.process(block)
     return meter.result()
+
+
+def measure_array(samples: np.ndarray, sample_rate_hz: int, *, layout: str | None = None,
+                  block_frames: int = DEFAULT_BLOCK_FRAMES) -> LoudnessResult:
+    """Measure an in-memory ``[frames, channels]`` array (fed to the meter in blocks).
+
+    ``layout`` as in :func:`measure_file`; ``None`` infers it from the channel count.
+    """
+    x = np.asarray(samples)
+    if x.ndim == 1:
+        x = x[:, None]
+    labels = layout_labels(layout, x.shape[1]) if layout else _default_labels(x.shape[1], "array")
+    blocks = (x[i:i + block_frames] for i in range(0, len(x), block_frames))
+    return measure_blocks(blocks, sample_rate_hz, labels, layout=layout)
 
 
 def file_labels(path: str | Path, channels: int, channel_mask: int | None,
