@@ -1,0 +1,1119 @@
+"""The delivery-spec model: strict, typed, with units in every name.
+
+A spec says what a distributor accepts (``picture``, ``audio``, ``timing``, ``checks``) and what to
+make for it (``deliverables``). Every model forbids unknown keys and is frozen. Values carry their
+unit in the key name (``target_lufs``, ``max_true_peak_dbtp``, ``head_black_s``); a value written
+with a unit (``"-23 LUFS"``) or in the wrong unit (``"-23 dB"``) is refused with a message that
+says how to write it. Frame rates are :class:`fractions.Fraction` (``24000/1001``; a decimal
+``29.97`` is snapped to ``30000/1001``).
+
+The QC engine reads a :class:`Spec` and asks ``spec.check("picture.black")`` for the severity and
+thresholds of each check in :data:`KNOWN_CHECKS`; ``spec.for_facts(facts)`` applies the spec's
+conditional ``when:`` rules to the probed facts of a master.
+
+References: EBU R 128 (2020) and Tech 3343; ITU-R BS.1770-4; EBU R 103 (2020); SMPTE ST 12-1
+(drop-frame timecode). See ``specs/README.md`` for authors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from specs.errors import SpecError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "KNOWN_CHECKS",
+    "CheckInfo",
+    "Severity",
+    "CheckSeverity",
+    "HdrMode",
+    "LAYOUT_CHANNELS",
+    "CHANNEL_LABELS",
+    "NAME_TEMPLATE_FIELDS",
+    "Tolerance",
+    "Range",
+    "Provenance",
+    "Colour",
+    "PictureSpec",
+    "LoudnessSpec",
+    "AudioTrackSpec",
+    "AudioSpec",
+    "TimingSpec",
+    "CheckSpec",
+    "VideoEncode",
+    "AudioMap",
+    "BurnIn",
+    "Watermark",
+    "Deliverable",
+    "Condition",
+    "Override",
+    "WhenRule",
+    "ManualCheck",
+    "Spec",
+    "parse_frame_rate",
+    "parse_timecode",
+    "check_name_template",
+    "render_deliverable_name",
+    "did_you_mean",
+]
+
+#: The spec file format version this code reads and writes (YAML key ``schema``).
+SCHEMA_VERSION = 1
+
+Severity = Literal["error", "warning", "info"]
+CheckSeverity = Literal["error", "warning", "info", "off"]
+HdrMode = Literal["none", "hdr10", "hlg", "dolby-vision"]
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> str | None:
+    """A hint ``did you mean 'x'?`` for the closest of ``choices``, or ``None``."""
+    lowered = {c.lower(): c for c in choices}
+    if word.lower() in lowered and lowered[word.lower()] != word:
+        return f"did you mean '{lowered[word.lower()]}'?"
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if not close:
+        close = [lowered[c] for c in difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)]
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _problem(message: str, hint: str | None = None, **ctx: Any) -> PydanticCustomError:
+    """A validation error whose message says what is wrong; ``hint`` says how to fix it."""
+    context: dict[str, Any] = dict(ctx)
+    if hint:
+        context["hint"] = hint
+    return PydanticCustomError("deliver", message, context)
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers with units
+# --------------------------------------------------------------------------------------------
+
+_NUMBER_WITH_UNIT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%µ/]+)?\s*$")
+
+
+def _unit_number(unit: str, lo: float | None, hi: float | None, *, sign_hint: str | None = None,
+                 integer: bool = False) -> Callable[[Any], Any]:
+    """A before-validator for a number in ``unit``, bounded by [lo, hi] (inclusive)."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+            if value is None:
+                return value
+            raise _problem(f"expected a number in {unit}, got {type(value).__name__} {value!r}",
+                           f"write a plain number, e.g. {_example(lo, hi, integer)}")
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str):
+            match = _NUMBER_WITH_UNIT.match(value.replace("\u2212", "-"))
+            if not match:
+                raise _problem(f"'{value}' is not a number (this value is in {unit})",
+                               f"write a plain number, e.g. {_example(lo, hi, integer)}")
+            if match.group(2):
+                given = match.group(2)
+                if given.lower() in (unit.lower(), "lkfs" if unit == "LUFS" else unit.lower()):
+                    raise _problem(f"'{value}' carries a unit; the key name already says {unit}",
+                                   f"write {match.group(1)} without the unit")
+                raise _problem(f"'{value}' is in {given} but this value is in {unit}",
+                               f"convert to {unit} and write the plain number (the unit is in the key name)")
+            number = float(match.group(1))
+        else:
+            raise _problem(f"expected a number in {unit}, got {value!r}", None)
+        if math.isnan(number) or math.isinf(number):
+            raise _problem(f"{value!r} is not a finite number", f"write a number in {unit}")
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else (
+                f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
+            hint = sign_hint.format(neg=-abs(number)) if sign_hint and number > 0 and (hi is not None and hi <= 0) \
+                else f"a value in {unit} is {bounds}"
+            raise _problem(f"{number:g} {unit} is out of range (must be {bounds} {unit})", hint)
+        if integer:
+            if number != int(number):
+                raise _problem(f"{number:g} must be a whole number of {unit}", f"write {round(number)}")
+            return int(number)
+        return number
+
+    return parse
+
+
+def _example(lo: float | None, hi: float | None, integer: bool) -> str:
+    if lo is not None and hi is not None:
+        value = (lo + hi) / 2
+    else:
+        value = lo if lo is not None else (hi if hi is not None else 1)
+    return str(int(value)) if integer or float(value).is_integer() else f"{value:g}"
+
+
+def _unit(unit: str, lo: float | None = None, hi: float | None = None, *, sign_hint: str | None = None,
+          integer: bool = False) -> Any:
+    bounds: dict[str, float] = {}
+    if lo is not None:
+        bounds["ge"] = lo
+    if hi is not None:
+        bounds["le"] = hi
+    return (Field(description=f"unit: {unit}", **bounds),
+            BeforeValidator(_unit_number(unit, lo, hi, sign_hint=sign_hint, integer=integer)))
+
+
+_NEG = "loudness and peak levels are negative; did you mean {neg:g}?"
+Lufs = Annotated[float, *_unit("LUFS", -70.0, 0.0, sign_hint=_NEG)]
+Dbtp = Annotated[float, *_unit("dBTP", -30.0, 0.0, sign_hint=_NEG)]
+Lu = Annotated[float, *_unit("LU", 0.0, 40.0)]
+Seconds = Annotated[float, *_unit("s", 0.0, 86_400.0)]
+Percent = Annotated[float, *_unit("%", 0.0, 100.0)]
+Hertz = Annotated[int, *_unit("Hz", 8_000, 384_000, integer=True)]
+Bits = Annotated[int, *_unit("bit", 8, 32, integer=True)]
+Pixels = Annotated[int, *_unit("px", 16, 16_384, integer=True)]
+Kbps = Annotated[int, *_unit("kbit/s", 1, 10_000_000, integer=True)]
+Frames = Annotated[int, *_unit("frames", 0, 1_000_000, integer=True)]
+
+# --------------------------------------------------------------------------------------------
+# Frame rates and timecode
+# --------------------------------------------------------------------------------------------
+
+#: Integer bases of the NTSC x/1001 family; decimal spellings snap to them.
+_NTSC_BASES = (24, 30, 48, 60, 120)
+DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
+
+
+def parse_frame_rate(value: Any) -> Fraction:
+    """A frame rate as an exact rational.
+
+    Accepts ``25``, ``"25"``, ``"24000/1001"``, a :class:`~fractions.Fraction`, and decimal NTSC
+    spellings ``23.976``/``29.97``/``59.94`` (snapped to ``x/1001``). Raises a validation error with
+    a hint otherwise.
+    """
+    rate: Fraction
+    if isinstance(value, bool) or value is None:
+        raise _problem(f"{value!r} is not a frame rate", "write 25, 24000/1001 or 29.97")
+    if isinstance(value, Fraction):
+        rate = value
+    elif isinstance(value, int):
+        rate = Fraction(value)
+    elif isinstance(value, float):
+        rate = _snap_rate(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d+\s*/\s*\d+", text):
+            num, den = (int(p) for p in text.split("/"))
+            if den == 0:
+                raise _problem(f"'{value}' divides by zero", "write 24000/1001, 25 or 30000/1001")
+            rate = Fraction(num, den)
+        elif re.fullmatch(r"\d+", text):
+            rate = Fraction(int(text))
+        elif re.fullmatch(r"\d*\.\d+", text):
+            rate = _snap_rate(float(text))
+        else:
+            hint = "write the rate as a number or fraction: 25, 24000/1001, 29.97"
+            if re.fullmatch(r"\d+(\.\d+)?\s*(p|i|psf|fps|hz)", text, re.IGNORECASE):
+                hint = ("write the frame rate alone (e.g. 25) and put interlace/progressive in "
+                        "picture.scan")
+            raise _problem(f"'{value}' is not a frame rate", hint)
+    else:
+        raise _problem(f"{value!r} is not a frame rate", "write 25, 24000/1001 or 29.97")
+    if rate <= 0 or rate > 300:
+        raise _problem(f"frame rate {rate} is out of range", "frame rates are between 1 and 300 fps")
+    return rate
+
+
+def _snap_rate(value: float) -> Fraction:
+    nearest = round(value)
+    if abs(value - nearest) < 1e-9:
+        return Fraction(nearest)
+    for base in _NTSC_BASES:
+        ntsc = Fraction(base * 1000, 1001)
+        if abs(value - float(ntsc)) < 0.006:
+            return ntsc
+    raise _problem(f"{value:g} fps is not a standard rate",
+                   "write non-standard rates as an exact fraction, e.g. 30000/1001")
+
+
+def _rate_to_json(rate: Fraction) -> int | str:
+    return rate.numerator if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
+
+
+FrameRate = Annotated[
+    Fraction,
+    BeforeValidator(parse_frame_rate),
+    PlainSerializer(_rate_to_json, when_used="json"),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+            {"type": "string", "pattern": r"^\s*\d+(\s*/\s*\d+)?\s*$|^\s*\d*\.\d+\s*$"},
+        ],
+        "description": "frames per second: 25, \"24000/1001\" or 29.97 (snapped to 30000/1001)",
+        "examples": [25, "24000/1001", "30000/1001", 50],
+    }),
+]
+
+_TC = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$")
+
+
+def parse_timecode(text: str) -> tuple[int, int, int, int, bool]:
+    """``"HH:MM:SS:FF"`` (``;`` before frames means drop-frame) -> (h, m, s, f, drop_frame)."""
+    match = _TC.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise _problem(f"'{text}' is not a timecode", "write HH:MM:SS:FF, e.g. 10:00:00:00 (HH:MM:SS;FF for "
+                       "drop-frame)")
+    hours, minutes, seconds, sep, frames = match.groups()
+    h, m, s, f = int(hours), int(minutes), int(seconds), int(frames)
+    if h > 23 or m > 59 or s > 59:
+        raise _problem(f"'{text}' is not a valid timecode (hours 00-23, minutes and seconds 00-59)",
+                       "write HH:MM:SS:FF, e.g. 10:00:00:00")
+    return h, m, s, f, sep == ";"
+
+
+def _timecode(value: Any) -> Any:
+    if value is None:
+        return value
+    if not isinstance(value, str):
+        raise _problem(f"timecode must be text like \"10:00:00:00\", got {value!r}",
+                       "quote it: \"10:00:00:00\"")
+    parse_timecode(value)
+    return value.strip()
+
+
+Timecode = Annotated[str, BeforeValidator(_timecode), WithJsonSchema(
+    {"type": "string", "pattern": _TC.pattern, "examples": ["10:00:00:00", "01:00:00:00", "00:59:59;28"]})]
+
+
+# --------------------------------------------------------------------------------------------
+# Base model and small value types
+# --------------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Tolerance(_Model):
+    """An allowed deviation below (``minus``) and above (``plus``) a target, both >= 0.
+
+    YAML: a number for a symmetric window (``2`` = -2/+2), or ``{minus: 3, plus: 0}``. The unit is
+    the target's (LU for ``tolerance_lu``).
+    """
+
+    minus: float = Field(ge=0, description="allowed deviation below the target")
+    plus: float = Field(ge=0, description="allowed deviation above the target")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _symmetric(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise _problem(f"tolerance must be a number or {{minus:, plus:}}, got {value!r}", "write e.g. 2")
+        if isinstance(value, (int, float, str)):
+            number = _unit_number("LU", 0.0, 40.0)(value)
+            return {"minus": number, "plus": number}
+        return value
+
+    def contains(self, target: float, value: float) -> bool:
+        """Whether ``value`` lies within ``target - minus .. target + plus``."""
+        return target - self.minus <= value <= target + self.plus
+
+
+_TOLERANCE_JSON = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "description": "symmetric: ±value"},
+        {"type": "object", "additionalProperties": False, "required": ["minus", "plus"],
+         "properties": {"minus": {"type": "number", "minimum": 0}, "plus": {"type": "number", "minimum": 0}}},
+    ],
+    "description": "±number, or {minus:, plus:} for an asymmetric window",
+}
+ToleranceField = Annotated[Tolerance, WithJsonSchema(_TOLERANCE_JSON)]
+
+
+class Range(_Model):
+    """An inclusive interval; either end may be open (``null``). The unit is in the parent key."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min is None and self.max is None:
+            raise _problem("a range needs min, max or both", "write {min: 1, max: 2}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise _problem(f"range min {self.min:g} is greater than max {self.max:g}", "swap min and max")
+        return self
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the interval."""
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class Provenance(_Model):
+    """Where the rules come from. ``confidence``: P = primary source read, S = secondary (summary,
+    re-host), NC = not confirmed (common practice, to verify against the distributor's current PDF)."""
+
+    document: str = Field(min_length=1)
+    version: str | None = None
+    url: str | None = None
+    retrieved: date | None = None
+    confidence: Literal["P", "S", "NC"]
+    notes: str | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+# --------------------------------------------------------------------------------------------
+# Picture
+# --------------------------------------------------------------------------------------------
+
+#: ffprobe's names (``color_primaries``, ``color_transfer``, ``color_space``).
+PRIMARIES = ("bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428",
+             "smpte431", "smpte432", "jedec-p22")
+TRANSFERS = ("bt709", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear", "log100", "log316",
+             "iec61966-2-4", "bt1361e", "iec61966-2-1", "bt2020-10", "bt2020-12", "smpte2084", "smpte428",
+             "arib-std-b67")
+MATRICES = ("gbr", "bt709", "fcc", "bt470bg", "smpte170m", "smpte240m", "ycgco", "bt2020nc", "bt2020c",
+            "smpte2085", "chroma-derived-nc", "chroma-derived-c", "ictcp")
+
+
+def _vocabulary(name: str, words: tuple[str, ...]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value is None or not isinstance(value, str) or value in words:
+            return value
+        hint = did_you_mean(value, words) or f"use ffprobe's names: {', '.join(words[:6])} ..."
+        raise _problem(f"'{value}' is not a known colour {name}", hint)
+
+    return check
+
+
+class Colour(_Model):
+    """Colour tags as ffprobe reports them (bt709, smpte2084, arib-std-b67, bt2020nc ...)."""
+
+    primaries: Annotated[str | None, BeforeValidator(_vocabulary("primaries", PRIMARIES))] = None
+    transfer: Annotated[str | None, BeforeValidator(_vocabulary("transfer", TRANSFERS))] = None
+    matrix: Annotated[str | None, BeforeValidator(_vocabulary("matrix", MATRICES))] = None
+    range: Literal["tv", "pc"] | None = Field(None, description="tv = limited (16-235), pc = full")
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if value is not None and not isinstance(value, list) else value
+
+
+class PictureSpec(_Model):
+    """What the picture of a master must be. ``None`` means "not constrained"."""
+
+    containers: Annotated[list[Literal["mov", "mxf", "mp4"]] | None, BeforeValidator(_one_or_many)] = None
+    codec: str | None = Field(None, description="ffprobe codec_name: prores, h264, hevc, dnxhd, jpeg2000 ...")
+    profiles: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="ffprobe profile strings, e.g. [HQ] for ProRes 422 HQ")
+    width: Pixels | None = None
+    height: Pixels | None = None
+    frame_rates: Annotated[list[FrameRate] | None, BeforeValidator(_one_or_many)] = None
+    scan: Literal["progressive", "interlaced"] | None = None
+    field_order: Literal["tff", "bff"] | None = Field(None, description="for interlaced pictures")
+    pix_fmts: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="ffprobe pix_fmt, e.g. yuv422p10le")
+    bit_depth: Annotated[int | None, *_unit("bit", 8, 16, integer=True)] = None
+    chroma_subsampling: Literal["4:2:0", "4:2:2", "4:4:4"] | None = None
+    colour: Colour | None = None
+    hdr: HdrMode | None = None
+    display_aspect_ratios: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="allowed display aspect ratios as ffprobe writes them, e.g. ['16:9']")
+    bitrate_mbps: Range | None = Field(None, description="video bit rate window in Mbit/s")
+
+    @field_validator("display_aspect_ratios")
+    @classmethod
+    def _ratios(cls, value: list[str] | None) -> list[str] | None:
+        for ratio in value or []:
+            if not re.fullmatch(r"\d+:\d+", ratio):
+                raise _problem(f"'{ratio}' is not an aspect ratio", "write it as W:H, e.g. 16:9")
+        return value
+
+
+# --------------------------------------------------------------------------------------------
+# Audio
+# --------------------------------------------------------------------------------------------
+
+#: Channel count per layout name.
+LAYOUT_CHANNELS: dict[str, int] = {"mono": 1, "2.0": 2, "3.0": 3, "4.0": 4, "5.0": 5, "5.1": 6, "7.1": 8}
+#: Channel labels a track may list (ITU/SMPTE names; Lt/Rt = matrixed stereo; M = mono).
+CHANNEL_LABELS = ("L", "R", "C", "LFE", "Ls", "Rs", "Lss", "Rss", "Lrs", "Rrs", "Lt", "Rt", "M", "Cs")
+
+
+class LoudnessSpec(_Model):
+    """A loudness rule for one track.
+
+    ``method``: ``bs1770-4`` = ITU-R BS.1770-4 gated programme loudness (what EBU R 128 and ATSC
+    A/85 measure); ``dialogue-gated`` = BS.1770-1 with Dolby Dialogue Intelligence speech gating
+    (Netflix, Amazon Studios). We cannot measure dialogue gating: the QC engine reports it as
+    ``not_measured`` and then applies ``fallback`` (Netflix's own QC procedure does the same).
+    """
+
+    method: Literal["bs1770-4", "dialogue-gated"]
+    target_lufs: Lufs | None = None
+    tolerance_lu: ToleranceField = Field(default_factory=lambda: Tolerance(minus=1.0, plus=1.0))
+    max_true_peak_dbtp: Dbtp | None = None
+    lra_lu: Range | None = Field(None, description="loudness range window in LU (EBU Tech 3342)")
+    max_short_term_lufs: Lufs | None = None
+    max_momentary_lufs: Lufs | None = None
+    fallback: LoudnessSpec | None = Field(None, description="rule applied when `method` cannot be measured")
+
+    @field_validator("lra_lu")
+    @classmethod
+    def _lra(cls, value: Range | None) -> Range | None:
+        if value is not None and ((value.min is not None and value.min < 0) or (value.max is not None and value.max > 40)):
+            raise _problem("lra_lu must lie within 0..40 LU", "write e.g. {min: 4, max: 18}")
+        return value
+
+
+class AudioTrackSpec(_Model):
+    """One logical audio track (a mix) with its explicit channel order."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="stable id used by deliverables")
+    label: str
+    layout: str = Field(description=f"one of {', '.join(LAYOUT_CHANNELS)}")
+    channels: list[str] = Field(description="explicit channel order, e.g. [L, R, C, LFE, Ls, Rs]")
+    loudness: LoudnessSpec | None = None
+
+    @field_validator("layout", mode="before")
+    @classmethod
+    def _layout(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = f"{float(value):.1f}"  # 5.1 written unquoted
+        if isinstance(value, str) and value not in LAYOUT_CHANNELS:
+            raise _problem(f"'{value}' is not a known layout",
+                           did_you_mean(value, list(LAYOUT_CHANNELS)) or f"use one of {', '.join(LAYOUT_CHANNELS)}")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if label not in CHANNEL_LABELS:
+                raise _problem(f"'{label}' is not a channel label",
+                               did_you_mean(label, CHANNEL_LABELS) or f"use {', '.join(CHANNEL_LABELS)}")
+        duplicates = sorted({c for c in value if value.count(c) > 1})
+        if duplicates:
+            raise _problem(f"channel {', '.join(duplicates)} is listed twice", "list every channel once")
+        return value
+
+    @model_validator(mode="after")
+    def _count(self) -> AudioTrackSpec:
+        expected = LAYOUT_CHANNELS[self.layout]
+        if len(self.channels) != expected:
+            raise _problem(f"layout {self.layout} has {expected} channel(s) but channels lists {len(self.channels)}",
+                           "list every channel of the layout in order, e.g. [L, R, C, LFE, Ls, Rs] for 5.1",
+                           field=("channels",))
+        return self
+
+
+class AudioSpec(_Model):
+    """The audio of a master: format and the tracks (mixes) in order."""
+
+    codec: str | None = Field(None, description="ffprobe codec_name, e.g. pcm_s24le")
+    sample_rate_hz: Hertz
+    bit_depth: Bits
+    tracks: list[AudioTrackSpec] = Field(min_length=1)
+
+    @field_validator("tracks")
+    @classmethod
+    def _unique(cls, tracks: list[AudioTrackSpec]) -> list[AudioTrackSpec]:
+        seen: set[str] = set()
+        for index, track in enumerate(tracks):
+            if track.id in seen:
+                raise _problem(f"track id '{track.id}' is used twice", "give every track its own id",
+                               field=(index, "id"))
+            seen.add(track.id)
+        return tracks
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------
+
+
+class TimingSpec(_Model):
+    """Timecode anchor and head/tail structure.
+
+    ``ffoa_timecode`` is the first frame of action (programme start). ``head_black_s``/
+    ``tail_black_s`` bound the black before/after the programme (streaming: 1 frame .. 1 s).
+    """
+
+    ffoa_timecode: Timecode | None = None
+    drop_frame: bool = False
+    head_black_s: Range | None = None
+    tail_black_s: Range | None = None
+    max_programme_black_s: Seconds | None = None
+    max_programme_silence_s: Seconds | None = None
+    av_duration_tolerance_frames: Frames = 1
+
+    @model_validator(mode="after")
+    def _separator(self) -> TimingSpec:
+        if self.ffoa_timecode and ";" in self.ffoa_timecode and not self.drop_frame:
+            raise _problem(f"'{self.ffoa_timecode}' uses ';' (drop-frame) but drop_frame is false",
+                           "write HH:MM:SS:FF for non-drop-frame or set drop_frame: true",
+                           field=("ffoa_timecode",))
+        for key in ("head_black_s", "tail_black_s"):
+            window = getattr(self, key)
+            if window is not None and ((window.min or 0) < 0 or (window.max or 0) < 0):
+                raise _problem(f"{key} cannot be negative", "write seconds >= 0", field=(key,))
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    """A QC check the engine knows: its default severity, what it does, which thresholds apply."""
+
+    default_severity: CheckSeverity
+    description: str
+    params: tuple[str, ...] = ()
+
+
+#: Every check id a spec may configure. Stable: never rename an id, add a new one.
+KNOWN_CHECKS: dict[str, CheckInfo] = {
+    "metadata.container": CheckInfo("error", "container is one of picture.containers"),
+    "metadata.codec": CheckInfo("error", "video codec equals picture.codec"),
+    "metadata.profile": CheckInfo("error", "codec profile is one of picture.profiles (e.g. ProRes HQ)"),
+    "metadata.resolution": CheckInfo("error", "frame size equals picture.width x picture.height"),
+    "metadata.frame_rate": CheckInfo("error", "frame rate is one of picture.frame_rates (compared as rationals)"),
+    "metadata.scan": CheckInfo("error", "scan type (and field order) match picture.scan / field_order"),
+    "metadata.pix_fmt": CheckInfo("error", "pixel format is one of picture.pix_fmts"),
+    "metadata.bit_depth": CheckInfo("error", "video bit depth equals picture.bit_depth"),
+    "metadata.chroma_subsampling": CheckInfo("error", "chroma subsampling equals picture.chroma_subsampling"),
+    "metadata.colour": CheckInfo("warning", "colour primaries/transfer/matrix/range tags match picture.colour"),
+    "metadata.hdr": CheckInfo("error", "HDR mode matches picture.hdr"),
+    "metadata.aspect_ratio": CheckInfo("warning", "display aspect ratio is one of picture.display_aspect_ratios"),
+    "metadata.bitrate": CheckInfo("warning", "video bit rate lies in picture.bitrate_mbps"),
+    "metadata.dolby_vision": CheckInfo("off", "Dolby Vision metadata is present (enable with a when: rule)"),
+    "metadata.audio_codec": CheckInfo("error", "audio codec equals audio.codec"),
+    "metadata.sample_rate": CheckInfo("error", "audio sample rate equals audio.sample_rate_hz"),
+    "metadata.audio_bit_depth": CheckInfo("error", "audio bit depth equals audio.bit_depth"),
+    "metadata.audio_layout": CheckInfo("error", "audio track count and channels per track match audio.tracks"),
+    "timing.ffoa": CheckInfo("error", "programme starts at timing.ffoa_timecode (and drop-frame flag matches)"),
+    "timing.av_duration": CheckInfo(
+        "error", "audio and video durations agree within timing.av_duration_tolerance_frames"),
+    "picture.head_black": CheckInfo("error", "black before the programme lies in timing.head_black_s"),
+    "picture.tail_black": CheckInfo("error", "black after the programme lies in timing.tail_black_s"),
+    "picture.black": CheckInfo(
+        "warning", "black inside the programme longer than min_duration_s (default timing.max_programme_black_s); "
+        "threshold = pixel black level 0..1", ("min_duration_s", "threshold")),
+    "picture.commercial_blacks": CheckInfo(
+        "off", "black AND silence together for min_duration_s or longer inside the programme",
+        ("min_duration_s",)),
+    "picture.freeze": CheckInfo(
+        "warning", "frozen picture for min_duration_s or longer; threshold = noise tolerance 0..1",
+        ("min_duration_s", "threshold")),
+    "picture.illegal_levels": CheckInfo(
+        "warning", "EBU R 103 levels: threshold = allowed excursion in % of the nominal range (R 103: 5), "
+        "max_share_percent = picture area allowed to exceed it (R 103: 1)", ("threshold", "max_share_percent")),
+    "audio.silence": CheckInfo(
+        "warning", "silence inside the programme longer than min_duration_s (default "
+        "timing.max_programme_silence_s); threshold in dBFS", ("min_duration_s", "threshold")),
+    "audio.clipping": CheckInfo(
+        "error", "sample peaks at or above threshold dBFS (default -0.1)", ("threshold",)),
+    "audio.loudness.integrated": CheckInfo("error", "integrated loudness within target_lufs ± tolerance_lu"),
+    "audio.loudness.true_peak": CheckInfo("error", "true peak at most max_true_peak_dbtp"),
+    "audio.loudness.range": CheckInfo("warning", "loudness range (LRA) within lra_lu"),
+    "audio.loudness.short_term": CheckInfo("error", "short-term loudness at most max_short_term_lufs"),
+    "audio.loudness.momentary": CheckInfo("error", "momentary loudness at most max_momentary_lufs"),
+    "package.imf": CheckInfo("off", "delivery must be an IMF package (not supported by deliver yet)"),
+}
+
+_CHECK_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+class CheckSpec(_Model):
+    """Severity and thresholds of one QC check (see :data:`KNOWN_CHECKS` for each threshold's unit).
+
+    ``severity`` may also be written in the spec's own vocabulary (``Blocker``); the loader maps it
+    back. A missing severity takes the check's default.
+    """
+
+    severity: CheckSeverity
+    min_duration_s: Seconds | None = None
+    threshold: float | None = None
+    max_share_percent: Percent | None = None
+    clause: str | None = Field(None, description="the distributor's clause this setting comes from")
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _unit_number("the check's unit", None, None)(value)
+        return value
+
+
+# --------------------------------------------------------------------------------------------
+# Deliverables
+# --------------------------------------------------------------------------------------------
+
+NAME_TEMPLATE_FIELDS = ("title", "version", "id", "spec", "ext")
+CONTAINER_EXTENSIONS = {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav"}
+_AUDIO_CODECS_BY_CONTAINER = {
+    "wav": ("pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le"),
+    "mp4": ("aac", "alac", "ac3", "eac3"),
+}
+
+
+def check_name_template(template: str) -> None:
+    """Refuse a template with unknown fields or one that could leave the output folder.
+
+    Allowed: fields ``{title} {version} {id} {spec} {ext}`` and relative sub-folders
+    (``{title}/{title}_{id}.{ext}``). Refused: absolute paths, ``..``, backslashes, empty parts.
+    """
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise _problem(f"name template '{template}' is malformed: {exc}",
+                       "write fields in single braces, e.g. {title}_{id}.mov; double a brace to write it literally")
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in NAME_TEMPLATE_FIELDS:
+            hint = did_you_mean(field, NAME_TEMPLATE_FIELDS) or (
+                "use " + ", ".join("{" + f + "}" for f in NAME_TEMPLATE_FIELDS))
+            raise _problem(f"unknown field '{{{field}}}' in name template '{template}'", hint)
+        if spec or conversion:
+            raise _problem(f"name template field '{{{field}}}' has a format or conversion", f"write {{{field}}}")
+    sample = template.format(title="T", version="V", id="I", spec="S", ext="mov")
+    reason = _escape_reason(sample)
+    if reason:
+        raise _problem(f"name template '{template}' {reason}",
+                       "deliverable names are relative to the output folder, e.g. {title}_{version}_{id}.{ext}")
+
+
+def _escape_reason(path: str) -> str | None:
+    if not path.strip():
+        return "is empty"
+    if "\\" in path or "\x00" in path:
+        return "contains a backslash or NUL; use '/' for sub-folders"
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path) or path.startswith("~"):
+        return "is an absolute path and would write outside the output folder"
+    parts = path.split("/")
+    if ".." in parts:
+        return "contains '..' and could write outside the output folder"
+    if any(p in ("", ".") for p in parts):
+        return "has an empty or '.' path component"
+    return None
+
+
+def render_deliverable_name(template: str, **fields: str) -> str:
+    """Render a deliverable name template; the result is a relative path inside the output folder.
+
+    Args:
+        template: e.g. ``"{title}_{version}_{id}.{ext}"``.
+        **fields: values for ``title, version, id, spec, ext``.
+
+    Raises:
+        SpecError: the template is unsafe or malformed, a field is missing, or a value contains a
+            path separator or is ``.``/``..``.
+    """
+    try:
+        check_name_template(template)
+    except PydanticCustomError as exc:
+        hint = (exc.context or {}).get("hint")
+        raise SpecError(f"{exc.message()}" + (f" ({hint})" if hint else "")) from None
+    for key, value in fields.items():
+        text = str(value)
+        if not text or "/" in text or "\\" in text or "\x00" in text or text in (".", ".."):
+            raise SpecError(f"deliverable name field {key}={text!r} would change folders; use a value without "
+                            "'/', '\\' or '..'")
+    try:
+        rendered = template.format(**{k: str(v) for k, v in fields.items()})
+    except KeyError as exc:
+        raise SpecError(f"name template '{template}' needs a value for {{{exc.args[0]}}}") from None
+    reason = _escape_reason(rendered)
+    if reason:
+        raise SpecError(f"deliverable name '{rendered}' {reason}")
+    return rendered
+
+
+class VideoEncode(_Model):
+    """How to encode the picture of a deliverable (ffmpeg encoder names)."""
+
+    codec: str = Field(description="ffmpeg encoder: prores_ks, libx264, libx265 ...")
+    profile: str | None = Field(None, description="encoder profile: hq (prores_ks), high (libx264)")
+    width: Pixels | None = None
+    height: Pixels | None = None
+    pix_fmt: str | None = None
+    bitrate_kbps: Kbps | None = None
+    crf: Annotated[int | None, *_unit("CRF", 0, 63, integer=True)] = None
+
+
+class AudioMap(_Model):
+    """One output audio track made from a master track (``from_track`` = an ``audio.tracks`` id)."""
+
+    from_track: str
+    codec: str = Field(description="ffmpeg encoder: pcm_s24le, aac ...")
+    downmix: Literal["2.0"] | None = None
+    loudness_target_lufs: Lufs | None = None
+    max_true_peak_dbtp: Dbtp | None = None
+
+
+class BurnIn(_Model):
+    """Text burnt into the picture (screeners)."""
+
+    timecode: bool = False
+    text: str | None = None
+
+
+class Watermark(_Model):
+    """A visible watermark."""
+
+    text: str = Field(min_length=1)
+    opacity: float = Field(0.3, gt=0, le=1)
+
+
+class Deliverable(_Model):
+    """One file to make for the distributor."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    kind: Literal["mezzanine", "screener", "audio-stem", "downmix"]
+    container: Literal["mov", "mp4", "mxf", "wav"]
+    video: VideoEncode | None = None
+    audio: list[AudioMap] = Field(default_factory=list)
+    burn_in: BurnIn | None = None
+    watermark: Watermark | None = None
+    include_head: bool = Field(False, description="keep bars/countdown before the FFOA")
+    name: str = Field(description="template with {title} {version} {id} {spec} {ext}; relative to the output folder")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        check_name_template(value)
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> Deliverable:
+        if self.container == "wav":
+            if self.video is not None:
+                raise _problem("a wav deliverable cannot have video", "remove video: or use container mov",
+                               field=("video",))
+        elif self.video is None and self.kind in ("mezzanine", "screener"):
+            raise _problem(f"a {self.kind} needs video:", "add video: {codec: prores_ks, profile: hq}",
+                           field=("kind",))
+        if self.video is None and (self.burn_in or self.watermark):
+            raise _problem("burn_in and watermark need video", "remove them or add video:",
+                           field=("burn_in" if self.burn_in else "watermark",))
+        if not self.audio and self.video is None:
+            raise _problem("deliverable has neither video nor audio", "add audio: [{from_track: ..., codec: ...}]",
+                           field=("audio",))
+        allowed = _AUDIO_CODECS_BY_CONTAINER.get(self.container)
+        for index, amap in enumerate(self.audio):
+            if allowed and amap.codec not in allowed:
+                raise _problem(f"audio codec '{amap.codec}' cannot go in {self.container}",
+                               f"use one of {', '.join(allowed)}", field=("audio", index, "codec"))
+        ext = CONTAINER_EXTENSIONS[self.container]
+        if "{ext}" not in self.name and not self.name.lower().endswith("." + ext):
+            raise _problem(f"name '{self.name}' does not end in .{ext} but the container is {self.container}",
+                           f"end the template with .{ext} or .{{ext}}", field=("name",))
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Conditional rules
+# --------------------------------------------------------------------------------------------
+
+
+class Condition(_Model):
+    """Facts probed from the master; every key given must match (AND). Lists mean "any of"."""
+
+    frame_rate: Annotated[list[FrameRate] | None, BeforeValidator(_one_or_many)] = None
+    scan: Literal["progressive", "interlaced"] | None = None
+    hdr: Annotated[list[HdrMode] | None, BeforeValidator(_one_or_many)] = None
+    codec: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = None
+    container: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = None
+    width: Range | None = None
+    height: Range | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if not self.model_fields_set:
+            raise _problem("an if: condition needs at least one fact",
+                           "write e.g. if: {frame_rate: 24000/1001} (facts: " + ", ".join(Condition.model_fields) + ")")
+        return self
+
+    def matches(self, facts: Mapping[str, Any]) -> bool:
+        """Whether the probed ``facts`` satisfy every key of this condition (missing fact = no)."""
+        for key in self.model_fields_set:
+            wanted = getattr(self, key)
+            if wanted is None:
+                continue
+            actual = facts.get(key)
+            if actual is None:
+                return False
+            if key == "frame_rate":
+                try:
+                    if parse_frame_rate(actual) not in wanted:
+                        return False
+                except PydanticCustomError:
+                    return False
+            elif isinstance(wanted, Range):
+                if not wanted.contains(float(actual)):
+                    return False
+            elif isinstance(wanted, list):
+                if actual not in wanted:
+                    return False
+            elif actual != wanted:
+                return False
+        return True
+
+
+class Override(_Model):
+    """What a matching ``when`` rule changes (merged over the spec like ``extends``)."""
+
+    picture: PictureSpec | None = None
+    timing: TimingSpec | None = None
+    checks: dict[str, CheckSpec] | None = None
+
+
+class WhenRule(_Model):
+    """``if`` the probed facts match, ``then`` apply the override. Rules apply in order."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str | None = None
+    clause: str | None = None
+    if_: Condition = Field(alias="if")
+    then: Override
+
+
+class ManualCheck(_Model):
+    """A clause of the distributor's spec that deliver does not check: the operator signs it off."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str
+    clause: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# The spec
+# --------------------------------------------------------------------------------------------
+
+_DEFAULT_SEVERITY_NAMES: dict[str, str] = {"error": "error", "warning": "warning", "info": "info"}
+
+
+class Spec(_Model):
+    """A distributor delivery spec, resolved (after ``extends``)."""
+
+    schema_version: int = Field(SCHEMA_VERSION, alias="schema", description="spec file format version")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)?$")
+    extends: list[str] | str | None = None
+    abstract: bool = Field(False, description="a base meant only for extends: (may be incomplete)")
+    description: str
+    provenance: Provenance
+    sources: list[Provenance] = Field(default_factory=list, description="further documents consulted")
+    severity_names: dict[Severity, str] = Field(
+        default_factory=dict, description="the distributor's words for error/warning/info, e.g. Blocker/Issue/FYI")
+    picture: PictureSpec
+    audio: AudioSpec
+    timing: TimingSpec = Field(default_factory=TimingSpec)
+    checks: dict[str, CheckSpec] = Field(default_factory=dict)
+    when: list[WhenRule] = Field(default_factory=list)
+    manual_checks: list[ManualCheck] = Field(default_factory=list)
+    deliverables: list[Deliverable] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _severities(cls, data: Any) -> Any:
+        """Map the spec's own severity words to error/warning/info; fill missing severities."""
+        if not isinstance(data, dict):
+            return data
+        names = data.get("severity_names")
+        aliases: dict[str, str] = {}
+        if isinstance(names, dict):
+            aliases = {str(v).lower(): k for k, v in names.items() if isinstance(k, str) and k in _DEFAULT_SEVERITY_NAMES}
+        data = dict(data)
+        if "checks" in data:
+            data["checks"] = _normalise_checks(data["checks"], aliases)
+        if isinstance(data.get("when"), list):
+            rules = []
+            for rule in data["when"]:
+                if isinstance(rule, dict) and isinstance(rule.get("then"), dict) and "checks" in rule["then"]:
+                    rule = dict(rule)
+                    rule["then"] = dict(rule["then"])
+                    rule["then"]["checks"] = _normalise_checks(rule["then"]["checks"], aliases)
+                rules.append(rule)
+            data["when"] = rules
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        """Cross-field rules; every problem is reported (ctx ``problems``), not just the first."""
+        problems: list[tuple[tuple[Any, ...], str, str | None]] = []
+        if self.schema_version != SCHEMA_VERSION:
+            problems.append((("schema",), f"schema {self.schema_version} is not {SCHEMA_VERSION}",
+                             f"write schema: {SCHEMA_VERSION}"))
+        for key, value in self.severity_names.items():
+            if not value.strip():
+                problems.append((("severity_names", key), f"severity name for {key} is empty", "write e.g. Blocker"))
+        _check_checks(self.checks, ("checks",), problems)
+        for index, rule in enumerate(self.when):
+            if rule.then.checks:
+                _check_checks(rule.then.checks, ("when", index, "then", "checks"), problems)
+        rule_ids = [r.id for r in self.when]
+        for index, rule_id in enumerate(rule_ids):
+            if rule_ids.index(rule_id) != index:
+                problems.append((("when", index, "id"), f"when rule id '{rule_id}' is used twice",
+                                 "give every rule its own id"))
+        # Timecode: drop-frame exists only at 30000/1001 and 60000/1001 (SMPTE ST 12-1).
+        rates = self.picture.frame_rates or []
+        timing = self.timing
+        if timing.drop_frame:
+            wrong = [r for r in rates if r not in DROP_FRAME_RATES]
+            if wrong:
+                problems.append((("timing", "drop_frame"),
+                                 f"drop-frame timecode is impossible at {_rate_text(wrong[0])} fps",
+                                 "drop-frame exists only at 29.97 (30000/1001) and 59.94 (60000/1001); "
+                                 "set drop_frame: false or limit picture.frame_rates"))
+        if timing.ffoa_timecode:
+            h, m, s, f, _ = parse_timecode(timing.ffoa_timecode)
+            for rate in rates:
+                nominal = math.ceil(rate)
+                if f >= nominal:
+                    problems.append((("timing", "ffoa_timecode"),
+                                     f"frame {f:02d} does not exist at {_rate_text(rate)} fps",
+                                     f"frames run 00..{nominal - 1:02d}"))
+                    break
+            if timing.drop_frame and rates and all(r in DROP_FRAME_RATES for r in rates):
+                skipped = 4 if Fraction(60000, 1001) in rates else 2
+                if s == 0 and f < skipped and m % 10 != 0:
+                    problems.append((("timing", "ffoa_timecode"),
+                                     f"{timing.ffoa_timecode} does not exist in drop-frame timecode",
+                                     f"frames 00..{skipped - 1:02d} are dropped at the start of every minute "
+                                     "except each tenth; use the next existing frame"))
+        # Deliverables refer to tracks that exist.
+        tracks = {t.id: t for t in self.audio.tracks}
+        seen: set[str] = set()
+        for d_index, deliverable in enumerate(self.deliverables):
+            if deliverable.id in seen:
+                problems.append((("deliverables", d_index, "id"), f"deliverable id '{deliverable.id}' is used twice",
+                                 "give every deliverable its own id"))
+            seen.add(deliverable.id)
+            for a_index, amap in enumerate(deliverable.audio):
+                where = ("deliverables", d_index, "audio", a_index)
+                track = tracks.get(amap.from_track)
+                if track is None:
+                    problems.append((where + ("from_track",), f"deliverable '{deliverable.id}' maps unknown audio "
+                                     f"track '{amap.from_track}'",
+                                     did_you_mean(amap.from_track, list(tracks)) or
+                                     f"audio.tracks ids are: {', '.join(tracks)}"))
+                elif amap.downmix == "2.0" and len(track.channels) <= 2:
+                    problems.append((where + ("downmix",), f"track '{track.id}' has {len(track.channels)} "
+                                     "channel(s); there is nothing to downmix",
+                                     "remove downmix: or map a surround track"))
+        if problems:
+            raise _problem("; ".join(p[1] for p in problems), None, problems=problems)
+        return self
+
+    # ---------------------------------------------------------------- API for the QC engine
+
+    def check(self, check_id: str) -> CheckSpec:
+        """The spec's setting for ``check_id``, or the check's default (see :data:`KNOWN_CHECKS`).
+
+        Raises:
+            KeyError: ``check_id`` is not in :data:`KNOWN_CHECKS`.
+        """
+        if check_id in self.checks:
+            return self.checks[check_id]
+        if check_id not in KNOWN_CHECKS:
+            raise KeyError(f"unknown check id {check_id!r}; known: {', '.join(KNOWN_CHECKS)}")
+        return CheckSpec(severity=KNOWN_CHECKS[check_id].default_severity)
+
+    def severity_name(self, severity: str) -> str:
+        """The distributor's word for ``severity`` (``error`` -> ``Blocker`` for Netflix)."""
+        return self.severity_names.get(severity, severity)  # type: ignore[call-overload]
+
+    def track(self, track_id: str) -> AudioTrackSpec:
+        """The audio track with ``track_id``."""
+        for track in self.audio.tracks:
+            if track.id == track_id:
+                return track
+        raise KeyError(track_id)
+
+    def for_facts(self, facts: Mapping[str, Any]) -> Spec:
+        """This spec with every ``when`` rule whose condition matches ``facts`` applied, in order.
+
+        ``facts`` keys: ``frame_rate`` (Fraction or text), ``scan``, ``hdr``, ``codec``,
+        ``container``, ``width``, ``height``. A missing fact never matches.
+        """
+        matching = [rule for rule in self.when if rule.if_.matches(facts)]
+        if not matching:
+            return self
+        data = self.model_dump(mode="python", by_alias=True)
+        for rule in matching:
+            data = deep_merge(data, rule.then.model_dump(mode="python", by_alias=True, exclude_unset=True))
+        return Spec.model_validate(data)
+
+    def applied_rules(self, facts: Mapping[str, Any]) -> list[str]:
+        """Ids of the ``when`` rules that match ``facts``."""
+        return [rule.id for rule in self.when if rule.if_.matches(facts)]
+
+
+def _rate_text(rate: Fraction) -> str:
+    return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator} ({float(rate):.3f})"
+
+
+def _normalise_checks(checks: Any, aliases: dict[str, str]) -> Any:
+    if not isinstance(checks, dict):
+        return checks
+    out: dict[Any, Any] = {}
+    for check_id, setting in checks.items():
+        if isinstance(setting, str):  # shorthand: `picture.freeze: warning`
+            setting = {"severity": setting}
+        if isinstance(setting, dict):
+            setting = dict(setting)
+            severity = setting.get("severity")
+            if severity is None and check_id in KNOWN_CHECKS:
+                setting["severity"] = KNOWN_CHECKS[check_id].default_severity
+            elif isinstance(severity, str) and severity.lower() in aliases:
+                setting["severity"] = aliases[severity.lower()]
+            # Anything else is left for the Literal check, which reports it with its line.
+        out[check_id] = setting
+    return out
+
+
+def _check_checks(checks: Mapping[str, CheckSpec], where: tuple[Any, ...],
+                  problems: list[tuple[tuple[Any, ...], str, str | None]]) -> None:
+    for check_id, setting in checks.items():
+        info = KNOWN_CHECKS.get(check_id)
+        if info is None:
+            problems.append((where + (check_id,), f"unknown check id '{check_id}'",
+                             did_you_mean(check_id, list(KNOWN_CHECKS)) or "see `deliver spec explain` or "
+                             "specs/README.md for the list of checks"))
+            continue
+        for param in ("min_duration_s", "threshold", "max_share_percent"):
+            if getattr(setting, param) is not None and param not in info.params:
+                allowed = ", ".join(info.params) or "no thresholds"
+                problems.append((where + (check_id, param), f"check {check_id} does not use {param}",
+                                 f"{check_id} takes {allowed}"))
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Merge ``override`` over ``base``: mappings merge key by key; lists and scalars replace."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = deep_merge(base[key], value) if key in base else value
+        return out
+    return override
