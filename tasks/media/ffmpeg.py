@@ -302,19 +302,20 @@ def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[by
     proc = _spawn(cmd)
     reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail), daemon=True)
     reader.start()
-    finished = False
+    stopped_early = True
     try:
         assert proc.stdout is not None
         yield proc.stdout
-        finished = True
+        # A reader that stopped before EOF does not want the rest: stop ffmpeg rather than drain it.
+        stopped_early = proc.stdout.read(1) != b""
     finally:
-        if not finished:
+        if stopped_early:
             _kill_group(proc)
-        else:
-            proc.stdout.read()  # let ffmpeg flush and exit if the reader stopped at EOF
         returncode = proc.wait()
         reader.join(timeout=5)
         _unregister(proc)
+    if stopped_early:
+        return
     if returncode != 0:
         last = tail[-1] if tail else "no output"
         raise FFmpegError(f"{what} failed (ffmpeg exit {returncode}): {last}", cmd=cmd, returncode=returncode,
