@@ -177,12 +177,13 @@ _CLIENTS_LOCK = threading.Lock()
 def client_for(target: S3Target) -> Any:
     """A boto3 S3 client for ``target`` (standard retries, our checksums, pooled connections)."""
     key = (target.endpoint_url, target.region, target.profile, target.credentials_block, target.concurrency,
-           tuple(id(h) for _, h in CLIENT_EVENT_HOOKS))
+           target.max_attempts, target.addressing_style, tuple(id(h) for _, h in CLIENT_EVENT_HOOKS))
     with _CLIENTS_LOCK:
         if key in _CLIENTS:
             return _CLIENTS[key]
         config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
+            retries={"mode": "standard", "max_attempts": target.max_attempts},
+            s3={"addressing_style": target.addressing_style} if target.addressing_style else None,
             max_pool_connections=max(10, target.concurrency * 2 + 2),
             # We send CRC64NVME ourselves; don't let botocore add a CRC32 pass on top.
             request_checksum_calculation="when_required",

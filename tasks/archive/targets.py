@@ -86,6 +86,8 @@ class S3Target(BaseModel):
     part_size_mib: int | None = Field(default=None, ge=5, le=5 * 1024)  # minimum; grows with the file size
     multipart_threshold_mib: int = Field(default=64, ge=5)
     concurrency: int = Field(default=4, ge=1, le=64)
+    max_attempts: int = Field(default=5, ge=1, le=20)  # botocore standard retries per request
+    addressing_style: Literal["auto", "path", "virtual"] | None = None
     restore_days: int = Field(default=7, ge=1)
     restore_tier: Literal["Expedited", "Standard", "Bulk"] = "Standard"
 
@@ -242,3 +244,11 @@ def redact(text: str) -> str:
     """Remove anything credential-like (``user:pass@``, ``secret=…``) from a URI or message."""
     text = re.sub(r"(://[^/@\s:]+):[^/@\s]+@", r"\1:***@", text)
     return _SECRET_RE.sub(r"\1=***", text)
+
+
+def __getattr__(name: str):  # PEP 562: ``from tasks.archive.targets import archive_package`` (contract)
+    if name == "archive_package":
+        from tasks.archive.copy import archive_package
+
+        return archive_package
+    raise AttributeError(f"module 'tasks.archive.targets' has no attribute {name!r}")
