@@ -184,6 +184,7 @@ class _Resolved:
     origin: dict[tuple[Any, ...], _Located]
     own: dict[str, Any]
     display: str
+    incomplete: bool = False  # an extends target was missing or cyclic: required keys may be absent
 
 
 class _Resolver:
@@ -248,6 +249,7 @@ class _Resolver:
         own: dict[str, Any] = doc.data
         merged: dict[str, Any] = {}
         origin: dict[tuple[Any, ...], _Located] = {}
+        incomplete = False
         for ref, ref_path in self._parents(doc, display):
             target = self._locate(ref, path)
             mark = doc.value_marks.get(ref_path)
@@ -256,22 +258,26 @@ class _Resolver:
                 self.issue(display, mark, f"extends: '{ref}' not found",
                            hint or ("built-in names: " + ", ".join(builtin_names() + builtin_base_names())
                                     + "; a file path must end in .yaml and is relative to this file"))
+                incomplete = True
                 continue
             if target.resolve() in stack + (path,):
                 chain = " -> ".join(_display(p) for p in stack + (path, target.resolve()))
                 self.issue(display, mark, f"extends cycle: {chain}", "a spec cannot extend itself, directly or "
                            "through its bases; remove one of the extends entries")
+                incomplete = True
                 continue
             parent = self.resolve(target, stack + (path,))
             if parent is None:
+                incomplete = True
                 continue
+            incomplete = incomplete or parent.incomplete
             inherited = {k: v for k, v in parent.data.items() if k not in PER_FILE_KEYS}
             merged = deep_merge(merged, inherited)
             origin.update({p: loc for p, loc in parent.origin.items() if not p or p[0] not in PER_FILE_KEYS})
         merged = deep_merge(merged, own)
         for key_path, mark in doc.value_marks.items():
             origin[key_path] = _Located(display, doc.key_marks.get(key_path), mark)
-        resolved = _Resolved(merged, origin, own, display)
+        resolved = _Resolved(merged, origin, own, display, incomplete)
         self._cache[path] = resolved
         return resolved
 
@@ -488,7 +494,7 @@ def load_spec(name_or_path: str | Path) -> Spec:
                                     f"{resolved.display} is a base (abstract: true) and cannot be used on its own",
                                     "write a spec that extends it, or use one of " + ", ".join(builtin_names())))
         else:
-            spec, more = _validate(resolved, allow_missing=False)
+            spec, more = _validate(resolved, allow_missing=resolved.incomplete)
             issues += more
     issues = _dedupe(issues)
     if issues or spec is None:
@@ -527,7 +533,8 @@ def lint_paths(paths: Iterable[str | Path]) -> list[LintIssue]:
         resolved = resolver.resolve(path)
         issues += resolver.issues
         if resolved is not None:
-            _, more = _validate(resolved, allow_missing=resolved.own.get("abstract") is True)
+            _, more = _validate(resolved, allow_missing=resolved.own.get("abstract") is True
+                                 or resolved.incomplete)
             issues += more
     return _dedupe(issues)
 

@@ -491,6 +491,12 @@ class AudioTrackSpec(_Model):
     channels: list[str] = Field(description="explicit channel order, e.g. [L, R, C, LFE, Ls, Rs]")
     loudness: LoudnessSpec | None = None
 
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_text(cls, value: Any) -> Any:
+        # `label: 5.1` unquoted is a number to YAML; the author meant the text.
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
     @field_validator("layout", mode="before")
     @classmethod
     def _layout(cls, value: Any) -> Any:
@@ -504,10 +510,11 @@ class AudioTrackSpec(_Model):
     @field_validator("channels")
     @classmethod
     def _labels(cls, value: list[str]) -> list[str]:
-        for label in value:
+        for index, label in enumerate(value):
             if label not in CHANNEL_LABELS:
                 raise _problem(f"'{label}' is not a channel label",
-                               did_you_mean(label, CHANNEL_LABELS) or f"use {', '.join(CHANNEL_LABELS)}")
+                               did_you_mean(label, CHANNEL_LABELS) or f"use {', '.join(CHANNEL_LABELS)}",
+                               field=(index,))
         duplicates = sorted({c for c in value if value.count(c) > 1})
         if duplicates:
             raise _problem(f"channel {', '.join(duplicates)} is listed twice", "list every channel once")
