@@ -685,7 +685,7 @@ def file_labels(path: str | Path, channels: int, channel_mask: int | None,
     return _default_labels(channels, str(path))
 
 
-def measure_file(path: str | Path, *, layout: str | None = None,
+def measure_file(path: str | Path, *, layout: str | None = None, labels: Sequence[str] | None = None,
                  block_frames: int = DEFAULT_BLOCK_FRAMES, track_index: int | None = None) -> LoudnessResult:
     """Measure a WAV/BWF/RF64/FLAC file, streaming (flat memory).
 
@@ -694,13 +694,18 @@ def measure_file(path: str | Path, *, layout: str | None = None,
         layout: ``mono``, ``stereo``, ``5.0``, ``5.1``, ``7.1`` (film order, see :data:`LAYOUTS`) or
             an ffmpeg layout name; ``None`` infers it (see :func:`file_labels`).
         block_frames: read size.
+        labels: explicit channel labels (e.g. from :func:`file_labels` of another file); wins
+            over ``layout``.
         track_index: recorded in the result.
 
     Raises:
         MediaError: unreadable file, unknown layout, unsupported sample rate.
     """
     info = soundfile_info(path)
-    labels = file_labels(path, info.channels, info.channel_mask, layout)
+    if labels is None:
+        labels = file_labels(path, info.channels, info.channel_mask, layout)
+    elif len(labels) != info.channels:
+        raise MediaError(f"{path} has {info.channels} channels but {len(labels)} labels were given")
     blocks = prefetch(iter_soundfile_blocks(path, block_frames=block_frames))
     return measure_blocks(blocks, info.sample_rate_hz, labels, track_index=track_index)
 
