@@ -375,7 +375,10 @@ class Provenance(_Model):
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        # `version: 1.4` or `version: 2015-08-07` unquoted: YAML makes a number or date; keep the text.
+        if isinstance(value, (int, float, date)) and not isinstance(value, bool):
+            return value.isoformat() if isinstance(value, date) else str(value)
+        return value
 
 
 # --------------------------------------------------------------------------------------------
