@@ -581,8 +581,12 @@ def spec_json_schema(*, resolved: bool = False) -> dict[str, Any]:
             node["additionalProperties"] = {"anyOf": [check_ref, {"type": "string",
                                                                   "description": "shorthand for {severity: ...}"}]}
             node["propertyNames"] = {"enum": sorted(KNOWN_CHECKS)}
-        if "anyOf" in node and check_ref in node["anyOf"]:
-            pass
+        # Optional lists accept a single item too (`frame_rates: 25`, `hdr: hlg`).
+        alternatives = node.get("anyOf")
+        if isinstance(alternatives, list) and {"type": "null"} in alternatives:
+            arrays = [a for a in alternatives if isinstance(a, dict) and a.get("type") == "array" and "items" in a]
+            if len(arrays) == 1 and arrays[0]["items"] not in alternatives:
+                alternatives.insert(alternatives.index(arrays[0]) + 1, arrays[0]["items"])
 
     _walk(schema, visit)
     check = schema["$defs"]["CheckSpec"]
