@@ -153,8 +153,10 @@ def test_programme_moves_in_every_frame(clean_luma) -> None:
 @pytest.mark.parametrize(("rate", "start", "ffoa", "fps"), [
     (Fraction(24000, 1001), "00:59:56:00", "01:00:00:00", 24),
     (Fraction(30000, 1001), "00:59:56;00", "01:00:00;00", 30),
+    (Fraction(24), "00:59:56:00", "01:00:00:00", 24),
+    (Fraction(50), "00:59:56:00", "01:00:00:00", 50),
 ])
-def test_ntsc_rates_timecode(tmp_path: Path, rate: Fraction, start: str, ffoa: str, fps: int) -> None:
+def test_rates_and_timecode(tmp_path: Path, rate: Fraction, start: str, ffoa: str, fps: int) -> None:
     spec = MasterSpec(rate=rate, programme_s=1.0)
     m = make_master(tmp_path / "m.mov", spec)
     info = probe(tmp_path / "m.mov")
@@ -166,6 +168,14 @@ def test_ntsc_rates_timecode(tmp_path: Path, rate: Fraction, start: str, ffoa: s
     assert probe(tmp_path / "mix.wav").bwf_time_reference_samples == round(tc.seconds * 48000) == mix.time_reference_samples
     assert info.duration_s == pytest.approx(float(5 * fps / rate), abs=float(1 / rate))
     assert sf.info(str(tmp_path / "mix.wav")).frames == round(5 * fps / rate * 48000)
+
+
+def test_codec_variants(tmp_path: Path) -> None:
+    make_master(tmp_path / "h.mov", MasterSpec.h264(programme_s=1.0))
+    make_master(tmp_path / "p.mov", MasterSpec.fast_prores(programme_s=1.0))
+    h, p = probe(tmp_path / "h.mov").primary_video, probe(tmp_path / "p.mov").primary_video
+    assert (h.codec, h.pix_fmt, h.color_primaries) == ("h264", "yuv420p", "bt709")
+    assert (p.codec, p.profile, p.pix_fmt) == ("prores", "HQ", "yuv422p10le")
 
 
 # -- defects ----------------------------------------------------------------------------------------
