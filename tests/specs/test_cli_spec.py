@@ -1,0 +1,80 @@
+"""`deliver spec ...`: exit codes 0/1/2, one line on stderr, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import flows.cli_spec  # noqa: F401  (registers the `spec` group)
+from flows.cli import app
+
+runner = CliRunner()
+DELIVER = Path(sys.executable).with_name("deliver")
+
+
+def test_list() -> None:
+    result = runner.invoke(app, ["spec", "list"])
+    assert result.exit_code == 0
+    assert "netflix" in result.stdout and "ebu-r128" in result.stdout and "demo" in result.stdout
+
+
+def test_lint_builtins_ok() -> None:
+    result = runner.invoke(app, ["spec", "lint"])
+    assert result.exit_code == 0 and result.stdout.strip() == "ok"
+
+
+def test_lint_reports_every_issue_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema: 1\nname: bad\nextends: demo\ndescription: x\nprovenance: {document: d, confidence: NC}\n"
+                   "picture: {widht: 3, frame_rates: [25p]}\n", encoding="utf-8")
+    result = runner.invoke(app, ["spec", "lint", str(bad)])
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("unknown key 'widht' in picture (did you mean 'width'?)")
+    assert ":6:" in lines[0] and "'25p' is not a frame rate" in lines[1]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_show_and_resolved() -> None:
+    raw = runner.invoke(app, ["spec", "show", "demo"])
+    assert raw.exit_code == 0 and "extends: ebu-r128" in raw.stdout
+    resolved = runner.invoke(app, ["spec", "show", "demo", "--resolved"])
+    assert resolved.exit_code == 0 and "codec: prores" in resolved.stdout and "\nextends:" not in resolved.stdout
+
+
+def test_show_unknown_is_exit_2_one_line() -> None:
+    result = runner.invoke(app, ["spec", "show", "nope"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "unknown spec 'nope'" in result.stderr
+
+
+def test_explain_bad_spec_is_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema: 1\nname: bad\nextends: demo\ndescription: x\nprovenance: {document: d, confidence: NC}\n"
+                   "timing: {ffoa_timecode: '01:00:00;00', drop_frame: true}\n", encoding="utf-8")
+    result = runner.invoke(app, ["spec", "explain", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.yaml:6:" in result.stderr and "drop-frame" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_explain_and_schema() -> None:
+    result = runner.invoke(app, ["spec", "explain", "netflix"])
+    assert result.exit_code == 0 and "Blocker" in result.stdout and "- [ ]" in result.stdout
+    schema = runner.invoke(app, ["spec", "schema"])
+    assert schema.exit_code == 0 and json.loads(schema.stdout)["properties"]["name"]
+
+
+@pytest.mark.skipif(not DELIVER.exists(), reason="console script not installed")
+def test_console_script_exit_codes(tmp_path: Path) -> None:
+    bad = tmp_path / "x.yaml"
+    bad.write_text("name: [\n", encoding="utf-8")
+    lint = subprocess.run([str(DELIVER), "spec", "lint", str(bad)], capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 1 and "YAML syntax error" in lint.stdout and "Traceback" not in lint.stderr
+    show = subprocess.run([str(DELIVER), "spec", "show", str(bad)], capture_output=True, text=True, timeout=120)
+    assert show.returncode == 2 and show.stderr.startswith("deliver: error: ") and "Traceback" not in show.stderr
