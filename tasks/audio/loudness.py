@@ -407,6 +407,14 @@ class LoudnessMeter:
         self._phases = true_peak_phases(fs)
         self._taps = max((len(h) for h in self._phases), default=1)
         self._phase_gain = max((float(np.abs(h).sum()) for h in self._phases), default=1.0)
+        self._sym: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if len(self._phases) == 3 and all(len(h) == 12 for h in self._phases):
+            h1, h2, h3 = (h.astype(np.float64) for h in self._phases)
+            if np.allclose(h3, h1[::-1]) and np.allclose(h2, h2[::-1]):
+                half = 6
+                self._sym = ((0.5 * (h1[:half] + h1[::-1][:half])).astype(np.float32),
+                             (0.5 * (h1[:half] - h1[::-1][:half])).astype(np.float32),
+                             h2[:half].astype(np.float32))
         self._hist = np.zeros((self._taps - 1, self.channels), dtype=np.float32)
         self._tp = np.zeros(self.channels)
         self._sp = np.zeros(self.channels)
@@ -518,6 +526,8 @@ class LoudnessMeter:
     def _fir_peaks(self, xb: np.ndarray, n: int, *, axis_rows: bool,
                    valid: np.ndarray | None = None) -> np.ndarray:
         """max |y_r| over the ``n`` outputs, over every phase r, per column of ``xb`` ([n + k1, cols])."""
+        if self._sym is not None:
+            return self._fir_peaks_symmetric(xb, n, valid)
         k1 = self._taps - 1
         best = np.zeros(xb.shape[1], dtype=np.float32)
         acc = np.empty((n, xb.shape[1]), dtype=np.float32)
@@ -534,6 +544,47 @@ class LoudnessMeter:
                 acc[rows] = 0.0
             np.maximum(best, acc.max(axis=0), out=best)
         return best.astype(np.float64)
+
+    def _fir_peaks_symmetric(self, xb: np.ndarray, n: int, valid: np.ndarray | None) -> np.ndarray:
+        """The 4x case with the filter's symmetry: ~30 % fewer array passes, same values.
+
+        The 49-tap sinc is symmetric, so phase 2 is symmetric and phase 3 is phase 1 reversed.
+        With s_k = x[n-k] + x[n-11+k] and d_k = x[n-k] - x[n-11+k] (k < 6):
+        y2 = sum c_k s_k; y1 = A + B, y3 = A - B with A = sum a_k s_k, B = sum b_k d_k, hence
+        max(|y1|, |y3|) = |A| + |B|.
+        """
+        a, b, c = self._sym
+        k1 = self._taps - 1
+        shape = (n, xb.shape[1])
+        acc_a = np.empty(shape, dtype=np.float32)
+        acc_b = np.empty(shape, dtype=np.float32)
+        acc_c = np.empty(shape, dtype=np.float32)
+        sk = np.empty(shape, dtype=np.float32)
+        tmp = np.empty(shape, dtype=np.float32)
+        for k in range(len(a)):
+            lead, lag = xb[k1 - k: k1 - k + n], xb[k: k + n]  # x[n-k], x[n-11+k]
+            np.add(lead, lag, out=sk)
+            if k == 0:
+                np.multiply(sk, a[0], out=acc_a)
+                np.multiply(sk, c[0], out=acc_c)
+                np.subtract(lead, lag, out=tmp)
+                np.multiply(tmp, b[0], out=acc_b)
+                continue
+            np.multiply(sk, a[k], out=tmp)
+            acc_a += tmp
+            np.multiply(sk, c[k], out=tmp)
+            acc_c += tmp
+            np.subtract(lead, lag, out=sk)
+            sk *= b[k]
+            acc_b += sk
+        np.abs(acc_a, out=acc_a)
+        np.abs(acc_b, out=acc_b)
+        acc_a += acc_b
+        np.abs(acc_c, out=acc_c)
+        np.maximum(acc_a, acc_c, out=acc_a)
+        if valid is not None:
+            acc_a[np.arange(n)[:, None] >= valid[None, :]] = 0.0
+        return acc_a.max(axis=0).astype(np.float64)
 
     # -- results --
     def window_loudness_lufs(self, window_s: float) -> tuple[np.ndarray, np.ndarray]:
