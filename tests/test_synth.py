@@ -256,3 +256,11 @@ def test_defect_outside_programme_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="ends after the programme"):
         make_master(tmp_path / "m.mov", MasterSpec(programme_s=1.0), [{"kind": "black", "at_s": 0.5, "duration_s": 1}])
     assert not list(tmp_path.iterdir())
+
+
+def test_sample_set_is_all_or_nothing(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="channel 7"):
+        make_sample_set(tmp_path / "set", stereo=True, defects=[{"kind": "clipping", "channel": 7}])
+    assert not list((tmp_path / "set").iterdir())
+    with pytest.raises(BadInputError, match="Kinds"):
+        make_sample_set(tmp_path / "set", defects=[{"kind": "dropout"}])

@@ -405,6 +405,23 @@ def _span_frames(tl: _Timeline, at_s: float, duration_s: float, kind: str) -> tu
     return first, end
 
 
+def _validate_defects(tl: _Timeline, defects: Sequence[Any], channels: int | None) -> None:
+    """Reject misplaced defects before anything is written (so a sample set is all or nothing)."""
+    for d in defects:
+        if isinstance(d, _Timed):
+            first, end = _span_frames(tl, d.at_s, d.duration_s, d.kind)
+            if d.kind == "freeze" and end - first < 2:
+                raise BadInputError("freeze defect needs at least 2 frames; lengthen duration_s")
+        elif d.kind == "clipping":
+            if channels is not None and d.channel >= channels:
+                raise BadInputError(f"clipping channel {d.channel} does not exist in a {channels}-channel mix "
+                                    "(channels are 0-based)")
+            if Fraction(d.at_s) + Fraction(d.duration_s) > Fraction(tl.programme_frames) / tl.rate:
+                raise BadInputError("clipping defect ends after the programme; move it earlier")
+        elif d.kind == "short_mix" and _frames(d.short_by_s, tl.rate) >= tl.programme_frames:
+            raise BadInputError("short_mix short_by_s must be shorter than the programme")
+
+
 def _manifest_base(tl: _Timeline, spec: _TimingSpec, path: Path) -> dict[str, Any]:
     return dict(
         path=str(path), rate=tl.rate, drop_frame=tl.drop_frame, ffoa_timecode=str(tl.ffoa),
@@ -470,7 +487,8 @@ def _picture_graph(spec: MasterSpec, tl: _Timeline, defects: Sequence[Any]) -> t
     font = _find_font()
     # Segments are made in 8-bit 4:2:2 (drawbox/geq/drawtext in ffmpeg 5.1 are 8-bit) and converted
     # to the output format once, after the concat.
-    # Sources draw straight into limited-range YUV (no RGB conversion: cheap at HD). Each segment is
+    # Sources draw straight into limited-range YUV (no RGB conversion: cheap at HD; ffmpeg 5.1 draws
+    # testsrc2/color with BT.601 coefficients, smptehdbars with BT.709; levels are what matter here). Each segment is
     # tagged limited range, else the final 8->10-bit scale may treat it as full range and squeeze
     # super-whites back into legal range.
     seg = ",format=yuv422p,setsar=1,setparams=range=tv"
@@ -507,8 +525,6 @@ def _picture_graph(spec: MasterSpec, tl: _Timeline, defects: Sequence[Any]) -> t
                                   "file_frame_in": tl.head_frames + first, "file_frame_out": tl.head_frames + end}
         enable = f"enable='between(n,{first},{end - 1})'"
         if d.kind == "freeze":
-            if end - first < 2:
-                raise BadInputError("freeze defect needs at least 2 frames; lengthen duration_s")
             # freezeframes replaces [first, end) by frame `first` of the second input.
             extra.append(f"[p{i}]split[p{i}a][p{i}b];[p{i}a][p{i}b]freezeframes=first={first}:last={end - 1}"
                          f":replace={first}[p{i + 1}]")
@@ -560,6 +576,7 @@ def make_master(
     path = _check_target(Path(path), overwrite)
     defects = parse_defects(defects)
     tl = _timeline(spec)
+    _validate_defects(tl, [d for d in defects if d.kind in PICTURE_DEFECTS], None)
     graph, injected = _picture_graph(spec, tl, defects)
     partial = _partial_path(path)
     args = ["-y", "-loglevel", "error", "-filter_complex", graph, "-map", "[out]", "-an",
@@ -697,6 +714,7 @@ def make_mix(
     tl = _timeline(spec)
     sr = spec.sample_rate_hz
     labels = channel_labels(spec.layout)
+    _validate_defects(tl, defects, len(labels))
     full_range = [i for i, x in enumerate(labels) if x != "LFE"]
     total = tl.samples_at(tl.total_frames, sr)
     prog0 = tl.samples_at(tl.head_frames, sr)
@@ -734,13 +752,8 @@ def make_mix(
     # Clipping: full-scale runs, then the rest is re-scaled so programme loudness stays on target.
     keep = np.ones(prog.shape, dtype=bool)
     for d in (d for d in defects if d.kind == "clipping"):
-        if d.channel >= len(labels):
-            raise BadInputError(f"clipping channel {d.channel} does not exist in {spec.layout} "
-                                f"({len(labels)} channels, 0-based)")
         s0 = round(d.at_s * sr)
-        s1 = s0 + max(1, round(d.duration_s * sr))
-        if s1 > prog.shape[0]:
-            raise BadInputError("clipping defect ends after the programme; move it earlier")
+        s1 = min(prog.shape[0], s0 + max(1, round(d.duration_s * sr)))
         prog[s0:s1, d.channel] = INT24_MAX / _FULL_SCALE
         keep[s0:s1, d.channel] = False
         f_in = frame_of_sample(prog0 + s0)
@@ -780,8 +793,6 @@ def make_mix(
                layout=spec.layout)
     for d in (d for d in defects if d.kind == "short_mix"):
         short_frames = max(1, _frames(d.short_by_s, tl.rate))
-        if short_frames >= tl.programme_frames:
-            raise BadInputError("short_mix short_by_s must be shorter than the programme")
         end_sample = tl.samples_at(tl.total_frames - short_frames, sr)
         ints = ints[:end_sample]
         record("short_mix", tl.total_frames - short_frames, tl.total_frames, short_by_frames=short_frames,
@@ -851,6 +862,8 @@ def make_sample_set(
     paths = [out / f"master.{master.container}", *(out / names[x] for x in layouts), out / "manifest.json"]
     for p in paths:
         _check_target(p, overwrite)  # fail before writing anything
+    tl = _timeline(master)
+    _validate_defects(tl, defects, min(len(channel_labels(x)) for x in layouts))
     master_manifest = make_master(paths[0], master, defects, overwrite=overwrite)
     timing = master.model_dump(include=set(_TimingSpec.model_fields))
     mixes: dict[str, Path] = {}
