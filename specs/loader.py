@@ -13,6 +13,8 @@ returns the issues and never raises for bad content.
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 import json
 import re
@@ -572,6 +574,11 @@ def spec_json_schema(*, resolved: bool = False) -> dict[str, Any]:
     The default (authoring) schema lets a file leave out keys that ``extends`` may supply; with
     ``resolved=True`` every key a complete spec needs is required.
     """
+    return copy.deepcopy(_json_schema(resolved))
+
+
+@functools.lru_cache(maxsize=2)
+def _json_schema(resolved: bool) -> dict[str, Any]:
     schema = Spec.model_json_schema(by_alias=True, mode="validation")
     severity_names = ["error", "warning", "info", "off"]
     check_ref = {"$ref": "#/$defs/CheckSpec"}

@@ -140,3 +140,14 @@ def test_atsc_when_rule_switches_to_720p() -> None:
     p720 = spec.for_facts({"frame_rate": "60000/1001"})
     assert (p720.picture.width, p720.picture.height, p720.picture.scan) == (1280, 720, "progressive")
     assert spec.applied_rules({"frame_rate": 59.94}) == ["720p-at-59.94"]
+
+
+def test_readme_worked_example_lints_clean(tmp_path: Path) -> None:
+    import re
+
+    text = (SPECS_DIR / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    path = tmp_path / "nordkanal.yaml"
+    path.write_text(blocks[1] + blocks[2], encoding="utf-8")
+    assert lint_paths([path]) == []
+    assert load_spec(path).severity_name("error") == "Reject"
