@@ -72,7 +72,11 @@ def run_cmd(
     """Lay back, QC, gate, transcode, package and archive one title. Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
     _check_title(title, version)
     _preflight(master, mix, spec)
-    raise typer.Exit(_run_deliver(master, mix, spec, title, out, version, archive or [], force))
+    if not archive:
+        from tasks.archive.targets import load_storage_config
+
+        archive = list(load_storage_config().default_targets)  # configs/storage.yaml
+    raise typer.Exit(_run_deliver(master, mix, spec, title, out, version, archive, force))
 
 
 def _check_title(title: str, version: str) -> None:
