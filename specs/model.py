@@ -605,7 +605,8 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
     "metadata.container": CheckInfo("error", "container is one of picture.containers"),
     "metadata.codec": CheckInfo("error", "video codec equals picture.codec"),
     "metadata.profile": CheckInfo("error", "codec profile is one of picture.profiles (e.g. ProRes HQ)"),
-    "metadata.resolution": CheckInfo("error", "frame size equals picture.width x picture.height"),
+    "metadata.size": CheckInfo("error", "frame size equals picture.width x picture.height"),
+    "metadata.pixel_aspect": CheckInfo("error", "square pixels (sample aspect ratio 1:1)"),
     "metadata.frame_rate": CheckInfo("error", "frame rate is one of picture.frame_rates (compared as rationals)"),
     "metadata.scan": CheckInfo("error", "scan type (and field order) match picture.scan / field_order"),
     "metadata.pix_fmt": CheckInfo("error", "pixel format is one of picture.pix_fmts"),
@@ -619,12 +620,14 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
     "metadata.audio_codec": CheckInfo("error", "audio codec equals audio.codec"),
     "metadata.sample_rate": CheckInfo("error", "audio sample rate equals audio.sample_rate_hz"),
     "metadata.audio_bit_depth": CheckInfo("error", "audio bit depth equals audio.bit_depth"),
-    "metadata.audio_layout": CheckInfo("error", "audio track count and channels per track match audio.tracks"),
-    "timing.ffoa": CheckInfo("error", "programme starts at timing.ffoa_timecode (and drop-frame flag matches)"),
+    "metadata.audio_tracks": CheckInfo("error", "number of audio tracks matches audio.tracks"),
+    "metadata.audio_channels": CheckInfo("error", "channels per track match each track's layout"),
+    "metadata.start_timecode": CheckInfo(
+        "error", "the timecode track places timing.ffoa_timecode inside the master (and the drop-frame flag matches)"),
     "timing.av_duration": CheckInfo(
         "error", "audio and video durations agree within timing.av_duration_tolerance_frames"),
-    "picture.head_black": CheckInfo("error", "black before the programme lies in timing.head_black_s"),
-    "picture.tail_black": CheckInfo("error", "black after the programme lies in timing.tail_black_s"),
+    "timing.head_tail_black": CheckInfo(
+        "error", "black before/after the programme lies in timing.head_black_s / timing.tail_black_s"),
     "picture.black": CheckInfo(
         "warning", "black inside the programme longer than min_duration_s (default timing.max_programme_black_s); "
         "threshold = pixel black level 0..1", ("min_duration_s", "threshold")),
@@ -644,9 +647,9 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
         "error", "sample peaks at or above threshold dBFS (default -0.1)", ("threshold",)),
     "audio.loudness.integrated": CheckInfo("error", "integrated loudness within target_lufs ± tolerance_lu"),
     "audio.loudness.true_peak": CheckInfo("error", "true peak at most max_true_peak_dbtp"),
-    "audio.loudness.range": CheckInfo("warning", "loudness range (LRA) within lra_lu"),
-    "audio.loudness.short_term": CheckInfo("error", "short-term loudness at most max_short_term_lufs"),
-    "audio.loudness.momentary": CheckInfo("error", "momentary loudness at most max_momentary_lufs"),
+    "audio.loudness.lra": CheckInfo("warning", "loudness range (LRA) within lra_lu"),
+    "audio.loudness.max_short_term": CheckInfo("error", "short-term loudness at most max_short_term_lufs"),
+    "audio.loudness.max_momentary": CheckInfo("error", "momentary loudness at most max_momentary_lufs"),
     "package.imf": CheckInfo("off", "delivery must be an IMF package (not supported by deliver yet)"),
 }
 

@@ -144,3 +144,18 @@ def test_unknown_builtin_name_suggests() -> None:
         load_spec("netflx")
     with pytest.raises(SpecError, match="is a base"):
         load_spec("base/hd-prores")
+
+
+def test_every_check_id_used_by_the_code_is_known() -> None:
+    """Findings are made with spec.check(id): an id missing from KNOWN_CHECKS would raise KeyError."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"[\"']((?:metadata|picture|audio|timing|package)\.[a-z_]+(?:\.[a-z_]+)*)[\"']")
+    used: dict[str, str] = {}
+    for folder in ("tasks", "flows"):
+        for path in (root / folder).rglob("*.py"):
+            for check_id in pattern.findall(path.read_text(encoding="utf-8")):
+                used.setdefault(check_id, str(path.relative_to(root)))
+    unknown = {i: p for i, p in used.items() if i not in KNOWN_CHECKS}
+    assert not unknown, f"add these ids to specs.model.KNOWN_CHECKS (or fix the code): {unknown}"
