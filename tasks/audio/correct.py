@@ -19,10 +19,8 @@ References:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import struct
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np

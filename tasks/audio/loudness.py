@@ -39,7 +39,6 @@ References:
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -419,7 +418,6 @@ class LoudnessMeter:
         self._tp = np.zeros(self.channels)
         self._sp = np.zeros(self.channels)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="true-peak") if threads else None
-        self._lock = threading.Lock()
         self._result: LoudnessResult | None = None
 
     # -- feeding --
@@ -505,7 +503,7 @@ class LoudnessMeter:
         if sel.mean() > 0.4:  # most groups live: one contiguous pass per channel set is cheaper
             cols = need[sel.any(axis=0)]
             xs = np.ascontiguousarray(xb[:, cols]) if len(cols) < self.channels else xb
-            peaks = self._fir_peaks(xs, n, axis_rows=False)
+            peaks = self._fir_peaks(xs, n)
             np.maximum.at(self._tp, cols, peaks)
             return
         gi, ci = np.nonzero(sel)
@@ -520,10 +518,10 @@ class LoudnessMeter:
             valid[last] = g - pad
         else:
             valid = None
-        peaks = self._fir_peaks(segs.T, g, axis_rows=True, valid=valid)
+        peaks = self._fir_peaks(segs.T, g, valid=valid)
         np.maximum.at(self._tp, chans, peaks)
 
-    def _fir_peaks(self, xb: np.ndarray, n: int, *, axis_rows: bool,
+    def _fir_peaks(self, xb: np.ndarray, n: int, *,
                    valid: np.ndarray | None = None) -> np.ndarray:
         """max |y_r| over the ``n`` outputs, over every phase r, per column of ``xb`` ([n + k1, cols])."""
         if self._sym is not None:
