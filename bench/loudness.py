@@ -1,6 +1,7 @@
 """Loudness meter benchmark: ours vs ffmpeg ``ebur128=peak=true`` vs pyloudnorm, same run, as ratios.
 
-Run: ``.venv/bin/python -m bench.loudness [--minutes 10] [--repeat 2] [--keep DIR]``
+Run: ``.venv/bin/python -m bench.loudness [--minutes 10] [--repeat 2] [--keep DIR]`` (or ``make bench``;
+exit 1 when our meter needs more CPU than ffmpeg ``ebur128=peak=true``).
 
 Generates a 5.1, 48 kHz, 24-bit WAV (white noise + 1 kHz tone in 0/-12/-24 dB steps every 5 s,
 the signal of reference/loudness.md §4.1 — a worst case for true-peak pruning) in a temp dir,
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="runs per method; the fastest is reported")
     ap.add_argument("--keep", type=Path, default=None, help="keep/reuse the WAV in this folder")
     ap.add_argument("--skip-pyloudnorm", action="store_true", help="pyloudnorm needs ~4 GB RSS per 10 min 5.1")
+    if argv is None:  # `python -m bench` calls main() with its own argv; ours are defaults then
+        argv = sys.argv[1:] if __name__ == "__main__" else []
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="deliver-bench-")) if args.keep is None else args.keep
@@ -185,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['rss_mb']:.0f} | {r['wall_s'] / ref['wall_s']:.2f} | {r['result']} |")
         print(f"\nours / ffmpeg ebur128=peak=true: wall {ours['wall_s'] / ref['wall_s']:.2f}x, "
               f"CPU {ours['cpu_s'] / ref['cpu_s']:.2f}x (lower is better)")
+        missed = ours["cpu_s"] > ref["cpu_s"]  # target: cheaper than ffmpeg ebur128=peak=true
         pyl = next((r for n, r in rows if "pyloudnorm" in n), None)
         if pyl is not None:
             print(f"ours / pyloudnorm: wall {ours['wall_s'] / pyl['wall_s']:.2f}x, "
@@ -192,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    if missed:
+        print("target missed: our meter used more CPU than ffmpeg ebur128=peak=true", file=sys.stderr)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
