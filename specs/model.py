@@ -650,6 +650,25 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
     "audio.loudness.lra": CheckInfo("warning", "loudness range (LRA) within lra_lu"),
     "audio.loudness.max_short_term": CheckInfo("error", "short-term loudness at most max_short_term_lufs"),
     "audio.loudness.max_momentary": CheckInfo("error", "momentary loudness at most max_momentary_lufs"),
+    "picture.gamut": CheckInfo(
+        "warning", "RGB gamut excursions in the tagged colour space: threshold = tolerance beyond 0..1, "
+        "max_share_percent = picture area allowed outside the gamut", ("threshold", "max_share_percent")),
+    "picture.letterbox": CheckInfo(
+        "info", "letterbox/pillarbox bars (black borders) on the programme picture", ("threshold",)),
+    "picture.interlaced": CheckInfo(
+        "error", "interlaced (combed) content in a master declared progressive", ("threshold", "min_duration_s")),
+    "picture.hdr_light_level": CheckInfo(
+        "warning", "measured MaxCLL/MaxFALL (PQ/HLG masters) exceed the tagged values", ("threshold",)),
+    "audio.phase": CheckInfo(
+        "warning", "L/R correlation below threshold for min_duration_s (phase-inverted channel)",
+        ("threshold", "min_duration_s")),
+    "audio.dc_offset": CheckInfo("warning", "DC offset above threshold dBFS on a channel", ("threshold",)),
+    "audio.channel_identity": CheckInfo(
+        "error", "a channel silent or identical to another where the layout says it carries its own signal "
+        "(e.g. a 5.1 with a silent centre)", ("threshold",)),
+    "timing.two_pop": CheckInfo(
+        "warning", "2-pop beep within threshold frames of the flash frame 2 s before first frame of action",
+        ("threshold",)),
     "package.imf": CheckInfo("off", "delivery must be an IMF package (not supported by deliver yet)"),
 }
 
