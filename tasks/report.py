@@ -14,7 +14,7 @@ from tasks.media.files import atomic_output
 from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
 __all__ = ["DeliverableEntry", "ArchiveEntry", "Report", "build_report", "write_report", "findings_markdown",
-           "summary_markdown"]
+           "summary_markdown", "sparkline"]
 
 
 class DeliverableEntry(BaseModel):
@@ -88,11 +88,12 @@ def summary_markdown(report: Report, severity_names: dict[str, str] | None = Non
         head.append("\n**Delivered with --force despite error findings.**")
     loud = report.measurements.get("loudness") or []
     if loud:
-        head += ["", "## Loudness", "", "| track | integrated LUFS | LRA LU | true peak dBTP | max short-term LUFS |",
-                 "|---|---|---|---|---|"]
+        head += ["", "## Loudness", "", "| track | integrated LUFS | LRA LU | true peak dBTP | max short-term LUFS | "
+                 "short-term over time |", "|---|---|---|---|---|---|"]
         for t in loud:
             head.append(f"| {t.get('track')} | {_num(t.get('integrated_lufs'))} | {_num(t.get('loudness_range_lu'))} | "
-                        f"{_num(t.get('true_peak_dbtp'))} | {_num(t.get('max_short_term_lufs'))} |")
+                        f"{_num(t.get('true_peak_dbtp'))} | {_num(t.get('max_short_term_lufs'))} | "
+                        f"`{sparkline(t.get('short_term_series_lufs') or [])}` |")
     head += ["", "## Findings", "", findings_markdown(report.findings, severity_names)]
     if report.deliverables:
         head += ["", "## Deliverables", "", "| name | size | xxh128 |", "|---|---|---|"]
@@ -101,6 +102,30 @@ def summary_markdown(report: Report, severity_names: dict[str, str] | None = Non
         head += ["", "## Archive", "", "| target | uri | verified |", "|---|---|---|"]
         head += [f"| {a.target} | {a.uri} | {'yes' if a.verified else 'NO'} |" for a in report.archive]
     return "\n".join(head)
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(series_lufs: list[float | None], width: int = 60, floor_lufs: float = -60.0) -> str:
+    """A text plot of a loudness series (renders in any markdown viewer, the Prefect UI included).
+
+    The series is reduced to ``width`` cells by taking each cell's maximum; the scale runs from
+    ``floor_lufs`` to the series maximum. Silence (None) is a blank.
+    """
+    if not series_lufs:
+        return ""
+    step = max(1, -(-len(series_lufs) // width))
+    cells = []
+    for i in range(0, len(series_lufs), step):
+        vals = [v for v in series_lufs[i:i + step] if v is not None]
+        cells.append(max(vals) if vals else None)
+    top = max((c for c in cells if c is not None), default=None)
+    if top is None:
+        return " " * len(cells)
+    span = max(top - floor_lufs, 1e-9)
+    return "".join(" " if c is None or c < floor_lufs else _BARS[min(7, int((c - floor_lufs) / span * 7.999))]
+                   for c in cells)
 
 
 def _num(x: Any) -> str:
