@@ -107,11 +107,12 @@ def summary_markdown(report: Report, severity_names: dict[str, str] | None = Non
 _BARS = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(series_lufs: list[float | None], width: int = 60, floor_lufs: float = -60.0) -> str:
+def sparkline(series_lufs: list[float | None], width: int = 60, range_lu: float = 24.0) -> str:
     """A text plot of a loudness series (renders in any markdown viewer, the Prefect UI included).
 
-    The series is reduced to ``width`` cells by taking each cell's maximum; the scale runs from
-    ``floor_lufs`` to the series maximum. Silence (None) is a blank.
+    The series is reduced to ``width`` cells by taking each cell's maximum; the scale covers the
+    ``range_lu`` below the series maximum (what a loudness meter's display shows). Silence (None)
+    and anything below the scale is a blank.
     """
     if not series_lufs:
         return ""
@@ -123,7 +124,8 @@ def sparkline(series_lufs: list[float | None], width: int = 60, floor_lufs: floa
     top = max((c for c in cells if c is not None), default=None)
     if top is None:
         return " " * len(cells)
-    span = max(top - floor_lufs, 1e-9)
+    floor_lufs = top - range_lu
+    span = range_lu
     return "".join(" " if c is None or c < floor_lufs else _BARS[min(7, int((c - floor_lufs) / span * 7.999))]
                    for c in cells)
 
