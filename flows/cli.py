@@ -60,7 +60,7 @@ def clean_errors(func: F) -> F:
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``; each module owns one capability.
-    from flows import cli_archive, cli_media, cli_spec  # noqa: F401
+    from flows import cli_archive, cli_media, cli_ops, cli_spec  # noqa: F401
 
 
 def main() -> None:

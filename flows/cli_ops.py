@@ -1,0 +1,111 @@
+"""``deliver serve`` and ``deliver automation create``: operating the pipeline on a Prefect server."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import typer
+
+from flows.cli import app, clean_errors, fail
+from specs.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE
+
+__all__ = ["serve_cmd", "automation_create_cmd", "create_notification_automation"]
+
+automation_app = typer.Typer(help="Prefect automations that notify operators.", no_args_is_help=True)
+app.add_typer(automation_app, name="automation")
+
+EVENTS = ["deliver.qc.failed", "deliver.archive.mismatch", "prefect.flow-run.Failed", "prefect.flow-run.Crashed"]
+BODY = ("deliver: {{ event.event }} on {{ event.resource.get('prefect.resource.name', event.resource.id) }}\n"
+        "{{ event.payload }}\n")
+
+
+def _require_api() -> None:
+    if not os.environ.get("PREFECT_API_URL"):
+        from prefect.settings import PREFECT_API_URL
+
+        if not PREFECT_API_URL.value():
+            fail("PREFECT_API_URL is not set: start a server (prefect server start) and export "
+                 "PREFECT_API_URL=http://HOST:4200/api", EXIT_BAD_INPUT)
+
+
+def create_notification_automation(*, name: str, webhook_url: Optional[str], block: Optional[str],
+                                   kind: str = "webhook", events: list[str] | None = None) -> Any:
+    """Make (or replace) an automation notifying through a notification block on our events.
+
+    ``block`` names an existing notification block document ("slack-webhook/ops" style or just its
+    name with ``kind``); otherwise one is saved from ``webhook_url``: ``kind`` "webhook" (generic JSON
+    POST: CustomWebhookNotificationBlock), "slack" (SlackWebhook) or "teams" (MicrosoftTeamsWebhook).
+    """
+    from prefect.automations import Automation
+    from prefect.blocks.core import Block
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock, MicrosoftTeamsWebhook, SlackWebhook
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    block_name = f"{name}-notify"
+    if block:
+        doc = Block.load(block if "/" in block else f"{ {'webhook': 'custom-webhook', 'slack': 'slack-webhook', 'teams': 'ms-teams-webhook'}[kind]}/{block}")
+    elif webhook_url:
+        if kind == "slack":
+            doc = SlackWebhook(url=webhook_url)
+        elif kind == "teams":
+            doc = MicrosoftTeamsWebhook(url=webhook_url)
+        else:
+            doc = CustomWebhookNotificationBlock(
+                name=block_name, url=webhook_url, method="POST",
+                json_data={"text": "{{subject}}", "body": "{{body}}"}, allow_private_urls=True)
+        doc.save(block_name, overwrite=True)
+        doc = type(doc).load(block_name)
+    else:
+        raise ValueError("give --webhook-url URL or --block NAME")
+    try:
+        old = Automation.read(name=name)
+    except Exception:  # noqa: BLE001 - not found
+        old = None
+    if old is not None:
+        old.delete()
+    return Automation(
+        name=name,
+        description="Notify operators of QC failures, archive mismatches and failed/crashed runs",
+        trigger=EventTrigger(expect=set(events or EVENTS), match={"prefect.resource.id": ["deliver.*", "prefect.flow-run.*"]},
+                             for_each={"prefect.resource.id"}, posture=Posture.Reactive, threshold=1),
+        actions=[SendNotification(block_document_id=doc._block_document_id,
+                                  subject="deliver: {{ event.event }}", body=BODY)],
+    ).create()
+
+
+@app.command("serve")
+@clean_errors
+def serve_cmd(
+    limit: Optional[int] = typer.Option(None, "--limit", help="Most flow runs at once in this process."),
+    ffmpeg_limit: Optional[int] = typer.Option(None, "--ffmpeg-limit",
+                                               help="Tag concurrency limit 'ffmpeg' if missing (default: CPU cores)."),
+    no_schedule: bool = typer.Option(False, "--no-schedule", help="Serve nightly-qc without its cron schedule."),
+) -> None:
+    """Serve the deployments (deliver, qc, archive, verify, nightly-qc, qc-item) against PREFECT_API_URL."""
+    _require_api()
+    from flows.serve import serve_all
+
+    try:
+        serve_all(limit=limit, nightly_schedule=not no_schedule, ffmpeg_limit=ffmpeg_limit)
+    except (ConnectionError, OSError) as exc:
+        fail(f"error: Prefect API unreachable ({exc}); check PREFECT_API_URL", EXIT_INFRASTRUCTURE)
+
+
+@automation_app.command("create")
+@clean_errors
+def automation_create_cmd(
+    webhook_url: Optional[str] = typer.Option(None, "--webhook-url", help="Webhook to POST to (Slack/Teams/any)."),
+    kind: str = typer.Option("webhook", "--kind", help="webhook (generic JSON POST), slack or teams."),
+    block: Optional[str] = typer.Option(None, "--block", help="Use an existing notification block (type/name)."),
+    name: str = typer.Option("deliver-notify", "--name", help="Automation name (replaced if it exists)."),
+) -> None:
+    """Create an automation that notifies through a webhook block on QC failure, archive mismatch, failed runs."""
+    _require_api()
+    if kind not in ("webhook", "slack", "teams"):
+        fail(f"--kind {kind!r}: use webhook, slack or teams", EXIT_BAD_INPUT)
+    if not webhook_url and not block:
+        fail("give --webhook-url URL or --block TYPE/NAME", EXIT_BAD_INPUT)
+    auto = create_notification_automation(name=name, webhook_url=webhook_url, block=block, kind=kind)
+    typer.echo(f"automation {auto.name} ({auto.id}) notifies on: {', '.join(EVENTS)}")
