@@ -1,13 +1,22 @@
-"""Audio checks of a master: loudness rules per spec track, measured over the programme.
+"""Audio checks of a master: loudness rules and signal checks per spec track, over the programme.
 
-Each audio stream is decoded once (ffmpeg pipe, flat memory) and fed to the streaming BS.1770-4
-meter. The head (bars, tone, 2-pop before first frame of action) is leader, not programme, so the
-samples before FFOA are dropped before metering.
+Each audio stream is decoded once (ffmpeg pipe, flat memory). The same blocks feed the streaming
+BS.1770-4 meter and :class:`AudioScan`, which finds, sample-exactly, programme silence, runs of
+full-scale samples (clipping), a channel that is silent or identical to another while the track
+carries signal, L/R phase inversion (correlation per picture frame), DC offset, and the 2-pop in
+the head. The head (bars, tone, 2-pop before first frame of action) is leader, not programme: the
+meter and the programme checks start at FFOA; only the 2-pop search looks at the head.
+
+Sample positions become timecodes on the master's clock (audio starts with the picture, as the
+layback writes it): in = the frame holding the first affected sample, out = the frame after the last.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -20,7 +29,22 @@ from tasks.qc.findings import Finding, Severity
 from tasks.qc.metadata import make_finding
 from tasks.qc.picture import ProgrammeClock
 
-__all__ = ["check_audio", "meter_labels", "loudness_rule", "skip_samples"]
+__all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels", "loudness_rule",
+           "skip_samples", "RunTracker"]
+
+DEFAULT_SILENCE_DBFS = -90.0
+DEFAULT_SILENCE_MIN_S = 1.0
+DEFAULT_CLIP_DBFS = -0.1
+CLIP_MIN_SAMPLES = 3  # one full-scale sample is a peak; three in a row is a clipped waveform
+DEFAULT_PHASE_CORRELATION = -0.5
+DEFAULT_PHASE_MIN_S = 1.0
+DEFAULT_DC_DBFS = -45.0
+DEFAULT_IDENTITY_MIN_S = 2.0
+IDENTICAL_TOLERANCE = 1e-6  # |a - b| at or below this (float32 of 24-bit PCM) counts as the same sample
+TWO_POP_SEARCH_S = 0.5  # look for the beep this far either side of FFOA - 2 s
+TWO_POP_DBFS = -40.0
+PHASE_PAIRS = (("L", "R"), ("Ls", "Rs"), ("Lss", "Rss"), ("Lrs", "Rrs"), ("Lb", "Rb"))
+MAX_FINDINGS_PER_CHECK = 20
 
 # Spec channel names -> the meter's names (BS.1770-4 weights: side/surround pair at 60-120 degrees
 # +1.5 dB, rear pair 1.0, LFE excluded).
@@ -54,11 +78,228 @@ def skip_samples(blocks: Iterator[np.ndarray], count: int) -> Iterator[np.ndarra
         count = 0
 
 
-def _measure(info: MediaInfo, stream: AudioStream, labels: list[str], start_s: float, layout: str) -> LoudnessResult:
+
+class RunTracker:
+    """Sample-exact runs of True across a stream of boolean blocks (flat memory)."""
+
+    def __init__(self, min_len: int, limit: int = 10_000) -> None:
+        self.min_len = max(1, min_len)
+        self.limit = limit
+        self.intervals: list[tuple[int, int]] = []
+        self.count = 0  # runs found, including those beyond ``limit``
+        self._open: int | None = None
+
+    def feed(self, mask: np.ndarray, offset: int) -> None:
+        if mask.size == 0:
+            return
+        d = np.diff(mask.astype(np.int8), prepend=np.int8(self._open is not None))
+        starts = np.flatnonzero(d == 1) + offset
+        ends = np.flatnonzero(d == -1) + offset
+        if self._open is not None:
+            if not ends.size:
+                return
+            self._close(self._open, int(ends[0]))
+            ends = ends[1:]
+            self._open = None
+        for s, e in zip(starts, ends):
+            self._close(int(s), int(e))
+        if starts.size > ends.size:
+            self._open = int(starts[-1])
+
+    def finish(self, end: int) -> list[tuple[int, int]]:
+        if self._open is not None:
+            self._close(self._open, end)
+            self._open = None
+        return self.intervals
+
+    def _close(self, s: int, e: int) -> None:
+        if e - s >= self.min_len:
+            self.count += 1
+            if len(self.intervals) < self.limit:
+                self.intervals.append((s, e))
+
+
+@dataclass
+class TrackScan:
+    """What :class:`AudioScan` found in one track; positions are samples from the file start."""
+
+    sample_rate_hz: int
+    labels: list[str]
+    start_sample: int
+    end_sample: int = 0
+    silence: list[tuple[int, int]] = field(default_factory=list)
+    clipping: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    clipping_runs: dict[int, int] = field(default_factory=dict)
+    channel_silent: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    identical: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
+    phase: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
+    min_correlation: dict[tuple[int, int], float] = field(default_factory=dict)
+    dc_dbfs: list[float | None] = field(default_factory=list)
+    two_pop_sample: int | None = None
+
+
+class AudioScan:
+    """Signal checks on a block stream, in the same decode as the loudness meter.
+
+    Args:
+        sample_rate_hz, labels: of the track.
+        start_sample: first programme sample (FFOA); earlier samples are only searched for the 2-pop.
+        window_samples: phase correlation window (one picture frame keeps in/out frame-exact).
+        two_pop_sample: where the 2-pop should be (FFOA - 2 s), or None to skip the search.
+    """
+
+    def __init__(self, sample_rate_hz: int, labels: Sequence[str], start_sample: int, window_samples: int, *,
+                 silence_dbfs: float = DEFAULT_SILENCE_DBFS, silence_min_s: float = DEFAULT_SILENCE_MIN_S,
+                 clip_dbfs: float = DEFAULT_CLIP_DBFS, clip_min_samples: int = CLIP_MIN_SAMPLES,
+                 phase_correlation: float = DEFAULT_PHASE_CORRELATION, phase_min_s: float = DEFAULT_PHASE_MIN_S,
+                 identity_dbfs: float = DEFAULT_SILENCE_DBFS, identity_min_s: float = DEFAULT_IDENTITY_MIN_S,
+                 two_pop_sample: int | None = None) -> None:
+        self.sr = sample_rate_hz
+        self.labels = list(labels)
+        self.start = start_sample
+        self.window = max(1, window_samples)
+        self.silence_lin = 10 ** (silence_dbfs / 20)
+        self.identity_lin = 10 ** (identity_dbfs / 20)
+        self.clip_lin = np.float32(10 ** (clip_dbfs / 20) - 1e-7)
+        self.phase_correlation = phase_correlation
+        self.phase_min_windows = max(1, math.ceil(phase_min_s * sample_rate_hz / self.window))
+        n = len(self.labels)
+        full = [i for i, lab in enumerate(self.labels) if lab != "LFE"]
+        self.full_range = full
+        self.silence = RunTracker(round(silence_min_s * sample_rate_hz), limit=MAX_FINDINGS_PER_CHECK * 5)
+        self.clip = {c: RunTracker(clip_min_samples) for c in range(n)}
+        id_min = round(identity_min_s * sample_rate_hz)
+        self.silent = {c: RunTracker(id_min, limit=100) for c in full} if len(full) > 1 else {}
+        self.same = {(a, b): RunTracker(id_min, limit=100) for i, a in enumerate(full) for b in full[i + 1:]}
+        self.pairs = [(self.labels.index(a), self.labels.index(b)) for a, b in PHASE_PAIRS
+                      if a in self.labels and b in self.labels]
+        self.phase = {p: RunTracker(self.phase_min_windows, limit=100) for p in self.pairs}
+        self.min_corr = {p: 1.0 for p in self.pairs}
+        self._carry = np.zeros((0, n), np.float32)
+        self._window_index = 0
+        self.dc_sum = np.zeros(n)
+        self.count = 0
+        self.pos = 0
+        self.pop_target = two_pop_sample
+        self.pop_sample: int | None = None
+        self._pop_done = two_pop_sample is None
+
+    def wrap(self, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """Observe every block and pass it on unchanged (for the meter)."""
+        for block in blocks:
+            self.observe(block)
+            yield block
+
+    def observe(self, block: np.ndarray) -> None:
+        pos, n = self.pos, len(block)
+        self.pos += n
+        if not self._pop_done:
+            self._find_pop(block, pos)
+        if pos + n <= self.start:
+            return
+        x = block[max(0, self.start - pos):]
+        offset = max(pos, self.start)
+        ax = np.abs(x)
+        loud = ax > self.silence_lin
+        any_loud = loud.any(axis=1)
+        self.silence.feed(~any_loud, offset)
+        for c, tracker in self.clip.items():
+            tracker.feed(ax[:, c] >= self.clip_lin, offset)
+        if self.silent:
+            quiet = ax <= self.identity_lin
+            for c, tracker in self.silent.items():
+                others = np.delete(loud[:, self.full_range], self.full_range.index(c), axis=1).any(axis=1)
+                tracker.feed(quiet[:, c] & others, offset)
+            for (a, b), tracker in self.same.items():
+                tracker.feed((np.abs(x[:, a] - x[:, b]) <= IDENTICAL_TOLERANCE) & loud[:, a], offset)
+        self.dc_sum += x.sum(axis=0, dtype=np.float64)
+        self.count += len(x)
+        if self.pairs:
+            self._phase(x)
+
+    def _phase(self, x: np.ndarray) -> None:
+        buf = np.concatenate([self._carry, x]) if self._carry.size else x
+        whole = len(buf) // self.window * self.window
+        self._carry = buf[whole:].copy()
+        if not whole:
+            return
+        w = buf[:whole].reshape(-1, self.window, buf.shape[1]).astype(np.float64)
+        first = self._window_index
+        self._window_index += w.shape[0]
+        floor = self.silence_lin ** 2 * self.window * 100  # both channels must carry signal
+        for p in self.pairs:
+            a, b = w[:, :, p[0]], w[:, :, p[1]]
+            ea, eb = (a * a).sum(axis=1), (b * b).sum(axis=1)
+            ok = (ea > floor) & (eb > floor)
+            corr = np.where(ok, (a * b).sum(axis=1) / np.sqrt(np.maximum(ea * eb, 1e-30)), 1.0)
+            self.min_corr[p] = min(self.min_corr[p], float(corr.min()))
+            self.phase[p].feed(corr < self.phase_correlation, first)
+
+    def _find_pop(self, block: np.ndarray, pos: int) -> None:
+        assert self.pop_target is not None
+        lo = max(0, self.pop_target - round(TWO_POP_SEARCH_S * self.sr))
+        hi = self.pop_target + round(TWO_POP_SEARCH_S * self.sr)
+        if pos >= hi:
+            self._pop_done = True
+            return
+        a, b = max(lo, pos), min(hi, pos + len(block))
+        if b <= a:
+            return
+        seg = np.abs(block[a - pos:b - pos][:, self.full_range or slice(None)]).max(axis=1)
+        hits = np.flatnonzero(seg > 10 ** (TWO_POP_DBFS / 20))
+        if hits.size:
+            # A signal already present at the start of the window is tone, not a pop.
+            self.pop_sample = a + int(hits[0]) if a + int(hits[0]) > lo else None
+            self._pop_done = True
+
+    def result(self) -> TrackScan:
+        end = self.pos
+        windows_start = self.start
+        phase = {p: [(windows_start + s * self.window, windows_start + e * self.window) for s, e in t.finish(
+            self._window_index)] for p, t in self.phase.items()}
+        dc = [None if self.count == 0 else (20 * math.log10(abs(v) / self.count) if v else -math.inf)
+              for v in self.dc_sum]
+        return TrackScan(
+            sample_rate_hz=self.sr, labels=self.labels, start_sample=self.start, end_sample=end,
+            silence=self.silence.finish(end),
+            clipping={c: t.finish(end) for c, t in self.clip.items() if t.count},
+            clipping_runs={c: t.count for c, t in self.clip.items() if t.count},
+            channel_silent={c: t.finish(end) for c, t in self.silent.items() if t.finish(end)},
+            identical={p: t.finish(end) for p, t in self.same.items() if t.finish(end)},
+            phase={p: v for p, v in phase.items() if v}, min_correlation=dict(self.min_corr),
+            dc_dbfs=dc, two_pop_sample=self.pop_sample)
+
+
+def _dbfs(setting: float | None, default: float) -> float:
+    return default if setting is None else setting
+
+
+def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, spec: Spec,
+               clock: ProgrammeClock | None) -> tuple[LoudnessResult, TrackScan]:
+    """ONE decode of one audio stream: loudness over the programme and the signal checks."""
+    labels = meter_labels(track, stream.channels)
+    sr = stream.sample_rate_hz
+    start = round(clock.seconds(clock.ffoa_frame) * sr) if clock else 0
+    rate = clock.rate if clock else Fraction(25)
+    silence = spec.check("audio.silence")
+    clip = spec.check("audio.clipping")
+    phase = spec.check("audio.phase")
+    ident = spec.check("audio.channel_identity")
+    pop = round((clock.seconds(clock.ffoa_frame) - 2.0) * sr) if clock and clock.ffoa_frame >= 2 * rate else None
+    scan = AudioScan(
+        sr, labels, start, round(sr / float(rate)),
+        silence_dbfs=_dbfs(silence.threshold, DEFAULT_SILENCE_DBFS),
+        silence_min_s=silence.min_duration_s or spec.timing.max_programme_silence_s or DEFAULT_SILENCE_MIN_S,
+        clip_dbfs=_dbfs(clip.threshold, DEFAULT_CLIP_DBFS),
+        phase_correlation=_dbfs(phase.threshold, DEFAULT_PHASE_CORRELATION),
+        phase_min_s=phase.min_duration_s or DEFAULT_PHASE_MIN_S,
+        identity_dbfs=_dbfs(ident.threshold, DEFAULT_SILENCE_DBFS),
+        identity_min_s=ident.min_duration_s or DEFAULT_IDENTITY_MIN_S, two_pop_sample=pop)
     blocks = iter_ffmpeg_blocks(info.path, stream_index=stream.index, channels=stream.channels)
-    start = round(start_s * stream.sample_rate_hz)
-    return measure_blocks(prefetch(skip_samples(blocks, start)), stream.sample_rate_hz, labels, layout=layout,
-                          track_index=stream.index)
+    # The scan runs in the reader thread, the meter in this one: two cores, one decode.
+    metered = prefetch(skip_samples(scan.wrap(blocks), start))
+    result = measure_blocks(metered, sr, labels, layout=track.layout, track_index=stream.index)
+    return result, scan.result()
 
 
 def _outcome_findings(spec: Spec, track: AudioTrackSpec, outcomes: list[RuleOutcome], tc_in: str | None,
@@ -78,30 +319,122 @@ def _outcome_findings(spec: Spec, track: AudioTrackSpec, outcomes: list[RuleOutc
     return out
 
 
-def check_audio(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None) -> tuple[list[Finding], dict[str, Any]]:
-    """Loudness findings per spec track and the measured values (for report.json)."""
-    findings: list[Finding] = []
-    loudness: list[dict[str, Any]] = []
-    start_s = clock.seconds(clock.ffoa_frame) if clock else 0.0
+def _span(clock: ProgrammeClock | None, sr: int, s: int, e: int) -> tuple[str | None, str | None]:
+    """Timecodes of samples [s, e): the frame holding s, the frame after the one holding e - 1."""
+    if clock is None:
+        return None, None
+    f_in = int(Fraction(s) * clock.rate / sr)
+    f_out = int(Fraction(max(e - 1, s)) * clock.rate / sr) + 1
+    return clock.tc(f_in), clock.tc(f_out)
+
+
+def _merge(intervals: list[tuple[int, int]], gap: int) -> list[tuple[int, int, int]]:
+    """Merge intervals closer than ``gap``; returns (start, end, runs merged)."""
+    out: list[list[int]] = []
+    for s, e in sorted(intervals):
+        if out and s - out[-1][1] <= gap:
+            out[-1][1] = max(out[-1][1], e)
+            out[-1][2] += 1
+        else:
+            out.append([s, e, 1])
+    return [(a, b, c) for a, b, c in out]
+
+
+def track_findings(spec: Spec, track: AudioTrackSpec, scan: TrackScan, clock: ProgrammeClock | None) -> list[Finding]:
+    """Findings of the signal checks of one track (loudness rules are separate)."""
+    sr = scan.sample_rate_hz
+    found: list[Finding | None] = []
+    lab = scan.labels
+
+    def add(check: str, message: str, s: int, e: int, expected: str, actual: str) -> None:
+        tc_in, tc_out = _span(clock, sr, s, e)
+        found.append(make_finding(spec, check, f"track {track.id}: {message}", expected=expected, actual=actual,
+                                  timecode_in=tc_in, timecode_out=tc_out, track=track.id))
+
+    chk = spec.check("audio.silence")
+    for s, e in scan.silence[:MAX_FINDINGS_PER_CHECK]:
+        add("audio.silence", f"{(e - s) / sr:.2f} s of silence on every channel", s, e,
+            f"no silence longer than {chk.min_duration_s or spec.timing.max_programme_silence_s or DEFAULT_SILENCE_MIN_S:g} s",
+            f"{(e - s) / sr:.2f} s")
+    clip_db = _dbfs(spec.check("audio.clipping").threshold, DEFAULT_CLIP_DBFS)
+    for c, runs_ in scan.clipping.items():
+        for s, e, n in _merge(runs_, sr)[:MAX_FINDINGS_PER_CHECK]:
+            add("audio.clipping", f"channel {lab[c]}: {n} run(s) of samples at or above {clip_db:g} dBFS "
+                f"(longest {max(b - a for a, b in runs_ if s <= a < e)} samples)", s, e,
+                f"no runs of {CLIP_MIN_SAMPLES}+ samples at or above {clip_db:g} dBFS", f"{n} run(s)")
+    phase_thr = _dbfs(spec.check("audio.phase").threshold, DEFAULT_PHASE_CORRELATION)
+    for (a, b), ivs in scan.phase.items():
+        for s, e in ivs[:MAX_FINDINGS_PER_CHECK]:
+            add("audio.phase", f"{lab[a]}/{lab[b]} out of phase for {(e - s) / sr:.2f} s (correlation down to "
+                f"{scan.min_correlation[(a, b)]:+.2f})", s, e, f"correlation at least {phase_thr:+.2f}",
+                f"{scan.min_correlation[(a, b)]:+.2f}")
+    dc_thr = _dbfs(spec.check("audio.dc_offset").threshold, DEFAULT_DC_DBFS)
+    for c, dc in enumerate(scan.dc_dbfs):
+        if dc is not None and dc > dc_thr:
+            add("audio.dc_offset", f"channel {lab[c]} has a DC offset of {dc:.1f} dBFS", scan.start_sample,
+                scan.end_sample, f"below {dc_thr:g} dBFS", f"{dc:.1f} dBFS")
+    for c, ivs in scan.channel_silent.items():
+        for s, e in ivs[:MAX_FINDINGS_PER_CHECK]:
+            add("audio.channel_identity", f"channel {lab[c]} is silent for {(e - s) / sr:.2f} s while the other "
+                f"channels carry signal", s, e, f"{lab[c]} carries its own signal", "silent")
+    for (a, b), ivs in scan.identical.items():
+        for s, e in ivs[:MAX_FINDINGS_PER_CHECK]:
+            add("audio.channel_identity", f"channels {lab[a]} and {lab[b]} are identical for {(e - s) / sr:.2f} s", s, e,
+                f"{lab[a]} and {lab[b]} carry their own signals", "identical")
+    return [f for f in found if f is not None]
+
+
+def _measure(info: MediaInfo, stream: AudioStream, labels: list[str], start_s: float, layout: str) -> LoudnessResult:
+    blocks = iter_ffmpeg_blocks(info.path, stream_index=stream.index, channels=stream.channels)
+    start = round(start_s * stream.sample_rate_hz)
+    return measure_blocks(prefetch(skip_samples(blocks, start)), stream.sample_rate_hz, labels, layout=layout,
+                          track_index=stream.index)
+
+
+def loudness_findings(spec: Spec, track: AudioTrackSpec, result: LoudnessResult,
+                      clock: ProgrammeClock | None) -> list[Finding]:
+    """Loudness rule findings of one track (with the spec's fallback method)."""
+    if track.loudness is None:
+        return []
     tc_in = clock.tc(clock.ffoa_frame) if clock else None
     tc_out = clock.tc(clock.frame_count) if clock else None
-    for track, stream in zip(spec.audio.tracks, info.audio):
-        labels = meter_labels(track, stream.channels)
-        result = _measure(info, stream, labels, start_s, track.layout)
-        entry = {"track": track.id, "label": track.label, "stream_index": stream.index, **result.contract_dict(),
-                 "short_term_series_lufs": result.short_term_series_lufs, "series_rate_hz": result.series_rate_hz,
-                 "measured_from": tc_in}
-        loudness.append(entry)
-        if track.loudness is None:
-            continue
-        outcomes = evaluate_loudness_rule(result, loudness_rule(track.loudness))
-        integrated = next((o for o in outcomes if o.check == "audio.loudness.integrated"), None)
-        fallback = track.loudness.fallback
-        if fallback is not None and integrated is not None and integrated.status != "pass":
-            # The spec's own procedure (e.g. Netflix): judge by the fallback method when the primary
-            # cannot be measured or fails; the primary's not_measured stays visible as a warning.
-            fb = [o for o in evaluate_loudness_rule(result, loudness_rule(fallback)) if o.check == "audio.loudness.integrated"]
-            outcomes = [o for o in outcomes if o.check != "audio.loudness.integrated" or o.status == "not_measured"]
-            outcomes += [o.model_copy(update={"message": f"fallback ({fallback.method}): {o.message}"}) for o in fb]
-        findings += _outcome_findings(spec, track, outcomes, tc_in, tc_out)
+    outcomes = evaluate_loudness_rule(result, loudness_rule(track.loudness))
+    integrated = next((o for o in outcomes if o.check == "audio.loudness.integrated"), None)
+    fallback = track.loudness.fallback
+    if fallback is not None and integrated is not None and integrated.status != "pass":
+        # The spec's own procedure (e.g. Netflix): judge by the fallback method when the primary
+        # cannot be measured or fails; the primary's not_measured stays visible as a warning.
+        fb = [o for o in evaluate_loudness_rule(result, loudness_rule(fallback)) if o.check == "audio.loudness.integrated"]
+        outcomes = [o for o in outcomes if o.check != "audio.loudness.integrated" or o.status == "not_measured"]
+        outcomes += [o.model_copy(update={"message": f"fallback ({fallback.method}): {o.message}"}) for o in fb]
+    return _outcome_findings(spec, track, outcomes, tc_in, tc_out)
+
+
+def loudness_entry(track: AudioTrackSpec, stream: AudioStream, result: LoudnessResult,
+                   clock: ProgrammeClock | None) -> dict[str, Any]:
+    return {"track": track.id, "label": track.label, "stream_index": stream.index, **result.contract_dict(),
+            "short_term_series_lufs": result.short_term_series_lufs, "series_rate_hz": result.series_rate_hz,
+            "measured_from": clock.tc(clock.ffoa_frame) if clock else None}
+
+
+def scan_all(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None
+             ) -> list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]]:
+    """Decode and analyse every spec track present in the master (one decode per stream)."""
+    return [(track, stream, *scan_track(info, stream, track, spec, clock))
+            for track, stream in zip(spec.audio.tracks, info.audio)]
+
+
+def audio_findings(spec: Spec, scans: list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]],
+                   clock: ProgrammeClock | None) -> tuple[list[Finding], dict[str, Any]]:
+    findings: list[Finding] = []
+    loudness: list[dict[str, Any]] = []
+    for track, stream, result, scan in scans:
+        loudness.append(loudness_entry(track, stream, result, clock))
+        findings += loudness_findings(spec, track, result, clock)
+        findings += track_findings(spec, track, scan, clock)
     return findings, {"loudness": loudness}
+
+
+def check_audio(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None) -> tuple[list[Finding], dict[str, Any]]:
+    """Loudness and signal findings per spec track and the measured values (for report.json)."""
+    return audio_findings(spec, scan_all(info, spec, clock), clock)

@@ -1,21 +1,30 @@
-"""QC of one master against one spec: metadata, picture (one decode), audio and loudness."""
+"""QC of one master against one spec: metadata, picture (one decode), audio and loudness, sync.
+
+The picture decode is the long pole; every audio stream is decoded (once) in a worker thread at
+the same time, so the whole QC costs little more than the picture decode itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from specs.model import Spec
 from tasks.media.probe import MediaInfo
-from tasks.qc.audio import check_audio
+from tasks.qc.audio import audio_findings, scan_all
 from tasks.qc.findings import Finding
-from tasks.qc.metadata import check_metadata
-from tasks.qc.picture import check_picture, programme_clock
+from tasks.qc.metadata import check_metadata, container_word
+from tasks.qc.picture import ProgrammeClock, check_picture, programme_clock
+from tasks.qc.sync import check_two_pop
 from tasks.qc.video import analyse_picture
 
-__all__ = ["QCResult", "qc_master"]
+__all__ = ["QCResult", "qc_master", "facts_of"]
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
 class QCResult(BaseModel):
@@ -23,24 +32,64 @@ class QCResult(BaseModel):
     measurements: dict[str, Any] = Field(default_factory=dict)
 
 
+def facts_of(info: MediaInfo) -> dict[str, Any]:
+    """The probed facts ``when:`` rules of a spec match on."""
+    v = info.primary_video
+    facts: dict[str, Any] = {"container": container_word(info)}
+    if v is not None:
+        hdr = {"smpte2084": "hdr10", "arib-std-b67": "hlg"}.get(v.color_transfer or "", "none")
+        facts.update(frame_rate=v.frame_rate, scan=v.scan, hdr=hdr, codec=v.codec, width=v.width, height=v.height)
+    return facts
+
+
+def _round(values: np.ndarray, digits: int = 4) -> list[float]:
+    return [round(float(x), digits) for x in values]
+
+
 def qc_master(info: MediaInfo, spec: Spec, *, progress: Callable[[float, float], None] | None = None) -> QCResult:
     """Run every check the spec enables on ``info`` and return findings plus measurements."""
+    spec = spec.for_facts(facts_of(info))
     findings = list(check_metadata(info, spec))
     measurements: dict[str, Any] = {}
-    clock = None
-    if info.primary_video is not None:
-        series = analyse_picture(info, progress=progress)
+    v = info.primary_video
+    clock: ProgrammeClock | None = None
+    if v is not None:
+        expected = v.frame_count or round((v.duration_s or info.duration_s or 0) * float(v.frame_rate))
+        early_clock = programme_clock(info, spec, max(expected, 1))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qc-audio") as pool:
+            audio_job = pool.submit(scan_all, info, spec, early_clock)
+            try:
+                series = analyse_picture(info, progress=progress)
+            finally:
+                scans = audio_job.result()
         clock = programme_clock(info, spec, series.frame_count)
-        findings += check_picture(series, clock, spec)
+        findings += check_picture(series, clock, spec, info)
+        sync_findings, two_pop = check_two_pop(spec, clock, series, [(t, s) for t, _, _, s in scans])
+        findings += sync_findings
         measurements["picture"] = {
             "frames": series.frame_count,
+            "rate": str(series.rate),
             "ffoa_frame": clock.ffoa_frame,
             "start_timecode": clock.tc(0),
-            "luma_mean_series": [round(float(x), 4) for x in series.luma_mean],
+            "luma_mean_series": _round(series.luma_mean),
             "max_illegal_share_percent": round(float(series.illegal_share.max() * 100.0), 3),
+            "max_gamut_share_percent": round(float(series.gamut_share.max() * 100.0), 3),
+            "analysis_grid_step_px": series.grid_step,
         }
-    audio_findings, audio_measurements = check_audio(info, spec, clock)
-    findings += audio_findings
-    measurements.update(audio_measurements)
-    findings.sort(key=lambda f: ({"error": 0, "warning": 1, "info": 2}[f.severity.value], f.timecode_in or "", f.check))
+        if series.max_nits is not None and series.mean_nits is not None:
+            prog = slice(clock.ffoa_frame, clock.frame_count)
+            measurements["picture"]["max_cll_nits"] = round(float(np.max(series.max_nits[prog], initial=0)), 1)
+            measurements["picture"]["max_fall_nits"] = round(float(np.max(series.mean_nits[prog], initial=0)), 1)
+        if two_pop:
+            measurements["two_pop"] = two_pop
+        # Whole-file metadata findings apply to every frame of the master.
+        findings = [f if f.timecode_in else f.model_copy(update={"timecode_in": clock.tc(0),
+                                                                 "timecode_out": clock.tc(clock.frame_count)})
+                    for f in findings]
+    else:
+        scans = scan_all(info, spec, None)
+    a_findings, a_measurements = audio_findings(spec, scans, clock)
+    findings += a_findings
+    measurements.update(a_measurements)
+    findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.timecode_in or "", f.check))
     return QCResult(findings=findings, measurements=measurements)

@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import Any
 
 from specs.model import Spec
-from tasks.media.probe import MediaInfo
+from tasks.media.probe import MediaInfo, VideoStream
 from tasks.media.timecode import Timecode
 from tasks.qc.findings import Finding, Severity
 
@@ -99,9 +99,33 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
                 if want and have != want:
                     add(make_finding(spec, "metadata.colour", f"colour {name} tag is {have or 'missing'}, spec wants {want}",
                                      expected=want, actual=have or "missing"))
+        out.extend(_hdr_findings(v, spec))
     out.extend(_audio_findings(info, spec))
     out.extend(_timing_findings(info, spec))
     return [f for f in out if f is not None]
+
+
+_HDR_TRANSFER = {"hdr10": "smpte2084", "dolby-vision": "smpte2084", "hlg": "arib-std-b67"}
+
+
+def _hdr_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
+    """HDR mode from the transfer tag; HDR10 also needs mastering display and MaxCLL/MaxFALL metadata."""
+    want = spec.picture.hdr
+    if want is None:
+        return
+    have = next((mode for mode, trc in _HDR_TRANSFER.items() if trc == v.color_transfer), "none")
+    if want == "none" and have != "none":
+        yield make_finding(spec, "metadata.hdr", f"transfer tag {v.color_transfer} marks an HDR master; spec wants SDR",
+                           expected="none", actual=v.color_transfer)
+    elif want != "none" and v.color_transfer != _HDR_TRANSFER[want]:
+        yield make_finding(spec, "metadata.hdr", f"transfer tag is {v.color_transfer or 'missing'}, spec wants {want} "
+                           f"({_HDR_TRANSFER[want]})", expected=_HDR_TRANSFER[want], actual=v.color_transfer or "missing")
+    if want == "hdr10":
+        missing = [name for name, ok in (("mastering display metadata", v.has_mastering_display),
+                                         ("MaxCLL/MaxFALL (content light level)", v.has_content_light_level)) if not ok]
+        if missing:
+            yield make_finding(spec, "metadata.hdr", f"HDR10 master lacks {' and '.join(missing)}",
+                               expected="present", actual="missing: " + ", ".join(missing))
 
 
 def _audio_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
@@ -146,6 +170,7 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
                                f"first frame of action {timing.ffoa_timecode} is outside the master "
                                f"({info.start_timecode} to {end})", expected=f"FFOA {timing.ffoa_timecode} inside the master",
                                actual=f"{info.start_timecode}-{end}")
+    start = Timecode.parse(info.start_timecode, v.frame_rate) if info.start_timecode else Timecode(0, v.frame_rate)
     tol_frames = timing.av_duration_tolerance_frames
     vid_s = v.duration_s or info.duration_s or 0.0
     for track, stream in zip(spec.audio.tracks, info.audio):
@@ -153,7 +178,13 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
             continue
         diff_frames = abs(stream.duration_s - vid_s) * float(v.frame_rate)
         if diff_frames > tol_frames + 1e-6:
+            # Where the picture is alone (or the audio runs on): from the earlier end to the later one.
+            ends = sorted((round(stream.duration_s * float(v.frame_rate)), round(vid_s * float(v.frame_rate))))
+            tc_in, tc_out = ((str(start + ends[0]), str(start + ends[1])) if start is not None else (None, None))
+            shorter = "ends" if stream.duration_s < vid_s else "runs on"
             yield make_finding(spec, "timing.av_duration",
-                               f"track {track.id} lasts {stream.duration_s:.3f} s, picture {vid_s:.3f} s "
-                               f"({diff_frames:.1f} frames apart)", expected=f"within {tol_frames} frames",
-                               actual=f"{diff_frames:.1f} frames", track=track.id)
+                               f"track {track.id} {shorter} {diff_frames:.1f} frames "
+                               f"{'before' if stream.duration_s < vid_s else 'after'} the picture "
+                               f"({stream.duration_s:.3f} s vs {vid_s:.3f} s)", expected=f"within {tol_frames} frames",
+                               actual=f"{diff_frames:.1f} frames", track=track.id, timecode_in=tc_in,
+                               timecode_out=tc_out)

@@ -14,15 +14,24 @@ import numpy as np
 from specs.model import Spec
 from tasks.media.probe import MediaInfo
 from tasks.media.timecode import Timecode
+from tasks.media.ffmpeg import run_ffprobe_json
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import make_finding
-from tasks.qc.video import BLACK_PICTURE_RATIO, FREEZE_NOISE, Interval, PictureSeries, runs
+from tasks.qc.video import BLACK_PICTURE_RATIO, FREEZE_NOISE, GAMUT_TOLERANCE, Interval, PictureSeries, runs
 
 __all__ = ["ProgrammeClock", "programme_clock", "check_picture"]
 
 DEFAULT_BLACK_MIN_S = 1.0
 DEFAULT_FREEZE_MIN_S = 2.0
 DEFAULT_ILLEGAL_SHARE_PERCENT = 1.0  # EBU R 103: excursions on up to 1 % of the picture are tolerated
+DEFAULT_GAMUT_SHARE_PERCENT = 1.0  # same area tolerance for R'G'B' gamut
+DEFAULT_LETTERBOX_MIN_S = 1.0
+DEFAULT_INTERLACED_MIN_S = 0.2  # a few combed frames are a cut/edit artefact, more is content
+DEFAULT_COMB_RATIO = 1.3  # across-field / within-field combing; progressive pictures stay near 0.6
+MIN_COMB_SHARE = 0.002  # and at least this share of samples combed across fields
+COMB_GAP_FRAMES = 2
+DEFAULT_LIGHT_LEVEL_TOLERANCE = 0.10
+BAR_MIN_SHARE = 0.02  # bars thinner than 2 % of the picture are blanking, not letterbox
 
 
 class ProgrammeClock:
@@ -72,8 +81,8 @@ def _in_programme(intervals: list[Interval], clock: ProgrammeClock) -> list[Inte
     return out
 
 
-def check_picture(series: PictureSeries, clock: ProgrammeClock, spec: Spec) -> list[Finding]:
-    """Black, freeze and illegal-level findings over the programme."""
+def check_picture(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info: MediaInfo | None = None) -> list[Finding]:
+    """Black, freeze, levels, gamut, light level, bars and interlace findings over the programme."""
     found: list[Finding | None] = []
     rate = series.rate
     is_black = series.black_share >= BLACK_PICTURE_RATIO
@@ -125,4 +134,103 @@ def check_picture(series: PictureSeries, clock: ProgrammeClock, spec: Spec) -> l
             f"{worst:.1f} % of samples outside the EBU R 103 range for {iv.frames} frames",
             expected=f"at most {share:g} % of the picture", actual=f"{worst:.1f} %",
             timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+    found += _gamut(series, clock, spec)
+    found += _bars(series, clock, spec, is_black)
+    found += _interlaced(series, clock, spec, info)
+    if info is not None and series.max_nits is not None:
+        found += _light_level(series, clock, spec, info)
     return [f for f in found if f is not None]
+
+
+def _gamut(series: PictureSeries, clock: ProgrammeClock, spec: Spec) -> list[Finding | None]:
+    chk = spec.check("picture.gamut")
+    if chk.severity == "off" or series.gamut_share.size == 0:
+        return []
+    share = chk.max_share_percent if chk.max_share_percent is not None else DEFAULT_GAMUT_SHARE_PERCENT
+    tol = chk.threshold if chk.threshold is not None else GAMUT_TOLERANCE
+    min_frames = _s_to_frames(chk.min_duration_s, series.rate) if chk.min_duration_s else 1
+    out: list[Finding | None] = []
+    for iv in _in_programme(runs(series.gamut_share * 100.0 > share, min_frames), clock):
+        worst = float(np.max(series.gamut_share[iv.start:iv.end]) * 100.0)
+        out.append(make_finding(
+            spec, "picture.gamut", f"{worst:.1f} % of the picture outside the {series.matrix} R'G'B' gamut "
+            f"(beyond {-tol * 100:g} %..{100 + tol * 100:g} %) for {iv.frames} frames",
+            expected=f"at most {share:g} % of the picture", actual=f"{worst:.1f} %",
+            timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+    return out
+
+
+def _bars(series: PictureSeries, clock: ProgrammeClock, spec: Spec, is_black: np.ndarray) -> list[Finding | None]:
+    chk = spec.check("picture.letterbox")
+    if chk.severity == "off" or series.bars_px.size == 0:
+        return []
+    b = series.bars_px
+    letter = (b[:, 0] + b[:, 1]) >= BAR_MIN_SHARE * series.height
+    pillar = (b[:, 2] + b[:, 3]) >= BAR_MIN_SHARE * series.width
+    min_frames = _s_to_frames(chk.min_duration_s or DEFAULT_LETTERBOX_MIN_S, series.rate)
+    out: list[Finding | None] = []
+    for iv in _in_programme(runs((letter | pillar) & ~is_black, min_frames), clock):
+        top, bottom, left, right = (int(np.median(b[iv.start:iv.end, i])) for i in range(4))
+        kind = " and ".join(k for k, on in (("letterbox", top + bottom), ("pillarbox", left + right)) if on)
+        active = f"{series.width - left - right}x{series.height - top - bottom}"
+        out.append(make_finding(
+            spec, "picture.letterbox", f"{kind or 'black bars'}: top {top}, bottom {bottom}, left {left}, right {right} px "
+            f"(active picture {active})", expected="full-frame active picture", actual=active,
+            timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+    return out
+
+
+def _interlaced(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info: MediaInfo | None) -> list[Finding | None]:
+    chk = spec.check("picture.interlaced")
+    declared = (info.primary_video.scan if info and info.primary_video else "unknown")
+    if chk.severity == "off" or series.comb_share.size == 0 or declared == "interlaced" or spec.picture.scan == "interlaced":
+        return []
+    ratio = chk.threshold if chk.threshold is not None else DEFAULT_COMB_RATIO
+    min_frames = _s_to_frames(chk.min_duration_s or DEFAULT_INTERLACED_MIN_S, series.rate)
+    combed = (series.comb_ratio > ratio) & (series.comb_share > MIN_COMB_SHARE)
+    out: list[Finding | None] = []
+    # Fields without motion between them do not comb: bridge such frames inside interlaced runs.
+    for iv in _in_programme(runs(combed, min_frames, max_gap=COMB_GAP_FRAMES), clock):
+        worst = float(np.max(series.comb_share[iv.start:iv.end]) * 100.0)
+        out.append(make_finding(
+            spec, "picture.interlaced", f"combing (interlaced content) for {iv.frames} frames in a master declared "
+            f"{declared}; up to {worst:.1f} % of samples combed", expected="progressive content",
+            actual=f"interlaced ({worst:.1f} % combed)", timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+    return out
+
+
+def tagged_light_level(path: str) -> tuple[float | None, float | None]:
+    """(MaxCLL, MaxFALL) in cd/m2 from the stream's content light level side data, if any."""
+    doc = run_ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_frames", "-read_intervals", "%+#1",
+                            path])
+    for item in [*(doc.get("streams") or []), *(doc.get("frames") or [])]:
+        for side in item.get("side_data_list") or []:
+            if "max_content" in side:
+                return float(side["max_content"]), float(side.get("max_average") or 0)
+    return None, None
+
+
+def _light_level(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info: MediaInfo) -> list[Finding | None]:
+    chk = spec.check("picture.hdr_light_level")
+    if chk.severity == "off" or series.max_nits is None or series.mean_nits is None:
+        return []
+    prog = slice(clock.ffoa_frame, clock.frame_count)
+    max_cll = float(np.max(series.max_nits[prog], initial=0.0))
+    max_fall = float(np.max(series.mean_nits[prog], initial=0.0))
+    tag_cll, tag_fall = tagged_light_level(info.path)
+    tol = chk.threshold if chk.threshold is not None else DEFAULT_LIGHT_LEVEL_TOLERANCE
+    measured = f"MaxCLL {max_cll:.0f}, MaxFALL {max_fall:.0f} cd/m2"
+    if tag_cll is None:
+        return [make_finding(spec, "picture.hdr_light_level", f"no MaxCLL/MaxFALL tag; measured {measured}",
+                             expected="MaxCLL/MaxFALL tagged", actual=measured,
+                             timecode_in=clock.tc(clock.ffoa_frame), timecode_out=clock.tc(clock.frame_count))]
+    out: list[Finding | None] = []
+    for name, have, tag, series_nits in (("MaxCLL", max_cll, tag_cll, series.max_nits),
+                                         ("MaxFALL", max_fall, tag_fall or 0.0, series.mean_nits)):
+        if have > tag * (1 + tol) + 1.0:
+            at = clock.ffoa_frame + int(np.argmax(series_nits[prog]))
+            out.append(make_finding(
+                spec, "picture.hdr_light_level", f"measured {name} {have:.0f} cd/m2 exceeds the tagged {tag:.0f} cd/m2",
+                expected=f"at most {tag:.0f} cd/m2 (+{tol * 100:g} %)", actual=f"{have:.0f} cd/m2",
+                timecode_in=clock.tc(at), timecode_out=clock.tc(at + 1)))
+    return out
