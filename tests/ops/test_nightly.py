@@ -1,0 +1,166 @@
+"""The nightly QC: schedule from configs, watch-folder scan (new/changed/touched), spec mapping
+(folder map and sidecar), fixity rotation, and a run whose failures do not stop the others."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from flows.nightly import (
+    NightlyConfig,
+    NightlyState,
+    WatchFolder,
+    fixity_share,
+    load_nightly_config,
+    night_of,
+    nightly_schedule,
+    scan_watch_folders,
+    spec_for_master,
+)
+from specs.errors import BadInputError
+
+
+def _cfg(tmp_path: Path, **extra) -> NightlyConfig:
+    return NightlyConfig.model_validate({"watch_folders": [{"path": str(tmp_path / "netflix"), "spec": "netflix"},
+                                                           {"path": str(tmp_path / "bcast"), "spec": "ebu-r128",
+                                                            "patterns": ["*.mxf"], "recursive": False}], **extra})
+
+
+def test_shipped_config_and_schedule_come_from_configs():
+    cfg = load_nightly_config(Path(__file__).resolve().parents[2] / "configs" / "nightly.yaml")
+    cron = nightly_schedule(cfg)
+    assert (cron.cron, cron.timezone) == (cfg.schedule.cron, cfg.schedule.timezone) == ("0 2 * * *", "Europe/London")
+
+
+def test_config_errors_name_the_file(tmp_path):
+    bad = tmp_path / "n.yaml"
+    bad.write_text("schedule: {cron: '0 2 * *', timezone: Mars/Olympus}\n")
+    with pytest.raises(BadInputError, match="n.yaml"):
+        load_nightly_config(bad)
+    bad.write_text("schedul: {}\n")
+    with pytest.raises(BadInputError, match="schedul"):
+        load_nightly_config(bad)
+
+
+def test_night_is_the_date_in_the_configured_timezone():
+    at = dt.datetime(2026, 3, 1, 17, 30, tzinfo=dt.timezone.utc)  # 02:30 next day in Tokyo
+    assert night_of(at, "Asia/Tokyo") == dt.date(2026, 3, 2)
+    assert night_of(at, "America/Los_Angeles") == dt.date(2026, 3, 1)
+
+
+def test_scan_finds_new_then_only_changed_masters_with_their_spec(tmp_path):
+    (tmp_path / "netflix" / "s1").mkdir(parents=True)
+    (tmp_path / "bcast" / "deep").mkdir(parents=True)
+    a = tmp_path / "netflix" / "a.mov"
+    b = tmp_path / "netflix" / "s1" / "b.mov"
+    c = tmp_path / "bcast" / "c.mxf"
+    for p, data in ((a, b"a" * 100), (b, b"b" * 100), (c, b"c" * 100)):
+        p.write_bytes(data)
+    (tmp_path / "netflix" / "x.mov.partial").write_bytes(b"partial")
+    (tmp_path / "netflix" / "notes.txt").write_text("not media")
+    (tmp_path / "bcast" / "deep" / "d.mxf").write_bytes(b"not scanned: not recursive")
+    (tmp_path / "netflix" / "s1" / "b.mov.spec").write_text("amazon\n")  # sidecar wins over the folder
+    cfg = _cfg(tmp_path)
+    state = NightlyState(tmp_path / "state.json")
+    items = {Path(i.path).name: i for i in scan_watch_folders(cfg, state)}
+    assert set(items) == {"a.mov", "b.mov", "c.mxf"}
+    assert (items["a.mov"].spec, items["a.mov"].spec_source, items["a.mov"].reason) == ("netflix", "folder", "new")
+    assert (items["b.mov"].spec, items["b.mov"].spec_source) == ("amazon", "sidecar")
+    assert items["c.mxf"].spec == "ebu-r128"
+    for i in items.values():
+        state.record(i, verdict="pass")
+    state.save()
+
+    state = NightlyState(tmp_path / "state.json")  # next night
+    assert scan_watch_folders(cfg, state) == []
+    st = a.stat()
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes: not re-checked
+    c.write_bytes(b"C" * 100)  # same size, new content
+    os.utime(c, ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+    (tmp_path / "netflix" / "s1" / "b.mov.spec").write_text("apple\n")  # spec changed
+    again = {Path(i.path).name: i for i in scan_watch_folders(cfg, state)}
+    assert set(again) == {"c.mxf", "b.mov"}
+    assert again["c.mxf"].reason == "changed" and again["b.mov"].spec == "apple"
+    assert {Path(i.path).name for i in scan_watch_folders(cfg, state, force_all=True)} == {"a.mov", "b.mov", "c.mxf"}
+
+
+def test_sidecar_yaml_path_is_relative_to_the_master(tmp_path):
+    m = tmp_path / "m.mov"
+    m.write_bytes(b"x")
+    (tmp_path / "m.mov.spec").write_text("house.yaml\n")
+    ref, source = spec_for_master(m, WatchFolder(path=str(tmp_path), spec="netflix"))
+    assert (ref, source) == (str((tmp_path / "house.yaml").resolve()), "sidecar")
+
+
+def test_fixity_rotation_verifies_everything_once_every_n_nights():
+    now = dt.datetime(2026, 11, 21, 3, tzinfo=dt.timezone.utc)
+    recent = now - dt.timedelta(hours=1)
+    copies = [(f"file:///vault/pkg{i:03d}", recent) for i in range(200)]
+    n = 7
+    nights = [dt.date(2026, 11, 21) + dt.timedelta(days=k) for k in range(n)]
+    shares = [fixity_share(copies, night, n, now=now) for night in nights]
+    seen = [u for s in shares for u in s]
+    assert sorted(seen) == sorted(u for u, _ in copies)  # all of it, each exactly once in N nights
+    assert max(len(s) for s in shares) < 200 / n * 2  # a share, not the lot
+    assert fixity_share(copies, nights[0] + dt.timedelta(days=n), n, now=now) == shares[0]  # period N
+    # growing the archive does not reshuffle existing copies
+    grown = copies + [("file:///vault/new", recent)]
+    assert set(shares[3]) <= set(fixity_share(grown, nights[3], n, now=now))
+    # never verified, or overdue after missed nights: verified tonight whatever the bucket
+    stale = [("file:///vault/never", None), ("file:///vault/old", now - dt.timedelta(days=30))]
+    for night in nights:
+        assert {"file:///vault/never", "file:///vault/old"} <= set(fixity_share(stale, night, n, now=now))
+
+
+def _package(root: Path, name: str) -> Path:
+    from tasks.package import hash_file_xxh128, write_mhl_generation
+
+    pkg = root / name
+    pkg.mkdir(parents=True)
+    (pkg / "a.bin").write_bytes(os.urandom(2048))
+    write_mhl_generation(pkg, process="in-place", location=str(pkg), comment="test",
+                         hashes={"a.bin": hash_file_xxh128(pkg / "a.bin")})
+    return pkg
+
+
+def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others(api, sample_set, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.nightly import nightly_qc_flow
+    from flows.params import NightlyRequest
+
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    good = watch / "good.mov"
+    good.write_bytes(sample_set.master.read_bytes())
+    (watch / "corrupt.mov").write_bytes(b"this is not a movie" * 100)
+    vault = tmp_path / "vault"
+    _package(vault, "OK_v1")
+    bad = _package(vault, "BAD_v1")
+    (bad / "a.bin").write_bytes(b"bit rot")
+    cfg = tmp_path / "nightly.yaml"
+    cfg.write_text(json.dumps({"schedule": {"cron": "0 2 * * *", "timezone": "UTC"},
+                               "watch_folders": [{"path": str(watch), "spec": "demo"}],
+                               "reports": str(tmp_path / "reports"), "state": str(tmp_path / "state.json"),
+                               "fixity": {"rotation_nights": 1, "catalog": False, "uris": [str(vault)]}}))
+    state = nightly_qc_flow(NightlyRequest(config=str(cfg), night="2026-11-21"), return_state=True)
+    assert state.is_failed()  # a corrupt master and bit rot: problems, reported after everything ran
+    summary = state.result(raise_on_failure=False)
+    rows = {(r["kind"], Path(r["item"]).name): r for r in summary["rows"]} if isinstance(summary, dict) else None
+    with get_client(sync_client=True) as c:
+        art = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-summary"])))[0]
+    table = json.loads(art.data) if isinstance(art.data, str) else art.data
+    by_item = {(r["kind"], Path(r["item"].replace("file://", "")).name): r for r in table}
+    assert by_item[("qc", "good.mov")]["result"] in ("pass", "fail")
+    assert Path(by_item[("qc", "good.mov")]["report"]).is_file()
+    assert by_item[("qc", "corrupt.mov")]["result"] == "error"
+    assert by_item[("fixity", "OK_v1")]["result"] == "ok"
+    assert by_item[("fixity", "BAD_v1")]["result"] == "mismatch"
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert str(good.resolve()) in saved and str((watch / "corrupt.mov").resolve()) not in saved  # retried tomorrow
+    assert rows is None or len(rows) == 4
