@@ -169,11 +169,14 @@ def test_resume_after_interrupted_multipart_upload(s3, tmp_path, prefix, hooks):
     uploads = client.list_multipart_uploads(Bucket="archive-a", Prefix=key)["Uploads"]
     assert len(uploads) == 1
     listed = client.list_parts(Bucket="archive-a", Key=key, UploadId=uploads[0]["UploadId"])["Parts"]
-    assert [p["PartNumber"] for p in listed] == [1, 2]
+    done = [p["PartNumber"] for p in listed]
+    # Parts 1 and 2 landed, part 3 failed; with a read-ahead pipeline part 4 may already have
+    # been in flight when the failure surfaced (timing-dependent), never part 3.
+    assert done[:2] == [1, 2] and 3 not in done
 
     calls.update(n=0, fail_at=0)
     copies = archive_package(pkg, [target], title="Resume")
-    assert calls["n"] == 3  # parts 3, 4, 5 only: parts 1 and 2 were reused, not re-sent
+    assert calls["n"] == 5 - len(done)  # only the missing parts are sent: the uploaded ones are reused
     assert copies[0].verified
     h = client.head_object(Bucket="archive-a", Key=key, ChecksumMode="ENABLED")
     assert h["ChecksumCRC64NVME"] == digest_file(pkg / "IMF" / "MASTER_PRORES.mov").crc64nvme
