@@ -66,13 +66,20 @@ def test_deployments_render_typed_forms_and_nightly_schedule(served):
         assert c.read_concurrency_limit_by_tag("ffmpeg").concurrency_limit >= 1
 
 
-def test_deliver_run_through_the_api_publishes_artifacts_and_ffmpeg_logs(served, sample_set, ops_root, request):
+@pytest.fixture(scope="module")
+def delivered(served, sample_set, ops_root):
+    """One deliver run triggered through the API (as the UI's Run button does)."""
     out = ops_root / "deliver-out"
     run_id = _trigger("deliver/deliver", {
         "master": str(sample_set.master), "mixes": [str(sample_set.mixes["5.1"]), str(sample_set.mixes["2.0"])],
         "spec": "demo", "title": "OPS", "out": str(out)})
     fr = _wait_final(run_id, 240)
     assert fr.state.is_completed(), f"{fr.state}\n{served['log'].read_text()[-4000:]}"
+    return run_id, out
+
+
+def test_deliver_run_through_the_api_publishes_artifacts_and_ffmpeg_logs(delivered):
+    run_id, out = delivered
     arts = {a.key: a for a in _artifacts(run_id) if a.key}
     assert arts["qc-summary"].type == "markdown" and "PASS" in arts["qc-summary"].data
     assert arts["qc-findings"].type == "table"
@@ -85,7 +92,6 @@ def test_deliver_run_through_the_api_publishes_artifacts_and_ffmpeg_logs(served,
     logs = _logs(run_id)
     assert any(m.startswith("$ ") and "ffmpeg" in m and "-progress" in m for m in logs), logs[:20]
     assert (out / "report.json").is_file() and not list(out.rglob("*.partial*"))
-    request.config.cache.set("ops/deliver_run", str(run_id))
 
 
 def test_cancelling_a_running_transcode_leaves_no_ffmpeg_and_no_partial(served, sample_set, ops_root):
@@ -115,3 +121,44 @@ def test_cancelling_a_running_transcode_leaves_no_ffmpeg_and_no_partial(served, 
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     assert not list(out.rglob("*.partial*"))
     assert not (package / "SLOW_v1_mezzanine.mov").exists() or not list(package.glob("*.partial*"))
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _dump_dom(url: str, tmp: Path, shot: Path | None = None) -> str:
+    import subprocess
+
+    args = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp / 'chromium-profile'}", "--virtual-time-budget=25000",
+            "--window-size=1400,1000"]
+    if shot is not None:
+        subprocess.run(args + [f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    return subprocess.run(args + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
+def test_run_page_renders_the_findings_table_in_headless_chromium(delivered, served, tmp_path):
+    """The Prefect UI (a JS app) renders the run's findings table: DOM after 15 s of virtual time."""
+    import json
+
+    run_id, out = delivered
+    base = served["api"].rsplit("/api", 1)[0]
+    table = {a.key: a for a in _artifacts(run_id) if a.key}["qc-findings"]
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    dom = _dump_dom(f"{base}/artifacts/artifact/{table.id}", tmp_path, shot=tmp_path / "artifact.png")
+    assert "<table" in dom, dom[-2000:]
+    assert "deliver-OPS-v1" in dom  # the artifact page links the run
+    header = dom[dom.index("<table"):dom.index("</table>")]
+    for column in ("severity", "check", "in", "out", "message", "expected", "actual"):
+        assert f">{column}<" in header.replace(" ", ""), column
+    first = rows[0]
+    assert first["check"] in header and first["severity"] in header
+    run_dom = _dump_dom(f"{base}/runs/flow-run/{run_id}?tab=Artifacts", tmp_path, shot=tmp_path / "run.png")
+    # The run page itself renders (name, state, the task graph); its Artifacts tab lists the table above.
+    assert "deliver-OPS-v1" in run_dom, run_dom[-1500:]
+    assert "Completed" in run_dom and "transcode-" in run_dom
