@@ -44,8 +44,9 @@ def create_notification_automation(*, name: str, webhook_url: Optional[str], blo
     from prefect.events.schemas.automations import EventTrigger, Posture
 
     block_name = f"{name}-notify"
+    block_types = {"webhook": "custom-webhook", "slack": "slack-webhook", "teams": "ms-teams-webhook"}
     if block:
-        doc = Block.load(block if "/" in block else f"{ {'webhook': 'custom-webhook', 'slack': 'slack-webhook', 'teams': 'ms-teams-webhook'}[kind]}/{block}")
+        doc = Block.load(block if "/" in block else f"{block_types[kind]}/{block}")
     elif webhook_url:
         if kind == "slack":
             doc = SlackWebhook(url=webhook_url)
