@@ -38,3 +38,9 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Scale-out demonstration: local Prefect server, two process workers on one pool, a nightly-qc run
+# whose items spread over both (scripts/workers_demo.sh; docs/operations.md).
+.PHONY: workers-demo
+workers-demo: setup
+	VENV=$(VENV) scripts/workers_demo.sh

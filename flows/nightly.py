@@ -342,7 +342,15 @@ def qc_one(path: str, spec: str, report: str) -> dict[str, Any]:
         _emit_qc_failed(path, loaded.name, str(out), len(errors), errors[0].message if errors else "")
     return {"verdict": rep.verdict, "report": str(out), "errors": len(errors),
             "warnings": rep.counts.get("warning", 0), "first_error": errors[0].message if errors else "",
-            "host": rep.host}
+            "host": _where()}
+
+
+def _where() -> str:
+    """Machine (and worker, when DELIVER_WORKER_NAME is set) an item ran on, for the summary table."""
+    import platform
+
+    worker = os.environ.get("DELIVER_WORKER_NAME")
+    return f"{platform.node()}/{worker}" if worker else platform.node()
 
 
 def _emit_qc_failed(path: str, spec: str, report: str, errors: int, first: str) -> None:
@@ -353,8 +361,6 @@ def _emit_qc_failed(path: str, spec: str, report: str, errors: int, first: str) 
 
 def verify_one(uri: str) -> dict[str, Any]:
     """Fixity of one archived copy; emits ``deliver.archive.mismatch`` on a mismatch."""
-    import platform
-
     from tasks.archive import verify_uri
 
     rep = verify_uri(uri)
@@ -364,7 +370,7 @@ def verify_one(uri: str) -> dict[str, Any]:
         emit_archive_mismatch(uri=rep.uri, files=[m.path for m in rep.mismatches],
                               detail="; ".join(m.describe() for m in rep.mismatches[:5]))
     return {"ok": rep.ok, "files": rep.files, "mismatches": [m.describe() for m in rep.mismatches],
-            "host": platform.node()}
+            "host": _where()}
 
 
 @task(name="nightly-qc-master", tags=["ffmpeg"], cache_policy=NO_CACHE, timeout_seconds=6 * 3600,
@@ -379,7 +385,8 @@ def fixity_task(uri: str) -> dict[str, Any]:
     return verify_one(uri)
 
 
-@flow(name="qc-item", flow_run_name="nightly-qc-{path}", log_prints=True)
+@flow(name="qc-item", flow_run_name="nightly-qc-{path}", log_prints=True, persist_result=True,
+      result_serializer="json")
 def qc_item_flow(path: str, spec: str, report: str) -> dict[str, Any]:
     """One nightly QC item as its own flow run, so items spread over every worker of a pool."""
     from tasks.media.ffmpeg import kill_all_children
@@ -411,6 +418,29 @@ def make_task_runner(cfg: NightlyConfig | None = None) -> Any:
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
                                               "dashboard_address": None})
     return ThreadPoolTaskRunner(max_workers=workers)
+
+
+def _deployment_item_result(fr: Any) -> tuple[Any, Optional[BaseException]]:
+    """Outcome of one qc-item flow run: its (persisted) return value, else its report on shared storage."""
+    state = fr.state
+    if not state.is_completed():
+        return None, RuntimeError(f"qc-item run {fr.name} {state.type.value}: {state.message or ''}".strip())
+    try:
+        res = state.result(raise_on_failure=True)
+        if isinstance(res, dict) and "verdict" in res:
+            return {**res, "flow_run": str(fr.id)}, None
+    except Exception:  # noqa: BLE001 - result storage not shared with this machine: read the report
+        pass
+    report = Path(str((fr.parameters or {}).get("report", "")))
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError) as exc:
+        return None, RuntimeError(f"qc-item run {fr.name} completed but its report is unreadable: {exc}")
+    errors = [f for f in data.get("findings", []) if f.get("severity") == "error"]
+    return {"verdict": data.get("verdict", "fail"), "report": str(report), "errors": len(errors),
+            "warnings": (data.get("counts") or {}).get("warning", 0),
+            "first_error": errors[0]["message"] if errors else "", "host": data.get("host", ""),
+            "flow_run": str(fr.id)}, None
 
 
 def _wait_deployment_runs(runs: dict[str, Any], poll_s: float = 3.0) -> dict[str, Any]:
@@ -474,17 +504,7 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:
             finals = _wait_deployment_runs(qc_futures)
             results: dict[str, tuple[Any, Optional[BaseException]]] = {}
             for key, fr in finals.items():
-                try:
-                    results[key] = (fr.state.result(raise_on_failure=True, fetch=True), None)  # type: ignore[call-arg]
-                except BaseException as exc:  # noqa: BLE001
-                    results[key] = (None, exc)
-                else:
-                    if results[key][0] is None or not isinstance(results[key][0], dict):
-                        results[key] = ({"verdict": "pass" if fr.state.is_completed() else "error",
-                                         "report": "", "errors": 0, "warnings": 0, "first_error": "", "host": ""},
-                                        None)
-                    results[key][0]["host"] = results[key][0].get("host") or ""
-                    results[key][0]["flow_run"] = str(fr.id)
+                results[key] = _deployment_item_result(fr)
         else:
             results = {}
             for key, fut in qc_futures.items():

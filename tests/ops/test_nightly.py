@@ -164,3 +164,20 @@ def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others
     saved = json.loads((tmp_path / "state.json").read_text())
     assert str(good.resolve()) in saved and str((watch / "corrupt.mov").resolve()) not in saved  # retried tomorrow
     assert rows is None or len(rows) == 4
+
+
+def test_prefect_yaml_declares_every_deployment_and_the_configured_nightly_schedule():
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((root / "configs" / "prefect.yaml").read_text())
+    deps = {d["name"]: d for d in doc["deployments"]}
+    assert set(deps) == {"deliver", "qc", "archive", "verify", "nightly-qc", "qc-item"}
+    cfg = load_nightly_config(root / "configs" / "nightly.yaml")
+    assert deps["nightly-qc"]["schedules"] == [{"cron": cfg.schedule.cron, "timezone": cfg.schedule.timezone}]
+    import importlib
+
+    for d in deps.values():
+        module, func = d["entrypoint"].removesuffix("").split(":")
+        mod = importlib.import_module(module.removesuffix(".py").replace("/", "."))
+        assert hasattr(getattr(mod, func), "to_deployment"), d["entrypoint"]
