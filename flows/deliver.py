@@ -17,12 +17,13 @@ from specs.errors import VerificationError
 from specs.loader import load_spec, render_deliverable_name
 from specs.model import Spec
 from tasks.archive.targets import archive_package
-from tasks.layback import plan_layback
+from tasks.layback import parse_mix_arg, plan_layback
 from tasks.media.ffmpeg import kill_all_children
 from tasks.media.probe import MediaInfo
 from tasks.package import hash_file_xxh128, write_mhl_generation
 from tasks.qc.engine import QCResult, qc_master
 from tasks.report import ArchiveEntry, DeliverableEntry, Report, build_report, summary_markdown, write_report
+from tasks.report_html import write_html_report
 from tasks.steps import ProgressReporter, infra_only, layback_step, probe_step, transcode_step
 
 __all__ = ["deliver_flow", "qc_step", "publish_report", "fingerprint_step"]
@@ -69,9 +70,10 @@ def archive_step(package_dir: str, targets: list[str], title: str) -> list[Archi
     return [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified) for c in copies]
 
 
-def publish_report(report: Report, report_path: Path, spec: Spec) -> None:
-    """Prefect artifacts: verdict markdown, findings table, link to the report."""
+def publish_report(report: Report, report_path: Path, spec: Spec, master: str | None = None) -> None:
+    """HTML report next to report.json; Prefect artifacts: verdict markdown, findings table, links."""
     names = dict(spec.severity_names or {})
+    html_path = write_html_report(report, report_path.with_suffix(".html"), master=master, severity_names=names)
     create_markdown_artifact(markdown=summary_markdown(report, names), key="qc-summary",
                              description=f"QC verdict for {report.title or report.spec}")
     rows = [{"severity": names.get(f.severity.value, f.severity.value), "check": f.check, "in": f.timecode_in or "",
@@ -82,6 +84,8 @@ def publish_report(report: Report, report_path: Path, spec: Spec) -> None:
                           description="QC findings with timecodes")
     create_link_artifact(link=report_path.resolve().as_uri(), link_text="report.json", key="qc-report",
                          description="Machine-readable report")
+    create_link_artifact(link=html_path.resolve().as_uri(), link_text=html_path.name, key="qc-report-html",
+                         description="QC report to read: findings with thumbnails, loudness and luma plots")
 
 
 @flow(name="deliver", flow_run_name="deliver-{title}-{version}", log_prints=True)
@@ -107,10 +111,11 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "work"
     work.mkdir(exist_ok=True)
-    inputs = [master, *mixes]
+    parsed = [parse_mix_arg(m) for m in mixes]
+    inputs = [master, *(p.path for p in parsed)]
     fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
     infos = [f.result() for f in probe_step.map(inputs, ["picture master"] + ["mix"] * len(mixes))]
-    plan = plan_layback(infos[0], infos[1:], spec)
+    plan = plan_layback(infos[0], list(zip(parsed, infos[1:])), spec)
     for note in plan.notes:
         log.warning(note)
     married = work / f"{title}_{version}_layback.mov"
@@ -126,7 +131,7 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
     if report.verdict == "fail" and not force:
         log.error(f"QC failed with {report.counts['error']} error findings; delivery stopped (use --force to deliver anyway)")
         write_report(report, report_path)
-        publish_report(report, report_path, spec)
+        publish_report(report, report_path, spec, married_info.path)
         return {"report": str(report_path), "verdict": report.verdict, "delivered": False}
     if report.verdict == "fail":
         log.warning("QC failed but --force was given: delivering anyway, recorded in the report")
@@ -149,5 +154,5 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
             raise VerificationError(f"archive copies failed verification: {', '.join(a.uri for a in bad)}")
     report.delivered = True
     write_report(report, report_path)
-    publish_report(report, report_path, spec)
+    publish_report(report, report_path, spec, married_info.path)
     return {"report": str(report_path), "verdict": report.verdict, "delivered": True}

@@ -19,7 +19,9 @@ __all__ = ["qc_flow"]
 
 @flow(name="qc", flow_run_name="qc-{path}", log_prints=True)
 def qc_flow(path: str, spec: str, report: str) -> dict[str, Any]:
-    """QC ``path`` against ``spec``; write the report to ``report``. Returns verdict and report path."""
+    """QC ``path`` against ``spec``; write the report to ``report`` (and the HTML report beside it).
+
+    Returns verdict and report path."""
     try:
         loaded = load_spec(spec)
         info = probe_step(path, "master")
@@ -29,7 +31,7 @@ def qc_flow(path: str, spec: str, report: str) -> dict[str, Any]:
                            inputs=[fingerprint], title=Path(path).name,
                            flow_run_id=str(flow_run.get_id() or "") or None)
         report_path = write_report(rep, report)
-        publish_report(rep, report_path, loaded)
+        publish_report(rep, report_path, loaded, info.path)
         return {"report": str(report_path), "verdict": rep.verdict}
     finally:
         kill_all_children()

@@ -1,0 +1,44 @@
+"""`deliver qc` exits 1 on a failing master and 0 on a clean one; writes report.json + report HTML."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import _register_commands, app
+from tasks.media.synth import BlackDefect
+from tests.qc.media import married_set
+
+_register_commands()
+
+
+@pytest.fixture(autouse=True)
+def _prefect_logs_to_real_stderr():
+    """Prefect's console handler keeps the stream it first saw; under CliRunner that stream is closed
+    after the first invoke (RecursionError on the next run). Re-bind it before each test."""
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging(incremental=False)
+    yield
+
+
+def _qc(path, report):
+    return CliRunner().invoke(app, ["qc", str(path), "--spec", "demo", "--json", str(report)], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("defects, exit_code, verdict", [([], 0, "pass"),
+                                                         ([BlackDefect(at_s=1.0, duration_s=1.2)], 1, "fail")])
+def test_deliver_qc_exit_code(tmp_path, defects, exit_code, verdict):
+    _, married = married_set(tmp_path, defects)
+    report = tmp_path / "married.qc.json"
+    result = _qc(married, report)
+    assert result.exit_code == exit_code, result.output
+    doc = json.loads(report.read_text())
+    assert doc["verdict"] == verdict
+    html = report.with_suffix(".html").read_text()
+    assert verdict.upper() in html
+    if verdict == "fail":
+        assert any(f["check"] == "picture.black" and f["severity"] == "error" for f in doc["findings"])
+        assert "data:image/jpeg;base64," in html

@@ -1,0 +1,71 @@
+"""The HTML report: self-contained, shows verdict, findings with timecodes and thumbnails, plots;
+rendered by headless Chromium (Debian's chromium package) to a non-blank screenshot."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specs.loader import load_spec
+from tasks.media.probe import probe
+from tasks.media.synth import BlackDefect, IllegalLevelsDefect
+from tasks.qc.engine import qc_master
+from tasks.report import build_report
+from tasks.report_html import write_html_report
+from tests.qc.media import married_set
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def html_report(tmp_path_factory) -> tuple[Path, object]:
+    tmp = tmp_path_factory.mktemp("html")
+    media, married = married_set(tmp, [BlackDefect(at_s=1.0, duration_s=1.2), IllegalLevelsDefect(at_s=2.4, duration_s=0.4)])
+    spec = load_spec("demo")
+    qc = qc_master(probe(married), spec)
+    report = build_report(spec=spec.name, findings=qc.findings, measurements=qc.measurements, title="HTML-TEST")
+    return write_html_report(report, tmp / "report.html", master=str(married)), report
+
+
+def test_html_is_self_contained_with_findings_thumbnails_and_plots(html_report):
+    path, report = html_report
+    text = path.read_text()
+    assert "FAIL" in text and "HTML-TEST" in text
+    assert "picture.black" in text and "01:00:01:00" in text
+    assert text.count("data:image/jpeg;base64,") >= 2  # black and illegal-levels frames
+    assert text.count("<svg") == 2  # loudness over time, luma
+    assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text)  # nothing external
+
+
+def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}",
+           *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+
+
+def test_html_screenshot_not_blank_and_dom_has_findings(html_report, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    path, report = html_report
+    shot = tmp_path / "shot.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1200,1600", path.resolve().as_uri(), tmp=tmp_path)
+    assert shot.is_file()
+    # Decode the PNG with ffmpeg to grey pixels: a rendered page has ink, a blank one is uniform.
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(shot), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                         capture_output=True, timeout=60).stdout
+    pixels = np.frombuffer(raw, np.uint8)
+    assert pixels.size > 1000
+    assert (pixels < 128).mean() > 0.005 and pixels.std() > 10
+    dom = _chromium("--dump-dom", path.resolve().as_uri(), tmp=tmp_path).stdout
+    rows = re.findall(r'<tr class="finding" data-check="([a-z_.]+)" data-severity="(\w+)"', dom)
+    assert ("picture.black", "error") in rows
+    assert ("picture.illegal_levels", "warning") in rows
+    assert 'id="verdict">FAIL' in dom
