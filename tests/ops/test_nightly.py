@@ -181,3 +181,20 @@ def test_prefect_yaml_declares_every_deployment_and_the_configured_nightly_sched
         module, func = d["entrypoint"].removesuffix("").split(":")
         mod = importlib.import_module(module.removesuffix(".py").replace("/", "."))
         assert hasattr(getattr(mod, func), "to_deployment"), d["entrypoint"]
+
+
+def test_fan_out_task_runners_are_bounded():
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.nightly import make_task_runner
+
+    thread = make_task_runner(NightlyConfig.model_validate({"fan_out": {"max_workers": 3}}))
+    assert isinstance(thread, ThreadPoolTaskRunner) and thread._max_workers == 3
+    default = make_task_runner(NightlyConfig())
+    assert default._max_workers == (os.cpu_count() or 1)
+    dask = make_task_runner(NightlyConfig.model_validate({"fan_out": {"task_runner": "dask", "max_workers": 2}}))
+    assert isinstance(dask, DaskTaskRunner) and dask.cluster_kwargs["n_workers"] == 2
+    shared = make_task_runner(NightlyConfig.model_validate({"fan_out": {"task_runner": "dask",
+                                                                        "dask_address": "tcp://10.0.0.5:8786"}}))
+    assert shared.address == "tcp://10.0.0.5:8786"
