@@ -512,7 +512,13 @@ def _picture_graph(spec: MasterSpec, tl: _Timeline, defects: Sequence[Any]) -> t
         parts.append(f"color=c=black:s={size}:r={r},trim=end_frame={black_frames}{seg}[gap]")
         labels.append("[gap]")
 
-    prog = f"testsrc2=s={size}:r={r},trim=end_frame={tl.programme_frames}{seg}"
+    # RGB -> Y'CbCr with the BT.709 matrix the file is tagged with (the default would be BT.601,
+    # which pushes testsrc2's saturated colours out of the BT.709 gamut when decoded), and RGB
+    # kept within 10-90 % so that 4:2:2 chroma overshoot at its hard colour edges stays in gamut:
+    # a clean master must QC clean.
+    prog = (f"testsrc2=s={size}:r={r},format=rgb24,trim=end_frame={tl.programme_frames},"
+            "lutrgb=r='val*0.8+26':g='val*0.8+26':b='val*0.8+26',"
+            f"scale=out_color_matrix=bt709:out_range=tv{seg}")
     injected: list[InjectedDefect] = []
     extra: list[str] = []
     # Order matters: freeze first (it copies a frame), then overlays.

@@ -74,10 +74,10 @@ def test_picture_defects_black_freeze_illegal_levels(tmp_path, spec):
 
 def test_out_of_gamut(tmp_path, spec):
     media = sample_set(tmp_path / "media")
-    # Re-encode the synth picture with its real matrix (BT.601 -> the tagged BT.709) so the base is
-    # in gamut, then paint a block of maximal chroma at mid luma (R' > 105 %, G' < -5 %) for 0.6 s.
+    # The synth picture is in gamut (BT.709 matrix, RGB within 10-90 %); paint a block of maximal
+    # chroma at mid luma (R' > 105 %, G' < -5 %) for 0.6 s.
     a, b = 150, 165  # file frames: 01:00:00:00 + 2.0 s .. + 2.6 s
-    graph = (f"[0:v]colormatrix=bt601:bt709,format=yuv422p,geq=lum='lum(X,Y)':cb='if(lt(X,W/4),240,cb(X,Y))'"
+    graph = (f"[0:v]format=yuv422p,geq=lum='lum(X,Y)':cb='if(lt(X,W/4),240,cb(X,Y))'"
              f":cr='if(lt(X,W/4),240,cr(X,Y))':enable='between(n,{a},{b - 1})'[v]")
     picture = reencode(media.master, tmp_path / "gamut.mov", graph)
     married = marry(picture, [media.mixes["5.1"], media.mixes["2.0"]], tmp_path / "married.mov")
