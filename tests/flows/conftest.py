@@ -10,3 +10,13 @@ from prefect.testing.utilities import prefect_test_harness
 def prefect_api():
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _prefect_logs_to_real_stderr():
+    """Prefect's console handler keeps the stream it first saw; under CliRunner that stream is closed
+    after the first invoke (RecursionError on the next run). Re-bind it before each test."""
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging(incremental=False)
+    yield

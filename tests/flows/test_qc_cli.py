@@ -14,16 +14,6 @@ from tests.qc.media import married_set
 _register_commands()
 
 
-@pytest.fixture(autouse=True)
-def _prefect_logs_to_real_stderr():
-    """Prefect's console handler keeps the stream it first saw; under CliRunner that stream is closed
-    after the first invoke (RecursionError on the next run). Re-bind it before each test."""
-    from prefect.logging.configuration import setup_logging
-
-    setup_logging(incremental=False)
-    yield
-
-
 def _qc(path, report):
     return CliRunner().invoke(app, ["qc", str(path), "--spec", "demo", "--json", str(report)], catch_exceptions=False)
 
