@@ -22,15 +22,25 @@ __all__ = ["run_cmd", "qc_cmd", "demo_cmd", "loudness_cmd"]
 def _preflight(master: str, mixes: list[str], spec_name: str):
     """Everything we can reject before starting Prefect: spec, files, media, channel counts (exit 2)."""
     from specs.loader import load_spec
-    from tasks.layback import plan_layback
+    from tasks.layback import parse_mix_arg, plan_layback
     from tasks.media.probe import probe
 
     spec = load_spec(spec_name)
     info = probe(master, "picture master")
-    mix_infos = [probe(m, "mix") for m in mixes]
+    parsed = [parse_mix_arg(m) for m in mixes]
+    mix_infos = [(p, probe(p.path, "mix")) for p in parsed]
     if mixes:
         plan_layback(info, mix_infos, spec)
     return spec
+
+
+def _absolute_mix(arg: str) -> str:
+    """``--mix`` with its path made absolute, keeping an explicit channel map (``L,R=...``)."""
+    from tasks.layback import parse_mix_arg
+
+    parsed = parse_mix_arg(arg)
+    path = str(Path(parsed.path).resolve())
+    return f"{','.join(parsed.labels)}={path}" if parsed.labels else path
 
 
 def _print_findings(report_path: str) -> dict[str, Any]:
@@ -48,7 +58,7 @@ def _run_deliver(master: str, mixes: list[str], spec: str, title: str, out: Path
                  archive: list[str], force: bool) -> int:
     from flows.deliver import deliver_flow
 
-    result = deliver_flow(master=str(Path(master).resolve()), mixes=[str(Path(m).resolve()) for m in mixes], spec=spec,
+    result = deliver_flow(master=str(Path(master).resolve()), mixes=[_absolute_mix(m) for m in mixes], spec=spec,
                           title=title, out=str(out.resolve()), version=version, archive=archive, force=force)
     _print_findings(result["report"])
     typer.echo(result["report"])
@@ -61,7 +71,7 @@ def _run_deliver(master: str, mixes: list[str], spec: str, title: str, out: Path
 @clean_errors
 def run_cmd(
     master: str = typer.Option(..., "--master", help="Conformed picture master (MOV/MXF)."),
-    mix: list[str] = typer.Option(..., "--mix", help="Final mix as BWF, one file per spec track (repeat)."),
+    mix: list[str] = typer.Option(..., "--mix", help="Final mix (repeat): an interleaved BWF per layout, mono BWFs named *_L.wav *_R.wav ..., or an explicit channel map L,R,C,LFE,Ls,Rs=file.wav."),
     spec: str = typer.Option(..., "--spec", help="Built-in spec name (deliver spec list) or a YAML path."),
     title: str = typer.Option(..., "--title", help="Title used in deliverable names."),
     out: Path = typer.Option(..., "--out", help="Output folder (deliverables, package, report.json)."),

@@ -17,7 +17,7 @@ from specs.errors import VerificationError
 from specs.loader import load_spec, render_deliverable_name
 from specs.model import Spec
 from tasks.archive.targets import archive_package
-from tasks.layback import plan_layback
+from tasks.layback import parse_mix_arg, plan_layback
 from tasks.media.ffmpeg import kill_all_children
 from tasks.media.probe import MediaInfo
 from tasks.package import hash_file_xxh128, write_mhl_generation
@@ -111,10 +111,11 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "work"
     work.mkdir(exist_ok=True)
-    inputs = [master, *mixes]
+    parsed = [parse_mix_arg(m) for m in mixes]
+    inputs = [master, *(p.path for p in parsed)]
     fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
     infos = [f.result() for f in probe_step.map(inputs, ["picture master"] + ["mix"] * len(mixes))]
-    plan = plan_layback(infos[0], infos[1:], spec)
+    plan = plan_layback(infos[0], list(zip(parsed, infos[1:])), spec)
     for note in plan.notes:
         log.warning(note)
     married = work / f"{title}_{version}_layback.mov"

@@ -1,44 +1,88 @@
 """Layback: marry the final mix to the picture master by timecode.
 
-The picture is stream-copied (never re-encoded: the master stays bit-identical). Each mix file
-becomes one audio track in the order of the spec's tracks, matched by channel count; channels are
-labelled with the spec's layout without remixing (the mix is in the order the spec lists, e.g.
-L R C LFE Ls Rs). Alignment comes from timecode: the picture's start timecode and the mix's BWF
-time reference. A mix that starts late is delayed sample-exactly; one that starts early is
-trimmed. A mix is never padded to hide a short mix: the duration difference is reported and QC
-judges it.
+The picture is stream-copied (never re-encoded) and checked afterwards: the video packets of the
+layback master hash the same as the master's. The mix arrives as the sound team delivers it:
+
+* one interleaved WAV/BWF per layout (channel labels from the WAVE channel mask, else the
+  ITU/SMPTE order for the channel count), or
+* one mono BWF per channel named ``<prefix>_<label>.wav`` (``PM_L.wav``, ``PM_LFE.wav``,
+  ``PM_Ls.wav`` ...), grouped by prefix, or
+* either with an explicit channel map on the command line: ``L,R,C,LFE,Ls,Rs=mix.wav`` for an
+  interleaved file, ``C=dialogue.wav`` for a mono file.
+
+Each spec track (in spec order) takes the first unused source whose channel labels are the
+track's labels, and its channels are laid out in the spec's channel order (a ``[L]`` mono track
+takes one channel of a source). Alignment comes from timecode: the picture's start timecode
+against the BWF time reference, sample-exact. The mix is padded with silence or trimmed to the
+picture's range; a mix that does not cover the programme (FFOA to the last frame) within the
+spec's ``timing.av_duration_tolerance_frames`` cannot be aligned and is refused (bad input). When
+the spec has an FFOA the 2-pop (2 s before FFOA) is looked for in the aligned mix and reported.
 """
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 from pydantic import BaseModel
 
-from specs.errors import BadInputError, MediaError
-from specs.model import AudioTrackSpec, Spec
+from specs.errors import BadInputError, MediaError, VerificationError
+from specs.model import CHANNEL_LABELS, AudioTrackSpec, Spec
+from tasks.audio.reader import mask_positions, wav_channel_mask
 from tasks.media.ffmpeg import FFmpegProgress, run_ffmpeg
 from tasks.media.files import atomic_output
 from tasks.media.probe import MediaInfo
 from tasks.media.timecode import Timecode
 
-__all__ = ["TrackAssignment", "LaybackPlan", "LaybackResult", "plan_layback", "layback", "FFMPEG_LAYOUTS"]
+__all__ = ["MixInput", "MixSource", "TrackAssignment", "LaybackPlan", "LaybackResult", "parse_mix_arg",
+           "mix_sources", "plan_layback", "layback", "video_packet_hash", "FFMPEG_LAYOUTS"]
 
 # Spec layout words -> ffmpeg channel layout names (order L R C LFE Ls Rs for 5.1 per ITU/SMPTE).
-FFMPEG_LAYOUTS = {"mono": "mono", "1.0": "mono", "2.0": "stereo", "stereo": "stereo", "5.0": "5.0",
-                  "5.1": "5.1", "7.1": "7.1"}
+FFMPEG_LAYOUTS = {"mono": "mono", "1.0": "mono", "2.0": "stereo", "stereo": "stereo", "3.0": "3.0", "4.0": "4.0",
+                  "5.0": "5.0", "5.1": "5.1", "7.1": "7.1"}
+# Default labels by channel count when a file carries no channel mask (ITU-R BS.775 / SMPTE ST 428-3 order).
+_DEFAULT_LABELS = {1: ("M",), 2: ("L", "R"), 6: ("L", "R", "C", "LFE", "Ls", "Rs"),
+                   8: ("L", "R", "C", "LFE", "Lss", "Rss", "Lrs", "Rrs")}
+_CANONICAL = {label.lower(): label for label in CHANNEL_LABELS}
+_MONO_SUFFIX = re.compile(r"^(?P<prefix>.+?)[ _.-](?P<label>[A-Za-z]+)\.(?:wav|bwf|w64|rf64)$", re.IGNORECASE)
+TWO_POP_BEFORE_FFOA_S = 2
+_TWO_POP_THRESHOLD_DBFS = -40.0
+
+
+class MixInput(BaseModel):
+    """One ``--mix`` argument: a file and, optionally, its channel labels in file order."""
+
+    path: str
+    labels: tuple[str, ...] | None = None
+
+
+class MixSource(BaseModel):
+    """A logical mix: one interleaved file or a group of mono files, with a label per channel."""
+
+    name: str
+    paths: list[str]
+    labels: list[str]
+    refs: list[tuple[int, int]]  # per label: (index into paths, channel in that file)
+    sample_rate_hz: int
+    time_reference_samples: int | None
+    duration_samples: int
 
 
 class TrackAssignment(BaseModel):
     track_id: str
     label: str
     layout: str
-    mix_path: str
+    mix_path: str  # first file of the source (for messages)
+    mix_paths: list[str]
+    channel_refs: list[tuple[int, int]]  # per spec channel, in spec order: (index into mix_paths, channel)
     channels: int
-    offset_samples: int  # >0: mix starts after the picture (delay); <0: mix starts before (trim)
+    offset_samples: int  # >0: mix starts after the picture (pad the head); <0: starts before (trim)
     sample_rate_hz: int
-    duration_s: float  # of the mix after alignment
+    duration_s: float  # of the mix on the picture's clock after alignment (before padding)
+    two_pop_offset_samples: int | None = None  # found 2-pop minus expected, on the aligned mix
 
 
 class LaybackPlan(BaseModel):
@@ -46,6 +90,7 @@ class LaybackPlan(BaseModel):
     start_timecode: str
     rate: Fraction
     picture_duration_s: float
+    picture_frames: int
     tracks: list[TrackAssignment]
     notes: list[str] = []
 
@@ -54,6 +99,106 @@ class LaybackResult(BaseModel):
     path: str
     plan: LaybackPlan
     wall_s: float
+    video_md5: str
+
+
+def parse_mix_arg(text: str) -> MixInput:
+    """``path``, ``LABEL=path`` (mono) or ``L,R,C,LFE,Ls,Rs=path`` (interleaved, file order).
+
+    The left side is a channel map only when every word is a channel label, so a path with ``=``
+    in it still works.
+    """
+    left, sep, right = text.partition("=")
+    if sep and left:
+        words = [w.strip() for w in left.split(",")]
+        if all(w.lower() in _CANONICAL for w in words):
+            labels = tuple(_CANONICAL[w.lower()] for w in words)
+            if len(set(labels)) != len(labels):
+                raise BadInputError(f"--mix {text!r} lists a channel twice; list every channel once")
+            return MixInput(path=right, labels=labels)
+    return MixInput(path=text)
+
+
+def _labels_from_mask(path: str, channels: int) -> tuple[str, ...] | None:
+    mask = wav_channel_mask(path)
+    if not mask:
+        return None
+    pos = mask_positions(mask)
+    if len(pos) != channels:
+        return None
+    side = "SL" in pos
+    names = {"FL": "L", "FR": "R", "FC": "C", "LFE": "LFE", "BC": "Cs",
+             "BL": "Lrs" if side else "Ls", "BR": "Rrs" if side else "Rs",
+             "SL": "Lss" if "BL" in pos else "Ls", "SR": "Rss" if "BR" in pos else "Rs"}
+    if pos == ["FC"]:
+        return ("M",)
+    out = tuple(names.get(p, p) for p in pos)
+    return out if all(o in CHANNEL_LABELS for o in out) else None
+
+
+def _time_reference(info: MediaInfo) -> int | None:
+    return info.bwf_time_reference_samples
+
+
+def mix_sources(mixes: list[tuple[MixInput, MediaInfo]]) -> list[MixSource]:
+    """Group ``--mix`` inputs into logical sources (mono files by name prefix), in input order.
+
+    Raises:
+        MediaError: a mix without audio or with several streams, mono files of one group that differ
+            in rate, length or time reference, or an explicit map whose channel count is wrong.
+    """
+    sources: list[MixSource] = []
+    groups: dict[str, MixSource] = {}
+    for mix, info in mixes:
+        if not info.audio:
+            raise MediaError(f"mix {mix.path} has no audio stream")
+        if len(info.audio) > 1:
+            raise MediaError(f"mix {mix.path} has {len(info.audio)} audio streams; give one interleaved file "
+                             "per layout or one mono file per channel")
+        a = info.audio[0]
+        samples = round((a.duration_s or info.duration_s or 0.0) * a.sample_rate_hz)
+        labels = mix.labels
+        group_key = None
+        if labels is not None and len(labels) != a.channels:
+            raise MediaError(f"--mix {','.join(labels)}={mix.path}: the map lists {len(labels)} channels but the "
+                             f"file has {a.channels}")
+        if a.channels == 1:
+            if labels is None:
+                m = _MONO_SUFFIX.match(Path(mix.path).name)
+                if m and m.group("label").lower() in _CANONICAL:
+                    labels = (_CANONICAL[m.group("label").lower()],)
+                    group_key = str(Path(mix.path).parent / m.group("prefix"))
+            else:
+                group_key = "explicit channel map"
+        if labels is None:
+            labels = _labels_from_mask(mix.path, a.channels) or _DEFAULT_LABELS.get(a.channels)
+        if labels is None:
+            labels = tuple(f"ch{i + 1}" for i in range(a.channels))  # matched by count, in order
+        tref = _time_reference(info)
+        if group_key is not None and group_key in groups:
+            src = groups[group_key]
+            if labels[0] in src.labels:
+                raise MediaError(f"mono mix files {src.paths[src.labels.index(labels[0])]} and {mix.path} are both "
+                                 f"channel {labels[0]}; give each channel once")
+            for what, mine, theirs in (("sample rate", a.sample_rate_hz, src.sample_rate_hz),
+                                       ("BWF time reference", tref, src.time_reference_samples)):
+                if mine != theirs:
+                    raise MediaError(f"mono mix file {mix.path} has {what} {mine} but {src.paths[0]} has {theirs}; "
+                                     "the channels of one mix must share rate and time reference")
+            if abs(samples - src.duration_samples) > 1:
+                raise MediaError(f"mono mix file {mix.path} is {samples} samples long but {src.paths[0]} is "
+                                 f"{src.duration_samples}; the channels of one mix must have the same length")
+            src.paths.append(mix.path)
+            src.labels.append(labels[0])
+            src.refs.append((len(src.paths) - 1, 0))
+            continue
+        src = MixSource(name=Path(group_key).name if group_key else Path(mix.path).name, paths=[mix.path],
+                        labels=list(labels), refs=[(0, c) for c in range(a.channels)],
+                        sample_rate_hz=a.sample_rate_hz, time_reference_samples=tref, duration_samples=samples)
+        sources.append(src)
+        if group_key is not None:
+            groups[group_key] = src
+    return sources
 
 
 def _ffmpeg_layout(track: AudioTrackSpec) -> str:
@@ -64,86 +209,231 @@ def _ffmpeg_layout(track: AudioTrackSpec) -> str:
                             f"use one of {', '.join(sorted(FFMPEG_LAYOUTS))}") from None
 
 
-def plan_layback(picture: MediaInfo, mixes: list[MediaInfo], spec: Spec) -> LaybackPlan:
-    """Decide which mix goes to which spec track and how far to shift it.
+def _match(track: AudioTrackSpec, sources: list[MixSource], used: dict[int, set[str]]) -> tuple[int, list[int]] | None:
+    """(source index, channel positions in spec order) of the first source that can feed ``track``."""
+    want = list(track.channels)
+    for i, src in enumerate(sources):
+        if used[i]:
+            continue
+        if sorted(src.labels) == sorted(want):
+            return i, [src.labels.index(c) for c in want]
+    for i, src in enumerate(sources):  # unlabelled (no mask, odd count): by count, in file order
+        if not used[i] and src.labels[0].startswith("ch") and len(src.labels) == len(want):
+            return i, list(range(len(want)))
+    if len(want) == 1:
+        for i, src in enumerate(sources):  # a mono track takes one channel of a multichannel source
+            if want[0] in src.labels and want[0] not in used[i] and not (used[i] and "*" in used[i]):
+                return i, [src.labels.index(want[0])]
+        for i, src in enumerate(sources):
+            if not used[i] and len(src.labels) == 1:
+                return i, [0]
+    return None
+
+
+def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInput, MediaInfo]], spec: Spec) -> LaybackPlan:
+    """Decide which mix feeds which spec track, in which channel order, and how far to shift it.
 
     Raises:
-        MediaError: no picture, a mix with no audio or a channel count no spec track takes, a spec
-            track without a mix (all bad input).
+        MediaError: no picture, a mix with no audio, a spec track without a matching mix, a sample
+            rate other than the spec's, or a mix that cannot be aligned within the spec's tolerance
+            (all bad input, exit 2).
     """
     v = picture.primary_video
     if v is None:
         raise MediaError(f"{picture.path} has no video stream; --master must be the picture master")
+    pairs = [m if isinstance(m, tuple) else (MixInput(path=m.path), m) for m in mixes]
+    sources = mix_sources(pairs)
     start = Timecode.parse(picture.start_timecode, v.frame_rate) if picture.start_timecode else Timecode(0, v.frame_rate)
-    pic_start_s = start.seconds
-    pic_dur_s = v.duration_s or picture.duration_s or 0.0
-    unused = list(mixes)
+    pic_frames = v.frame_count or round(Fraction(v.duration_s or picture.duration_s or 0.0) * v.frame_rate)
+    pic_dur = Fraction(pic_frames) / v.frame_rate
+    tol_frames = spec.timing.av_duration_tolerance_frames
+    ffoa_frame = 0
+    if spec.timing.ffoa_timecode:
+        ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
+        ffoa_frame = min(max(ffoa.frames - start.frames, 0), pic_frames)
+    counts = {len(t.channels) for t in spec.audio.tracks}
+    for src in sources:
+        if len(src.paths) == 1 and len(src.labels) > 1 and len(src.labels) not in counts:
+            wanted = ", ".join(f"{t.id}: {len(t.channels)} ({' '.join(t.channels)})" for t in spec.audio.tracks)
+            raise MediaError(f"mix {src.paths[0]} has {len(src.labels)} channels; spec {spec.name} tracks take "
+                             f"{wanted}. Check the mix file (wrong channel count).")
+    used: dict[int, set[str]] = {i: set() for i in range(len(sources))}
     tracks: list[TrackAssignment] = []
     notes: list[str] = []
-    for mix in mixes:
-        if not mix.audio:
-            raise MediaError(f"mix {mix.path} has no audio stream")
-        if len(mix.audio) > 1:
-            raise MediaError(f"mix {mix.path} has {len(mix.audio)} audio streams; give one interleaved file per spec track")
-        ch = mix.audio[0].channels
-        if not any(len(t.channels) == ch for t in spec.audio.tracks):
-            wanted = ", ".join(f"{t.id}: {len(t.channels)} ({' '.join(t.channels)})" for t in spec.audio.tracks)
-            raise MediaError(f"mix {mix.path} has {ch} channels; spec {spec.name} tracks take {wanted}. "
-                             "Check the mix file (wrong channel count).")
     for track in spec.audio.tracks:
-        match = next((m for m in unused if m.audio[0].channels == len(track.channels)), None)
-        if match is None:
+        found = _match(track, sources, used)
+        if found is None:
+            offered = "; ".join(f"{s.name}: {' '.join(s.labels)}" for s in sources) or "none"
             raise MediaError(f"no mix for spec track {track.id} ({track.label}, {len(track.channels)} channels "
-                             f"{' '.join(track.channels)}); pass it with --mix")
-        unused.remove(match)
-        a = match.audio[0]
-        mix_start = match.start_seconds()
-        if mix_start is None:
+                             f"{' '.join(track.channels)}); mixes given: {offered}. Pass it with --mix (a file per "
+                             "layout, mono files named *_L.wav *_R.wav ..., or an explicit map L,R=file.wav)")
+        si, positions = found
+        src = sources[si]
+        used[si] |= {src.labels[p] for p in positions} | ({"*"} if len(positions) > 1 else set())
+        sr = src.sample_rate_hz
+        if sr != spec.audio.sample_rate_hz:
+            raise MediaError(f"mix {src.name} is {sr} Hz but spec {spec.name} wants {spec.audio.sample_rate_hz} Hz; "
+                             "deliver does not resample a mix — ask for a mix at the spec's rate")
+        if src.time_reference_samples is None:
             offset = 0
-            notes.append(f"{Path(match.path).name} has no BWF time reference; laid back at the picture's first frame")
+            notes.append(f"{src.name} has no BWF time reference; laid back at the picture's first frame")
         else:
-            offset = round((mix_start - pic_start_s) * a.sample_rate_hz)
-        mix_dur = (a.duration_s or match.duration_s or 0.0)
-        aligned_dur = mix_dur + offset / a.sample_rate_hz
-        tracks.append(TrackAssignment(track_id=track.id, label=track.label, layout=track.layout, mix_path=match.path,
-                                      channels=a.channels, offset_samples=offset, sample_rate_hz=a.sample_rate_hz,
-                                      duration_s=min(aligned_dur, pic_dur_s)))
-    for m in unused:
-        notes.append(f"{Path(m.path).name} was not used: the spec has no further track with "
-                     f"{m.audio[0].channels} channels")
+            # The picture's start on the sample clock is exact for integer rates, nearest sample otherwise.
+            pic_start = round(start.seconds * sr)
+            offset = src.time_reference_samples - pic_start
+        frame_samples = Fraction(sr) / v.frame_rate
+        tol = tol_frames * frame_samples
+        prog_start = round(ffoa_frame * frame_samples)
+        pic_end = round(pic_dur * sr)
+        mix_end = offset + src.duration_samples
+        tc_of = lambda s: str(start + int(Fraction(s) / frame_samples))  # noqa: E731
+        if offset > prog_start + tol or mix_end < pic_end - tol:
+            what = (f"starts at {tc_of(offset)}, {float((offset - prog_start) / frame_samples):.1f} frames after "
+                    f"the programme start {tc_of(prog_start)}" if offset > prog_start + tol else
+                    f"ends at {tc_of(mix_end)}, {float((pic_end - mix_end) / frame_samples):.1f} frames before "
+                    f"the picture ends at {tc_of(pic_end)}")
+            raise MediaError(f"mix {src.name} cannot be aligned to {Path(picture.path).name}: by its BWF time "
+                             f"reference ({src.time_reference_samples} samples) it {what}; spec {spec.name} allows "
+                             f"{tol_frames} frame(s). Check the mix's time reference and the picture's start "
+                             f"timecode {start}")
+        if offset:
+            notes.append(f"{src.name}: offset {offset:+d} samples ({float(offset / frame_samples):+.2f} frames) "
+                         f"against the picture start {start}; {'padded' if offset > 0 else 'trimmed'} at the head")
+        if mix_end < pic_end:
+            notes.append(f"{src.name}: {pic_end - mix_end} samples short of the picture's end; padded with silence")
+        refs = [src.refs[p] for p in positions]
+        assignment = TrackAssignment(
+            track_id=track.id, label=track.label, layout=track.layout, mix_path=src.paths[0], mix_paths=src.paths,
+            channel_refs=refs, channels=len(positions), offset_samples=offset, sample_rate_hz=sr,
+            duration_s=float(Fraction(min(mix_end, pic_end) - max(offset, 0), sr)))
+        if spec.timing.ffoa_timecode and ffoa_frame >= TWO_POP_BEFORE_FFOA_S * v.frame_rate:
+            pop_frame = ffoa_frame - round(TWO_POP_BEFORE_FFOA_S * v.frame_rate)
+            expected = round(pop_frame * frame_samples)
+            found_at = _find_two_pop(src, refs, expected - offset, sr, frame_samples)
+            if found_at is None:
+                notes.append(f"{src.name}: no 2-pop found near {tc_of(expected)} (checked "
+                             f"{'/'.join(track.channels)}); sync not confirmed by the 2-pop")
+            else:
+                delta = found_at + offset - expected
+                assignment.two_pop_offset_samples = delta
+                if abs(delta) > tol:
+                    raise MediaError(f"mix {src.name}: the 2-pop is {float(delta / frame_samples):+.1f} frames off "
+                                     f"{tc_of(expected)} after aligning by the BWF time reference; spec {spec.name} "
+                                     f"allows {tol_frames} frame(s). The time reference and the mix content disagree: "
+                                     "fix the mix's time reference")
+                notes.append(f"{src.name}: 2-pop at {tc_of(expected + delta)}, {delta:+d} samples from the "
+                             "picture's 2-pop")
+        tracks.append(assignment)
+    for i, src in enumerate(sources):
+        if not used[i]:
+            notes.append(f"{src.name} was not used: no further spec track takes {' '.join(src.labels)}")
     return LaybackPlan(picture_path=picture.path, start_timecode=str(start), rate=v.frame_rate,
-                       picture_duration_s=pic_dur_s, tracks=tracks, notes=notes)
+                       picture_duration_s=float(pic_dur), picture_frames=pic_frames, tracks=tracks, notes=notes)
 
 
-def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *, progress=None) -> LaybackResult:
-    """Write the married master: picture stream copy + one PCM track per spec track.
+def _find_two_pop(src: MixSource, refs: list[tuple[int, int]], expected: int, sr: int, frame_samples: Fraction) -> int | None:
+    """Onset (mix sample clock) of the 2-pop nearest ``expected`` within ±1 s, or ``None``.
 
-    Output appears atomically under ``out_path``; an existing file is never overwritten.
+    A 2-pop is a burst above -40 dBFS at most two frames long with at least 0.25 s of silence on
+    both sides, on the track's first full-range channel: programme sound or line-up tone is not
+    mistaken for one. Reads one window only.
     """
-    out = Path(out_path)
+    window = sr  # ±1 s: a 2-pop further off than that is not this 2-pop
+    lo = max(expected - window, 0)
+    hi = min(expected + window, src.duration_samples)
+    if hi <= lo:
+        return None
+    for path_index, channel in refs:
+        if src.labels[src.refs.index((path_index, channel))] == "LFE":
+            continue
+        with sf.SoundFile(src.paths[path_index]) as fh:
+            fh.seek(lo)
+            block = fh.read(hi - lo, dtype="float32", always_2d=True)[:, channel]
+        loud = np.flatnonzero(np.abs(block) > 10 ** (_TWO_POP_THRESHOLD_DBFS / 20))
+        if not loud.size:
+            return None
+        gap = int(0.25 * sr)
+        # Runs of loud samples (a run breaks at a quiet gap longer than a few ms).
+        breaks = np.flatnonzero(np.diff(loud) > int(0.005 * sr))
+        starts = np.concatenate([[loud[0]], loud[breaks + 1]])
+        ends = np.concatenate([loud[breaks], [loud[-1]]]) + 1
+        best = None
+        for k, (s0, s1) in enumerate(zip(starts, ends)):
+            quiet_before = s0 - (ends[k - 1] if k else 0) >= gap and (k or s0 >= gap)
+            quiet_after = (starts[k + 1] if k + 1 < len(starts) else len(block)) - s1 >= gap
+            if s1 - s0 <= 2 * frame_samples and quiet_before and quiet_after:
+                onset = int(lo + s0)
+                if best is None or abs(onset - expected) < abs(best - expected):
+                    best = onset
+        return best
+    return None
+
+
+def video_packet_hash(path: str | Path) -> str:
+    """MD5 over the first video stream's packets (no decode): equal hashes = bit-identical essence."""
+    result = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "streamhash",
+                         "-hash", "md5", "-"], capture_stdout=True, what=f"video packet hash of {Path(path).name}")
+    text = result.stdout.decode().strip()
+    return text.rsplit("=", 1)[-1] if text else ""
+
+
+def layback_args(plan: LaybackPlan, spec: Spec, out_path: Path) -> list[str]:
+    """ffmpeg arguments: picture stream copy + one PCM track per spec track, in spec order."""
     codec = spec.audio.codec or "pcm_s24le"
+    inputs: list[str] = []
     args: list[str] = ["-i", plan.picture_path]
-    for t in plan.tracks:
-        args += ["-i", t.mix_path]
     graphs = []
     for i, t in enumerate(plan.tracks):
         track = next(tr for tr in spec.audio.tracks if tr.id == t.track_id)
-        chain = []
+        layout = _ffmpeg_layout(track)
+        idx = []
+        for p in t.mix_paths:
+            if p not in inputs:
+                inputs.append(p)
+                args += ["-i", p]
+            idx.append(inputs.index(p) + 1)
+        used_files = sorted({r[0] for r in t.channel_refs})
+        labels = [f"[{idx[f]}:a:0]" for f in used_files]
+        # join only references buffers: channel selection and re-order stay bit-exact.
+        mapping = "|".join(f"{used_files.index(f)}.{c}-{name}"
+                           for (f, c), name in zip(t.channel_refs, _layout_channel_names(layout)))
+        chain = [f"join=inputs={len(used_files)}:channel_layout={layout}:map={mapping}"]
         if t.offset_samples > 0:
             chain.append(f"adelay=delays={t.offset_samples}S:all=1")
         elif t.offset_samples < 0:
-            chain.append(f"atrim=start_sample={-t.offset_samples}")
-        # Never longer than the picture: samples past the last frame belong to nothing.
-        end_sample = round(plan.picture_duration_s * t.sample_rate_hz)
-        chain += [f"atrim=end_sample={end_sample}", "asetpts=N/SR/TB",
-                  f"channelmap=map={'|'.join(str(c) for c in range(t.channels))}:channel_layout={_ffmpeg_layout(track)}"]
-        graphs.append(f"[{i + 1}:a:0]{','.join(chain)}[a{i}]")
+            chain += [f"atrim=start_sample={-t.offset_samples}", "asetpts=N/SR/TB"]
+        end_sample = round(Fraction(plan.picture_frames) / plan.rate * t.sample_rate_hz)
+        # Exactly the picture's range: silence after a short mix, nothing after the last frame.
+        chain += [f"apad=whole_len={end_sample}", f"atrim=end_sample={end_sample}", "asetpts=N/SR/TB"]
+        graphs.append(f"{''.join(labels)}{','.join(chain)}[a{i}]")
     args += ["-filter_complex", ";".join(graphs), "-map", "0:v:0"]
-    for i, t in enumerate(plan.tracks):
+    for i in range(len(plan.tracks)):
         args += ["-map", f"[a{i}]"]
     args += ["-c:v", "copy", "-c:a", codec, "-timecode", plan.start_timecode, "-map_metadata", "0"]
     for i, t in enumerate(plan.tracks):
         args += [f"-metadata:s:a:{i}", f"title={t.label}", f"-metadata:s:a:{i}", f"handler_name={t.label}"]
+    return [*args, "-f", "mov", str(out_path)]
+
+
+_LAYOUT_CHANNELS = {"mono": ("FC",), "stereo": ("FL", "FR"), "3.0": ("FL", "FR", "FC"), "4.0": ("FL", "FR", "FC", "BC"),
+                    "5.0": ("FL", "FR", "FC", "BL", "BR"), "5.1": ("FL", "FR", "FC", "LFE", "BL", "BR"),
+                    "7.1": ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR")}
+
+
+def _layout_channel_names(layout: str) -> tuple[str, ...]:
+    return _LAYOUT_CHANNELS[layout]
+
+
+def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *, progress=None, verify: bool = True) -> LaybackResult:
+    """Write the married master: picture stream copy + one PCM track per spec track.
+
+    Output appears atomically under ``out_path``; an existing file is never overwritten. With
+    ``verify`` the video packets of the result are hashed against the master's (no decode).
+
+    Raises:
+        VerificationError: the picture essence changed (never expected: it is a stream copy).
+    """
+    out = Path(out_path)
     total_s = plan.picture_duration_s
 
     def _progress(p: FFmpegProgress) -> None:
@@ -151,6 +441,9 @@ def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *, progress=Non
             progress(min(p.out_time_s, total_s), total_s)
 
     with atomic_output(out) as tmp:
-        result = run_ffmpeg([*args, "-f", "mov", str(tmp)], progress=_progress, what=f"layback to {out.name}")
-    return LaybackResult(path=str(out), plan=plan, wall_s=result.wall_s)
-
+        result = run_ffmpeg(layback_args(plan, spec, tmp), progress=_progress, what=f"layback to {out.name}")
+        md5 = video_packet_hash(tmp) if verify else ""
+        if verify and md5 != video_packet_hash(plan.picture_path):
+            raise VerificationError(f"layback {out.name}: the picture packets differ from {plan.picture_path}; "
+                                    "the file was not kept. Report this: the picture must be a stream copy.")
+    return LaybackResult(path=str(out), plan=plan, wall_s=result.wall_s, video_md5=md5)
