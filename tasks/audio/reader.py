@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from specs.errors import MediaError
-from tasks.media.ffmpeg import open_ffmpeg_pipe
+from tasks.media.ffmpeg import open_ffmpeg_pipe, read_exact
 
 __all__ = [
     "DEFAULT_BLOCK_FRAMES",
@@ -175,13 +175,7 @@ def iter_ffmpeg_blocks(path: str | Path, *, stream_index: int, channels: int,
     with open_ffmpeg_pipe(args, what=f"decode of audio stream {stream_index} of {path}") as out:
         while True:
             buf = bytearray(want)
-            view = memoryview(buf)
-            got = 0
-            while got < want:
-                n = out.readinto(view[got:])
-                if not n:
-                    break
-                got += n
+            got = read_exact(out, buf)
             usable = got - got % frame_bytes
             if usable:
                 yield np.frombuffer(buf, dtype="<f4", count=usable // 4).reshape(-1, channels)

@@ -37,6 +37,7 @@ __all__ = [
     "run_ffmpeg",
     "run_ffprobe_json",
     "open_ffmpeg_pipe",
+    "read_exact",
     "kill_all_children",
 ]
 
@@ -320,3 +321,18 @@ def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[by
         last = tail[-1] if tail else "no output"
         raise FFmpegError(f"{what} failed (ffmpeg exit {returncode}): {last}", cmd=cmd, returncode=returncode,
                           stderr_tail="\n".join(tail))
+
+
+def read_exact(stream: IO[bytes], buf: bytearray | memoryview) -> int:
+    """Fill ``buf`` from ``stream``; return the bytes read (fewer only at end of stream).
+
+    Pipes return short reads; raw frames and sample blocks must be whole.
+    """
+    view = memoryview(buf)
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
