@@ -624,6 +624,8 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
     "metadata.audio_channels": CheckInfo("error", "channels per track match each track's layout"),
     "metadata.start_timecode": CheckInfo(
         "error", "the timecode track places timing.ffoa_timecode inside the master (and the drop-frame flag matches)"),
+    "metadata.timecode_continuity": CheckInfo(
+        "error", "the timecode track advances one frame per picture frame, without breaks"),
     "timing.av_duration": CheckInfo(
         "error", "audio and video durations agree within timing.av_duration_tolerance_frames"),
     "timing.head_tail_black": CheckInfo(
