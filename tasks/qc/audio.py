@@ -119,6 +119,17 @@ class RunTracker:
                 self.intervals.append((s, e))
 
 
+def _hold(mask: np.ndarray, n: int) -> np.ndarray:
+    """True for every sample of each ``n``-sample window (from the block start) that has a True."""
+    m = mask.size
+    if n <= 1 or m == 0:
+        return mask
+    k = -(-m // n)
+    pad = np.zeros(k * n, bool)
+    pad[:m] = mask
+    return np.repeat(pad.reshape(k, n).any(axis=1), n)[:m]
+
+
 @dataclass
 class TrackScan:
     """What :class:`AudioScan` found in one track; positions are samples from the file start."""
@@ -210,8 +221,11 @@ class AudioScan:
             for c, tracker in self.silent.items():
                 others = np.delete(loud[:, self.full_range], self.full_range.index(c), axis=1).any(axis=1)
                 tracker.feed(quiet[:, c] & others, offset)
+            # "Carries signal" over 10 ms windows: noise crosses zero, and a per-sample level gate
+            # would cut an identical run into pieces at every sample below the threshold.
+            held = {a: _hold(loud[:, a], self.sr // 100) for a in {a for a, _ in self.same}}
             for (a, b), tracker in self.same.items():
-                tracker.feed((np.abs(x[:, a] - x[:, b]) <= IDENTICAL_TOLERANCE) & loud[:, a], offset)
+                tracker.feed((np.abs(x[:, a] - x[:, b]) <= IDENTICAL_TOLERANCE) & held[a], offset)
         self.dc_sum += x.sum(axis=0, dtype=np.float64)
         self.count += len(x)
         if self.pairs:

@@ -6,6 +6,7 @@ Values are compared exactly where the spec is exact (rational frame rates, integ
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
@@ -102,6 +103,7 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
         out.extend(_hdr_findings(v, spec))
     out.extend(_audio_findings(info, spec))
     out.extend(_timing_findings(info, spec))
+    out.extend(_timecode_continuity(info, spec))
     return [f for f in out if f is not None]
 
 
@@ -151,6 +153,54 @@ def _audio_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
         if want.codec and stream.codec != want.codec:
             yield make_finding(spec, "metadata.audio_codec", f"track {track.id} codec is {stream.codec}, spec wants "
                                f"{want.codec}", expected=want.codec, actual=stream.codec, track=track.id)
+
+
+def _timecode_continuity(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
+    """``metadata.timecode_continuity``: the timecode track labels frame n as start + n.
+
+    QuickTime/MP4: every ``tmcd`` sample and edit is read (:mod:`tasks.qc.tmcd`); a break is
+    reported at the first frame that carries the wrong label (in = that frame on the master's
+    continuous clock, out = the next frame), and a track that ends before the picture is reported
+    from where its timecode stops. Other containers (MXF): ffprobe exposes only the start timecode,
+    so continuity is ``not_measured`` (info), never a silent pass."""
+    v = info.primary_video
+    if v is None or spec.check("metadata.timecode_continuity").severity == "off" or not info.start_timecode:
+        return
+    container = container_word(info)
+    start = Timecode.parse(info.start_timecode, v.frame_rate)
+    n_frames = v.frame_count or round((v.duration_s or info.duration_s or 0) * float(v.frame_rate))
+    if container not in ("mov", "mp4"):
+        f = make_finding(spec, "metadata.timecode_continuity",
+                         f"timecode continuity of a {container} master is not measured (only its start timecode "
+                         f"{info.start_timecode} is readable); check it with the QC house's tool",
+                         expected="continuous timecode", actual="not measured", status="not_measured")
+        yield f.model_copy(update={"severity": Severity.INFO}) if f else None
+        return
+    from tasks.qc.tmcd import read_timecode_tracks
+
+    try:
+        tracks = read_timecode_tracks(info.path)
+    except (OSError, struct.error, IndexError, ValueError) as exc:
+        f = make_finding(spec, "metadata.timecode_continuity", f"the timecode track could not be read ({exc})",
+                         expected="continuous timecode", actual="unreadable", status="not_measured")
+        yield f.model_copy(update={"severity": Severity.WARNING}) if f else None
+        return
+    for track in tracks[:1]:  # the first timecode track is the one ffprobe and NLEs use
+        def label(frames: int | None) -> str:
+            return "none" if frames is None else str(Timecode(frames, v.frame_rate, track.drop_frame))
+
+        for at, want, have in track.breaks()[:20]:
+            if at >= n_frames:
+                break
+            yield make_finding(spec, "metadata.timecode_continuity",
+                               f"timecode breaks at frame {at}: jumps to {label(have)} where {label(want)} follows",
+                               expected=label(want), actual=label(have), timecode_in=str(start + at),
+                               timecode_out=str(start + at + 1))
+        if 0 < track.frames < n_frames:
+            yield make_finding(spec, "metadata.timecode_continuity",
+                               f"the timecode track ends {n_frames - track.frames} frames before the picture",
+                               expected=f"{n_frames} frames of timecode", actual=f"{track.frames} frames",
+                               timecode_in=str(start + track.frames), timecode_out=str(start + n_frames))
 
 
 def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:

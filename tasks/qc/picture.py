@@ -200,13 +200,17 @@ def _interlaced(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info: 
 
 
 def tagged_light_level(path: str) -> tuple[float | None, float | None]:
-    """(MaxCLL, MaxFALL) in cd/m2 from the stream's content light level side data, if any."""
+    """(MaxCLL, MaxFALL) in cd/m2 from the stream's content light level side data, if any.
+
+    A value of 0 means "unknown" (CTA-861.3 §3.2.1; x265 writes 0,0 when max-cll is not given),
+    so a MaxCLL of 0 counts as untagged and a MaxFALL of 0 as None."""
     doc = run_ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_frames", "-read_intervals", "%+#1",
                             path])
     for item in [*(doc.get("streams") or []), *(doc.get("frames") or [])]:
         for side in item.get("side_data_list") or []:
             if "max_content" in side:
-                return float(side["max_content"]), float(side.get("max_average") or 0)
+                cll, fall = float(side["max_content"] or 0), float(side.get("max_average") or 0)
+                return (cll or None), (fall or None)
     return None, None
 
 
@@ -226,8 +230,12 @@ def _light_level(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info:
                              timecode_in=clock.tc(clock.ffoa_frame), timecode_out=clock.tc(clock.frame_count))]
     out: list[Finding | None] = []
     for name, have, tag, series_nits in (("MaxCLL", max_cll, tag_cll, series.max_nits),
-                                         ("MaxFALL", max_fall, tag_fall or 0.0, series.mean_nits)):
-        if have > tag * (1 + tol) + 1.0:
+                                         ("MaxFALL", max_fall, tag_fall, series.mean_nits)):
+        if tag is None:
+            out.append(make_finding(spec, "picture.hdr_light_level", f"{name} is tagged 0 (unknown); measured "
+                                    f"{have:.0f} cd/m2", expected=f"{name} tagged", actual=f"{have:.0f} cd/m2",
+                                    timecode_in=clock.tc(clock.ffoa_frame), timecode_out=clock.tc(clock.frame_count)))
+        elif have > tag * (1 + tol) + 1.0:
             at = clock.ffoa_frame + int(np.argmax(series_nits[prog]))
             out.append(make_finding(
                 spec, "picture.hdr_light_level", f"measured {name} {have:.0f} cd/m2 exceeds the tagged {tag:.0f} cd/m2",

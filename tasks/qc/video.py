@@ -213,6 +213,10 @@ def analyse_picture(
     c_off, c_rng = (float(1 << (depth - 1)), full) if full_range else (128.0 * scale, 224.0 * scale)
     eotf = _eotf(v.color_transfer)
     comb_thr = COMB_THRESHOLD * (white - black)
+    # Bounds of R'-Y', B'-Y' (above) and G'-Y' (below) per unit of normalised chroma, for MaxCLL.
+    rgb_hi = 2.0 * max(1.0 - kr, 1.0 - kb)
+    g_lo = 2.0 * (kr * (1.0 - kr) + kb * (1.0 - kb)) / kg
+    running_cll = 0.0
 
     luma, blacks, illegal, diffs, gamut, bars, combs, comb_ratios, max_nits, mean_nits = ([] for _ in range(10))
     prev: np.ndarray | None = None
@@ -246,7 +250,17 @@ def analyse_picture(
         if eotf is not None:
             peak = np.clip(np.maximum(np.maximum(r, g), b), 0.0, 1.0)
             nits = eotf(peak)
-            max_nits.append(float(nits.max()))
+            frame_max = float(nits.max())
+            # MaxCLL exact: the grid gives a lower bound; the frame's extremes an upper bound. Only
+            # when that bound could beat the brightest pixel seen so far is the frame measured in
+            # full (max(R',G',B') rises with Y', so each chroma site's brightest pixel is the one
+            # with its block's highest Y': a block max of Y' and RGB at chroma resolution).
+            bound = (y_max - y_off) / y_rng + max(rgb_hi * (c_max - c_off) / c_rng, -g_lo * (c_min - c_off) / c_rng, 0.0)
+            if float(eotf(np.float32(min(max(bound, 0.0), 1.0)))) > max(running_cll, frame_max):
+                frame_max = max(frame_max, _exact_max_nits(y2, c, hc, wc, ch, cw, eotf, y_off, y_rng, c_off, c_rng,
+                                                           kr, kb, kg))
+            running_cll = max(running_cll, frame_max)
+            max_nits.append(frame_max)
             mean_nits.append(float(nits.mean()))
 
         # Freeze: the quarter-size grid of luma; identical frames give exactly 0.
@@ -286,6 +300,26 @@ def analyse_picture(
                          max_nits=np.asarray(max_nits) if eotf else None,
                          mean_nits=np.asarray(mean_nits) if eotf else None,
                          width=w, height=h, grid_step=step, matrix=matrix)
+
+
+def _exact_max_nits(y2: np.ndarray, c: np.ndarray, hc: int, wc: int, ch: int, cw: int,
+                    eotf: Callable[[np.ndarray], np.ndarray], y_off: float, y_rng: float, c_off: float,
+                    c_rng: float, kr: float, kb: float, kg: float) -> float:
+    """Brightest pixel of a frame, max(R, G, B) in cd/m2, over every pixel (nearest chroma)."""
+    h, w = y2.shape
+    ypad = y2
+    if h != hc * ch or w != wc * cw:  # odd sizes: pad by edge replication to whole chroma blocks
+        ypad = np.pad(y2, ((0, hc * ch - h), (0, wc * cw - w)), mode="edge")
+    ymax = ypad.reshape(hc, ch, wc, cw).max(axis=(1, 3)).astype(np.float32)
+    c_size = hc * wc
+    cb = (c[:c_size].reshape(hc, wc).astype(np.float32) - c_off) / c_rng
+    cr = (c[c_size:].reshape(hc, wc).astype(np.float32) - c_off) / c_rng
+    yn = (ymax - y_off) / y_rng
+    r = yn + 2.0 * (1.0 - kr) * cr
+    b = yn + 2.0 * (1.0 - kb) * cb
+    g = (yn - kr * r - kb * b) / kg
+    peak = float(np.clip(np.maximum(np.maximum(r, g), b).max(), 0.0, 1.0))
+    return float(eotf(np.float32(peak)))
 
 
 def _lead(mask: np.ndarray) -> int:

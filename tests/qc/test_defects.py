@@ -48,14 +48,15 @@ def _with_check(spec: Spec, check: str, **setting) -> Spec:
     return spec.model_copy(update={"checks": {**spec.checks, check: CheckSpec(**setting)}})
 
 
-def test_clean_master_has_no_error_findings(clean, spec):
+def test_clean_master_has_no_findings(clean, spec):
     media, married = clean
     result = _qc(married, spec)
-    errors = [f for f in result.findings if f.severity.value == "error"]
-    assert not errors, errors
-    checks = {f.check for f in result.findings}
-    assert not checks & {"audio.phase", "audio.channel_identity", "audio.clipping", "audio.silence",
-                         "picture.interlaced", "picture.black", "picture.freeze", "timing.two_pop"}
+    # The synth renders in gamut and in legal range, with a continuous timecode and a 2-pop on the
+    # flash frame: a clean master has no findings at all, not even warnings or info.
+    assert result.findings == [], [(f.check, f.severity.value, f.message) for f in result.findings]
+    # nearest-neighbour chroma overshoots at sharp colour edges of testsrc2: well under R 103's 1 %
+    assert result.measurements["picture"]["max_gamut_share_percent"] < 1.0
+    assert result.measurements["picture"]["max_illegal_share_percent"] < 1.0
     assert [t["offset_frames"] for t in result.measurements["two_pop"]] == [0.0, 0.0]
     for track in result.measurements["loudness"]:
         assert track["integrated_lufs"] == pytest.approx(-24.0, abs=0.3)
