@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from pathlib import Path
@@ -43,6 +44,30 @@ def _absolute_mix(arg: str) -> str:
     return f"{','.join(parsed.labels)}={path}" if parsed.labels else path
 
 
+@contextlib.contextmanager
+def _progress_bars():
+    """A Rich bar per long step (layback, QC, deliverables, archive), fed by the steps' progress reports."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    from tasks.steps import PROGRESS_LISTENERS
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True, disable=not Console(stderr=True).is_terminal)
+    ids: dict[str, Any] = {}
+
+    def listener(key: str, description: str, done: float, total: float) -> None:
+        if key not in ids:
+            ids[key] = bars.add_task(description, total=total or 1.0)
+        bars.update(ids[key], completed=done, total=total or 1.0)
+
+    PROGRESS_LISTENERS.append(listener)
+    try:
+        with bars:
+            yield
+    finally:
+        PROGRESS_LISTENERS.remove(listener)
+
+
 def _print_findings(report_path: str) -> dict[str, Any]:
     data = json.loads(Path(report_path).read_text())
     table = Table(title=f"{data.get('title') or ''} — {data['verdict'].upper()} against {data['spec']}")
@@ -55,11 +80,13 @@ def _print_findings(report_path: str) -> dict[str, Any]:
 
 
 def _run_deliver(master: str, mixes: list[str], spec: str, title: str, out: Path, version: str,
-                 archive: list[str], force: bool) -> int:
+                 archive: list[str], force: bool, recipient: str | None = None, date: str | None = None) -> int:
     from flows.deliver import deliver_flow
 
-    result = deliver_flow(master=str(Path(master).resolve()), mixes=[_absolute_mix(m) for m in mixes], spec=spec,
-                          title=title, out=str(out.resolve()), version=version, archive=archive, force=force)
+    with _progress_bars():
+        result = deliver_flow(master=str(Path(master).resolve()), mixes=[_absolute_mix(m) for m in mixes], spec=spec,
+                              title=title, out=str(out.resolve()), version=version, archive=archive, force=force,
+                              recipient=recipient, date=date)
     _print_findings(result["report"])
     typer.echo(result["report"])
     if result["delivered"]:

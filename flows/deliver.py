@@ -14,7 +14,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.runtime import flow_run
 
 from specs.errors import VerificationError
-from specs.loader import load_spec, render_deliverable_name
+from specs.loader import load_spec
 from specs.model import Spec
 from tasks.archive.targets import archive_package
 from tasks.layback import parse_mix_arg, plan_layback
@@ -24,7 +24,8 @@ from tasks.package import hash_file_xxh128, write_mhl_generation
 from tasks.qc.engine import QCResult, qc_master
 from tasks.report import ArchiveEntry, DeliverableEntry, Report, build_report, summary_markdown, write_report
 from tasks.report_html import write_html_report
-from tasks.steps import ProgressReporter, infra_only, layback_step, probe_step, transcode_step
+from tasks.steps import ProgressReporter, infra_only, layback_step, probe_step, transcode_all_step
+from tasks.transcode import RunFields
 
 __all__ = ["deliver_flow", "qc_step", "publish_report", "fingerprint_step"]
 
@@ -90,7 +91,8 @@ def publish_report(report: Report, report_path: Path, spec: Spec, master: str | 
 
 @flow(name="deliver", flow_run_name="deliver-{title}-{version}", log_prints=True)
 def deliver_flow(master: str, mixes: list[str], spec: str, title: str, out: str, version: str = "v1",
-                 archive: list[str] | None = None, force: bool = False) -> dict[str, Any]:
+                 archive: list[str] | None = None, force: bool = False, recipient: str | None = None,
+                 date: str | None = None) -> dict[str, Any]:
     """Lay back, QC, gate, transcode, package, archive and report one title.
 
     Returns ``{"report": path, "verdict": "pass"|"fail", "delivered": bool}``. QC failure is a
@@ -98,14 +100,15 @@ def deliver_flow(master: str, mixes: list[str], spec: str, title: str, out: str,
     """
     log = get_run_logger()
     try:
-        return _deliver(master, mixes, spec, title, out, version, archive or [], force, log)
+        return _deliver(master, mixes, spec, title, out, version, archive or [], force, log, recipient, date)
     finally:
         # Threads of a task runner are not interrupted on cancellation; kill ffmpeg ourselves.
         kill_all_children()
 
 
 def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str, version: str,
-             archive: list[str], force: bool, log: Any) -> dict[str, Any]:
+             archive: list[str], force: bool, log: Any, recipient: str | None = None,
+             date: str | None = None) -> dict[str, Any]:
     spec = load_spec(spec_name)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,14 +141,11 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
         report.forced = True
 
     package_dir = out_dir / f"{title}_{version}"
-    made = []
-    for d in spec.deliverables:
-        name = render_deliverable_name(d.name, title=title, version=version, id=d.id, spec=spec.name, ext=d.container)
-        target = package_dir / name
-        res = transcode_step(d, spec, married_info, str(target), title)
-        if not Path(res.path).exists():
-            res = transcode_step.with_options(refresh_cache=True)(d, spec, married_info, str(target), title)
-        made.append({"path": res.path, "kind": res.kind})
+    fields = RunFields(title=title, version=version, recipient=recipient, **({"date": date} if date else {}))
+    made_all = transcode_all_step(spec.deliverables, spec, married_info, str(package_dir), fields,
+                                  str(package_dir / "extras"))
+    made = [{"path": r.path, "kind": r.kind} for r in made_all.deliverables]
+    made += [{"path": p, "kind": "extra"} for p in made_all.extras]
     report.deliverables = package_step(str(package_dir), made, title, version)
     if archive:
         report.archive = archive_step(str(package_dir), archive, title)

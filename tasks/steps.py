@@ -23,9 +23,9 @@ from specs.errors import InfrastructureError
 from specs.model import Deliverable, Spec
 from tasks.layback import LaybackPlan, LaybackResult, layback
 from tasks.media.probe import MediaInfo, probe
-from tasks.transcode import DeliverableResult, transcode_deliverable
+from tasks.transcode import DeliverableResult, RunFields, TranscodeAllResult, transcode_all, transcode_deliverable
 
-__all__ = ["probe_step", "layback_step", "transcode_step", "file_identity", "ProgressReporter", "infra_only"]
+__all__ = ["probe_step", "layback_step", "transcode_step", "transcode_all_step", "file_identity", "ProgressReporter", "infra_only"]
 
 FFMPEG_TAG = "ffmpeg"  # tag concurrency limit: `prefect concurrency-limit create ffmpeg <cores>`
 CACHE_DAYS = 30
@@ -92,10 +92,15 @@ def infra_only(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
+#: In-process listeners ``(key, description, done, total)``: the CLI draws a Rich bar from them.
+PROGRESS_LISTENERS: list[Any] = []
+
+
 class ProgressReporter:
     """A Prefect progress artifact updated at most every ``interval_s`` (the API is not free)."""
 
     def __init__(self, key: str, description: str, interval_s: float = 1.0) -> None:
+        self.key, self.description = key, description
         self.interval_s = interval_s
         self._last = 0.0
         self._id = None
@@ -105,6 +110,11 @@ class ProgressReporter:
             self._id = None
 
     def __call__(self, done: float, total: float) -> None:
+        for listener in list(PROGRESS_LISTENERS):
+            try:
+                listener(self.key, self.description, done, total)
+            except Exception:  # noqa: BLE001 - a terminal bar must never fail a transcode
+                pass
         now = time.monotonic()
         if self._id is None or (now - self._last < self.interval_s and done < total):
             return
@@ -138,3 +148,12 @@ def layback_step(plan: LaybackPlan, spec: Spec, out_path: str) -> LaybackResult:
 def transcode_step(deliverable: Deliverable, spec: Spec, master: MediaInfo, out_path: str, title: str) -> DeliverableResult:
     progress = ProgressReporter(f"transcode-{_slug(deliverable.id)}", f"Transcode of {Path(out_path).name}")
     return transcode_deliverable(deliverable, spec, master, out_path, title=title, progress=progress)
+
+
+@task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1, retry_condition_fn=infra_only)
+def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str,
+                       fields: RunFields, extras_dir: str | None = None) -> TranscodeAllResult:
+    """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by
+    skipping deliverables whose final file exists and verifies, which is what a retry needs."""
+    progress = ProgressReporter("deliverables", f"{len(deliverables)} deliverables of {Path(master.path).name}, one decode")
+    return transcode_all(deliverables, spec, master, out_dir, fields=fields, extras_dir=extras_dir, progress=progress)

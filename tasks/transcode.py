@@ -1,31 +1,63 @@
-"""Deliverables: transcode the married master into what the spec asks for, then verify.
+"""Deliverables: every deliverable of a spec from ONE decode of the married master, then verified.
 
-One ffmpeg run per deliverable for now (``split`` over one decode is the performance issue's
-job). Every output is written atomically and verified after writing: probed against what was
-asked (codec, size, streams, channels, duration within a frame) and decoded end to end.
+:func:`transcode_all` builds one ffmpeg command: the master's picture is decoded once and
+``split`` to every picture output (each with its own trim, scale, burn-ins and encoder), its audio
+tracks are ``asplit`` to every output that maps them (downmixed where asked), audio-only
+deliverables (WAV/BWF stems, downmixes) and the poster frame / thumbnails ride in the same run.
+Loudness-corrected tracks are rendered first (:func:`tasks.audio.correct.correct_loudness`, a cheap
+audio-only pass) and enter the graph as extra inputs.
+
+Every output is written as ``name.partial.ext``, verified against its own deliverable (codec,
+size, frame rate, tracks and channels, duration equal to the master's, loudness where the
+deliverable sets a target, full decode), fsynced and renamed; nothing is overwritten. A rerun
+skips deliverables whose final file exists and verifies, so an interrupted run resumes.
+:func:`transcode_deliverable` (one ffmpeg per deliverable, same encoder arguments) stays for
+single outputs and as the benchmark baseline.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import os
+import tempfile
+import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from specs.errors import BadInputError, VerificationError
-from specs.model import Deliverable, Spec
+from specs.errors import BadInputError, MediaError, VerificationError
+from specs.model import Deliverable, Spec, render_deliverable_name
 from tasks.layback import FFMPEG_LAYOUTS
 from tasks.media.ffmpeg import FFmpegProgress, run_ffmpeg
-from tasks.media.files import atomic_output
+from tasks.media.files import atomic_output, fsync_path, partial_name
 from tasks.media.probe import MediaInfo, probe
 from tasks.media.timecode import Timecode
 
-__all__ = ["DeliverableResult", "transcode_deliverable", "verify_deliverable", "deliverable_args", "DOWNMIX_20"]
+__all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_all", "transcode_deliverable",
+           "verify_deliverable", "deliverable_args", "deliverable_path", "DOWNMIX_20"]
 
 # ITU-R BS.775 Lo/Ro downmix from L R C LFE Ls Rs (LFE omitted, centre and surrounds at -3 dB).
 DOWNMIX_20 = "pan=stereo|c0=c0+0.7071*c2+0.7071*c4|c1=c1+0.7071*c2+0.7071*c5"
 _PRORES_PROFILES = {"proxy": "0", "lt": "1", "standard": "2", "422": "2", "hq": "3", "4444": "4", "4444xq": "5"}
 _BURNIN_FONT = "DejaVu Sans Mono"
+_AAC_TOLERANCE_LU = 1.0  # a lossy encode moves integrated loudness by a few tenths of a LU
+_PCM_TOLERANCE_LU = 0.5
+THUMBNAILS = 6
+_METER_LAYOUTS = {"2.0": "stereo", "1.0": "mono"}  # spec layout words -> the loudness meter's
+THUMB_WIDTH_PX = 480
+
+
+class RunFields(BaseModel):
+    """Run parameters that reach names and burn-ins: title, version, recipient (watermark), date."""
+
+    title: str
+    version: str = "v1"
+    recipient: str | None = None
+    date: str = Field(default_factory=lambda: dt.date.today().isoformat())
+    lang: str = "und"
 
 
 class DeliverableResult(BaseModel):
@@ -35,67 +67,142 @@ class DeliverableResult(BaseModel):
     size: int
     duration_s: float
     wall_s: float
+    reused: bool = False  # an earlier run made it and it still verifies
+    checks: list[str] = []  # what verification confirmed
+
+
+class TranscodeAllResult(BaseModel):
+    deliverables: list[DeliverableResult]
+    extras: list[str]  # poster frame and thumbnails
+    wall_s: float
+    ffmpeg_runs: int
 
 
 def _escape_drawtext(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'").replace("%", "\\%")
 
 
-def deliverable_args(d: Deliverable, spec: Spec, master: MediaInfo, out_path: Path, *, title: str) -> list[str]:
-    """The ffmpeg arguments (after the binary) that make deliverable ``d`` from ``master``."""
+def _fill(template: str, fields: RunFields, d: Deliverable) -> str:
+    values = {"title": fields.title, "version": fields.version, "date": fields.date, "id": d.id,
+              "deliverable": d.id, "lang": fields.lang, "recipient": fields.recipient or ""}
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise BadInputError(f"deliverable {d.id}: text {template!r} has an unknown field {exc}; use "
+                            f"{', '.join('{' + k + '}' for k in values)}") from None
+
+
+def deliverable_path(d: Deliverable, spec: Spec, out_dir: str | Path, fields: RunFields) -> Path:
+    """Final path of ``d`` from its name template; never outside ``out_dir``.
+
+    Raises:
+        SpecError: the template or a field value would leave the output folder.
+    """
+    root = Path(out_dir).resolve()
+    name = render_deliverable_name(d.name, title=fields.title, version=fields.version, id=d.id, spec=spec.name,
+                                   ext=d.container, date=fields.date, deliverable=d.id, lang=fields.lang)
+    path = (root / name).resolve()
+    if root not in path.parents:
+        raise BadInputError(f"deliverable name {name!r} resolves outside {root}; fix the name template")
+    return path
+
+
+def _head_frames(d: Deliverable, spec: Spec, master: MediaInfo) -> tuple[Timecode, int]:
+    """(start timecode of the master, frames to drop before the FFOA for this deliverable)."""
+    v = master.primary_video
+    assert v is not None
+    start = Timecode.parse(master.start_timecode, v.frame_rate) if master.start_timecode else Timecode(0, v.frame_rate)
+    if d.include_head or not spec.timing.ffoa_timecode:
+        return start, 0
+    ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
+    return start, max(ffoa.frames - start.frames, 0)
+
+
+def _programme_first_frame(spec: Spec, master: MediaInfo) -> int:
+    """Frame index of the FFOA in the master (0 without a spec FFOA)."""
+    v = master.primary_video
+    assert v is not None
+    if not spec.timing.ffoa_timecode or not master.start_timecode:
+        return 0
+    start = Timecode.parse(master.start_timecode, v.frame_rate)
+    ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
+    return max(ffoa.frames - start.frames, 0)
+
+
+def _master_frames(master: MediaInfo) -> int:
+    v = master.primary_video
+    assert v is not None
+    return v.frame_count or round(Fraction(v.duration_s or master.duration_s or 0.0) * v.frame_rate)
+
+
+def _expected_duration_s(d: Deliverable, spec: Spec, master: MediaInfo) -> float:
     v = master.primary_video
     if v is None:
-        raise BadInputError(f"{master.path} has no video stream to make {d.id} from")
-    start = Timecode.parse(master.start_timecode, v.frame_rate) if master.start_timecode else Timecode(0, v.frame_rate)
-    offset_frames = 0
-    if not d.include_head and spec.timing.ffoa_timecode:
-        ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
-        offset_frames = max(ffoa.frames - start.frames, 0)
-    out_start = start + offset_frames
-    args: list[str] = []
-    if offset_frames:
-        # Input seek + re-encode is frame-accurate in ffmpeg (accurate_seek is the default).
-        args += ["-ss", f"{float(Fraction(offset_frames) / v.frame_rate):.6f}"]
-    args += ["-i", master.path, "-map_metadata", "-1"]
+        return master.duration_s or 0.0
+    _, head = _head_frames(d, spec, master)
+    return float(Fraction(max(_master_frames(master) - head, 0)) / v.frame_rate)
+
+
+def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> list[str]:
+    """Scale, burn-in timecode/text and watermark for one picture deliverable (in that order)."""
+    v = master.primary_video
+    assert v is not None and d.video is not None
+    enc = d.video
     vf: list[str] = []
-    if d.video is not None:
-        enc = d.video
-        if enc.width and enc.height and (enc.width, enc.height) != (v.width, v.height):
-            vf.append(f"scale={enc.width}:{enc.height}:flags=lanczos")
-        if d.burn_in is not None and d.burn_in.timecode:
-            rate = f"{v.frame_rate.numerator}/{v.frame_rate.denominator}"
-            tc = _escape_drawtext(str(out_start))
-            vf.append(f"drawtext=font='{_BURNIN_FONT}':timecode='{tc}':rate={rate}:fontsize=h/14:"
-                      "fontcolor=white:box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h-th-h/20")
-        if d.burn_in is not None and d.burn_in.text:
-            vf.append(f"drawtext=font='{_BURNIN_FONT}':text='{_escape_drawtext(d.burn_in.text.format(title=title))}':"
-                      "fontsize=h/18:fontcolor=white:box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h/20")
-        if d.watermark is not None:
-            vf.append(f"drawtext=font='{_BURNIN_FONT}':text='{_escape_drawtext(d.watermark.text.format(title=title))}':"
-                      f"fontsize=h/8:fontcolor=white@{d.watermark.opacity:.2f}:x=(w-tw)/2:y=(h-th)/2")
-        args += ["-map", f"0:{v.index}"]
-        if vf:
-            args += ["-vf", ",".join(vf)]
-        args += ["-c:v", enc.codec]
-        if enc.codec == "prores_ks":
-            args += ["-profile:v", _PRORES_PROFILES.get((enc.profile or "hq").lower(), "3"), "-vendor", "apl0"]
-        elif enc.profile:
-            args += ["-profile:v", enc.profile]
-        if enc.pix_fmt:
-            args += ["-pix_fmt", enc.pix_fmt]
-        if enc.bitrate_kbps:
-            args += ["-b:v", f"{enc.bitrate_kbps}k", "-maxrate", f"{enc.bitrate_kbps}k", "-bufsize", f"{2 * enc.bitrate_kbps}k"]
-        elif enc.crf is not None:
-            args += ["-crf", str(enc.crf)]
-        if enc.codec in ("libx264", "libx265"):
-            args += ["-preset", "medium"]
-        # Keep the colour description of the master on every picture deliverable.
-        for flag, value in (("-color_primaries", v.color_primaries), ("-color_trc", v.color_transfer),
-                            ("-colorspace", v.color_matrix), ("-color_range", v.color_range)):
-            if value and value != "unknown":
-                args += [flag, value]
+    if enc.width and enc.height and (enc.width, enc.height) != (v.width, v.height):
+        vf.append(f"scale={enc.width}:{enc.height}:flags=lanczos")
+    font = f"font='{_BURNIN_FONT}'"
+    if d.burn_in is not None and d.burn_in.timecode:
+        rate = f"{v.frame_rate.numerator}/{v.frame_rate.denominator}"
+        vf.append(f"drawtext={font}:timecode='{_escape_drawtext(str(out_start))}':rate={rate}:fontsize=h/14:"
+                  "fontcolor=white:box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h-th-h/20")
+    if d.burn_in is not None and d.burn_in.text:
+        vf.append(f"drawtext={font}:text='{_escape_drawtext(_fill(d.burn_in.text, fields, d))}':"
+                  "fontsize=h/18:fontcolor=white:box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h/20")
+    if d.watermark is not None:
+        if "{recipient}" in d.watermark.text and not fields.recipient:
+            raise BadInputError(f"deliverable {d.id}: the watermark names the recipient; pass --recipient")
+        alpha = f"{d.watermark.opacity:.2f}"
+        vf.append(f"drawtext={font}:text='{_escape_drawtext(_fill(d.watermark.text, fields, d))}':"
+                  f"fontsize=h/12:fontcolor=white@{alpha}:x=(w-tw)/2:y=(h-th)/2")
+        if fields.recipient:
+            # Who received this copy and when: the anti-piracy trace, under the spec's text.
+            trace = _escape_drawtext(f"{fields.recipient} · {fields.date}")
+            vf.append(f"drawtext={font}:text='{trace}':fontsize=h/18:fontcolor=white@{alpha}:"
+                      "x=(w-tw)/2:y=(h/2)+h/10")
+    return vf
+
+
+def _video_codec_args(d: Deliverable, master: MediaInfo) -> list[str]:
+    v = master.primary_video
+    assert v is not None and d.video is not None
+    enc = d.video
+    args = ["-c:v", enc.codec]
+    if enc.codec == "prores_ks":
+        args += ["-profile:v", _PRORES_PROFILES.get((enc.profile or "hq").lower(), "3"), "-vendor", "apl0"]
+    elif enc.profile:
+        args += ["-profile:v", enc.profile]
+    if enc.pix_fmt:
+        args += ["-pix_fmt", enc.pix_fmt]
+    if enc.bitrate_kbps:
+        args += ["-b:v", f"{enc.bitrate_kbps}k", "-maxrate", f"{enc.bitrate_kbps}k", "-bufsize", f"{2 * enc.bitrate_kbps}k"]
+    elif enc.crf is not None:
+        args += ["-crf", str(enc.crf)]
+    if enc.codec in ("libx264", "libx265"):
+        args += ["-preset", "medium"]
+    # Keep the colour description of the master on every picture deliverable.
+    for flag, value in (("-color_primaries", v.color_primaries), ("-color_trc", v.color_transfer),
+                        ("-colorspace", v.color_matrix), ("-color_range", v.color_range)):
+        if value and value != "unknown":
+            args += [flag, value]
+    return args
+
+
+def _audio_sources(d: Deliverable, spec: Spec, master: MediaInfo) -> list[int]:
+    """Master audio stream number (``0:a:N``) of every audio map of ``d``."""
     track_ids = [t.id for t in spec.audio.tracks]
-    for i, amap in enumerate(d.audio):
+    out = []
+    for amap in d.audio:
         if amap.from_track not in track_ids:
             raise BadInputError(f"deliverable {d.id} maps audio from unknown track {amap.from_track!r}; "
                                 f"spec tracks are {', '.join(track_ids)}")
@@ -103,30 +210,72 @@ def deliverable_args(d: Deliverable, spec: Spec, master: MediaInfo, out_path: Pa
         if src >= len(master.audio):
             raise BadInputError(f"deliverable {d.id} needs track {amap.from_track} but the master has "
                                 f"{len(master.audio)} audio tracks")
-        args += ["-map", f"0:a:{src}"]
         track = spec.audio.tracks[src]
-        if amap.downmix == "2.0":
-            if track.layout != "5.1":
-                raise BadInputError(f"deliverable {d.id}: a 2.0 downmix needs a 5.1 source, {track.id} is {track.layout}")
-            args += [f"-filter:a:{i}", DOWNMIX_20]
-        elif track.layout in FFMPEG_LAYOUTS:
-            args += [f"-filter:a:{i}", f"aformat=channel_layouts={FFMPEG_LAYOUTS[track.layout]}"]
-        args += [f"-c:a:{i}", amap.codec]
-        if amap.codec == "aac":
-            args += [f"-b:a:{i}", "320k" if amap.downmix or track.layout in ("2.0", "stereo") else "640k"]
+        if amap.downmix == "2.0" and track.layout != "5.1":
+            raise BadInputError(f"deliverable {d.id}: a 2.0 downmix needs a 5.1 source, {track.id} is {track.layout}")
+        out.append(src)
+    return out
+
+
+def _audio_filter(d: Deliverable, i: int, spec: Spec, src: int) -> str:
+    track = spec.audio.tracks[src]
+    if d.audio[i].downmix == "2.0":
+        return DOWNMIX_20
+    return f"aformat=channel_layouts={FFMPEG_LAYOUTS.get(track.layout, 'stereo')}"
+
+
+def _audio_codec_args(d: Deliverable, i: int, spec: Spec, src: int, out_index: int) -> list[str]:
+    amap = d.audio[i]
+    track = spec.audio.tracks[src]
+    args = [f"-c:a:{out_index}", amap.codec]
+    if amap.codec == "aac":
+        args += [f"-b:a:{out_index}", "320k" if amap.downmix or track.layout in ("2.0", "stereo") else "640k"]
+    return args
+
+
+def _container_args(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> list[str]:
+    args = ["-map_metadata", "-1"]
     if d.video is not None and d.container in ("mov", "mp4"):
         args += ["-timecode", str(out_start)]
     if d.container == "mp4":
         args += ["-movflags", "+faststart"]
-    fmt = {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav"}[d.container]
-    if fmt == "wav":
-        args += ["-rf64", "auto"]
-    return [*args, "-f", fmt, str(out_path)]
+    if d.container == "wav":
+        sr = master.audio[0].sample_rate_hz if master.audio else 48000
+        # BWF: bext TimeReference = the first sample's position on the timecode clock.
+        args += ["-rf64", "auto", "-write_bext", "1", "-metadata", f"time_reference={round(out_start.seconds * sr)}",
+                 "-metadata", f"description={fields.title} {fields.version} {d.id}"]
+    return [*args, "-f", {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav"}[d.container]]
+
+
+def deliverable_args(d: Deliverable, spec: Spec, master: MediaInfo, out_path: Path, *, title: str,
+                     fields: RunFields | None = None) -> list[str]:
+    """ffmpeg arguments that make deliverable ``d`` alone (its own decode): the baseline."""
+    fields = fields or RunFields(title=title)
+    v = master.primary_video
+    if v is None:
+        raise BadInputError(f"{master.path} has no video stream to make {d.id} from")
+    start, head = _head_frames(d, spec, master)
+    out_start = start + head
+    args: list[str] = []
+    if head:
+        # Input seek + re-encode is frame-accurate in ffmpeg (accurate_seek is the default).
+        args += ["-ss", f"{float(Fraction(head) / v.frame_rate):.6f}"]
+    args += ["-i", master.path]
+    if d.video is not None:
+        args += ["-map", f"0:{v.index}"]
+        vf = _video_filters(d, master, out_start, fields)
+        if vf:
+            args += ["-vf", ",".join(vf)]
+        args += _video_codec_args(d, master)
+    for i, src in enumerate(_audio_sources(d, spec, master)):
+        args += ["-map", f"0:a:{src}", f"-filter:a:{i}", _audio_filter(d, i, spec, src)]
+        args += _audio_codec_args(d, i, spec, src, i)
+    return [*args, *_container_args(d, master, out_start, fields), str(out_path)]
 
 
 def transcode_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, out_path: str | Path, *, title: str,
-                          progress=None) -> DeliverableResult:
-    """Make one deliverable under ``out_path`` (atomically), then verify it."""
+                          progress=None, fields: RunFields | None = None) -> DeliverableResult:
+    """Make one deliverable under ``out_path`` (its own ffmpeg run, atomically), then verify it."""
     out = Path(out_path)
     expected_s = _expected_duration_s(d, spec, master)
 
@@ -135,50 +284,330 @@ def transcode_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, out_pat
             progress(min(p.out_time_s, expected_s), expected_s)
 
     with atomic_output(out) as tmp:
-        result = run_ffmpeg(deliverable_args(d, spec, master, tmp, title=title), progress=_progress,
+        result = run_ffmpeg(deliverable_args(d, spec, master, tmp, title=title, fields=fields), progress=_progress,
                             what=f"transcode of deliverable {d.id}")
-        info = verify_deliverable(d, spec, tmp, expected_s)
+        info, checks = verify_deliverable(d, spec, tmp, expected_s, master=master)
     return DeliverableResult(id=d.id, kind=d.kind, path=str(out), size=out.stat().st_size,
-                             duration_s=info.duration_s or 0.0, wall_s=result.wall_s)
+                             duration_s=info.duration_s or 0.0, wall_s=result.wall_s, checks=checks)
 
 
-def _expected_duration_s(d: Deliverable, spec: Spec, master: MediaInfo) -> float:
+# --------------------------------------------------------------------------------------------
+# One decode for everything
+# --------------------------------------------------------------------------------------------
+
+
+def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, work: Path
+                      ) -> dict[tuple[str, int], Path]:
+    """Loudness-corrected WAVs for the audio maps that set a target: (deliverable id, map index) -> WAV."""
+    from tasks.audio.correct import correct_loudness
+
+    out: dict[tuple[str, int], Path] = {}
+    for d in todo:
+        srcs = _audio_sources(d, spec, master)
+        start, head = _head_frames(d, spec, master)
+        for i, amap in enumerate(d.audio):
+            if amap.loudness_target_lufs is None:
+                continue
+            raw = work / f"{d.id}.a{i}.source.wav"
+            fixed = work / f"{d.id}.a{i}.corrected.wav"
+            for p in (raw, fixed):
+                p.unlink(missing_ok=True)
+            sr = master.audio[srcs[i]].sample_rate_hz
+            chain = f"atrim=start_sample={round(Fraction(head) / master.primary_video.frame_rate * sr)},asetpts=N/SR/TB," \
+                    + _audio_filter(d, i, spec, srcs[i])
+            run_ffmpeg(["-v", "error", "-i", master.path, "-map", f"0:a:{srcs[i]}", "-af", chain, "-c:a", "pcm_f32le",
+                        "-rf64", "auto", "-f", "wav", str(raw)], what=f"audio for loudness correction of {d.id}")
+            track = spec.audio.tracks[srcs[i]]
+            ceiling = amap.max_true_peak_dbtp if amap.max_true_peak_dbtp is not None else (
+                track.loudness.max_true_peak_dbtp if track.loudness and track.loudness.max_true_peak_dbtp is not None
+                else -1.0)
+            correct_loudness(raw, fixed, target_lufs=amap.loudness_target_lufs, max_true_peak_dbtp=ceiling,
+                             layout="stereo" if amap.downmix == "2.0" else _METER_LAYOUTS.get(track.layout, track.layout))
+            raw.unlink(missing_ok=True)
+            out[(d.id, i)] = fixed
+    return out
+
+
+def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str | Path, *,
+                  fields: RunFields, progress: Callable[[float, float], None] | None = None,
+                  extras_dir: str | Path | None = None, thumbnails: int = THUMBNAILS,
+                  verify: bool = True) -> TranscodeAllResult:
+    """Make every deliverable from one decode of ``master`` (see the module docstring).
+
+    Args:
+        deliverables: what to make (usually ``spec.deliverables``).
+        spec: the spec (tracks, timing).
+        master: the probed married master.
+        out_dir: the package folder; names come from each deliverable's template.
+        fields: title, version, recipient, date for names and burn-ins.
+        progress: ``(done_s, total_s)`` while ffmpeg runs.
+        extras_dir: where the poster frame and thumbnails go (None: not made).
+        thumbnails: how many thumbnails, evenly over the programme.
+        verify: verify each output before it gets its final name (off only for benchmarks).
+
+    Raises:
+        BadInputError: a deliverable's final file exists but does not verify (never overwritten).
+        VerificationError: a new output failed verification (nothing kept under its final name).
+    """
+    started = time.monotonic()
     v = master.primary_video
-    total = (v.duration_s if v and v.duration_s else master.duration_s) or 0.0
-    if v is None or d.include_head or not spec.timing.ffoa_timecode or not master.start_timecode:
-        return total
-    start = Timecode.parse(master.start_timecode, v.frame_rate)
-    ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
-    return max(total - float(max(ffoa.frames - start.frames, 0) / v.frame_rate), 0.0)
+    if v is None:
+        raise BadInputError(f"{master.path} has no video stream to make deliverables from")
+    out_root = Path(out_dir)
+    targets = {d.id: deliverable_path(d, spec, out_root, fields) for d in deliverables}
+    done: list[DeliverableResult] = []
+    todo: list[Deliverable] = []
+    for d in deliverables:
+        final = targets[d.id]
+        if final.exists():
+            try:
+                info, checks = verify_deliverable(d, spec, final, _expected_duration_s(d, spec, master), master=master)
+            except (VerificationError, MediaError) as exc:
+                raise BadInputError(f"{final} exists from an earlier run but does not verify ({exc}); it is never "
+                                    "overwritten: move it away or choose another --out") from None
+            done.append(DeliverableResult(id=d.id, kind=d.kind, path=str(final), size=final.stat().st_size,
+                                          duration_s=info.duration_s or 0.0, wall_s=0.0, reused=True, checks=checks))
+        else:
+            todo.append(d)
+    extras: list[Path] = []
+    if extras_dir is not None and thumbnails >= 0:
+        stem = f"{fields.title}_{fields.version}"
+        extras = [Path(extras_dir) / f"{stem}_poster.jpg"] + [Path(extras_dir) / f"{stem}_thumb_{k + 1:02d}.jpg"
+                                                               for k in range(thumbnails)]
+        if all(p.exists() for p in extras):
+            extras_todo: list[Path] = []
+        else:
+            for p in extras:  # extras are cheap: redo the set, never one of a mixed old/new set
+                if p.exists():
+                    raise BadInputError(f"{p} exists but the set of thumbnails is incomplete; remove "
+                                        f"{Path(extras_dir)} and rerun")
+            extras_todo = extras
+    else:
+        extras_todo = []
+    runs = 0
+    if todo or extras_todo:
+        with tempfile.TemporaryDirectory(prefix="deliver-audio-") as tmp:
+            corrected = _corrected_tracks(todo, spec, master, Path(tmp))
+            runs += len(corrected)
+            made = _one_graph(todo, spec, master, targets, corrected, extras_todo, fields, progress)
+            runs += 1
+            results, failures = [], []
+            for d in todo:
+                partial = made[d.id]
+                try:
+                    if verify:
+                        info, checks = verify_deliverable(d, spec, partial, _expected_duration_s(d, spec, master),
+                                                          master=master)
+                    else:
+                        info, checks = probe(partial, f"deliverable {d.id}"), []
+                except VerificationError as exc:
+                    partial.unlink(missing_ok=True)
+                    failures.append(str(exc))
+                    continue
+                _publish(partial, targets[d.id])
+                results.append(DeliverableResult(id=d.id, kind=d.kind, path=str(targets[d.id]),
+                                                 size=targets[d.id].stat().st_size, duration_s=info.duration_s or 0.0,
+                                                 wall_s=time.monotonic() - started, checks=checks))
+            for p in extras_todo:
+                _publish(partial_name(p), p)
+            if failures:
+                raise VerificationError(" | ".join(failures))
+            done += results
+    order = {d.id: k for k, d in enumerate(deliverables)}
+    done.sort(key=lambda r: order[r.id])
+    return TranscodeAllResult(deliverables=done, extras=[str(p) for p in extras], wall_s=time.monotonic() - started,
+                              ffmpeg_runs=runs)
 
 
-def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s: float) -> MediaInfo:
-    """Probe and fully decode a written deliverable; raise VerificationError on any mismatch."""
+def _publish(partial: Path, final: Path) -> None:
+    """fsync and rename without ever replacing an existing file (link fails if ``final`` exists)."""
+    fsync_path(partial)
+    try:
+        os.link(partial, final)
+    except FileExistsError:
+        partial.unlink(missing_ok=True)
+        raise BadInputError(f"{final} appeared while it was being made; not overwritten") from None
+    except OSError:
+        if final.exists():
+            raise BadInputError(f"{final} appeared while it was being made; not overwritten") from None
+        os.replace(partial, final)
+    partial.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        fsync_path(final.parent)
+
+
+def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: dict[str, Path],
+               corrected: dict[tuple[str, int], Path], extras: list[Path], fields: RunFields,
+               progress: Callable[[float, float], None] | None) -> dict[str, Path]:
+    """Run the single ffmpeg command; returns deliverable id -> partial path (not yet verified)."""
+    v = master.primary_video
+    assert v is not None
+    pictures = [d for d in todo if d.video is not None]
+    inputs: list[str] = ["-i", master.path]
+    extra_inputs: dict[tuple[str, int], int] = {}
+    for key, path in corrected.items():
+        extra_inputs[key] = 1 + len(extra_inputs)
+        inputs += ["-i", str(path)]
+    graph: list[str] = []
+    n_video = len(pictures) + (1 + max(len(extras) - 1, 0) if extras else 0)
+    vlabels = [f"[vs{k}]" for k in range(n_video)]
+    if n_video:
+        graph.append(f"[0:{v.index}]split={n_video}{''.join(vlabels)}" if n_video > 1 else f"[0:{v.index}]null{vlabels[0]}")
+    # Audio uses per master track, so that each track is decoded once and asplit.
+    uses: dict[int, list[str]] = {}
+    audio_plan: dict[str, list[tuple[str, int, int]]] = {}  # id -> [(label or input ref, src, map index)]
+    for d in todo:
+        plan = []
+        for i, src in enumerate(_audio_sources(d, spec, master)):
+            if (d.id, i) in corrected:
+                plan.append((f"{extra_inputs[(d.id, i)]}:a:0", src, i))
+            else:
+                label = f"[as{src}_{len(uses.setdefault(src, []))}]"
+                uses[src].append(label)
+                plan.append((label, src, i))
+        audio_plan[d.id] = plan
+    for src, labels in uses.items():
+        graph.append(f"[0:a:{src}]asplit={len(labels)}{''.join(labels)}" if len(labels) > 1
+                     else f"[0:a:{src}]anull{labels[0]}")
+    outputs: list[str] = []
+    made: dict[str, Path] = {}
+    vk = 0
+    for d in todo:
+        start, head = _head_frames(d, spec, master)
+        out_start = start + head
+        partial = partial_name(targets[d.id])
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)  # a leftover of an interrupted run is ours to replace
+        made[d.id] = partial
+        args: list[str] = []
+        if d.video is not None:
+            chain = ([f"trim=start_frame={head}", "setpts=PTS-STARTPTS"] if head else [])
+            chain += _video_filters(d, master, out_start, fields)
+            graph.append(f"{vlabels[vk]}{','.join(chain) or 'null'}[vo_{d.id}]")
+            vk += 1
+            args += ["-map", f"[vo_{d.id}]", *_video_codec_args(d, master)]
+        for ref, src, i in audio_plan[d.id]:
+            if ref.startswith("["):
+                sr = master.audio[src].sample_rate_hz
+                chain = ([f"atrim=start_sample={round(Fraction(head) / v.frame_rate * sr)}", "asetpts=N/SR/TB"]
+                         if head else [])
+                chain.append(_audio_filter(d, i, spec, src))
+                graph.append(f"{ref}{','.join(chain)}[ao_{d.id}_{i}]")
+                args += ["-map", f"[ao_{d.id}_{i}]"]
+            else:
+                args += ["-map", ref]  # corrected: already trimmed and downmixed
+            args += _audio_codec_args(d, i, spec, src, i)
+        outputs += [*args, *_container_args(d, master, out_start, fields), str(partial)]
+    if extras:
+        frames = _master_frames(master)
+        first = _programme_first_frame(spec, master)
+        programme = max(frames - first, 1)
+        poster_frame = first + programme // 3  # a third in: past titles, before credits
+        picks = [poster_frame] + [first + (2 * k + 1) * programme // (2 * max(len(extras) - 1, 1))
+                                  for k in range(len(extras) - 1)]
+        for p, frame in zip(extras, picks):
+            scale = "" if p == extras[0] else f",scale=min({THUMB_WIDTH_PX}\\,iw):-2"
+            graph.append(f"{vlabels[vk]}trim=start_frame={frame}:end_frame={frame + 1}{scale},format=yuvj420p[x{vk}]")
+            partial = partial_name(p)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.unlink(missing_ok=True)
+            outputs += ["-map", f"[x{vk}]", "-frames:v", "1", "-update", "1", "-q:v", "3", "-f", "image2", str(partial)]
+            vk += 1
+    total_s = float(Fraction(_master_frames(master)) / v.frame_rate)
+
+    def _progress(p: FFmpegProgress) -> None:
+        if progress is not None:
+            progress(min(p.out_time_s, total_s), total_s)
+
+    try:
+        run_ffmpeg([*inputs, *(["-filter_complex", ";".join(graph)] if graph else []), *outputs], progress=_progress,
+                   what=f"transcode of {len(todo)} deliverable(s) in one pass")
+    except BaseException:
+        for partial in made.values():  # nothing half-written survives, even under a partial name
+            partial.unlink(missing_ok=True)
+        for p in extras:
+            partial_name(p).unlink(missing_ok=True)
+        raise
+    return made
+
+
+# --------------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------------
+
+
+def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s: float, *,
+                       master: MediaInfo | None = None) -> tuple[MediaInfo, list[str]]:
+    """Probe, measure and fully decode a written deliverable against its own spec.
+
+    Checks: video codec, size, frame rate (the master's); audio track count, channels per track
+    (2 for a downmix), sample rate; duration equal to the master's programme within one frame;
+    integrated loudness and true peak where the deliverable sets a target; a clean full decode.
+
+    Raises:
+        VerificationError: any mismatch (the caller deletes the file; it never gets a final name).
+    """
     info = probe(path, what=f"deliverable {d.id}")
     problems: list[str] = []
+    checks: list[str] = []
+    mv = master.primary_video if master else None
     if d.video is not None:
-        v = info.primary_video
-        if v is None:
+        vs = info.primary_video
+        if vs is None:
             problems.append("no video stream")
         else:
-            if d.video.width and d.video.height and (v.width, v.height) != (d.video.width, d.video.height):
-                problems.append(f"size {v.width}x{v.height} instead of {d.video.width}x{d.video.height}")
-            want_codec = {"prores_ks": "prores", "libx264": "h264", "libx265": "hevc"}.get(d.video.codec, d.video.codec)
-            if v.codec != want_codec:
-                problems.append(f"video codec {v.codec} instead of {want_codec}")
+            if d.video.width and d.video.height and (vs.width, vs.height) != (d.video.width, d.video.height):
+                problems.append(f"size {vs.width}x{vs.height} instead of {d.video.width}x{d.video.height}")
+            want_codec = {"prores_ks": "prores", "prores_aw": "prores", "libx264": "h264",
+                          "libx265": "hevc"}.get(d.video.codec, d.video.codec)
+            if vs.codec != want_codec:
+                problems.append(f"video codec {vs.codec} instead of {want_codec}")
+            if mv is not None and vs.frame_rate != mv.frame_rate:
+                problems.append(f"frame rate {vs.frame_rate} instead of the master's {mv.frame_rate}")
+            checks.append(f"video {vs.codec} {vs.width}x{vs.height} @ {vs.frame_rate}")
     if len(info.audio) != len(d.audio):
         problems.append(f"{len(info.audio)} audio streams instead of {len(d.audio)}")
-    tol_s = 1.0 / float(info.primary_video.frame_rate) if info.primary_video else 0.05
+    else:
+        track_channels = {t.id: len(t.channels) for t in spec.audio.tracks}
+        for i, (amap, a) in enumerate(zip(d.audio, info.audio)):
+            want = 2 if amap.downmix == "2.0" else track_channels.get(amap.from_track, a.channels)
+            if a.channels != want:
+                problems.append(f"audio track {i + 1} has {a.channels} channels instead of {want}")
+            if a.sample_rate_hz != spec.audio.sample_rate_hz:
+                problems.append(f"audio track {i + 1} is {a.sample_rate_hz} Hz instead of {spec.audio.sample_rate_hz}")
+        checks.append(f"{len(info.audio)} audio track(s): " + ", ".join(f"{a.codec} {a.channels} ch" for a in info.audio))
+    tol_s = 1.0 / float(info.primary_video.frame_rate) if info.primary_video else 1.0 / 25
     got_s = info.duration_s or 0.0
     if abs(got_s - expected_s) > tol_s + 0.03:  # + one AAC frame of priming/padding
         problems.append(f"duration {got_s:.3f} s instead of {expected_s:.3f} s")
+    else:
+        checks.append(f"duration {got_s:.3f} s (master programme {expected_s:.3f} s)")
+    if not problems and any(a.loudness_target_lufs is not None for a in d.audio):
+        from tasks.audio.loudness import measure_media
+
+        for i, (amap, result) in enumerate(zip(d.audio, measure_media(path))):
+            if amap.loudness_target_lufs is None:
+                continue
+            tol = _PCM_TOLERANCE_LU if amap.codec.startswith("pcm") else _AAC_TOLERANCE_LU
+            got = result.integrated_lufs
+            if got is None or abs(got - amap.loudness_target_lufs) > tol:
+                problems.append(f"audio track {i + 1} integrated {got} LUFS instead of {amap.loudness_target_lufs} "
+                                f"±{tol} LU")
+            elif amap.max_true_peak_dbtp is not None and result.true_peak_dbtp is not None and \
+                    result.true_peak_dbtp > amap.max_true_peak_dbtp + (0.1 if amap.codec.startswith("pcm") else 1.0):
+                problems.append(f"audio track {i + 1} true peak {result.true_peak_dbtp:.2f} dBTP above "
+                                f"{amap.max_true_peak_dbtp} dBTP")
+            else:
+                checks.append(f"audio track {i + 1} {got:.2f} LUFS (target {amap.loudness_target_lufs})")
     if not problems:
         # A full decode catches truncated or corrupt essence that probing cannot see.
         result = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0", "-f", "null", "-"],
                             what=f"verification decode of {d.id}")
         if result.stderr_tail.strip():
             problems.append(f"decode errors: {result.stderr_tail.splitlines()[-1]}")
+        else:
+            checks.append("full decode clean")
     if problems:
         raise VerificationError(f"deliverable {d.id} failed verification after writing: {'; '.join(problems)}. "
                                 "The file was not kept; check the deliverable's settings in the spec.")
-    return info
+    return info, checks
