@@ -461,7 +461,20 @@ def _wait_deployment_runs(runs: dict[str, Any], poll_s: float = 3.0) -> dict[str
     return done
 
 
-@flow(name="nightly-qc", flow_run_name="nightly-qc-{request.night}", log_prints=True,
+def _nightly_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    req = (flow_run.parameters or {}).get("request")
+    night = req.get("night") if isinstance(req, dict) else getattr(req, "night", None)
+    if not night:
+        try:
+            night = night_of(None, load_nightly_config(getattr(req, "config", None)).schedule.timezone).isoformat()
+        except Exception:  # noqa: BLE001 - a run name must never fail the run
+            night = dt.date.today().isoformat()
+    return f"nightly-qc-{night}"
+
+
+@flow(name="nightly-qc", flow_run_name=_nightly_run_name, log_prints=True,
       task_runner=make_task_runner())
 def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:
     """QC new/changed masters of the watch folders and verify tonight's share of the archive.
