@@ -11,10 +11,28 @@ stay exact to the frame; only the *area* some statistics look at is thinned):
 
 * full resolution: black share, EBU R 103 level excursions (luma and chroma planes);
 * a grid of every ``grid_step``-th pixel in both directions (1/16 of the pixels at 1080p, every
-  pixel at 270 lines or fewer): R'G'B' gamut share, PQ/HLG light level (MaxCLL is then the
-  brightest grid pixel, a lower bound of the true one), freeze difference (quarter-size luma), bars;
+  pixel at 270 lines or fewer): R'G'B' gamut share, MaxFALL (frame-average light level), freeze
+  difference (quarter-size luma), bars;
+* MaxCLL (PQ/HLG): exact over every pixel. The grid's brightest pixel is a lower bound; the
+  frame's Y'/C extremes (already computed for the level check) give an upper bound. Only a frame
+  whose upper bound exceeds the brightest light level seen so far is measured in full, and then
+  cheaply: max(R',G',B') rises with Y', so per chroma site only the block's highest Y' matters
+  (a block max of the luma plane, then R'G'B' at chroma resolution). The peak frame is always
+  among the frames measured in full, so MaxCLL and its timecode are exact;
 * interlace combing: full height (field structure must be intact), every ``2 * grid_step``-th column;
 * luma mean (plots, 2-pop flash frame): the grid.
+
+The gamut trade-off (1-in-16 at HD): every frame is analysed, so in/out points stay frame-exact;
+what the grid can get wrong is the *area*. R 103 tolerates excursions on up to 1 % of the picture
+(about 20 700 pixels at 1080p, about 1 300 grid samples), so a sampled share estimates that
+threshold well for any excursion larger than a few grid cells: the sampling error of a share p from
+n = 129 600 samples is sqrt(p(1-p)/n), 0.03 % at p = 1 %. What the grid cannot see is an
+excursion narrower than the 4-pixel pitch in both directions (a thin line or a few isolated
+pixels) — which R 103's 1 % area rule would not flag either. Full-resolution gamut conversion
+would cost about 4x the grid pass per frame (three float planes of 2 Mpx), which the 2.5x decode
+budget of the issue does not allow. Chroma is taken nearest-neighbour (no interpolation), as the
+gamut check of most QC tools does; sharp colour edges in 4:2:2 can show a few tenths of a percent
+of overshoot that an interpolating decoder would smooth.
 
 Thresholds follow ffmpeg's blackdetect/freezedetect defaults and EBU R 103 code-value limits,
 scaled to the stream's bit depth.
@@ -81,7 +99,7 @@ class PictureSeries:
     bars_px: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), int))  # top, bottom, left, right
     comb_share: np.ndarray = field(default_factory=lambda: np.zeros(0))  # share of samples combed across fields
     comb_ratio: np.ndarray = field(default_factory=lambda: np.zeros(0))  # combed across / within fields
-    max_nits: np.ndarray | None = None  # PQ/HLG: brightest grid pixel max(R,G,B) in cd/m2
+    max_nits: np.ndarray | None = None  # PQ/HLG: max(R,G,B) in cd/m2, exact on frames that could hold the peak
     mean_nits: np.ndarray | None = None  # PQ/HLG: frame-average of max(R,G,B) in cd/m2
     width: int = 0
     height: int = 0
