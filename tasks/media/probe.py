@@ -137,6 +137,14 @@ def _pix_depth(pix_fmt: str | None, raw: Any) -> int | None:
     return int(m.group(1)) if m else 8
 
 
+def _has_light_level(side: list[dict[str, Any]]) -> bool:
+    """MaxCLL/MaxFALL present and meaningful: x265 writes 0,0 when none was given, and 0 means unknown."""
+    for d in side:
+        if d.get("side_data_type") == "Content light level metadata":
+            return bool(int(d.get("max_content") or 0) or int(d.get("max_average") or 0))
+    return False
+
+
 def _video(s: dict[str, Any]) -> VideoStream:
     field_order = s.get("field_order")
     scan = "unknown"
@@ -168,7 +176,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
         color_range=s.get("color_range"),
         duration_s=_float(s.get("duration")),
         has_mastering_display="Mastering display metadata" in side_types,
-        has_content_light_level="Content light level metadata" in side_types,
+        has_content_light_level=_has_light_level(side),
     )
 
 
