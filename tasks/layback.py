@@ -253,7 +253,9 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
         ffoa_frame = min(max(ffoa.frames - start.frames, 0), pic_frames)
     counts = {len(t.channels) for t in spec.audio.tracks}
     for src in sources:
-        if len(src.paths) == 1 and len(src.labels) > 1 and len(src.labels) not in counts:
+        mono_wanted = {t.channels[0] for t in spec.audio.tracks if len(t.channels) == 1}
+        if len(src.paths) == 1 and len(src.labels) > 1 and len(src.labels) not in counts and \
+                not mono_wanted & set(src.labels):  # a spec of mono tracks may take it apart
             wanted = ", ".join(f"{t.id}: {len(t.channels)} ({' '.join(t.channels)})" for t in spec.audio.tracks)
             raise MediaError(f"mix {src.paths[0]} has {len(src.labels)} channels; spec {spec.name} tracks take "
                              f"{wanted}. Check the mix file (wrong channel count).")

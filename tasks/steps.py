@@ -71,6 +71,8 @@ def _paths_in(value: Any) -> list[str]:
                 continue  # outputs: the flow re-runs a step whose cached output went missing
             if k.endswith("path") and isinstance(v, str):
                 out.append(v)
+            elif k.endswith("paths") and isinstance(v, list) and all(isinstance(x, str) for x in v):
+                out += v  # e.g. the mono files of one mix
             else:
                 out += _paths_in(v)
     elif isinstance(value, (list, tuple)):

@@ -132,3 +132,17 @@ def test_cli_unalignable_mix_exits_2_with_one_clear_line(media, tmp_path):
     assert len(lines) == 1, proc.stderr
     assert "cannot be aligned" in lines[0] and "pm51.wav" in lines[0] and "25.0 frames after" in lines[0]
     assert not out.exists()
+
+
+def test_spec_with_mono_tracks_takes_one_channel_each(media, tmp_path):
+    from specs.model import AudioTrackSpec
+
+    spec = media["spec"]
+    monos = [AudioTrackSpec(id=f"m-{lab.lower()}", label=lab, layout="mono", channels=[lab]) for lab in LABELS_51]
+    mono_spec = spec.model_copy(update={"audio": spec.audio.model_copy(update={"tracks": monos})})
+    mix = write_bwf(tmp_path / "pm51.wav", tones(LABELS_51, media["n"]), media["tref"])
+    plan = plan_layback(probe(media["master"]), [probe(mix)], mono_spec)
+    out = Path(layback(plan, mono_spec, tmp_path / "lb.mov").path)
+    assert [a.channels for a in probe(out).audio] == [1] * 6
+    for k, lab in enumerate(LABELS_51):
+        _assert_tone_per_channel(out, k, (lab,))
