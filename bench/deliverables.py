@@ -1,0 +1,124 @@
+"""Deliverables benchmark: one decode for three picture deliverables vs three separate ffmpeg runs.
+
+Run: ``.venv/bin/python -m bench.deliverables [--seconds 30] [--repeat 3] [--keep DIR]``
+
+Generates a 1080p25 ProRes 422 HQ master (4 s head + programme, ``MasterSpec.fast_prores``), then
+times, alternating the order on every repeat (so drift in machine load hits both sides):
+
+* **separate**: three ffmpeg commands one after the other, exactly what
+  :func:`tasks.transcode.deliverable_args` builds for each deliverable alone (each decodes the
+  master): ProRes 422 HQ mezzanine, H.264 8 Mbit/s screener with burned-in timecode, H.264
+  640x360 CRF 23 proxy;
+* **one graph**: :func:`tasks.transcode.transcode_all` making the same three outputs with the same
+  encoder arguments from one decode (``split``), verification off so both sides do the same work.
+
+Prints a markdown table (wall, CPU, ratio per repeat, median ratio). The issue's target is a median
+ratio (one graph / separate) of at most 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from specs.loader import load_spec
+from specs.model import Deliverable
+from tasks.media.ffmpeg import run_ffmpeg
+from tasks.media.probe import MediaInfo, probe
+from tasks.media.synth import MasterSpec, make_master
+from tasks.transcode import RunFields, deliverable_args, transcode_all
+
+TARGET_RATIO = 0.9
+
+
+def bench_deliverables() -> list[Deliverable]:
+    """The three picture deliverables of the issue, whole master (head included), no audio."""
+    common = dict(include_head=True, audio=[])
+    return [
+        Deliverable(id="mezzanine", kind="mezzanine", container="mov", name="{title}_{id}.mov",
+                    video={"codec": "prores_ks", "profile": "hq", "pix_fmt": "yuv422p10le"}, **common),
+        Deliverable(id="screener", kind="screener", container="mp4", name="{title}_{id}.mp4",
+                    video={"codec": "libx264", "profile": "high", "pix_fmt": "yuv420p", "bitrate_kbps": 8000},
+                    burn_in={"timecode": True}, **common),
+        Deliverable(id="proxy", kind="screener", container="mp4", name="{title}_{id}.mp4",
+                    video={"codec": "libx264", "pix_fmt": "yuv420p", "crf": 23, "width": 640, "height": 360},
+                    **common),
+    ]
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_separate(deliverables: list[Deliverable], master: MediaInfo, out: Path) -> tuple[float, float]:
+    spec = load_spec("ebu-r128")
+    fields = RunFields(title="BENCH", date="2000-01-01")
+    out.mkdir(parents=True)
+    wall0, cpu0 = time.monotonic(), _cpu_s()
+    for d in deliverables:
+        run_ffmpeg(deliverable_args(d, spec, master, out / f"{d.id}.{d.container}", title="BENCH", fields=fields),
+                   what=f"separate {d.id}")
+    return time.monotonic() - wall0, _cpu_s() - cpu0
+
+
+def run_one_graph(deliverables: list[Deliverable], master: MediaInfo, out: Path) -> tuple[float, float]:
+    spec = load_spec("ebu-r128")
+    wall0, cpu0 = time.monotonic(), _cpu_s()
+    transcode_all(deliverables, spec, master, out, fields=RunFields(title="BENCH", date="2000-01-01"), verify=False)
+    return time.monotonic() - wall0, _cpu_s() - cpu0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="master duration (4 s head + programme)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="keep the master and outputs here")
+    # Under `python -m bench` sys.argv holds bench module names, not our options.
+    args = parser.parse_args(argv if argv is not None else (sys.argv[1:] if __name__ == "__main__" else []))
+    root = args.keep or Path(tempfile.mkdtemp(prefix="deliver-bench-deliverables-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        master_path = root / "master_1080p25_prores_hq.mov"
+        if not master_path.exists():
+            make_master(master_path, MasterSpec.fast_prores(width=1920, height=1080, head_s=4,
+                                                            programme_s=args.seconds - 4))
+        master = probe(master_path)
+        deliverables = bench_deliverables()
+        rows = []
+        for k in range(args.repeat):
+            runs = {}
+            order = ("separate", "one graph") if k % 2 == 0 else ("one graph", "separate")
+            for name in order:
+                out = root / f"run{k}-{name.replace(' ', '-')}"
+                shutil.rmtree(out, ignore_errors=True)
+                runs[name] = (run_separate if name == "separate" else run_one_graph)(deliverables, master, out)
+            rows.append(runs)
+        ratios = [r["one graph"][0] / r["separate"][0] for r in rows]
+        load = os.getloadavg()[0]
+        print(f"\n### Deliverables: one decode vs separate ffmpeg runs ({master.primary_video.width}x"
+              f"{master.primary_video.height} {master.primary_video.frame_rate} fps ProRes HQ, {master.duration_s:.0f} s, "
+              f"{os.cpu_count()} CPUs, load {load:.1f})\n")
+        print("| repeat | separate wall s | separate CPU s | one graph wall s | one graph CPU s | ratio (wall) |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for k, (r, ratio) in enumerate(zip(rows, ratios), 1):
+            print(f"| {k} | {r['separate'][0]:.1f} | {r['separate'][1]:.1f} | {r['one graph'][0]:.1f} | "
+                  f"{r['one graph'][1]:.1f} | {ratio:.3f} |")
+        median = statistics.median(ratios)
+        verdict = "meets" if median <= TARGET_RATIO else "MISSES"
+        print(f"\nmedian ratio one graph / separate = **{median:.3f}** ({verdict} the <= {TARGET_RATIO} target)")
+        return 0 if median <= TARGET_RATIO else 1
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
