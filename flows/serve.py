@@ -149,7 +149,7 @@ def _publish_extras(result: dict[str, Any]) -> None:
     loud = _loudness_markdown(result)
     if loud:
         create_markdown_artifact(markdown=loud, key="loudness-summary", description="Loudness of every track")
-    create_markdown_artifact(markdown=_links_markdown(result), key="deliverables",
+    create_markdown_artifact(markdown=_links_markdown(result), key="deliverable-links",
                              description="Links to the report and the deliverables")
 
 
