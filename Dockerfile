@@ -27,6 +27,10 @@ COPY configs ./configs
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . && deliver --help >/dev/null
 
 USER deliver
-ENV DELIVER_HOME=/home/deliver/.deliver
+# DELIVER_ROOT: where configs/prefect.yaml's pull step finds the project inside the image;
+# the deliver logger carries ffmpeg command lines into Prefect run logs.
+ENV DELIVER_HOME=/home/deliver/.deliver \
+    DELIVER_ROOT=/opt/deliver \
+    PREFECT_LOGGING_EXTRA_LOGGERS=deliver
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["prefect", "worker", "start", "--pool", "mastering"]
