@@ -572,6 +572,9 @@ class TimingSpec(_Model):
     max_programme_black_s: Seconds | None = None
     max_programme_silence_s: Seconds | None = None
     av_duration_tolerance_frames: Frames = 1
+    av_duration_tolerance_s: Seconds | None = Field(
+        None, description="audio vs video duration tolerance in seconds, for clauses written in seconds "
+        "(Amazon: within 2.0 s); when set it is used instead of av_duration_tolerance_frames")
 
     @model_validator(mode="after")
     def _separator(self) -> TimingSpec:
@@ -627,7 +630,8 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
     "metadata.timecode_continuity": CheckInfo(
         "error", "the timecode track advances one frame per picture frame, without breaks"),
     "timing.av_duration": CheckInfo(
-        "error", "audio and video durations agree within timing.av_duration_tolerance_frames"),
+        "error", "audio and video durations agree within timing.av_duration_tolerance_s (when set) else "
+        "timing.av_duration_tolerance_frames"),
     "timing.head_tail_black": CheckInfo(
         "error", "black before/after the programme lies in timing.head_black_s / timing.tail_black_s"),
     "picture.black": CheckInfo(
@@ -656,7 +660,9 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
         "warning", "RGB gamut excursions in the tagged colour space: threshold = tolerance beyond 0..1, "
         "max_share_percent = picture area allowed outside the gamut", ("threshold", "max_share_percent")),
     "picture.letterbox": CheckInfo(
-        "info", "letterbox/pillarbox bars (black borders) on the programme picture", ("threshold",)),
+        "info", "letterbox/pillarbox bars (black borders) on the programme picture for min_duration_s or longer "
+        "(default 1 s); threshold = pixel black level 0..1 of a bar (the engine uses its fixed blackdetect level "
+        "today)", ("threshold", "min_duration_s")),
     "picture.interlaced": CheckInfo(
         "error", "interlaced (combed) content in a master declared progressive", ("threshold", "min_duration_s")),
     "picture.hdr_light_level": CheckInfo(
@@ -666,8 +672,9 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
         ("threshold", "min_duration_s")),
     "audio.dc_offset": CheckInfo("warning", "DC offset above threshold dBFS on a channel", ("threshold",)),
     "audio.channel_identity": CheckInfo(
-        "error", "a channel silent or identical to another where the layout says it carries its own signal "
-        "(e.g. a 5.1 with a silent centre)", ("threshold",)),
+        "error", "a channel silent or identical to another for min_duration_s or longer (default 2 s) where the "
+        "layout says it carries its own signal (e.g. a 5.1 with a silent centre); threshold = silence level in "
+        "dBFS", ("threshold", "min_duration_s")),
     "timing.two_pop": CheckInfo(
         "warning", "2-pop beep within threshold frames of the flash frame 2 s before first frame of action",
         ("threshold",)),

@@ -413,8 +413,9 @@ VIOLATIONS = [
               lambda s, m: " or ".join(str(r) for r in s.picture.frame_rates), lambda s, m: str(_alt_rate(s))),
     Violation("codec", "metadata.codec",
               lambda s: bool(s.picture.codec) and _sev(s, "metadata.codec") == "error",
+              # 8-bit 4:2:0 (this ffmpeg 5.1/libx264 build writes undecodable 10-bit 4:2:2 in MOV)
               lambda m: _reencode(m, "h264", codec=["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
-                                                    "yuv422p10le"]),
+                                                    "yuv420p"]),
               lambda s, m: s.picture.codec, lambda s, m: "h264"),
     Violation("profile", "metadata.profile",
               lambda s: bool(s.picture.profiles) and _sev(s, "metadata.profile") == "error",
