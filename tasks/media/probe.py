@@ -45,6 +45,7 @@ class VideoStream(BaseModel):
     duration_s: float | None = None
     has_mastering_display: bool = False
     has_content_light_level: bool = False
+    bit_rate_bps: int | None = None  # ffprobe's stream bit_rate, else the container's minus the audio
 
 
 class AudioStream(BaseModel):
@@ -58,6 +59,7 @@ class AudioStream(BaseModel):
     bit_depth: int | None = None
     duration_s: float | None = None
     language: str | None = None
+    bit_rate_bps: int | None = None
 
 
 class MediaInfo(BaseModel):
@@ -145,6 +147,26 @@ def _has_light_level(side: list[dict[str, Any]]) -> bool:
     return False
 
 
+def _bit_rate(text: Any) -> int | None:
+    """A bit rate in bit/s from ffprobe's text (``N/A`` or missing -> None)."""
+    return int(text) if str(text or "").isdigit() and int(text) > 0 else None
+
+
+def _video_bit_rate_from_format(video: list[VideoStream], audio: list[AudioStream],
+                                fmt: dict[str, Any]) -> list[VideoStream]:
+    """Fill a single video stream's missing bit rate from the container's, minus every audio stream's.
+
+    Only when every audio stream's bit rate is known (PCM always is): otherwise the difference would
+    be wrong, and a bit rate we cannot know stays None (QC reports it as not measured)."""
+    total = _bit_rate(fmt.get("bit_rate"))
+    if len(video) != 1 or video[0].bit_rate_bps is not None or total is None:
+        return video
+    if any(a.bit_rate_bps is None for a in audio):
+        return video
+    rest = total - sum(a.bit_rate_bps or 0 for a in audio)
+    return [video[0].model_copy(update={"bit_rate_bps": rest})] if rest > 0 else video
+
+
 def _video(s: dict[str, Any]) -> VideoStream:
     field_order = s.get("field_order")
     scan = "unknown"
@@ -177,6 +199,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
         duration_s=_float(s.get("duration")),
         has_mastering_display="Mastering display metadata" in side_types,
         has_content_light_level=_has_light_level(side),
+        bit_rate_bps=_bit_rate(s.get("bit_rate")),
     )
 
 
@@ -192,6 +215,7 @@ def _audio(s: dict[str, Any]) -> AudioStream:
         bit_depth=bit_depth,
         duration_s=_float(s.get("duration")),
         language=(s.get("tags") or {}).get("language"),
+        bit_rate_bps=_bit_rate(s.get("bit_rate")),
     )
 
 
@@ -211,6 +235,7 @@ def probe(path: str | Path, what: str = "media file") -> MediaInfo:
     fmt = doc.get("format") or {}
     video = [_video(s) for s in streams if s.get("codec_type") == "video" and not _is_cover_art(s)]
     audio = [_audio(s) for s in streams if s.get("codec_type") == "audio"]
+    video = _video_bit_rate_from_format(video, audio, fmt)
     if not video and not audio:
         raise MediaError(f"{what} {p} has no video or audio streams; is it the right file?")
     fmt_tags = {k.lower(): v for k, v in (fmt.get("tags") or {}).items()}

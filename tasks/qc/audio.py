@@ -27,7 +27,7 @@ from tasks.audio.reader import iter_ffmpeg_blocks, prefetch
 from tasks.media.probe import AudioStream, MediaInfo
 from tasks.qc.findings import Finding, Severity
 from tasks.qc.metadata import make_finding
-from tasks.qc.picture import ProgrammeClock
+from tasks.qc.picture import DEFAULT_COMMERCIAL_BLACK_MIN_S, ProgrammeClock
 
 __all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels", "loudness_rule",
            "skip_samples", "RunTracker"]
@@ -139,6 +139,9 @@ class TrackScan:
     start_sample: int
     end_sample: int = 0
     silence: list[tuple[int, int]] = field(default_factory=list)
+    #: silence runs (every channel) at least as long as the commercial-blacks minimum, for pairing with
+    #: black picture (:func:`tasks.qc.picture.check_commercial_blacks`); empty when that check is off
+    silence_for_blacks: list[tuple[int, int]] = field(default_factory=list)
     clipping: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     clipping_runs: dict[int, int] = field(default_factory=dict)
     channel_silent: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
@@ -164,7 +167,7 @@ class AudioScan:
                  clip_dbfs: float = DEFAULT_CLIP_DBFS, clip_min_samples: int = CLIP_MIN_SAMPLES,
                  phase_correlation: float = DEFAULT_PHASE_CORRELATION, phase_min_s: float = DEFAULT_PHASE_MIN_S,
                  identity_dbfs: float = DEFAULT_SILENCE_DBFS, identity_min_s: float = DEFAULT_IDENTITY_MIN_S,
-                 two_pop_sample: int | None = None) -> None:
+                 two_pop_sample: int | None = None, black_silence_min_s: float | None = None) -> None:
         self.sr = sample_rate_hz
         self.labels = list(labels)
         self.start = start_sample
@@ -178,6 +181,10 @@ class AudioScan:
         full = [i for i, lab in enumerate(self.labels) if lab != "LFE"]
         self.full_range = full
         self.silence = RunTracker(round(silence_min_s * sample_rate_hz), limit=MAX_FINDINGS_PER_CHECK * 5)
+        # Silence to pair with black picture (commercial blacks): its own minimum, which may be shorter
+        # than audio.silence's; the same level threshold.
+        self.black_silence = (RunTracker(round(black_silence_min_s * sample_rate_hz), limit=1000)
+                              if black_silence_min_s else None)
         self.clip = {c: RunTracker(clip_min_samples) for c in range(n)}
         id_min = round(identity_min_s * sample_rate_hz)
         self.silent = {c: RunTracker(id_min, limit=100) for c in full} if len(full) > 1 else {}
@@ -214,6 +221,8 @@ class AudioScan:
         loud = ax > self.silence_lin
         any_loud = loud.any(axis=1)
         self.silence.feed(~any_loud, offset)
+        if self.black_silence is not None:
+            self.black_silence.feed(~any_loud, offset)
         for c, tracker in self.clip.items():
             tracker.feed(ax[:, c] >= self.clip_lin, offset)
         if self.silent:
@@ -276,6 +285,7 @@ class AudioScan:
         return TrackScan(
             sample_rate_hz=self.sr, labels=self.labels, start_sample=self.start, end_sample=end,
             silence=self.silence.finish(end),
+            silence_for_blacks=self.black_silence.finish(end) if self.black_silence is not None else [],
             clipping={c: t.finish(end) for c, t in self.clip.items() if t.count},
             clipping_runs={c: t.count for c, t in self.clip.items() if t.count},
             channel_silent={c: t.finish(end) for c, t in self.silent.items() if t.finish(end)},
@@ -299,6 +309,11 @@ def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, spec
     clip = spec.check("audio.clipping")
     phase = spec.check("audio.phase")
     ident = spec.check("audio.channel_identity")
+    blacks = spec.check("picture.commercial_blacks")
+    # Silence is paired with black in whole frames and the minimum is rounded to frames: track runs
+    # from a frame below the minimum so that rounding loses none (the pairing applies the minimum).
+    black_silence_min_s = (None if blacks.severity == "off" else
+                           max((blacks.min_duration_s or DEFAULT_COMMERCIAL_BLACK_MIN_S) - 1 / float(rate), 0.0) or None)
     pop = round((clock.seconds(clock.ffoa_frame) - 2.0) * sr) if clock and clock.ffoa_frame >= 2 * rate else None
     scan = AudioScan(
         sr, labels, start, round(sr / float(rate)),
@@ -308,7 +323,8 @@ def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, spec
         phase_correlation=_dbfs(phase.threshold, DEFAULT_PHASE_CORRELATION),
         phase_min_s=phase.min_duration_s or DEFAULT_PHASE_MIN_S,
         identity_dbfs=_dbfs(ident.threshold, DEFAULT_SILENCE_DBFS),
-        identity_min_s=ident.min_duration_s or DEFAULT_IDENTITY_MIN_S, two_pop_sample=pop)
+        identity_min_s=ident.min_duration_s or DEFAULT_IDENTITY_MIN_S, two_pop_sample=pop,
+        black_silence_min_s=black_silence_min_s)
     blocks = iter_ffmpeg_blocks(info.path, stream_index=stream.index, channels=stream.channels)
     # The scan runs in the reader thread, the meter in this one: two cores, one decode.
     metered = prefetch(skip_samples(scan.wrap(blocks), start))

@@ -18,7 +18,7 @@ from tasks.media.probe import MediaInfo
 from tasks.qc.audio import audio_findings, scan_all
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import check_metadata, container_word
-from tasks.qc.picture import ProgrammeClock, check_picture, programme_clock
+from tasks.qc.picture import ProgrammeClock, check_commercial_blacks, check_picture, programme_clock
 from tasks.qc.sync import check_two_pop
 from tasks.qc.video import analyse_picture
 
@@ -64,6 +64,8 @@ def qc_master(info: MediaInfo, spec: Spec, *, progress: Callable[[float, float],
                 scans = audio_job.result()
         clock = programme_clock(info, spec, series.frame_count)
         findings += check_picture(series, clock, spec, info)
+        findings += check_commercial_blacks(series, clock, spec, [scan.silence_for_blacks for *_, scan in scans],
+                                            [scan.sample_rate_hz for *_, scan in scans])
         sync_findings, two_pop = check_two_pop(spec, clock, series, [(t, s) for t, _, _, s in scans])
         findings += sync_findings
         measurements["picture"] = {

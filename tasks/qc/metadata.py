@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
-from specs.model import Spec
+from specs.model import DROP_FRAME_RATES, Spec
 from tasks.media.probe import MediaInfo, VideoStream
 from tasks.media.timecode import Timecode
 from tasks.qc.findings import Finding, Severity
 
-__all__ = ["check_metadata", "container_word", "make_finding"]
+__all__ = ["check_metadata", "container_word", "make_finding", "display_aspect_ratio", "parse_aspect_ratio",
+           "ratio_text", "ASPECT_RATIO_TOLERANCE"]
 
 # ffprobe's format_name for QuickTime lists every ISO-BMFF brand; map to the spec's words.
 _CONTAINERS = {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav", "matroska": "mkv"}
@@ -76,6 +77,8 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
         if v.sample_aspect_ratio != 1:
             add(make_finding(spec, "metadata.pixel_aspect", f"pixel aspect is {v.sample_aspect_ratio}, spec wants square pixels",
                              expected="1:1", actual=str(v.sample_aspect_ratio).replace("/", ":")))
+        out.extend(_aspect_ratio_findings(v, spec))
+        out.extend(_bitrate_findings(v, spec))
         if pic.frame_rates and Fraction(v.frame_rate) not in {Fraction(r) for r in pic.frame_rates}:
             add(make_finding(spec, "metadata.frame_rate", f"frame rate is {v.frame_rate}, spec wants {_fmt_list(pic.frame_rates)}",
                              expected=_fmt_list(pic.frame_rates), actual=str(v.frame_rate)))
@@ -105,6 +108,88 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
     out.extend(_timing_findings(info, spec))
     out.extend(_timecode_continuity(info, spec))
     return [f for f in out if f is not None]
+
+
+#: Relative tolerance when matching a display aspect ratio to the spec's list: 2048x858 (2.387) is
+#: "2.39", 3840x1600 (2.40) is "2.39" too, while 1.78 vs 1.85 or 2.35 vs 2.39 stay apart.
+ASPECT_RATIO_TOLERANCE = 0.005
+
+
+def parse_aspect_ratio(text: str) -> Fraction:
+    """``"16:9"`` -> 16/9, ``"1.85"`` / ``"1.85:1"`` -> 37/20, ``"2.39"`` -> 239/100.
+
+    Raises:
+        ValueError: not a ratio.
+    """
+    parts = str(text).strip().split(":")
+    if len(parts) == 1:
+        value = Fraction(parts[0])
+    elif len(parts) == 2:
+        value = Fraction(parts[0]) / Fraction(parts[1])
+    else:
+        raise ValueError(f"{text!r} is not an aspect ratio")
+    if value <= 0:
+        raise ValueError(f"{text!r} is not an aspect ratio")
+    return value
+
+
+def display_aspect_ratio(v: VideoStream) -> Fraction | None:
+    """Display aspect ratio width x SAR / height as a rational (None without a size)."""
+    if not v.width or not v.height:
+        return None
+    return Fraction(v.width) * Fraction(v.sample_aspect_ratio) / v.height
+
+
+def ratio_text(ratio: Fraction) -> str:
+    """16/9 -> ``16:9``; a ratio without small terms (2048x858) -> ``2.39:1``."""
+    if ratio.denominator <= 32:
+        return f"{ratio.numerator}:{ratio.denominator}"
+    return f"{float(ratio):.2f}:1"
+
+
+def _aspect_ratio_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
+    """``metadata.aspect_ratio``: width x SAR / height is one of ``picture.display_aspect_ratios``."""
+    wanted = spec.picture.display_aspect_ratios
+    dar = display_aspect_ratio(v)
+    if not wanted or dar is None or spec.check("metadata.aspect_ratio").severity == "off":
+        return
+    for text in wanted:
+        try:
+            want = parse_aspect_ratio(text)
+        except (ValueError, ZeroDivisionError):
+            continue
+        if abs(dar - want) <= want * Fraction(ASPECT_RATIO_TOLERANCE):
+            return
+    have = ratio_text(dar)
+    sar = "" if v.sample_aspect_ratio == 1 else f", pixel aspect {str(v.sample_aspect_ratio).replace('/', ':')}"
+    yield make_finding(spec, "metadata.aspect_ratio",
+                       f"display aspect ratio is {have} ({float(dar):.3f}; {v.width}x{v.height}{sar}), "
+                       f"spec wants {_fmt_list(wanted)}", expected=_fmt_list(wanted), actual=have)
+
+
+def _bitrate_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
+    """``metadata.bitrate``: the video bit rate lies in ``picture.bitrate_mbps``.
+
+    The rate is ffprobe's stream ``bit_rate`` (or the container's minus the audio, see
+    :mod:`tasks.media.probe`). When neither is known the rule is ``not_measured`` at warning, never a pass."""
+    window = spec.picture.bitrate_mbps
+    if window is None or spec.check("metadata.bitrate").severity == "off":
+        return
+    lo = "" if window.min is None else f"{window.min:g}"
+    hi = "" if window.max is None else f"{window.max:g}"
+    expected = (f"{lo}-{hi} Mbit/s" if lo and hi else f"at least {lo} Mbit/s" if lo else f"at most {hi} Mbit/s")
+    if v.bit_rate_bps is None:
+        f = make_finding(spec, "metadata.bitrate", "video bit rate is not measured (ffprobe reports none for this "
+                         "file); check it with the QC house's tool", expected=expected, actual="not measured",
+                         status="not_measured")
+        if f is not None and f.severity is Severity.ERROR:
+            f = f.model_copy(update={"severity": Severity.WARNING})
+        yield f
+        return
+    mbps = v.bit_rate_bps / 1e6
+    if not window.contains(round(mbps, 3)):
+        yield make_finding(spec, "metadata.bitrate", f"video bit rate is {mbps:.1f} Mbit/s, spec wants {expected}",
+                           expected=expected, actual=f"{mbps:.1f} Mbit/s")
 
 
 _HDR_TRANSFER = {"hdr10": "smpte2084", "dolby-vision": "smpte2084", "hlg": "arib-std-b67"}
@@ -211,7 +296,17 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
     if timing.ffoa_timecode and info.start_timecode is None:
         yield make_finding(spec, "metadata.start_timecode", "the master has no timecode track; the spec places first "
                            f"frame of action at {timing.ffoa_timecode}", expected=timing.ffoa_timecode, actual="none")
-    elif timing.ffoa_timecode and info.start_timecode:
+    if info.start_timecode and v.frame_rate in DROP_FRAME_RATES:
+        have_df = Timecode.parse(info.start_timecode, v.frame_rate).drop_frame
+        if have_df != timing.drop_frame:
+            def kind(df: bool) -> str:
+                return "drop-frame (;)" if df else "non-drop-frame (:)"
+
+            yield make_finding(spec, "metadata.start_timecode",
+                               f"timecode {info.start_timecode} is {kind(have_df)}; the spec wants "
+                               f"{kind(timing.drop_frame)} timecode at {v.frame_rate} fps",
+                               expected=kind(timing.drop_frame), actual=kind(have_df))
+    if timing.ffoa_timecode and info.start_timecode:
         start = Timecode.parse(info.start_timecode, v.frame_rate)
         ffoa = Timecode.parse(timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
         end = start + (v.frame_count or round((v.duration_s or 0) * float(v.frame_rate)))
@@ -221,7 +316,13 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
                                f"({info.start_timecode} to {end})", expected=f"FFOA {timing.ffoa_timecode} inside the master",
                                actual=f"{info.start_timecode}-{end}")
     start = Timecode.parse(info.start_timecode, v.frame_rate) if info.start_timecode else Timecode(0, v.frame_rate)
-    tol_frames = timing.av_duration_tolerance_frames
+    rate = float(v.frame_rate)
+    if timing.av_duration_tolerance_s is not None:
+        tol_frames = timing.av_duration_tolerance_s * rate
+        tol_text = f"within {timing.av_duration_tolerance_s:g} s ({tol_frames:g} frames)"
+    else:
+        tol_frames = float(timing.av_duration_tolerance_frames)
+        tol_text = f"within {timing.av_duration_tolerance_frames} frames"
     vid_s = v.duration_s or info.duration_s or 0.0
     for track, stream in zip(spec.audio.tracks, info.audio):
         if stream.duration_s is None:
@@ -235,6 +336,6 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
             yield make_finding(spec, "timing.av_duration",
                                f"track {track.id} {shorter} {diff_frames:.1f} frames "
                                f"{'before' if stream.duration_s < vid_s else 'after'} the picture "
-                               f"({stream.duration_s:.3f} s vs {vid_s:.3f} s)", expected=f"within {tol_frames} frames",
+                               f"({stream.duration_s:.3f} s vs {vid_s:.3f} s)", expected=tol_text,
                                actual=f"{diff_frames:.1f} frames", track=track.id, timecode_in=tc_in,
                                timecode_out=tc_out)

@@ -7,6 +7,7 @@ head/tail black maximum; anything else longer than the threshold is a finding.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -19,9 +20,11 @@ from tasks.qc.findings import Finding
 from tasks.qc.metadata import make_finding
 from tasks.qc.video import BLACK_PICTURE_RATIO, FREEZE_NOISE, GAMUT_TOLERANCE, Interval, PictureSeries, runs
 
-__all__ = ["ProgrammeClock", "programme_clock", "check_picture"]
+__all__ = ["ProgrammeClock", "programme_clock", "check_picture", "check_commercial_blacks", "frame_span",
+           "DEFAULT_COMMERCIAL_BLACK_MIN_S"]
 
 DEFAULT_BLACK_MIN_S = 1.0
+DEFAULT_COMMERCIAL_BLACK_MIN_S = 4.0  # Netflix: black + silence for 4 s or longer is a commercial black
 DEFAULT_FREEZE_MIN_S = 2.0
 DEFAULT_ILLEGAL_SHARE_PERCENT = 1.0  # EBU R 103: excursions on up to 1 % of the picture are tolerated
 DEFAULT_GAMUT_SHARE_PERCENT = 1.0  # same area tolerance for R'G'B' gamut
@@ -87,28 +90,8 @@ def check_picture(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info
     rate = series.rate
     is_black = series.black_share >= BLACK_PICTURE_RATIO
 
-    # -- programme black -------------------------------------------------------------------------
-    chk = spec.check("picture.black")
-    black_min_s = chk.min_duration_s or spec.timing.max_programme_black_s or DEFAULT_BLACK_MIN_S
-    head_max = spec.timing.head_black_s.max if spec.timing.head_black_s and spec.timing.head_black_s.max else 0.0
-    tail_max = spec.timing.tail_black_s.max if spec.timing.tail_black_s and spec.timing.tail_black_s.max else 0.0
-    for iv in _in_programme(runs(is_black), clock):
-        at_head = iv.start == clock.ffoa_frame
-        at_tail = iv.end == clock.frame_count
-        allowed_s = head_max if at_head else tail_max if at_tail else 0.0
-        if at_head or at_tail:
-            if clock.seconds(iv.frames) <= allowed_s + 1e-9:
-                continue
-            where = "head" if at_head else "tail"
-            found.append(make_finding(
-                spec, "timing.head_tail_black", f"{clock.seconds(iv.frames):.2f} s of black at the programme {where}",
-                expected=f"at most {allowed_s:g} s", actual=f"{clock.seconds(iv.frames):.2f} s",
-                timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
-        elif iv.frames >= _s_to_frames(black_min_s, rate):
-            found.append(make_finding(
-                spec, "picture.black", f"{clock.seconds(iv.frames):.2f} s of black picture inside the programme",
-                expected=f"no black longer than {black_min_s:g} s", actual=f"{clock.seconds(iv.frames):.2f} s",
-                timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+    # -- programme black and head/tail black ----------------------------------------------------
+    found += _black(series, clock, spec, is_black)
 
     # -- freeze (identical frames that are not black) ---------------------------------------------
     chk = spec.check("picture.freeze")
@@ -140,6 +123,117 @@ def check_picture(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info
     if info is not None and series.max_nits is not None:
         found += _light_level(series, clock, spec, info)
     return [f for f in found if f is not None]
+
+
+def _black(series: PictureSeries, clock: ProgrammeClock, spec: Spec, is_black: np.ndarray) -> list[Finding | None]:
+    """``picture.black`` inside the programme and ``timing.head_tail_black`` at its edges.
+
+    A black run that starts at the first programme frame (FFOA) is head black, one that ends at the
+    last frame tail black — judged against ``timing.head_black_s`` / ``tail_black_s`` (min and
+    max) when the spec sets them. An edge the spec leaves unset (``null``) is unconstrained by the
+    head/tail rule: black there is programme black like any other and ``picture.black`` judges it.
+    """
+    rate = series.rate
+    timing = spec.timing
+    chk = spec.check("picture.black")
+    black_min_s = chk.min_duration_s or timing.max_programme_black_s or DEFAULT_BLACK_MIN_S
+    out: list[Finding | None] = []
+    programme = _in_programme(runs(is_black), clock)
+    head = next((iv for iv in programme if iv.start == clock.ffoa_frame), None)
+    tail = next((iv for iv in programme if iv.end == clock.frame_count), None)
+    if clock.frame_count <= clock.ffoa_frame:
+        return out
+    for where, window, iv in (("head", timing.head_black_s, head), ("tail", timing.tail_black_s, tail)):
+        if window is None:
+            continue
+        got_frames = iv.frames if iv is not None else 0
+        got_s = clock.seconds(got_frames)
+        if window.max is not None and got_s > window.max + 1e-9:
+            assert iv is not None
+            out.append(make_finding(
+                spec, "timing.head_tail_black", f"{got_s:.2f} s of black at the programme {where}",
+                expected=f"at most {window.max:g} s", actual=f"{got_s:.2f} s",
+                timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+        # At least ``min`` seconds, and never less than one frame when a minimum is asked for.
+        need = max(1, math.ceil(window.min * float(rate) - 1e-6)) if window.min else 0
+        if need and got_frames < need:
+            at = clock.ffoa_frame if where == "head" else clock.frame_count - 1
+            out.append(make_finding(
+                spec, "timing.head_tail_black",
+                (f"{got_frames} frame(s) ({got_s:.3f} s) of black at the programme {where}" if got_frames else
+                 f"no black frame at the programme {where}") + f"; the spec asks for at least {window.min:g} s",
+                expected=f"at least {window.min:g} s ({need} frame{'s' if need > 1 else ''})",
+                actual=f"{got_frames} frame{'s' if got_frames != 1 else ''}",
+                timecode_in=clock.tc(at), timecode_out=clock.tc(at + 1)))
+    for iv in programme:
+        if (iv is head and timing.head_black_s is not None) or (iv is tail and timing.tail_black_s is not None):
+            continue  # judged by timing.head_tail_black above
+        if iv.frames >= _s_to_frames(black_min_s, rate):
+            out.append(make_finding(
+                spec, "picture.black", f"{clock.seconds(iv.frames):.2f} s of black picture inside the programme",
+                expected=f"no black longer than {black_min_s:g} s", actual=f"{clock.seconds(iv.frames):.2f} s",
+                timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+    return out
+
+
+def frame_span(start_sample: int, end_sample: int, sample_rate_hz: int, rate: Fraction) -> Interval | None:
+    """The picture frames wholly inside samples ``[start_sample, end_sample)`` (audio starts with
+    the picture), or None when no whole frame is."""
+    first = -((-start_sample * rate.numerator) // (sample_rate_hz * rate.denominator))  # ceil
+    last = (end_sample * rate.numerator) // (sample_rate_hz * rate.denominator)  # floor
+    return Interval(int(first), int(last)) if last > first else None
+
+
+def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        s, e = max(a[i].start, b[j].start), min(a[i].end, b[j].end)
+        if e > s:
+            out.append(Interval(s, e))
+        if a[i].end < b[j].end:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def check_commercial_blacks(series: PictureSeries, clock: ProgrammeClock, spec: Spec,
+                            silences: list[list[tuple[int, int]]], sample_rates_hz: list[int]) -> list[Finding]:
+    """``picture.commercial_blacks``: black picture AND silence on every audio track together for
+    ``min_duration_s`` (default :data:`DEFAULT_COMMERCIAL_BLACK_MIN_S`) or longer inside the programme.
+
+    Args:
+        silences: per audio track, its silence runs in samples from the file start (all channels
+            silent, see :class:`tasks.qc.audio.AudioScan`), at least as short as the minimum.
+        sample_rates_hz: the sample rate of each track.
+
+    A run at the programme head or tail is left to ``timing.head_tail_black`` where the spec bounds
+    that edge. Without audio tracks there is no silence to pair with black: nothing is reported.
+    """
+    chk = spec.check("picture.commercial_blacks")
+    if chk.severity == "off" or not silences:
+        return []
+    min_s = chk.min_duration_s or DEFAULT_COMMERCIAL_BLACK_MIN_S
+    rate = series.rate
+    is_black = series.black_share >= BLACK_PICTURE_RATIO
+    both = _in_programme(runs(is_black), clock)
+    for runs_, sr in zip(silences, sample_rates_hz):
+        frames = [iv for iv in (frame_span(s, e, sr, rate) for s, e in runs_) if iv is not None]
+        both = _intersect(both, frames)
+    out: list[Finding | None] = []
+    for iv in both:
+        if iv.frames < _s_to_frames(min_s, rate):
+            continue
+        if (iv.start == clock.ffoa_frame and spec.timing.head_black_s is not None) or (
+                iv.end == clock.frame_count and spec.timing.tail_black_s is not None):
+            continue
+        out.append(make_finding(
+            spec, "picture.commercial_blacks",
+            f"{clock.seconds(iv.frames):.2f} s of black picture with silence on every audio track inside the "
+            "programme (a commercial black)", expected=f"no black with silence for {min_s:g} s or longer",
+            actual=f"{clock.seconds(iv.frames):.2f} s", timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+    return [f for f in out if f is not None]
 
 
 def _gamut(series: PictureSeries, clock: ProgrammeClock, spec: Spec) -> list[Finding | None]:
