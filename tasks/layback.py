@@ -448,4 +448,6 @@ def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *, progress=Non
         if verify and md5 != video_packet_hash(plan.picture_path):
             raise VerificationError(f"layback {out.name}: the picture packets differ from {plan.picture_path}; "
                                     "the file was not kept. Report this: the picture must be a stream copy.")
+    if progress is not None:
+        progress(total_s, total_s)  # ffmpeg's last report stops one frame short
     return LaybackResult(path=str(out), plan=plan, wall_s=result.wall_s, video_md5=md5)

@@ -413,6 +413,9 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
             if failures:
                 raise VerificationError(" | ".join(failures))
             done += results
+    if progress is not None:  # ffmpeg's last report stops short of the end (last frame's start time)
+        total_s = float(Fraction(_master_frames(master)) / v.frame_rate)
+        progress(total_s, total_s)
     order = {d.id: k for k, d in enumerate(deliverables)}
     done.sort(key=lambda r: order[r.id])
     return TranscodeAllResult(deliverables=done, extras=[str(p) for p in extras], wall_s=time.monotonic() - started,
