@@ -437,16 +437,17 @@ class PictureSpec(_Model):
     colour: Colour | None = None
     hdr: HdrMode | None = None
     display_aspect_ratios: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
-        None, description="allowed display aspect ratios as ffprobe writes them, e.g. ['16:9']")
+        None, description="allowed display aspect ratios as W:H or a decimal ratio, e.g. ['16:9', '1.85', '2.39']")
     bitrate_mbps: Range | None = Field(None, description="video bit rate window in Mbit/s")
 
     @field_validator("display_aspect_ratios")
     @classmethod
     def _ratios(cls, value: list[str] | None) -> list[str] | None:
+        # Distributors write both forms (Amazon: 4:3, 16:9, 1.85, 2.39 ...); QC compares either.
         for ratio in value or []:
-            if not re.fullmatch(r"\d+:\d+", ratio):
-                raise _problem(f"'{ratio}' is not an aspect ratio", "write it as W:H, e.g. 16:9")
-        return value
+            if not re.fullmatch(r"[1-9]\d*:[1-9]\d*|[1-9]\d*(\.\d+)?", str(ratio)):
+                raise _problem(f"'{ratio}' is not an aspect ratio", "write it as W:H (16:9) or a decimal (1.85)")
+        return [str(r) for r in value] if value else value
 
 
 # --------------------------------------------------------------------------------------------
