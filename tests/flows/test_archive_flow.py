@@ -32,8 +32,12 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def _artifacts(key: str):
+    """Artifacts with ``key``, newest first (the server's default order is not creation order)."""
+    from prefect.client.schemas.sorting import ArtifactSort
+
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                     sort=ArtifactSort.CREATED_DESC)
 
 
 def test_archive_flow_retries_infrastructure_then_verifies(s3, tmp_path, monkeypatch):
