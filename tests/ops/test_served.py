@@ -66,8 +66,6 @@ def test_deployments_render_typed_forms_and_nightly_schedule(served):
         assert c.read_concurrency_limit_by_tag("ffmpeg").concurrency_limit >= 1
 
 
-@pytest.mark.xfail(reason="tasks/steps.py transcode_all_step never reports the final 100 % (left at ~47 % "
-                          "on a finished run); fix: progress(1, 1) after transcode_all returns", strict=False)
 def test_finished_deliverables_progress_reads_100_percent(delivered):
     run_id, _ = delivered
     done = {a.key: float(a.data) for a in _artifacts(run_id) if a.type == "progress"}
