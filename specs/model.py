@@ -710,7 +710,9 @@ class CheckSpec(_Model):
 # Deliverables
 # --------------------------------------------------------------------------------------------
 
-NAME_TEMPLATE_FIELDS = ("title", "version", "id", "spec", "ext")
+# {deliverable} = {id}; {date} = the run date (ISO); {lang} = the programme language; {recipient} =
+# the screener recipient given to `deliver run --recipient`.
+NAME_TEMPLATE_FIELDS = ("title", "version", "id", "spec", "ext", "date", "deliverable", "lang", "recipient")
 CONTAINER_EXTENSIONS = {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav"}
 _AUDIO_CODECS_BY_CONTAINER = {
     "wav": ("pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le"),
@@ -721,8 +723,8 @@ _AUDIO_CODECS_BY_CONTAINER = {
 def check_name_template(template: str) -> None:
     """Refuse a template with unknown fields or one that could leave the output folder.
 
-    Allowed: fields ``{title} {version} {id} {spec} {ext}`` and relative sub-folders
-    (``{title}/{title}_{id}.{ext}``). Refused: absolute paths, ``..``, backslashes, empty parts.
+    Allowed: fields ``{title} {version} {id} {spec} {ext} {date} {deliverable} {lang} {recipient}``
+    and relative sub-folders (``{title}/{title}_{id}.{ext}``). Refused: absolute paths, ``..``, backslashes, empty parts.
     """
     try:
         parts = list(string.Formatter().parse(template))
@@ -738,7 +740,7 @@ def check_name_template(template: str) -> None:
             raise _problem(f"unknown field '{{{field}}}' in name template '{template}'", hint)
         if spec or conversion:
             raise _problem(f"name template field '{{{field}}}' has a format or conversion", f"write {{{field}}}")
-    sample = template.format(title="T", version="V", id="I", spec="S", ext="mov")
+    sample = template.format(**{f: f[0].upper() for f in NAME_TEMPLATE_FIELDS})
     reason = _escape_reason(sample)
     if reason:
         raise _problem(f"name template '{template}' {reason}",
@@ -765,7 +767,7 @@ def render_deliverable_name(template: str, **fields: str) -> str:
 
     Args:
         template: e.g. ``"{title}_{version}_{id}.{ext}"``.
-        **fields: values for ``title, version, id, spec, ext``.
+        **fields: values for the fields the template uses (:data:`NAME_TEMPLATE_FIELDS`).
 
     Raises:
         SpecError: the template is unsafe or malformed, a field is missing, or a value contains a
@@ -831,14 +833,14 @@ class Deliverable(_Model):
     """One file to make for the distributor."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    kind: Literal["mezzanine", "screener", "audio-stem", "downmix"]
+    kind: Literal["mezzanine", "screener", "proxy", "audio-stem", "downmix"]
     container: Literal["mov", "mp4", "mxf", "wav"]
     video: VideoEncode | None = None
     audio: list[AudioMap] = Field(default_factory=list)
     burn_in: BurnIn | None = None
     watermark: Watermark | None = None
     include_head: bool = Field(False, description="keep bars/countdown before the FFOA")
-    name: str = Field(description="template with {title} {version} {id} {spec} {ext}; relative to the output folder")
+    name: str = Field(description="template with {title} {version} {id} {spec} {ext} {date} {deliverable} {lang} {recipient}; relative to the output folder")
 
     @field_validator("name")
     @classmethod

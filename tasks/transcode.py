@@ -99,8 +99,9 @@ def deliverable_path(d: Deliverable, spec: Spec, out_dir: str | Path, fields: Ru
         SpecError: the template or a field value would leave the output folder.
     """
     root = Path(out_dir).resolve()
+    extra = {"recipient": fields.recipient} if fields.recipient else {}  # {recipient} needs --recipient
     name = render_deliverable_name(d.name, title=fields.title, version=fields.version, id=d.id, spec=spec.name,
-                                   ext=d.container, date=fields.date, deliverable=d.id, lang=fields.lang)
+                                   ext=d.container, date=fields.date, deliverable=d.id, lang=fields.lang, **extra)
     path = (root / name).resolve()
     if root not in path.parents:
         raise BadInputError(f"deliverable name {name!r} resolves outside {root}; fix the name template")
