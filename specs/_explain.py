@@ -107,7 +107,7 @@ def render_checklist(spec: Spec) -> str:
         lines.append(box + f"No black inside the programme longer than {t.max_programme_black_s:g} s")
     if t.max_programme_silence_s is not None:
         lines.append(box + f"No silence inside the programme longer than {t.max_programme_silence_s:g} s")
-    lines.append(box + f"Audio and video durations agree within {t.av_duration_tolerance_frames} frame(s)")
+    lines.append(box + f"Audio and video durations agree {t.av_tolerance_text()}")
     lines.append("")
 
     lines += ["## Automated checks", "", "| check | severity | settings | what |", "|---|---|---|---|"]

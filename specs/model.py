@@ -589,6 +589,19 @@ class TimingSpec(_Model):
                 raise _problem(f"{key} cannot be negative", "write seconds >= 0", field=(key,))
         return self
 
+    def av_tolerance_frames(self, rate: Fraction) -> float:
+        """The audio/video duration tolerance in frames at ``rate`` (seconds win when given)."""
+        if self.av_duration_tolerance_s is not None:
+            return float(self.av_duration_tolerance_s * rate)
+        return float(self.av_duration_tolerance_frames)
+
+    def av_tolerance_text(self, rate: Fraction | None = None) -> str:
+        """The tolerance as the spec wrote it (plus frames at ``rate`` when written in seconds)."""
+        if self.av_duration_tolerance_s is None:
+            return f"within {self.av_duration_tolerance_frames} frame(s)"
+        frames = f" ({self.av_tolerance_frames(rate):g} frames)" if rate is not None else ""
+        return f"within {self.av_duration_tolerance_s:g} s{frames}"
+
 
 # --------------------------------------------------------------------------------------------
 # Checks

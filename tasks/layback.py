@@ -15,7 +15,7 @@ track's labels, and its channels are laid out in the spec's channel order (a ``[
 takes one channel of a source). Alignment comes from timecode: the picture's start timecode
 against the BWF time reference, sample-exact. The mix is padded with silence or trimmed to the
 picture's range; a mix that does not cover the programme (FFOA to the last frame) within the
-spec's ``timing.av_duration_tolerance_frames`` cannot be aligned and is refused (bad input). When
+spec's A/V duration tolerance (``timing.av_duration_tolerance_frames`` or ``_s``) cannot be aligned and is refused (bad input). When
 the spec has an FFOA the 2-pop (2 s before FFOA) is looked for in the aligned mix and reported.
 """
 
@@ -246,7 +246,7 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
     start = Timecode.parse(picture.start_timecode, v.frame_rate) if picture.start_timecode else Timecode(0, v.frame_rate)
     pic_frames = v.frame_count or round(Fraction(v.duration_s or picture.duration_s or 0.0) * v.frame_rate)
     pic_dur = Fraction(pic_frames) / v.frame_rate
-    tol_frames = spec.timing.av_duration_tolerance_frames
+    tol_frames = spec.timing.av_tolerance_frames(v.frame_rate)
     ffoa_frame = 0
     if spec.timing.ffoa_timecode:
         ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
@@ -296,7 +296,7 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
                     f"the picture ends at {tc_of(pic_end)}")
             raise MediaError(f"mix {src.name} cannot be aligned to {Path(picture.path).name}: by its BWF time "
                              f"reference ({src.time_reference_samples} samples) it {what}; spec {spec.name} allows "
-                             f"{tol_frames} frame(s). Check the mix's time reference and the picture's start "
+                             f"{tol_frames:g} frame(s). Check the mix's time reference and the picture's start "
                              f"timecode {start}")
         if offset:
             notes.append(f"{src.name}: offset {offset:+d} samples ({float(offset / frame_samples):+.2f} frames) "
@@ -321,7 +321,7 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
                 if abs(delta) > tol:
                     raise MediaError(f"mix {src.name}: the 2-pop is {float(delta / frame_samples):+.1f} frames off "
                                      f"{tc_of(expected)} after aligning by the BWF time reference; spec {spec.name} "
-                                     f"allows {tol_frames} frame(s). The time reference and the mix content disagree: "
+                                     f"allows {tol_frames:g} frame(s). The time reference and the mix content disagree: "
                                      "fix the mix's time reference")
                 notes.append(f"{src.name}: 2-pop at {tc_of(expected + delta)}, {delta:+d} samples from the "
                              "picture's 2-pop")

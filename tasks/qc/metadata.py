@@ -317,12 +317,8 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
                                actual=f"{info.start_timecode}-{end}")
     start = Timecode.parse(info.start_timecode, v.frame_rate) if info.start_timecode else Timecode(0, v.frame_rate)
     rate = float(v.frame_rate)
-    if timing.av_duration_tolerance_s is not None:
-        tol_frames = timing.av_duration_tolerance_s * rate
-        tol_text = f"within {timing.av_duration_tolerance_s:g} s ({tol_frames:g} frames)"
-    else:
-        tol_frames = float(timing.av_duration_tolerance_frames)
-        tol_text = f"within {timing.av_duration_tolerance_frames} frames"
+    tol_frames = timing.av_tolerance_frames(v.frame_rate)
+    tol_text = timing.av_tolerance_text(v.frame_rate)
     vid_s = v.duration_s or info.duration_s or 0.0
     for track, stream in zip(spec.audio.tracks, info.audio):
         if stream.duration_s is None:
