@@ -598,7 +598,8 @@ class TimingSpec(_Model):
     def av_tolerance_text(self, rate: Fraction | None = None) -> str:
         """The tolerance as the spec wrote it (plus frames at ``rate`` when written in seconds)."""
         if self.av_duration_tolerance_s is None:
-            return f"within {self.av_duration_tolerance_frames} frame(s)"
+            n = self.av_duration_tolerance_frames
+            return f"within {n} frame{'' if n == 1 else 's'}"
         frames = f" ({self.av_tolerance_frames(rate):g} frames)" if rate is not None else ""
         return f"within {self.av_duration_tolerance_s:g} s{frames}"
 

@@ -303,7 +303,7 @@ def test_av_duration_tolerance_seconds(tmp_path):
     demo = load_spec("demo")
     assert demo.timing.av_duration_tolerance_s is None and demo.timing.av_duration_tolerance_frames == 1
     found = _of(check_metadata(info, demo), "timing.av_duration")
-    assert len(found) == 2 and {f.expected for f in found} == {"within 1 frames"}
+    assert len(found) == 2 and {f.expected for f in found} == {"within 1 frame"}
     # Amazon's clause in seconds: 1 s short is within 2.0 s, even with a frame tolerance of 1
     assert load_spec("amazon").timing.av_duration_tolerance_s == 2.0
     assert not _of(check_metadata(info, _with(demo, av_duration_tolerance_s=2.0)), "timing.av_duration")
