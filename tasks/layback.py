@@ -24,7 +24,9 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
+import ffmpeg
 import numpy as np
 import soundfile as sf
 from pydantic import BaseModel
@@ -32,7 +34,7 @@ from pydantic import BaseModel
 from specs.errors import BadInputError, MediaError, VerificationError
 from specs.model import CHANNEL_LABELS, AudioTrackSpec, Spec
 from tasks.audio.reader import mask_positions, wav_channel_mask
-from tasks.media.ffmpeg import FFmpegProgress, run_ffmpeg
+from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import atomic_output
 from tasks.media.probe import MediaInfo
 from tasks.media.timecode import Timecode
@@ -379,42 +381,43 @@ def video_packet_hash(path: str | Path) -> str:
     return text.rsplit("=", 1)[-1] if text else ""
 
 
-def layback_args(plan: LaybackPlan, spec: Spec, out_path: Path) -> list[str]:
-    """ffmpeg arguments: picture stream copy + one PCM track per spec track, in spec order."""
+def layback_graph(plan: LaybackPlan, spec: Spec, out_path: Path) -> Any:
+    """The layback as an ffmpeg-python graph: picture stream copy + one PCM track per spec track."""
     codec = spec.audio.codec or "pcm_s24le"
-    inputs: list[str] = []
-    args: list[str] = ["-i", plan.picture_path]
-    graphs = []
-    for i, t in enumerate(plan.tracks):
+    picture = ffmpeg.input(plan.picture_path)
+    mixes: dict[str, Any] = {}
+    tracks = []
+    for t in plan.tracks:
         track = next(tr for tr in spec.audio.tracks if tr.id == t.track_id)
         layout = _ffmpeg_layout(track)
-        idx = []
         for p in t.mix_paths:
-            if p not in inputs:
-                inputs.append(p)
-                args += ["-i", p]
-            idx.append(inputs.index(p) + 1)
+            mixes.setdefault(p, ffmpeg.input(p))
         used_files = sorted({r[0] for r in t.channel_refs})
-        labels = [f"[{idx[f]}:a:0]" for f in used_files]
         # join only references buffers: channel selection and re-order stay bit-exact.
         mapping = "|".join(f"{used_files.index(f)}.{c}-{name}"
                            for (f, c), name in zip(t.channel_refs, _layout_channel_names(layout)))
-        chain = [f"join=inputs={len(used_files)}:channel_layout={layout}:map={mapping}"]
+        audio = ffmpeg.filter([mixes[t.mix_paths[f]].audio for f in used_files], "join", inputs=len(used_files),
+                              channel_layout=layout, map=mapping)
         if t.offset_samples > 0:
-            chain.append(f"adelay=delays={t.offset_samples}S:all=1")
+            audio = audio.filter("adelay", delays=f"{t.offset_samples}S", all=1)
         elif t.offset_samples < 0:
-            chain += [f"atrim=start_sample={-t.offset_samples}", "asetpts=N/SR/TB"]
+            audio = audio.filter("atrim", start_sample=-t.offset_samples).filter("asetpts", "N/SR/TB")
         end_sample = round(Fraction(plan.picture_frames) / plan.rate * t.sample_rate_hz)
         # Exactly the picture's range: silence after a short mix, nothing after the last frame.
-        chain += [f"apad=whole_len={end_sample}", f"atrim=end_sample={end_sample}", "asetpts=N/SR/TB"]
-        graphs.append(f"{''.join(labels)}{','.join(chain)}[a{i}]")
-    args += ["-filter_complex", ";".join(graphs), "-map", "0:v:0"]
-    for i in range(len(plan.tracks)):
-        args += ["-map", f"[a{i}]"]
-    args += ["-c:v", "copy", "-c:a", codec, "-timecode", plan.start_timecode, "-map_metadata", "0"]
-    for i, t in enumerate(plan.tracks):
-        args += [f"-metadata:s:a:{i}", f"title={t.label}", f"-metadata:s:a:{i}", f"handler_name={t.label}"]
-    return [*args, "-f", "mov", str(out_path)]
+        audio = (audio.filter("apad", whole_len=end_sample).filter("atrim", end_sample=end_sample)
+                 .filter("asetpts", "N/SR/TB"))
+        tracks.append(audio)
+    titles = {f"metadata:s:a:{i}": f"title={t.label}" for i, t in enumerate(plan.tracks)}
+    return ffmpeg.output(picture["v:0"], *tracks, str(out_path), vcodec="copy", acodec=codec,
+                         timecode=plan.start_timecode, map_metadata=0, f="mov", **titles)
+
+
+def layback_args(plan: LaybackPlan, spec: Spec, out_path: Path) -> list[str]:
+    """ffmpeg arguments of :func:`layback_graph`, plus each track's QuickTime handler name."""
+    args = compile_args(layback_graph(plan, spec, out_path))
+    # ffmpeg-python keeps one value per option; the second per-stream metadata key goes in by hand.
+    handlers = [a for i, t in enumerate(plan.tracks) for a in (f"-metadata:s:a:{i}", f"handler_name={t.label}")]
+    return [*args[:-1], *handlers, args[-1]]
 
 
 _LAYOUT_CHANNELS = {"mono": ("FC",), "stereo": ("FL", "FR"), "3.0": ("FL", "FR", "FC"), "4.0": ("FL", "FR", "FC", "BC"),
