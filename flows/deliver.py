@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from specs.errors import VerificationError
+from specs.errors import DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
 from tasks.archive.targets import archive_package
@@ -75,14 +75,18 @@ def publish_report(report: Report, report_path: Path, spec: Spec, master: str | 
     """HTML report next to report.json; Prefect artifacts: verdict markdown, findings table, links."""
     names = dict(spec.severity_names or {})
     html_path = write_html_report(report, report_path.with_suffix(".html"), master=master, severity_names=names)
-    create_markdown_artifact(markdown=summary_markdown(report, names), key="qc-summary",
+    summary = summary_markdown(report, names) + (
+        f"\n\nReports: [{html_path.name}]({html_path.resolve().as_uri()}) · "
+        f"[{report_path.name}]({report_path.resolve().as_uri()})")
+    create_markdown_artifact(markdown=summary, key="qc-summary",
                              description=f"QC verdict for {report.title or report.spec}")
-    rows = [{"severity": names.get(f.severity.value, f.severity.value), "check": f.check, "in": f.timecode_in or "",
-             "out": f.timecode_out or "", "message": f.message, "expected": f.expected or "", "actual": f.actual or ""}
+    rows = [{"severity": names.get(f.severity.value, f.severity.value), "check": f.check, "status": f.status,
+             "track": f.track or "", "in": f.timecode_in or "", "out": f.timecode_out or "", "message": f.message,
+             "expected": f.expected or "", "actual": f.actual or ""}
             for f in report.findings]
-    create_table_artifact(table=rows or [{"severity": "", "check": "no findings", "in": "", "out": "", "message": "",
-                                          "expected": "", "actual": ""}], key="qc-findings",
-                          description="QC findings with timecodes")
+    empty = {"severity": "", "check": "no findings", "status": "", "track": "", "in": "", "out": "", "message": "",
+             "expected": "", "actual": ""}
+    create_table_artifact(table=rows or [empty], key="qc-findings", description="QC findings with timecodes")
     create_link_artifact(link=report_path.resolve().as_uri(), link_text="report.json", key="qc-report",
                          description="Machine-readable report")
     create_link_artifact(link=html_path.resolve().as_uri(), link_text=html_path.name, key="qc-report-html",
@@ -148,10 +152,17 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
     made += [{"path": p, "kind": "extra"} for p in made_all.extras]
     report.deliverables = package_step(str(package_dir), made, title, version)
     if archive:
-        report.archive = archive_step(str(package_dir), archive, title)
-        bad = [a for a in report.archive if not a.verified]
-        if bad:
-            raise VerificationError(f"archive copies failed verification: {', '.join(a.uri for a in bad)}")
+        try:
+            report.archive = archive_step(str(package_dir), archive, title)
+            bad = [a for a in report.archive if not a.verified]
+            if bad:
+                raise VerificationError(f"archive copies failed verification: {', '.join(a.uri for a in bad)}")
+        except DeliverError as exc:
+            # The package exists but is not safely archived: say so in the report, then fail the run.
+            report.archive_error = str(exc)
+            write_report(report, report_path)
+            publish_report(report, report_path, spec, married_info.path)
+            raise
     report.delivered = True
     write_report(report, report_path)
     publish_report(report, report_path, spec, married_info.path)

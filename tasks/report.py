@@ -45,6 +45,7 @@ class Report(BaseModel):
     inputs: list[dict[str, Any]] = Field(default_factory=list)
     forced: bool = False
     delivered: bool = False
+    archive_error: str | None = None  # why the package is not (fully, verifiably) archived
     counts: dict[str, int] = Field(default_factory=dict)
     created: str = ""
     host: str = ""
@@ -98,6 +99,8 @@ def summary_markdown(report: Report, severity_names: dict[str, str] | None = Non
     if report.deliverables:
         head += ["", "## Deliverables", "", "| name | size | xxh128 |", "|---|---|---|"]
         head += [f"| {d.name} | {d.size} | `{d.xxh128}` |" for d in report.deliverables]
+    if report.archive_error:
+        head += ["", f"**Archive failed:** {report.archive_error}"]
     if report.archive:
         head += ["", "## Archive", "", "| target | uri | verified |", "|---|---|---|"]
         head += [f"| {a.target} | {a.uri} | {'yes' if a.verified else 'NO'} |" for a in report.archive]

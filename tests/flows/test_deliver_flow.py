@@ -100,3 +100,22 @@ def test_qc_command_passes_a_clean_master(clean_set, tmp_path):
     result = _run(["qc", str(married), "--spec", "demo", "--json", str(report)])
     assert result.exit_code == 0, result.output
     assert json.loads(report.read_text())["verdict"] == "pass"
+
+
+def test_failed_archive_is_reported_not_hidden(clean_set, tmp_path, monkeypatch):
+    import flows.deliver as deliver_flows
+
+    # An unwritable target is an infrastructure error: retried with backoff, then reported (no
+    # waiting between the retries here).
+    monkeypatch.setattr(deliver_flows, "archive_step", deliver_flows.archive_step.with_options(retry_delay_seconds=0))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the vault folder should be\n")
+    out = tmp_path / "out"
+    result = _run(["run", "--master", str(clean_set.master), "--mix", str(clean_set.mixes["5.1"]),
+                   "--mix", str(clean_set.mixes["2.0"]), "--spec", "demo", "--title", "ARCH", "--out", str(out),
+                   "--archive", str(blocker / "vault")])
+    assert result.exit_code in (2, 3), result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "pass" and report["delivered"] is False
+    assert report["archive_error"] and "not-a-folder" in report["archive_error"]
+    assert report["deliverables"]  # the package itself was made and hashed
