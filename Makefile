@@ -4,22 +4,19 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg demo test bench clean
+.PHONY: setup ffmpeg browser demo test bench clean
 
 setup: ffmpeg $(VENV)/.installed
 
-# ffmpeg/ffprobe come from the system (Debian's ffmpeg); install them when missing and we are root.
+# ffmpeg/ffprobe come from the system (Debian's ffmpeg): installed with apt-get when missing and we
+# are root, else a message saying how. Chromium (headless) renders the HTML report and the Prefect
+# UI in the tests; without it those tests skip with a reason.
 ffmpeg:
-	@if command -v $${FFMPEG:-ffmpeg} >/dev/null 2>&1 && command -v $${FFPROBE:-ffprobe} >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "ffmpeg missing: installing it with apt-get"; \
-	  (apt-get install -y --no-install-recommends ffmpeg >/dev/null 2>&1 || \
-	   (apt-get update >/dev/null && apt-get install -y --no-install-recommends ffmpeg >/dev/null)) || \
-	  { echo "error: apt-get install ffmpeg failed; install ffmpeg 5.1+ and re-run" >&2; exit 3; }; \
-	else \
-	  echo "error: ffmpeg/ffprobe not found. Install them (Debian/Ubuntu: sudo apt-get install ffmpeg;" \
-	       "macOS: brew install ffmpeg) or point FFMPEG/FFPROBE at the binaries, then re-run." >&2; exit 3; \
-	fi
+	@scripts/ensure-apt.sh "$${FFMPEG:-ffmpeg}" ffmpeg
+	@scripts/ensure-apt.sh "$${FFPROBE:-ffprobe}" ffmpeg
+
+browser:
+	@scripts/ensure-apt.sh chromium chromium optional
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +27,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/deliver demo
 
-test: setup
+test: setup browser
 	DELIVER_EBU_TEST_SET="$$( [ -d "$(EBU_SET)" ] && echo "$(EBU_SET)" )" $(BIN)/pytest
 
 bench: setup
