@@ -396,6 +396,7 @@ class LoudnessMeter:
         self.track_index = track_index
         self._active = np.flatnonzero(weights > 0)
         self._weights = weights[self._active]
+        self._all_active = len(self._active) == self.channels
         self._sos = k_weighting_sos(fs)
         self._zi = np.zeros((self._sos.shape[0], 2, len(self._active)))
         self._sub = fs // 100
@@ -450,9 +451,13 @@ class LoudnessMeter:
         if len(self._active) == 0:  # e.g. an LFE-only track: no loudness, peaks only
             self._pending = np.concatenate([self._pending, np.zeros(len(x))])
         else:
-            xa = x[:, self._active].astype(np.float64)
+            # float32 in, float64 filter: sosfilt copies the input to a contiguous float64
+            # [channels, frames] array anyway, so no astype here; state and energies stay float64.
+            xa = x if self._all_active else x[:, self._active]
             y, self._zi = sps.sosfilt(self._sos, xa, axis=0, zi=self._zi)
-            power = np.square(y, out=y) @ self._weights  # channel-weighted power per sample
+            yt = y.T  # contiguous [channels, frames] (sosfilt filters along the last axis)
+            np.square(yt, out=yt)
+            power = self._weights @ yt  # channel-weighted power per sample (BLAS gemv)
             if len(self._pending):
                 power = np.concatenate([self._pending, power])
             self._pending = power
@@ -461,10 +466,34 @@ class LoudnessMeter:
             self._energies.extend(self._pending[:whole].reshape(-1, self._sub).sum(axis=1))
             self._pending = self._pending[whole:].copy()
 
+    _GROUP = 256  # samples per pruning group (a multiple of _LANES)
+    _LANES = 8  # frames folded side by side for the group-max reduction (vector-wide inner loop)
+
+    def _group_max(self, ax: np.ndarray) -> np.ndarray:
+        """``[ceil(n / _GROUP), channels]`` max of ``ax`` (|x|) over every group of _GROUP frames.
+
+        Full groups are reduced as ``[groups, _GROUP / _LANES, _LANES * channels]`` so numpy's
+        inner loop is ``_LANES * channels`` wide instead of ``channels`` (~4x faster); the
+        result is the same maximum.
+        """
+        n, ch = ax.shape
+        g, lanes = self._GROUP, self._LANES
+        full = n // g
+        parts = []
+        if full:
+            head = ax[: full * g]
+            if not head.flags.c_contiguous:
+                head = np.ascontiguousarray(head)
+            parts.append(head.reshape(full, g // lanes, lanes * ch).max(axis=1).reshape(full, lanes, ch).max(axis=1))
+        if n - full * g:
+            parts.append(ax[full * g:].max(axis=0)[None, :])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
     def _true_peak_block(self, x: np.ndarray, *, flush: bool = False) -> None:
         """Update per-channel sample and true peaks with ``x``, exactly, skipping what cannot win."""
         ax = np.abs(x)
-        block_sp = ax.max(axis=0).astype(np.float64)
+        gmax = self._group_max(ax)
+        block_sp = gmax.max(axis=0).astype(np.float64)
         if not flush:
             np.maximum(self._sp, block_sp, out=self._sp)
         ntaps = self._taps
@@ -477,25 +506,20 @@ class LoudnessMeter:
         need = np.flatnonzero(bound > floor)
         xb = np.concatenate([self._hist, x.astype(np.float32, copy=False)])
         if len(need):
-            self._tp_channels(xb, ax, need, floor)
+            self._tp_channels(xb, gmax, hist_peak, need, floor)
         np.maximum(self._tp, block_sp, out=self._tp)
         self._hist = np.ascontiguousarray(xb[len(xb) - (ntaps - 1):])
 
-    _GROUP = 256  # samples per pruning group
-
-    def _tp_channels(self, xb: np.ndarray, ax: np.ndarray, need: np.ndarray, floor: np.ndarray) -> None:
-        n = len(ax)
+    def _tp_channels(self, xb: np.ndarray, gmax_all: np.ndarray, hist_peak_all: np.ndarray,
+                     need: np.ndarray, floor: np.ndarray) -> None:
         k1 = self._taps - 1
+        n = len(xb) - k1
         g = self._GROUP
         ngroups = -(-n // g)
         # Per-group bound: outputs in group i depend on x[i*g - k1 .. i*g + g - 1].
         pad = ngroups * g - n
-        axn = ax[:, need]
-        if pad:
-            axn = np.concatenate([axn, np.zeros((pad, len(need)), dtype=ax.dtype)])
-        gmax = axn.reshape(ngroups, g, len(need)).max(axis=1)
-        hist_peak = np.abs(xb[:k1, need]).max(axis=0)
-        prev = np.vstack([hist_peak[None, :], gmax[:-1]])
+        gmax = gmax_all[:, need]
+        prev = np.vstack([hist_peak_all[need][None, :], gmax[:-1]])
         bound = self._phase_gain * np.maximum(gmax, prev)
         sel = bound > floor[need][None, :]
         if not sel.any():
@@ -510,22 +534,45 @@ class LoudnessMeter:
         chans = need[ci]
         span = g + k1
         xpad = xb if pad == 0 else np.concatenate([xb, np.zeros((pad, xb.shape[1]), dtype=xb.dtype)])
-        idx = (gi * g)[:, None] + np.arange(span)[None, :]
-        segs = xpad[idx, chans[:, None]]  # [nsel, g + k1], each row: history + its group
+        idx = (gi * g)[None, :] + np.arange(span)[:, None]
+        segs = xpad[idx, chans[None, :]]  # [g + k1, nsel], C-contiguous; column: history + its group
         if pad:  # outputs past the end of the block do not exist yet (they come with the next block)
             last = gi == ngroups - 1
             valid = np.full(len(gi), g)
             valid[last] = g - pad
         else:
             valid = None
-        peaks = self._fir_peaks(segs.T, g, valid=valid)
+        peaks = self._fir_peaks(segs, g, valid=valid)
         np.maximum.at(self._tp, chans, peaks)
+
+    #: values per FIR pass (frames x columns): the five float32 work arrays stay in L2 cache,
+    #: which halves the time of the ~40 numpy passes against whole 32768-frame blocks.
+    _FIR_CHUNK_VALUES = 1 << 14
 
     def _fir_peaks(self, xb: np.ndarray, n: int, *,
                    valid: np.ndarray | None = None) -> np.ndarray:
         """max |y_r| over the ``n`` outputs, over every phase r, per column of ``xb`` ([n + k1, cols])."""
-        if self._sym is not None:
-            return self._fir_peaks_symmetric(xb, n, valid)
+        k1 = self._taps - 1
+        cols = xb.shape[1]
+        fn = self._fir_peaks_symmetric if self._sym is not None else self._fir_peaks_direct
+        if valid is None:
+            rows = max(256, self._FIR_CHUNK_VALUES // cols)
+            if n <= rows:
+                return fn(xb, n, None)
+            best = np.zeros(cols)
+            for s in range(0, n, rows):
+                m = min(rows, n - s)
+                np.maximum(best, fn(xb[s: s + m + k1], m, None), out=best)
+            return best
+        step = max(16, self._FIR_CHUNK_VALUES // n)
+        if cols <= step:
+            return fn(xb, n, valid)
+        out = np.empty(cols)
+        for c in range(0, cols, step):
+            out[c: c + step] = fn(np.ascontiguousarray(xb[:, c: c + step]), n, valid[c: c + step])
+        return out
+
+    def _fir_peaks_direct(self, xb: np.ndarray, n: int, valid: np.ndarray | None) -> np.ndarray:
         k1 = self._taps - 1
         best = np.zeros(xb.shape[1], dtype=np.float32)
         acc = np.empty((n, xb.shape[1]), dtype=np.float32)
