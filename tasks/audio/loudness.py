@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import scipy.signal as sps
 from pydantic import BaseModel, ConfigDict
 
 from specs.errors import MediaError
@@ -235,6 +234,68 @@ def k_weighting_sos(sample_rate_hz: float) -> np.ndarray:
     return np.array([shelf, highpass], dtype=np.float64)
 
 
+# --- the IIR kernel ----------------------------------------------------------------------------
+
+def _load_sosfilt_kernel():  # type: ignore[no-untyped-def]
+    """scipy's compiled second-order-section kernel, without importing ``scipy.signal``.
+
+    ``import scipy.signal`` costs ~0.6 s of start-up (it pulls in scipy.stats and the window
+    functions), more than a quarter of a 10-minute measurement and most of ``deliver loudness``
+    start-up. The kernel behind :func:`scipy.signal.sosfilt` is one small extension module
+    (``scipy/signal/_sosfilt*.so``, Cython, runs without the GIL); it is loaded by file so the
+    package ``__init__`` is skipped. Same code, same numbers (a test compares the two
+    bit for bit). Returns ``None`` when the file is not found; the caller then uses
+    ``scipy.signal.sosfilt``.
+    """
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    name = "scipy.signal._sosfilt"
+    mod = sys.modules.get(name)
+    if mod is None:
+        try:
+            import scipy
+
+            folder = Path(scipy.__file__).parent / "signal"
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                candidate = folder / f"_sosfilt{suffix}"
+                if candidate.is_file():
+                    spec = importlib.util.spec_from_file_location(name, candidate)
+                    if spec is None or spec.loader is None:
+                        return None
+                    mod = importlib.util.module_from_spec(spec)
+                    spec.loader.exec_module(mod)
+                    sys.modules[name] = mod
+                    break
+        except Exception:  # noqa: BLE001 - any problem: fall back on the public function
+            return None
+    return getattr(mod, "_sosfilt", None) if mod is not None else None
+
+
+_SOSFILT_KERNEL = None
+
+
+def sosfilt_inplace(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
+    """Filter every row of ``x`` (C-contiguous float64 ``[signals, frames]``) in place.
+
+    ``zi`` is the carried state, C-contiguous float64 ``[signals, sections, 2]``, updated in
+    place. Equivalent to ``x[:], zi_t = scipy.signal.sosfilt(sos, x, axis=-1, zi=zi_t)`` with
+    ``zi_t = zi.transpose(1, 0, 2)``.
+    """
+    global _SOSFILT_KERNEL
+    if _SOSFILT_KERNEL is None:
+        _SOSFILT_KERNEL = _load_sosfilt_kernel() or False
+    if _SOSFILT_KERNEL:
+        _SOSFILT_KERNEL(sos, x, zi)
+        return
+    import scipy.signal as sps
+
+    y, zf = sps.sosfilt(sos, x, axis=-1, zi=zi.transpose(1, 0, 2))
+    x[:] = y
+    zi[:] = zf.transpose(1, 0, 2)
+
+
 def true_peak_factor(sample_rate_hz: int) -> int:
     """Oversampling factor: 4 below 96 kHz, 2 below 192 kHz, else 1 (BS.1770-4 Annex 2)."""
     if sample_rate_hz < 96000:
@@ -398,7 +459,7 @@ class LoudnessMeter:
         self._weights = weights[self._active]
         self._all_active = len(self._active) == self.channels
         self._sos = k_weighting_sos(fs)
-        self._zi = np.zeros((self._sos.shape[0], 2, len(self._active)))
+        self._zi = np.zeros((len(self._active), self._sos.shape[0], 2))  # [channel, section, 2]
         self._sub = fs // 100
         self._pending = np.zeros(0)
         self._energies = _Energies()
@@ -451,11 +512,11 @@ class LoudnessMeter:
         if len(self._active) == 0:  # e.g. an LFE-only track: no loudness, peaks only
             self._pending = np.concatenate([self._pending, np.zeros(len(x))])
         else:
-            # float32 in, float64 filter: sosfilt copies the input to a contiguous float64
-            # [channels, frames] array anyway, so no astype here; state and energies stay float64.
-            xa = x if self._all_active else x[:, self._active]
-            y, self._zi = sps.sosfilt(self._sos, xa, axis=0, zi=self._zi)
-            yt = y.T  # contiguous [channels, frames] (sosfilt filters along the last axis)
+            # one pass: pick the weighted channels, transpose to [channels, frames], widen to
+            # float64 (filter and energies are float64 whatever the input)
+            xa = x.T if self._all_active else x[:, self._active].T
+            yt = np.array(xa, dtype=np.float64, order="C")
+            sosfilt_inplace(self._sos, yt, self._zi)
             np.square(yt, out=yt)
             power = self._weights @ yt  # channel-weighted power per sample (BLAS gemv)
             if len(self._pending):
