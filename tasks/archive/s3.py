@@ -177,12 +177,14 @@ _CLIENTS_LOCK = threading.Lock()
 def client_for(target: S3Target) -> Any:
     """A boto3 S3 client for ``target`` (standard retries, our checksums, pooled connections)."""
     key = (target.endpoint_url, target.region, target.profile, target.credentials_block, target.concurrency,
-           target.max_attempts, target.addressing_style, tuple(id(h) for _, h in CLIENT_EVENT_HOOKS))
+           target.max_attempts, target.retry_mode, target.addressing_style, tuple(id(h) for _, h in CLIENT_EVENT_HOOKS))
     with _CLIENTS_LOCK:
         if key in _CLIENTS:
             return _CLIENTS[key]
         config = Config(
-            retries={"mode": "standard", "max_attempts": target.max_attempts},
+            # botocore retries every request (connection reset/timeout, 5xx, 503 SlowDown, …) with backoff;
+            # "adaptive" also slows the client down when the server throttles.
+            retries={"mode": target.retry_mode, "max_attempts": target.max_attempts},
             s3={"addressing_style": target.addressing_style} if target.addressing_style else None,
             max_pool_connections=max(10, target.concurrency * 2 + 2),
             # We send CRC64NVME ourselves; don't let botocore add a CRC32 pass on top.
@@ -202,6 +204,37 @@ def reset_clients() -> None:
     """Forget cached clients (after changing the environment or CLIENT_EVENT_HOOKS)."""
     with _CLIENTS_LOCK:
         _CLIENTS.clear()
+
+
+def _transient(exc: Exception) -> bool:
+    """True for errors worth another try of the same request: network, throttling, 5xx, timeouts."""
+    if isinstance(exc, ClientError):
+        code = _error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return code in ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+                        "ServiceUnavailable", "RequestTimeTooSkewed") or status >= 500
+    return isinstance(exc, BotoCoreError) and not isinstance(exc, (NoCredentialsError, PartialCredentialsError))
+
+
+def with_retries(fn: Callable[[], Any], retries: int, what: str, *, base_s: float = 0.5, cap_s: float = 8.0) -> Any:
+    """``fn()``; on a transient S3/network error (after botocore's own attempts) wait and try again.
+
+    Our layer above botocore's: a part whose request failed ``max_attempts`` times is tried again
+    ``retries`` more times with exponential backoff (``base_s × 2^n``, full jitter, capped at
+    ``cap_s``) before the error surfaces. Checksum rejections and access errors are never retried here.
+    """
+    import random
+    import time
+
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except (ClientError, BotoCoreError) as exc:
+            if attempt >= retries or not _transient(exc):
+                raise s3_errors(exc, what) from None
+            attempt += 1
+            time.sleep(random.uniform(0, min(cap_s, base_s * 2 ** attempt)))
 
 
 def head(client: Any, bucket: str, key: str) -> dict | None:
@@ -287,12 +320,11 @@ class S3FileSink:
         self._listed: dict[int, dict] = {}
         self._find_resumable_upload()
         if self.upload_id is None:
-            try:
-                resp = dest.client.create_multipart_upload(
+            resp = with_retries(
+                lambda: dest.client.create_multipart_upload(
                     Bucket=dest.bucket, Key=self.key, ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT",
-                    **_object_args(t))
-            except (ClientError, BotoCoreError) as exc:
-                raise s3_errors(exc, f"{dest.uri}/{rel}") from None
+                    **_object_args(t)),
+                t.part_retries, f"{dest.uri}/{rel}")
             self.upload_id = resp["UploadId"]
 
     # -- resume ---------------------------------------------------------------------------------
@@ -359,11 +391,10 @@ class S3FileSink:
 
     def _upload_part(self, part: _Part, data: bytes) -> None:
         d = self.dest
-        try:
-            resp = d.client.upload_part(Bucket=d.bucket, Key=self.key, UploadId=self.upload_id,
-                                        PartNumber=part.number, Body=data, ChecksumCRC64NVME=part.crc)
-        except (ClientError, BotoCoreError) as exc:
-            raise s3_errors(exc, f"{d.uri}/{self.rel} part {part.number}") from None
+        resp = with_retries(
+            lambda: d.client.upload_part(Bucket=d.bucket, Key=self.key, UploadId=self.upload_id,
+                                         PartNumber=part.number, Body=data, ChecksumCRC64NVME=part.crc),
+            d.target.part_retries, f"{d.uri}/{self.rel} part {part.number}")
         part.etag = resp["ETag"]
         with d.lock:
             d.stats.parts_uploaded += 1
@@ -385,22 +416,45 @@ class S3FileSink:
         parts = [{"PartNumber": p.number, "ETag": p.etag, "ChecksumCRC64NVME": p.crc}
                  for p in sorted(self.parts.values(), key=lambda p: p.number)]
         try:
+            with_retries(lambda: self._complete(parts, digests), d.target.part_retries, f"{d.uri}/{self.rel}")
+        except UploadRejectedError:
+            self.abort()  # stale or damaged parts: start afresh next time
+            raise
+        self._abort_strays()
+
+    def _abort_strays(self) -> None:
+        """Abort other unfinished uploads of this key (e.g. a CreateMultipartUpload retried after its answer
+        was lost). The object is final and is never overwritten, so they could never complete; left alone
+        they would be billed storage."""
+        c, b = self.dest.client, self.dest.bucket
+        try:
+            for page in c.get_paginator("list_multipart_uploads").paginate(Bucket=b, Prefix=self.key):
+                for u in page.get("Uploads", []):
+                    if u["Key"] == self.key and u["UploadId"] != self.upload_id:
+                        c.abort_multipart_upload(Bucket=b, Key=self.key, UploadId=u["UploadId"])
+        except (ClientError, BotoCoreError):
+            pass  # housekeeping only; the copy itself is complete
+
+    def _complete(self, parts: list[dict], digests: FileDigests) -> None:
+        d = self.dest
+        try:
             d.client.complete_multipart_upload(
                 Bucket=d.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts},
                 ChecksumCRC64NVME=digests.crc64nvme, ChecksumType="FULL_OBJECT", MpuObjectSize=digests.size)
-        except (ClientError, BotoCoreError) as exc:
-            err = s3_errors(exc, f"{d.uri}/{self.rel}")
-            if isinstance(err, UploadRejectedError):
-                self.abort()  # stale or damaged parts: start afresh next time
-            raise err from None
+        except ClientError as exc:
+            # A retry of a Complete whose answer was lost on the way (the upload is gone because it
+            # succeeded): the object is there with exactly our checksum and size — done.
+            if _error_code(exc) == "NoSuchUpload":
+                h = head(d.client, d.bucket, self.key)
+                if h is not None and not compare_head(self.rel, h, digests.size, digests.crc64nvme, d.uri):
+                    return
+            raise
 
     def _put(self, data: bytes, digests: FileDigests) -> None:
         d = self.dest
-        try:
-            d.client.put_object(Bucket=d.bucket, Key=self.key, Body=data, ChecksumCRC64NVME=digests.crc64nvme,
-                                **_object_args(d.target))
-        except (ClientError, BotoCoreError) as exc:
-            raise s3_errors(exc, f"{d.uri}/{self.rel}") from None
+        with_retries(lambda: d.client.put_object(Bucket=d.bucket, Key=self.key, Body=data,
+                                                 ChecksumCRC64NVME=digests.crc64nvme, **_object_args(d.target)),
+                     d.target.part_retries, f"{d.uri}/{self.rel}")
         with d.lock:
             d.stats.bytes_uploaded += len(data)
 
@@ -497,11 +551,9 @@ class S3Destination:
 
     def put_small(self, rel: str, data: bytes, digests: FileDigests) -> None:
         """Upload (replace) a small file such as an ASC MHL manifest, server-validated."""
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self.key_for(rel), Body=data,
-                                   ChecksumCRC64NVME=digests.crc64nvme, **_object_args(self.target))
-        except (ClientError, BotoCoreError) as exc:
-            raise s3_errors(exc, f"{self.uri}/{rel}") from None
+        with_retries(lambda: self.client.put_object(Bucket=self.bucket, Key=self.key_for(rel), Body=data,
+                                                    ChecksumCRC64NVME=digests.crc64nvme, **_object_args(self.target)),
+                     self.target.part_retries, f"{self.uri}/{rel}")
 
     def put_sidecar(self, name: str, data: bytes) -> None:
         """A small object next to the package (``<prefix>/<package>.<name>``), e.g. the manifest."""
@@ -510,11 +562,10 @@ class S3Destination:
         dg = StreamDigester()
         dg.update(data)
         key = f"{self.base_key}.{name}"
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ChecksumCRC64NVME=dg.result().crc64nvme,
-                                   ContentType="application/json")
-        except (ClientError, BotoCoreError) as exc:
-            raise s3_errors(exc, f"s3://{self.bucket}/{key}") from None
+        with_retries(lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                                    ChecksumCRC64NVME=dg.result().crc64nvme,
+                                                    ContentType="application/json"),
+                     self.target.part_retries, f"s3://{self.bucket}/{key}")
 
 
 def compare_head(rel: str, h: dict | None, size: int, crc64nvme_b64_value: str, location: str) -> list[Mismatch]:

@@ -86,7 +86,9 @@ class S3Target(BaseModel):
     part_size_mib: int | None = Field(default=None, ge=5, le=5 * 1024)  # minimum; grows with the file size
     multipart_threshold_mib: int = Field(default=64, ge=5)
     concurrency: int = Field(default=4, ge=1, le=64)
-    max_attempts: int = Field(default=5, ge=1, le=20)  # botocore standard retries per request
+    max_attempts: int = Field(default=5, ge=1, le=20)  # botocore attempts per request (retry mode below)
+    retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"  # "adaptive" adds a client-side rate limit
+    part_retries: int = Field(default=3, ge=0, le=20)  # our own retries of a part/object after botocore gave up
     addressing_style: Literal["auto", "path", "virtual"] | None = None
     restore_days: int = Field(default=7, ge=1)
     restore_tier: Literal["Expedited", "Standard", "Bulk"] = "Standard"

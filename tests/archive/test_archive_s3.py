@@ -161,7 +161,7 @@ def test_resume_after_interrupted_multipart_upload(s3, tmp_path, prefix, hooks):
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/simulated-outage")
 
     hooks("before-call.s3.UploadPart", interrupt)
-    target = f"s3://archive-a/{prefix}?{S3_SMALL_PARTS}&concurrency=1&max_attempts=1"
+    target = f"s3://archive-a/{prefix}?{S3_SMALL_PARTS}&concurrency=1&max_attempts=1&part_retries=0"
     with pytest.raises(InfrastructureError, match="unreachable"):
         archive_package(pkg, [target], title="Resume")
     client = s3.client()
