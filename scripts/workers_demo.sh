@@ -37,10 +37,18 @@ echo "== $N sample masters in a watch folder"
 $BIN/python - "$WORK" "$N" <<'PY'
 import sys
 from pathlib import Path
+from specs.loader import load_spec
+from tasks.layback import layback, plan_layback
+from tasks.media.probe import probe
 from tasks.media.synth import make_sample_set
 work, n = Path(sys.argv[1]), int(sys.argv[2])
+spec = load_spec("demo")
 for i in range(n):
-    make_sample_set(work / "watch" / f"title{i:02d}", layout="5.1")
+    # The nightly QC looks at married masters (picture + the spec's audio tracks), as delivered.
+    media = make_sample_set(work / "media" / f"title{i:02d}", layout="5.1", stereo=True)
+    plan = plan_layback(probe(media.master), [probe(p) for p in media.mixes.values()], spec)
+    (work / "watch" / f"title{i:02d}").mkdir(parents=True)
+    layback(plan, spec, work / "watch" / f"title{i:02d}" / "master.mov")
 (work / "nightly.yaml").write_text(f"""
 schedule: {{cron: "0 2 * * *", timezone: "Europe/London"}}
 watch_folders: [{{path: "{work / 'watch'}", spec: demo, patterns: ["master.mov"]}}]
@@ -63,7 +71,6 @@ done
 sleep 5
 
 echo "== nightly-qc run (items become qc-item runs picked up by either worker)"
-echo "   (the sample masters are picture-only, so QC against the demo spec reports their missing audio)"
 $BIN/python - <<'PY'
 import json, sys, time
 from prefect.client.orchestration import get_client
