@@ -105,6 +105,9 @@ def run_cmd(
     version: str = typer.Option("v1", "--version", help="Version used in deliverable names."),
     archive: Optional[list[str]] = typer.Option(None, "--archive", help="Archive target URI (repeat): /path, file://, s3://."),
     force: bool = typer.Option(False, "--force", help="Deliver despite error findings (recorded in the report)."),
+    recipient: Optional[str] = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
+                                            "for anti-piracy tracing; also the {recipient} name field."),
+    date: Optional[str] = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
 ) -> None:
     """Lay back, QC, gate, transcode, package and archive one title. Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
     _check_title(title, version)
@@ -113,7 +116,7 @@ def run_cmd(
         from tasks.archive.targets import load_storage_config
 
         archive = list(load_storage_config().default_targets)  # configs/storage.yaml
-    raise typer.Exit(_run_deliver(master, mix, spec, title, out, version, archive, force))
+    raise typer.Exit(_run_deliver(master, mix, spec, title, out, version, archive, force, recipient, date))
 
 
 def _check_title(title: str, version: str) -> None:

@@ -31,7 +31,7 @@ def test_clean_master_is_delivered_packaged_and_archived(clean_set, tmp_path):
     out, vault = tmp_path / "out", tmp_path / "vault"
     result = _run(["run", "--master", str(clean_set.master), "--mix", str(clean_set.mixes["5.1"]),
                    "--mix", str(clean_set.mixes["2.0"]), "--spec", "demo", "--title", "CLEAN", "--out", str(out),
-                   "--archive", str(vault)])
+                   "--archive", str(vault), "--recipient", "ACME Screening", "--date", "2026-11-21"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"] == "pass"
