@@ -26,18 +26,22 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+from typing import Any
+
+import ffmpeg
 from pydantic import BaseModel, Field
 
 from specs.errors import BadInputError, MediaError, VerificationError
 from specs.model import Deliverable, Spec, render_deliverable_name
 from tasks.layback import FFMPEG_LAYOUTS
-from tasks.media.ffmpeg import FFmpegProgress, run_ffmpeg
+from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import atomic_output, fsync_path, partial_name
 from tasks.media.probe import MediaInfo, probe
 from tasks.media.timecode import Timecode
 
 __all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_all", "transcode_deliverable",
-           "verify_deliverable", "deliverable_args", "deliverable_path", "DOWNMIX_20"]
+           "verify_deliverable", "deliverable_args", "deliverable_graph", "deliverables_graph", "deliverable_path",
+           "DOWNMIX_20"]
 
 # ITU-R BS.775 Lo/Ro downmix from L R C LFE Ls Rs (LFE omitted, centre and surrounds at -3 dB).
 DOWNMIX_20 = "pan=stereo|c0=c0+0.7071*c2+0.7071*c4|c1=c1+0.7071*c2+0.7071*c5"
@@ -78,8 +82,35 @@ class TranscodeAllResult(BaseModel):
     ffmpeg_runs: int
 
 
+# A filter as ffmpeg-python takes it: (name, positional args, keyword args). Values are raw:
+# ffmpeg-python escapes them for the option and the filtergraph levels.
+_Filter = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
+def _f(name: str, *args: Any, **kwargs: Any) -> _Filter:
+    return name, args, kwargs
+
+
+def _chain(stream: Any, filters: list[_Filter]) -> Any:
+    """``stream`` through ``filters`` in order (a ``null``/``anull`` when there are none is the caller's choice)."""
+    for name, args, kwargs in filters:
+        stream = stream.filter(name, *args, **kwargs)
+    return stream
+
+
+def _fan_out(stream: Any, n: int, audio: bool) -> list[Any]:
+    """``n`` copies of ``stream``: ``split``/``asplit`` (a ``null``/``anull`` for one), so it is decoded once."""
+    if n <= 0:
+        return []
+    if n == 1:
+        return [stream.filter("anull" if audio else "null")]
+    node = stream.filter_multi_output("asplit" if audio else "split")  # ffmpeg-python writes the count
+    return [node.stream(k) for k in range(n)]
+
+
 def _escape_drawtext(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'").replace("%", "\\%")
+    """drawtext's own escaping of ``text`` (its ``%{...}`` expansion reads backslashes and ``%``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%")
 
 
 def _fill(template: str, fields: RunFields, d: Deliverable) -> str:
@@ -144,58 +175,59 @@ def _expected_duration_s(d: Deliverable, spec: Spec, master: MediaInfo) -> float
     return float(Fraction(max(_master_frames(master) - head, 0)) / v.frame_rate)
 
 
-def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> list[str]:
+def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> list[_Filter]:
     """Scale, burn-in timecode/text and watermark for one picture deliverable (in that order)."""
     v = master.primary_video
     assert v is not None and d.video is not None
     enc = d.video
-    vf: list[str] = []
+    vf: list[_Filter] = []
     if enc.width and enc.height and (enc.width, enc.height) != (v.width, v.height):
-        vf.append(f"scale={enc.width}:{enc.height}:flags=lanczos")
-    font = f"font='{_BURNIN_FONT}'"
+        vf.append(_f("scale", w=enc.width, h=enc.height, flags="lanczos"))
+    font = {"font": _BURNIN_FONT}
     if d.burn_in is not None and d.burn_in.timecode:
         rate = f"{v.frame_rate.numerator}/{v.frame_rate.denominator}"
-        vf.append(f"drawtext={font}:timecode='{_escape_drawtext(str(out_start))}':rate={rate}:fontsize=h/14:"
-                  "fontcolor=white:box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h-th-h/20")
+        vf.append(_f("drawtext", **font, timecode=str(out_start), rate=rate, fontsize="h/14", fontcolor="white",
+                     box=1, boxcolor="black@0.6", x="(w-tw)/2", y="h-th-h/20"))
     if d.burn_in is not None and d.burn_in.text:
-        vf.append(f"drawtext={font}:text='{_escape_drawtext(_fill(d.burn_in.text, fields, d))}':"
-                  "fontsize=h/18:fontcolor=white:box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h/20")
+        vf.append(_f("drawtext", **font, text=_escape_drawtext(_fill(d.burn_in.text, fields, d)), fontsize="h/18",
+                     fontcolor="white", box=1, boxcolor="black@0.6", x="(w-tw)/2", y="h/20"))
     if d.watermark is not None:
         if "{recipient}" in d.watermark.text and not fields.recipient:
             raise BadInputError(f"deliverable {d.id}: the watermark names the recipient; pass --recipient")
         alpha = f"{d.watermark.opacity:.2f}"
-        vf.append(f"drawtext={font}:text='{_escape_drawtext(_fill(d.watermark.text, fields, d))}':"
-                  f"fontsize=h/12:fontcolor=white@{alpha}:x=(w-tw)/2:y=(h-th)/2")
+        vf.append(_f("drawtext", **font, text=_escape_drawtext(_fill(d.watermark.text, fields, d)), fontsize="h/12",
+                     fontcolor=f"white@{alpha}", x="(w-tw)/2", y="(h-th)/2"))
         if fields.recipient:
             # Who received this copy and when: the anti-piracy trace, under the spec's text.
             trace = _escape_drawtext(f"{fields.recipient} · {fields.date}")
-            vf.append(f"drawtext={font}:text='{trace}':fontsize=h/18:fontcolor=white@{alpha}:"
-                      "x=(w-tw)/2:y=(h/2)+h/10")
+            vf.append(_f("drawtext", **font, text=trace, fontsize="h/18", fontcolor=f"white@{alpha}", x="(w-tw)/2",
+                         y="(h/2)+h/10"))
     return vf
 
 
-def _video_codec_args(d: Deliverable, master: MediaInfo) -> list[str]:
+def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
+    """Encoder options of a picture deliverable, as ffmpeg-python output keyword arguments."""
     v = master.primary_video
     assert v is not None and d.video is not None
     enc = d.video
-    args = ["-c:v", enc.codec]
+    args: dict[str, Any] = {"c:v": enc.codec}
     if enc.codec == "prores_ks":
-        args += ["-profile:v", _PRORES_PROFILES.get((enc.profile or "hq").lower(), "3"), "-vendor", "apl0"]
+        args |= {"profile:v": _PRORES_PROFILES.get((enc.profile or "hq").lower(), "3"), "vendor": "apl0"}
     elif enc.profile:
-        args += ["-profile:v", enc.profile]
+        args["profile:v"] = enc.profile
     if enc.pix_fmt:
-        args += ["-pix_fmt", enc.pix_fmt]
+        args["pix_fmt"] = enc.pix_fmt
     if enc.bitrate_kbps:
-        args += ["-b:v", f"{enc.bitrate_kbps}k", "-maxrate", f"{enc.bitrate_kbps}k", "-bufsize", f"{2 * enc.bitrate_kbps}k"]
+        args |= {"b:v": f"{enc.bitrate_kbps}k", "maxrate": f"{enc.bitrate_kbps}k", "bufsize": f"{2 * enc.bitrate_kbps}k"}
     elif enc.crf is not None:
-        args += ["-crf", str(enc.crf)]
+        args["crf"] = str(enc.crf)
     if enc.codec in ("libx264", "libx265"):
-        args += ["-preset", "medium"]
+        args["preset"] = "medium"
     # Keep the colour description of the master on every picture deliverable.
-    for flag, value in (("-color_primaries", v.color_primaries), ("-color_trc", v.color_transfer),
-                        ("-colorspace", v.color_matrix), ("-color_range", v.color_range)):
+    for flag, value in (("color_primaries", v.color_primaries), ("color_trc", v.color_transfer),
+                        ("colorspace", v.color_matrix), ("color_range", v.color_range)):
         if value and value != "unknown":
-            args += [flag, value]
+            args[flag] = value
     return args
 
 
@@ -219,59 +251,69 @@ def _audio_sources(d: Deliverable, spec: Spec, master: MediaInfo) -> list[int]:
 
 
 def _audio_filter(d: Deliverable, i: int, spec: Spec, src: int) -> str:
+    """The audio filter as ``-af`` text (the loudness-correction pre-pass)."""
     track = spec.audio.tracks[src]
     if d.audio[i].downmix == "2.0":
         return DOWNMIX_20
     return f"aformat=channel_layouts={FFMPEG_LAYOUTS.get(track.layout, 'stereo')}"
 
 
-def _audio_codec_args(d: Deliverable, i: int, spec: Spec, src: int, out_index: int) -> list[str]:
+def _audio_filter_node(d: Deliverable, i: int, spec: Spec, src: int) -> _Filter:
+    """:func:`_audio_filter` for ffmpeg-python (pan's one option is named ``args``)."""
+    if d.audio[i].downmix == "2.0":
+        return _f("pan", args=DOWNMIX_20.removeprefix("pan="))
+    return _f("aformat", channel_layouts=FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo"))
+
+
+def _audio_codec_args(d: Deliverable, i: int, spec: Spec, src: int, out_index: int) -> dict[str, Any]:
     amap = d.audio[i]
     track = spec.audio.tracks[src]
-    args = [f"-c:a:{out_index}", amap.codec]
+    args: dict[str, Any] = {f"c:a:{out_index}": amap.codec}
     if amap.codec == "aac":
-        args += [f"-b:a:{out_index}", "320k" if amap.downmix or track.layout in ("2.0", "stereo") else "640k"]
+        args[f"b:a:{out_index}"] = "320k" if amap.downmix or track.layout in ("2.0", "stereo") else "640k"
     return args
 
 
-def _container_args(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> list[str]:
-    args = ["-map_metadata", "-1"]
+def _container_args(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> dict[str, Any]:
+    args: dict[str, Any] = {"map_metadata": "-1"}
     if d.video is not None and d.container in ("mov", "mp4"):
-        args += ["-timecode", str(out_start)]
+        args["timecode"] = str(out_start)
     if d.container == "mp4":
-        args += ["-movflags", "+faststart"]
+        args["movflags"] = "+faststart"
     if d.container == "wav":
         sr = master.audio[0].sample_rate_hz if master.audio else 48000
-        # BWF: bext TimeReference = the first sample's position on the timecode clock.
-        args += ["-rf64", "auto", "-write_bext", "1", "-metadata", f"time_reference={round(out_start.seconds * sr)}",
-                 "-metadata", f"description={fields.title} {fields.version} {d.id}"]
-    return [*args, "-f", {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav"}[d.container]]
+        # BWF: bext TimeReference = the first sample's position on the timecode clock. ffmpeg-python keeps one
+        # value per option: the second global tag goes as -metadata:g (the same as -metadata).
+        args |= {"rf64": "auto", "write_bext": "1", "metadata": f"time_reference={round(out_start.seconds * sr)}",
+                 "metadata:g": f"description={fields.title} {fields.version} {d.id}"}
+    return {**args, "f": {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav"}[d.container]}
 
 
-def deliverable_args(d: Deliverable, spec: Spec, master: MediaInfo, out_path: Path, *, title: str,
-                     fields: RunFields | None = None) -> list[str]:
-    """ffmpeg arguments that make deliverable ``d`` alone (its own decode): the baseline."""
-    fields = fields or RunFields(title=title)
+def deliverable_graph(d: Deliverable, spec: Spec, master: MediaInfo, out_path: Path, *,
+                      fields: RunFields) -> Any:
+    """ffmpeg-python graph that makes deliverable ``d`` alone (its own decode): the baseline."""
     v = master.primary_video
     if v is None:
         raise BadInputError(f"{master.path} has no video stream to make {d.id} from")
     start, head = _head_frames(d, spec, master)
     out_start = start + head
-    args: list[str] = []
-    if head:
-        # Input seek + re-encode is frame-accurate in ffmpeg (accurate_seek is the default).
-        args += ["-ss", f"{float(Fraction(head) / v.frame_rate):.6f}"]
-    args += ["-i", master.path]
+    # Input seek + re-encode is frame-accurate in ffmpeg (accurate_seek is the default).
+    src = ffmpeg.input(master.path, **({"ss": f"{float(Fraction(head) / v.frame_rate):.6f}"} if head else {}))
+    streams: list[Any] = []
+    opts: dict[str, Any] = {}
     if d.video is not None:
-        args += ["-map", f"0:{v.index}"]
-        vf = _video_filters(d, master, out_start, fields)
-        if vf:
-            args += ["-vf", ",".join(vf)]
-        args += _video_codec_args(d, master)
-    for i, src in enumerate(_audio_sources(d, spec, master)):
-        args += ["-map", f"0:a:{src}", f"-filter:a:{i}", _audio_filter(d, i, spec, src)]
-        args += _audio_codec_args(d, i, spec, src, i)
-    return [*args, *_container_args(d, master, out_start, fields), str(out_path)]
+        streams.append(_chain(src[str(v.index)], _video_filters(d, master, out_start, fields)))
+        opts |= _video_codec_args(d, master)
+    for i, a in enumerate(_audio_sources(d, spec, master)):
+        streams.append(_chain(src[f"a:{a}"], [_audio_filter_node(d, i, spec, a)]))
+        opts |= _audio_codec_args(d, i, spec, a, i)
+    return ffmpeg.output(*streams, str(out_path), **opts, **_container_args(d, master, out_start, fields))
+
+
+def deliverable_args(d: Deliverable, spec: Spec, master: MediaInfo, out_path: Path, *, title: str,
+                     fields: RunFields | None = None) -> list[str]:
+    """ffmpeg arguments that make deliverable ``d`` alone (its own decode): the baseline."""
+    return compile_args(deliverable_graph(d, spec, master, out_path, fields=fields or RunFields(title=title)))
 
 
 def transcode_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, out_path: str | Path, *, title: str,
@@ -440,83 +482,79 @@ def _publish(partial: Path, final: Path) -> None:
         fsync_path(final.parent)
 
 
+def _extra_frames(spec: Spec, master: MediaInfo, n: int) -> list[int]:
+    """Master frame of the poster (first) and of each of the ``n - 1`` thumbnails."""
+    frames = _master_frames(master)
+    first = _programme_first_frame(spec, master)
+    programme = max(frames - first, 1)
+    poster_frame = first + programme // 3  # a third in: past titles, before credits
+    return [poster_frame] + [first + (2 * k + 1) * programme // (2 * max(n - 1, 1)) for k in range(n - 1)]
+
+
+def deliverables_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, outputs: dict[str, Path],
+                       corrected: dict[tuple[str, int], Path], extras: list[Path], fields: RunFields) -> Any:
+    """The one-decode ffmpeg-python graph: every deliverable of ``todo`` to ``outputs[d.id]``, extras to ``extras``.
+
+    The master's picture is ``split`` to every picture output and each master audio track ``asplit`` to
+    every output that maps it; ``corrected`` (deliverable id, map index) -> WAV are extra inputs,
+    already trimmed and downmixed.
+    """
+    v = master.primary_video
+    assert v is not None
+    src = ffmpeg.input(master.path)
+    pictures = [d for d in todo if d.video is not None]
+    n_video = len(pictures) + (1 + max(len(extras) - 1, 0) if extras else 0)
+    vstreams = iter(_fan_out(src[str(v.index)], n_video, audio=False))
+    # Audio uses per master track, so that each track is decoded once and asplit.
+    uses: dict[int, int] = {}
+    for d in todo:
+        for i, a in enumerate(_audio_sources(d, spec, master)):
+            if (d.id, i) not in corrected:
+                uses[a] = uses.get(a, 0) + 1
+    astreams = {a: iter(_fan_out(src[f"a:{a}"], n, audio=True)) for a, n in uses.items()}
+    outs: list[Any] = []
+    for d in todo:
+        start, head = _head_frames(d, spec, master)
+        out_start = start + head
+        streams: list[Any] = []
+        opts: dict[str, Any] = {}
+        if d.video is not None:
+            chain = ([_f("trim", start_frame=head), _f("setpts", "PTS-STARTPTS")] if head else [])
+            chain += _video_filters(d, master, out_start, fields)
+            streams.append(_chain(next(vstreams), chain or [_f("null")]))
+            opts |= _video_codec_args(d, master)
+        for i, a in enumerate(_audio_sources(d, spec, master)):
+            if (d.id, i) in corrected:
+                streams.append(ffmpeg.input(str(corrected[(d.id, i)]))["a:0"])  # already trimmed and downmixed
+            else:
+                sr = master.audio[a].sample_rate_hz
+                chain = ([_f("atrim", start_sample=round(Fraction(head) / v.frame_rate * sr)), _f("asetpts", "N/SR/TB")]
+                         if head else [])
+                streams.append(_chain(next(astreams[a]), [*chain, _audio_filter_node(d, i, spec, a)]))
+            opts |= _audio_codec_args(d, i, spec, a, i)
+        outs.append(ffmpeg.output(*streams, str(outputs[d.id]), **opts,
+                                  **_container_args(d, master, out_start, fields)))
+    for k, (p, frame) in enumerate(zip(extras, _extra_frames(spec, master, len(extras)))):
+        chain = [_f("trim", start_frame=frame, end_frame=frame + 1)]
+        if k:
+            chain.append(_f("scale", w=f"min({THUMB_WIDTH_PX},iw)", h=-2))  # ffmpeg-python escapes the comma
+        chain.append(_f("format", "yuvj420p"))
+        outs.append(ffmpeg.output(_chain(next(vstreams), chain), str(p),
+                                  **{"frames:v": 1, "update": 1, "q:v": 3, "f": "image2"}))
+    return ffmpeg.merge_outputs(*outs)
+
+
 def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: dict[str, Path],
                corrected: dict[tuple[str, int], Path], extras: list[Path], fields: RunFields,
                progress: Callable[[float, float], None] | None) -> dict[str, Path]:
     """Run the single ffmpeg command; returns deliverable id -> partial path (not yet verified)."""
     v = master.primary_video
     assert v is not None
-    pictures = [d for d in todo if d.video is not None]
-    inputs: list[str] = ["-i", master.path]
-    extra_inputs: dict[tuple[str, int], int] = {}
-    for key, path in corrected.items():
-        extra_inputs[key] = 1 + len(extra_inputs)
-        inputs += ["-i", str(path)]
-    graph: list[str] = []
-    n_video = len(pictures) + (1 + max(len(extras) - 1, 0) if extras else 0)
-    vlabels = [f"[vs{k}]" for k in range(n_video)]
-    if n_video:
-        graph.append(f"[0:{v.index}]split={n_video}{''.join(vlabels)}" if n_video > 1 else f"[0:{v.index}]null{vlabels[0]}")
-    # Audio uses per master track, so that each track is decoded once and asplit.
-    uses: dict[int, list[str]] = {}
-    audio_plan: dict[str, list[tuple[str, int, int]]] = {}  # id -> [(label or input ref, src, map index)]
-    for d in todo:
-        plan = []
-        for i, src in enumerate(_audio_sources(d, spec, master)):
-            if (d.id, i) in corrected:
-                plan.append((f"{extra_inputs[(d.id, i)]}:a:0", src, i))
-            else:
-                label = f"[as{src}_{len(uses.setdefault(src, []))}]"
-                uses[src].append(label)
-                plan.append((label, src, i))
-        audio_plan[d.id] = plan
-    for src, labels in uses.items():
-        graph.append(f"[0:a:{src}]asplit={len(labels)}{''.join(labels)}" if len(labels) > 1
-                     else f"[0:a:{src}]anull{labels[0]}")
-    outputs: list[str] = []
-    made: dict[str, Path] = {}
-    vk = 0
-    for d in todo:
-        start, head = _head_frames(d, spec, master)
-        out_start = start + head
-        partial = partial_name(targets[d.id])
+    for partial in [*(partial_name(targets[d.id]) for d in todo), *(partial_name(p) for p in extras)]:
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.unlink(missing_ok=True)  # a leftover of an interrupted run is ours to replace
-        made[d.id] = partial
-        args: list[str] = []
-        if d.video is not None:
-            chain = ([f"trim=start_frame={head}", "setpts=PTS-STARTPTS"] if head else [])
-            chain += _video_filters(d, master, out_start, fields)
-            graph.append(f"{vlabels[vk]}{','.join(chain) or 'null'}[vo_{d.id}]")
-            vk += 1
-            args += ["-map", f"[vo_{d.id}]", *_video_codec_args(d, master)]
-        for ref, src, i in audio_plan[d.id]:
-            if ref.startswith("["):
-                sr = master.audio[src].sample_rate_hz
-                chain = ([f"atrim=start_sample={round(Fraction(head) / v.frame_rate * sr)}", "asetpts=N/SR/TB"]
-                         if head else [])
-                chain.append(_audio_filter(d, i, spec, src))
-                graph.append(f"{ref}{','.join(chain)}[ao_{d.id}_{i}]")
-                args += ["-map", f"[ao_{d.id}_{i}]"]
-            else:
-                args += ["-map", ref]  # corrected: already trimmed and downmixed
-            args += _audio_codec_args(d, i, spec, src, i)
-        outputs += [*args, *_container_args(d, master, out_start, fields), str(partial)]
-    if extras:
-        frames = _master_frames(master)
-        first = _programme_first_frame(spec, master)
-        programme = max(frames - first, 1)
-        poster_frame = first + programme // 3  # a third in: past titles, before credits
-        picks = [poster_frame] + [first + (2 * k + 1) * programme // (2 * max(len(extras) - 1, 1))
-                                  for k in range(len(extras) - 1)]
-        for p, frame in zip(extras, picks):
-            scale = "" if p == extras[0] else f",scale=min({THUMB_WIDTH_PX}\\,iw):-2"
-            graph.append(f"{vlabels[vk]}trim=start_frame={frame}:end_frame={frame + 1}{scale},format=yuvj420p[x{vk}]")
-            partial = partial_name(p)
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            partial.unlink(missing_ok=True)
-            outputs += ["-map", f"[x{vk}]", "-frames:v", "1", "-update", "1", "-q:v", "3", "-f", "image2", str(partial)]
-            vk += 1
+    made = {d.id: partial_name(targets[d.id]) for d in todo}
+    graph = deliverables_graph(todo, spec, master, made, corrected, [partial_name(p) for p in extras], fields)
     total_s = float(Fraction(_master_frames(master)) / v.frame_rate)
 
     def _progress(p: FFmpegProgress) -> None:
@@ -524,8 +562,7 @@ def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: 
             progress(min(p.out_time_s, total_s), total_s)
 
     try:
-        run_ffmpeg([*inputs, *(["-filter_complex", ";".join(graph)] if graph else []), *outputs], progress=_progress,
-                   what=f"transcode of {len(todo)} deliverable(s) in one pass")
+        run_ffmpeg(compile_args(graph), progress=_progress, what=f"transcode of {len(todo)} deliverable(s) in one pass")
     except BaseException:
         for partial in made.values():  # nothing half-written survives, even under a partial name
             partial.unlink(missing_ok=True)
