@@ -23,9 +23,9 @@ from specs.errors import InfrastructureError
 from specs.model import Deliverable, Spec
 from tasks.layback import LaybackPlan, LaybackResult, layback
 from tasks.media.probe import MediaInfo, probe
-from tasks.transcode import DeliverableResult, RunFields, TranscodeAllResult, transcode_all, transcode_deliverable
+from tasks.transcode import RunFields, TranscodeAllResult, transcode_all
 
-__all__ = ["probe_step", "layback_step", "transcode_step", "transcode_all_step", "file_identity", "ProgressReporter", "infra_only"]
+__all__ = ["probe_step", "layback_step", "transcode_all_step", "file_identity", "ProgressReporter", "infra_only"]
 
 FFMPEG_TAG = "ffmpeg"  # tag concurrency limit: `prefect concurrency-limit create ffmpeg <cores>`
 CACHE_DAYS = 30
@@ -142,14 +142,6 @@ def probe_step(path: str, what: str = "media file") -> MediaInfo:
 def layback_step(plan: LaybackPlan, spec: Spec, out_path: str) -> LaybackResult:
     progress = ProgressReporter(f"layback-{_slug(Path(out_path).stem)}", f"Layback of {Path(out_path).name}")
     return layback(plan, spec, out_path, progress=progress)
-
-
-@task(name="transcode", tags=[FFMPEG_TAG], timeout_seconds=12 * 3600, cache_key_fn=content_cache_key,
-      cache_expiration=timedelta(days=CACHE_DAYS), persist_result=True, retries=1, retry_condition_fn=infra_only,
-      task_run_name="transcode-{deliverable.id}")
-def transcode_step(deliverable: Deliverable, spec: Spec, master: MediaInfo, out_path: str, title: str) -> DeliverableResult:
-    progress = ProgressReporter(f"transcode-{_slug(deliverable.id)}", f"Transcode of {Path(out_path).name}")
-    return transcode_deliverable(deliverable, spec, master, out_path, title=title, progress=progress)
 
 
 @task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1, retry_condition_fn=infra_only)

@@ -11,8 +11,8 @@ Every output is written as ``name.partial.ext``, verified against its own delive
 size, frame rate, tracks and channels, duration equal to the master's, loudness where the
 deliverable sets a target, full decode), fsynced and renamed; nothing is overwritten. A rerun
 skips deliverables whose final file exists and verifies, so an interrupted run resumes.
-:func:`transcode_deliverable` (one ffmpeg per deliverable, same encoder arguments) stays for
-single outputs and as the benchmark baseline.
+:func:`deliverable_args` (one ffmpeg per deliverable, same encoder arguments) is the benchmark's
+baseline.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from specs.errors import BadInputError, MediaError, VerificationError
 from specs.model import Deliverable, Spec, render_deliverable_name
 from tasks.layback import FFMPEG_LAYOUTS
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
-from tasks.media.files import atomic_output, fsync_path, partial_name
+from tasks.media.files import fsync_path, partial_name
 from tasks.media.probe import MediaInfo, probe
 from tasks.media.timecode import Timecode
 
-__all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_all", "transcode_deliverable",
+__all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_all",
            "verify_deliverable", "deliverable_args", "deliverable_graph", "deliverables_graph", "deliverable_path",
            "DOWNMIX_20"]
 
@@ -314,24 +314,6 @@ def deliverable_args(d: Deliverable, spec: Spec, master: MediaInfo, out_path: Pa
                      fields: RunFields | None = None) -> list[str]:
     """ffmpeg arguments that make deliverable ``d`` alone (its own decode): the baseline."""
     return compile_args(deliverable_graph(d, spec, master, out_path, fields=fields or RunFields(title=title)))
-
-
-def transcode_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, out_path: str | Path, *, title: str,
-                          progress=None, fields: RunFields | None = None) -> DeliverableResult:
-    """Make one deliverable under ``out_path`` (its own ffmpeg run, atomically), then verify it."""
-    out = Path(out_path)
-    expected_s = _expected_duration_s(d, spec, master)
-
-    def _progress(p: FFmpegProgress) -> None:
-        if progress is not None:
-            progress(min(p.out_time_s, expected_s), expected_s)
-
-    with atomic_output(out) as tmp:
-        result = run_ffmpeg(deliverable_args(d, spec, master, tmp, title=title, fields=fields), progress=_progress,
-                            what=f"transcode of deliverable {d.id}")
-        info, checks = verify_deliverable(d, spec, tmp, expected_s, master=master)
-    return DeliverableResult(id=d.id, kind=d.kind, path=str(out), size=out.stat().st_size,
-                             duration_s=info.duration_s or 0.0, wall_s=result.wall_s, checks=checks)
 
 
 # --------------------------------------------------------------------------------------------
