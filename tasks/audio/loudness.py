@@ -62,6 +62,7 @@ __all__ = [
     "LoudnessResult",
     "LoudnessMeter",
     "LoudnessRule",
+    "default_layout",
     "RuleOutcome",
     "LAYOUTS",
     "layout_labels",
@@ -199,8 +200,13 @@ def _layout_name(labels: Sequence[str]) -> str:
     return "custom(" + " ".join(labels) + ")"
 
 
+def default_layout(channels: int) -> str | None:
+    """The layout we assume for a channel count without a channel mask (None when there is none)."""
+    return _DEFAULT_LAYOUT_BY_CHANNELS.get(channels)
+
+
 def _default_labels(channels: int, where: str) -> tuple[str, ...]:
-    name = _DEFAULT_LAYOUT_BY_CHANNELS.get(channels)
+    name = default_layout(channels)
     if name is None:
         raise MediaError(f"{where}: cannot infer the channel layout of {channels} channels; "
                          f"pass layout= one of {', '.join(LAYOUTS)} or use a file with a channel mask")

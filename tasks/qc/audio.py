@@ -55,9 +55,9 @@ def meter_labels(track: AudioTrackSpec, channels: int) -> list[str]:
     """The meter's channel labels for a spec track (falls back to the layout when counts differ)."""
     if len(track.channels) == channels:
         return [_METER_LABEL.get(c, c) for c in track.channels]
-    from tasks.audio.loudness import layout_labels
+    from tasks.audio.loudness import default_layout, layout_labels
 
-    return list(layout_labels({1: "mono", 2: "stereo", 5: "5.0", 6: "5.1", 8: "7.1"}.get(channels, "stereo"), None))
+    return list(layout_labels(default_layout(channels) or "stereo", None))
 
 
 def loudness_rule(spec: LoudnessSpec) -> LoudnessRule:
