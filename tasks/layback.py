@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from specs.errors import BadInputError, MediaError, VerificationError
 from specs.model import CHANNEL_LABELS, AudioTrackSpec, Spec
+from tasks.audio.loudness import FFMPEG_LAYOUT_POSITIONS
 from tasks.audio.reader import mask_positions, wav_channel_mask
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import atomic_output
@@ -395,7 +396,7 @@ def layback_graph(plan: LaybackPlan, spec: Spec, out_path: Path) -> Any:
         used_files = sorted({r[0] for r in t.channel_refs})
         # join only references buffers: channel selection and re-order stay bit-exact.
         mapping = "|".join(f"{used_files.index(f)}.{c}-{name}"
-                           for (f, c), name in zip(t.channel_refs, _layout_channel_names(layout)))
+                           for (f, c), name in zip(t.channel_refs, FFMPEG_LAYOUT_POSITIONS[layout]))
         audio = ffmpeg.filter([mixes[t.mix_paths[f]].audio for f in used_files], "join", inputs=len(used_files),
                               channel_layout=layout, map=mapping)
         if t.offset_samples > 0:
@@ -418,15 +419,6 @@ def layback_args(plan: LaybackPlan, spec: Spec, out_path: Path) -> list[str]:
     # ffmpeg-python keeps one value per option; the second per-stream metadata key goes in by hand.
     handlers = [a for i, t in enumerate(plan.tracks) for a in (f"-metadata:s:a:{i}", f"handler_name={t.label}")]
     return [*args[:-1], *handlers, args[-1]]
-
-
-_LAYOUT_CHANNELS = {"mono": ("FC",), "stereo": ("FL", "FR"), "3.0": ("FL", "FR", "FC"), "4.0": ("FL", "FR", "FC", "BC"),
-                    "5.0": ("FL", "FR", "FC", "BL", "BR"), "5.1": ("FL", "FR", "FC", "LFE", "BL", "BR"),
-                    "7.1": ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR")}
-
-
-def _layout_channel_names(layout: str) -> tuple[str, ...]:
-    return _LAYOUT_CHANNELS[layout]
 
 
 def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *, progress=None, verify: bool = True) -> LaybackResult:
