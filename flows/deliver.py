@@ -19,6 +19,7 @@ from specs.model import Spec
 from tasks.archive.targets import archive_package
 from tasks.layback import parse_mix_arg, plan_layback
 from tasks.media.ffmpeg import kill_all_children
+from tasks.media.files import atomic_output
 from tasks.media.probe import MediaInfo
 from tasks.package import hash_file_xxh128, write_mhl_generation
 from tasks.qc.engine import QCResult, qc_master
@@ -56,8 +57,9 @@ def package_step(package_dir: str, deliverables: list[dict[str, Any]], title: st
         hashes[rel] = digest
         entries.append(DeliverableEntry(name=rel, path=str(path), size=path.stat().st_size, xxh128=digest, kind=d["kind"]))
     manifest = root / "manifest.json"
-    manifest.write_text(json.dumps({"title": title, "version": version,
-                                    "files": [e.model_dump(mode="json") for e in entries]}, indent=2) + "\n")
+    with atomic_output(manifest, overwrite=True) as tmp:  # a rerun rewrites it; never half-written
+        tmp.write_text(json.dumps({"title": title, "version": version,
+                                   "files": [e.model_dump(mode="json") for e in entries]}, indent=2) + "\n")
     hashes["manifest.json"] = hash_file_xxh128(manifest)
     write_mhl_generation(root, process="in-place", location=str(root), comment=f"{title} {version} delivery package",
                          hashes=hashes)
