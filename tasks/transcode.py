@@ -223,6 +223,8 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
         args["crf"] = str(enc.crf)
     if enc.codec in ("libx264", "libx265"):
         args["preset"] = "medium"
+    if enc.codec == "libx265" and d.container in ("mov", "mp4"):
+        args["tag:v"] = "hvc1"  # ffmpeg's default hev1 does not play in QuickTime, Safari or on Apple devices
     # Keep the colour description of the master on every picture deliverable.
     for flag, value in (("color_primaries", v.color_primaries), ("color_trc", v.color_transfer),
                         ("colorspace", v.color_matrix), ("color_range", v.color_range)):
@@ -559,13 +561,38 @@ def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: 
 # --------------------------------------------------------------------------------------------
 
 
+def _norm_profile(name: str) -> str:
+    """``High 4:2:2`` -> ``high422``, ``4444 XQ`` -> ``4444xq``: ffprobe's and the spec's spellings compared."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _picture_format_problems(d: Deliverable, vs: Any, mv: Any) -> list[str]:
+    """Pixel format, codec profile and colour description of a written picture deliverable."""
+    assert d.video is not None
+    enc = d.video
+    problems = []
+    if enc.pix_fmt and vs.pix_fmt != enc.pix_fmt:
+        problems.append(f"pixel format {vs.pix_fmt} instead of {enc.pix_fmt}")
+    want_profile = (enc.profile or "hq") if enc.codec == "prores_ks" else enc.profile
+    if want_profile and vs.profile and _norm_profile(vs.profile) != _norm_profile(want_profile):
+        problems.append(f"profile {vs.profile} instead of {want_profile}")
+    if mv is not None:
+        for what in ("color_primaries", "color_transfer", "color_matrix", "color_range"):
+            want, got = getattr(mv, what), getattr(vs, what)
+            if want and want != "unknown" and got != want:
+                problems.append(f"{what.replace('_', ' ')} {got} instead of the master's {want}")
+    return problems
+
+
 def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s: float, *,
                        master: MediaInfo | None = None) -> tuple[MediaInfo, list[str]]:
     """Probe, measure and fully decode a written deliverable against its own spec.
 
-    Checks: video codec, size, frame rate (the master's); audio track count, channels per track
-    (2 for a downmix), sample rate; duration equal to the master's programme within one frame;
-    integrated loudness and true peak where the deliverable sets a target; a clean full decode.
+    Checks: video codec, profile, pixel format, size, frame rate and colour description (the
+    master's); start timecode (the master's, plus the head the deliverable drops); HEVC tagged
+    hvc1 in MOV/MP4; audio track count, channels per track (2 for a downmix), sample rate;
+    duration equal to the master's programme within one frame; integrated loudness and true peak
+    where the deliverable sets a target; a clean full decode.
 
     Raises:
         VerificationError: any mismatch (the caller deletes the file; it never gets a final name).
@@ -574,6 +601,10 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
     problems: list[str] = []
     checks: list[str] = []
     mv = master.primary_video if master else None
+    expected_tc = None
+    if master is not None and mv is not None and master.start_timecode:
+        start, head = _head_frames(d, spec, master)
+        expected_tc = start + head
     if d.video is not None:
         vs = info.primary_video
         if vs is None:
@@ -587,7 +618,13 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
                 problems.append(f"video codec {vs.codec} instead of {want_codec}")
             if mv is not None and vs.frame_rate != mv.frame_rate:
                 problems.append(f"frame rate {vs.frame_rate} instead of the master's {mv.frame_rate}")
-            checks.append(f"video {vs.codec} {vs.width}x{vs.height} @ {vs.frame_rate}")
+            problems += _picture_format_problems(d, vs, mv)
+            if vs.codec == "hevc" and d.container in ("mov", "mp4") and vs.codec_tag != "hvc1":
+                problems.append(f"HEVC tagged {vs.codec_tag} instead of hvc1 (Apple players refuse hev1)")
+            if d.container in ("mov", "mp4") and expected_tc is not None and info.start_timecode != str(expected_tc):
+                problems.append(f"start timecode {info.start_timecode} instead of {expected_tc}")
+            checks.append(f"video {vs.codec} {vs.profile or ''} {vs.pix_fmt} {vs.width}x{vs.height} @ {vs.frame_rate}"
+                          + (f", timecode {info.start_timecode}" if info.start_timecode else ""))
     if len(info.audio) != len(d.audio):
         problems.append(f"{len(info.audio)} audio streams instead of {len(d.audio)}")
     else:

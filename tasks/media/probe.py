@@ -27,6 +27,7 @@ class VideoStream(BaseModel):
 
     index: int
     codec: str
+    codec_tag: str | None = None  # the container's FourCC, e.g. hvc1 / hev1 for HEVC in MOV/MP4
     profile: str | None = None
     width: int
     height: int
@@ -181,6 +182,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
     return VideoStream(
         index=int(s["index"]),
         codec=s.get("codec_name", "unknown"),
+        codec_tag=s.get("codec_tag_string") if s.get("codec_tag_string") not in (None, "[0][0][0][0]") else None,
         profile=s.get("profile"),
         width=int(s.get("width") or 0),
         height=int(s.get("height") or 0),

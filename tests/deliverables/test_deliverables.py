@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specs.errors import BadInputError, FFmpegError
+from specs.errors import BadInputError, FFmpegError, VerificationError
 from specs.loader import load_spec
 from specs.model import AudioMap, Deliverable
 from tasks.audio.loudness import measure_file
@@ -16,7 +16,7 @@ from tasks.layback import layback, plan_layback
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
-from tasks.transcode import RunFields, transcode_all
+from tasks.transcode import RunFields, transcode_all, verify_deliverable
 from tests.deliverables.helpers import SR, level_db, read_track, tones, write_bwf
 
 W, H = 320, 180
@@ -168,3 +168,42 @@ def test_watermark_naming_the_recipient_needs_one(ebu, tmp_path):
                     watermark={"text": "FOR {recipient} ONLY"})
     with pytest.raises(BadInputError, match="--recipient"):
         transcode_all([d], spec, master, tmp_path, fields=RunFields(title="FILM"))
+
+
+def test_hevc_screener_is_tagged_hvc1_with_burned_in_timecode(ebu, tmp_path):
+    spec, master = ebu
+    d = Deliverable(id="hevc", kind="screener", container="mp4", name="{title}_{id}.mp4",
+                    video={"codec": "libx265", "profile": "main10", "pix_fmt": "yuv420p10le", "crf": 28},
+                    audio=[AudioMap(from_track="stereo-20", codec="aac")], burn_in={"timecode": True})
+    r = transcode_all([d], spec, master, tmp_path, fields=FIELDS).deliverables[0]
+    info = probe(r.path)
+    v = info.primary_video
+    assert (v.codec, v.codec_tag, v.profile, v.pix_fmt) == ("hevc", "hvc1", "Main 10", "yuv420p10le")
+    assert (v.color_primaries, v.color_transfer, v.color_matrix) == ("bt709", "bt709", "bt709")
+    assert info.start_timecode == "10:00:00:00" and r.duration_s == pytest.approx(2.0, abs=0.05)
+    assert "full decode clean" in r.checks
+    mezz = transcode_all([spec.deliverables[0]], spec, master, tmp_path / "m", fields=FIELDS).deliverables[0].path
+    box = (slice(int(H * 0.86), int(H * 0.94)), slice(int(W * 0.35), int(W * 0.65)))
+    assert np.mean(np.abs(_gray_frame(mezz, 4.5)[box] - _gray_frame(r.path, 0.5)[box])) > 25  # the timecode burn-in
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"pix_fmt": "yuv422p10le"}, "pixel format yuv420p instead of yuv422p10le"),
+    ({"profile": "main"}, "profile High instead of main"),
+])
+def test_verification_rejects_a_picture_format_the_deliverable_does_not_ask_for(ebu, tmp_path, change, message):
+    spec, master = ebu
+    screener = next(d for d in spec.deliverables if d.id == "viewing-copy")
+    path = transcode_all([screener], spec, master, tmp_path, fields=FIELDS).deliverables[0].path
+    other = screener.model_copy(update={"video": screener.video.model_copy(update=change)})
+    with pytest.raises(VerificationError, match=message):
+        verify_deliverable(other, spec, path, 2.0, master=master)
+
+
+def test_verification_rejects_a_deliverable_that_starts_at_the_wrong_timecode(ebu, tmp_path):
+    spec, master = ebu
+    screener = next(d for d in spec.deliverables if d.id == "viewing-copy")
+    path = transcode_all([screener], spec, master, tmp_path, fields=FIELDS).deliverables[0].path
+    with_head = screener.model_copy(update={"include_head": True})  # should start 4 s earlier, at 09:59:56:00
+    with pytest.raises(VerificationError, match="start timecode 10:00:00:00 instead of 09:59:56:00"):
+        verify_deliverable(with_head, spec, path, 2.0, master=master)
