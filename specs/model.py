@@ -62,6 +62,8 @@ __all__ = [
     "TimingSpec",
     "CheckSpec",
     "VideoEncode",
+    "AVC_INTRA_PIX_FMT",
+    "AVC_INTRA_PROFILE",
     "AudioMap",
     "BurnIn",
     "Watermark",
@@ -807,6 +809,11 @@ def render_deliverable_name(template: str, **fields: str) -> str:
     return rendered
 
 
+# AVC-Intra 50 is 4:2:0 10-bit (High 10 Intra); 100 and 200 are 4:2:2 10-bit (High 4:2:2 Intra).
+AVC_INTRA_PIX_FMT = {50: "yuv420p10le", 100: "yuv422p10le", 200: "yuv422p10le"}
+AVC_INTRA_PROFILE = {50: "High 10 Intra", 100: "High 4:2:2 Intra", 200: "High 4:2:2 Intra"}
+
+
 class VideoEncode(_Model):
     """How to encode the picture of a deliverable (ffmpeg encoder names)."""
 
@@ -817,6 +824,28 @@ class VideoEncode(_Model):
     pix_fmt: str | None = None
     bitrate_kbps: Kbps | None = None
     crf: Annotated[int | None, *_unit("CRF", 0, 63, integer=True)] = None
+    avc_intra_class: Literal[50, 100, 200] | None = Field(
+        None, description="libx264 AVC-Intra (SMPTE RP 2027): intra-only with the class's bit rate and "
+        "parameter sets; 1920x1080 or 1280x720 (1440x1080 for class 50)")
+
+    @model_validator(mode="after")
+    def _avc_intra(self) -> VideoEncode:
+        if self.avc_intra_class is None:
+            return self
+        if self.codec != "libx264":
+            raise _problem(f"avc_intra_class needs codec libx264, not {self.codec}", "set codec: libx264",
+                           field=("codec",))
+        if self.bitrate_kbps is not None or self.crf is not None:
+            raise _problem("avc_intra_class sets the bit rate itself", "remove bitrate_kbps and crf",
+                           field=("bitrate_kbps" if self.bitrate_kbps is not None else "crf",))
+        want = AVC_INTRA_PIX_FMT[self.avc_intra_class]
+        if self.pix_fmt not in (None, want):
+            raise _problem(f"AVC-Intra {self.avc_intra_class} is {want}, not {self.pix_fmt}",
+                           f"set pix_fmt: {want} or leave it out", field=("pix_fmt",))
+        if self.profile is not None:
+            raise _problem("avc_intra_class sets the H.264 profile itself", "remove profile", field=("profile",))
+        return self
+
 
 
 class AudioMap(_Model):
@@ -871,6 +900,12 @@ class Deliverable(_Model):
         elif self.video is None and self.kind in ("mezzanine", "screener"):
             raise _problem(f"a {self.kind} needs video:", "add video: {codec: prores_ks, profile: hq}",
                            field=("kind",))
+        if self.container == "mxf" and self.video is not None and self.video.codec in ("libx264", "libx265") \
+                and self.video.avc_intra_class is None:
+            # ffmpeg's MXF writer has no long-GOP H.264/HEVC mapping: such files decode with broken timestamps.
+            raise _problem(f"{self.video.codec} long-GOP cannot go in mxf",
+                           "set video: {codec: libx264, avc_intra_class: 100} (AVC-Intra) or use container mov/mp4",
+                           field=("video", "codec"))
         if self.video is None and (self.burn_in or self.watermark):
             raise _problem("burn_in and watermark need video", "remove them or add video:",
                            field=("burn_in" if self.burn_in else "watermark",))

@@ -32,7 +32,7 @@ import ffmpeg
 from pydantic import BaseModel, Field
 
 from specs.errors import BadInputError, MediaError, VerificationError
-from specs.model import Deliverable, Spec, render_deliverable_name
+from specs.model import AVC_INTRA_PIX_FMT, AVC_INTRA_PROFILE, Deliverable, Spec, render_deliverable_name
 from tasks.layback import FFMPEG_LAYOUTS
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import fsync_path, partial_name
@@ -175,13 +175,29 @@ def _expected_duration_s(d: Deliverable, spec: Spec, master: MediaInfo) -> float
     return float(Fraction(max(_master_frames(master) - head, 0)) / v.frame_rate)
 
 
+def _scaled(d: Deliverable, master: MediaInfo) -> bool:
+    v = master.primary_video
+    assert v is not None and d.video is not None
+    return bool(d.video.width and d.video.height and (d.video.width, d.video.height) != (v.width, v.height))
+
+
+def _keeps_fields(d: Deliverable, master: MediaInfo) -> bool:
+    """An interlaced master stays interlaced in a mezzanine at its own size (a broadcaster's 1080i file)."""
+    v = master.primary_video
+    assert v is not None
+    return v.scan == "interlaced" and d.kind == "mezzanine" and not _scaled(d, master)
+
+
 def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> list[_Filter]:
-    """Scale, burn-in timecode/text and watermark for one picture deliverable (in that order)."""
+    """Deinterlace, scale, burn-in timecode/text and watermark for one picture deliverable (in that order)."""
     v = master.primary_video
     assert v is not None and d.video is not None
     enc = d.video
     vf: list[_Filter] = []
-    if enc.width and enc.height and (enc.width, enc.height) != (v.width, v.height):
+    if v.scan == "interlaced" and not _keeps_fields(d, master):
+        # Screeners, proxies and rescaled copies are progressive: scaling or viewing fields combs the picture.
+        vf.append(_f("bwdif", mode="send_frame", parity="auto"))
+    if _scaled(d, master):
         vf.append(_f("scale", w=enc.width, h=enc.height, flags="lanczos"))
     font = {"font": _BURNIN_FONT}
     if d.burn_in is not None and d.burn_in.timecode:
@@ -215,6 +231,9 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
         args |= {"profile:v": _PRORES_PROFILES.get((enc.profile or "hq").lower(), "3"), "vendor": "apl0"}
     elif enc.profile:
         args["profile:v"] = enc.profile
+    if enc.avc_intra_class is not None:
+        # x264 makes the class's intra-only stream (rate, slices, SPS/PPS) itself.
+        args |= {"avcintra-class": str(enc.avc_intra_class), "pix_fmt": AVC_INTRA_PIX_FMT[enc.avc_intra_class]}
     if enc.pix_fmt:
         args["pix_fmt"] = enc.pix_fmt
     if enc.bitrate_kbps:
@@ -223,6 +242,9 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
         args["crf"] = str(enc.crf)
     if enc.codec in ("libx264", "libx265"):
         args["preset"] = "medium"
+    if _keeps_fields(d, master):
+        # Interlaced DCT (+ motion estimation) and the master's field order in the container.
+        args |= {"flags": "+ildct+ilme" if enc.codec == "libx264" else "+ildct", "field_order": v.field_order or "tt"}
     if enc.codec == "libx265" and d.container in ("mov", "mp4"):
         args["tag:v"] = "hvc1"  # ffmpeg's default hev1 does not play in QuickTime, Safari or on Apple devices
     # Keep the colour description of the master on every picture deliverable.
@@ -278,7 +300,7 @@ def _audio_codec_args(d: Deliverable, i: int, spec: Spec, src: int, out_index: i
 
 def _container_args(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> dict[str, Any]:
     args: dict[str, Any] = {"map_metadata": "-1"}
-    if d.video is not None and d.container in ("mov", "mp4"):
+    if d.video is not None and d.container in ("mov", "mp4", "mxf"):
         args["timecode"] = str(out_start)
     if d.container == "mp4":
         args["movflags"] = "+faststart"
@@ -573,12 +595,15 @@ def _picture_format_problems(d: Deliverable, vs: Any, mv: Any) -> list[str]:
     problems = []
     if enc.pix_fmt and vs.pix_fmt != enc.pix_fmt:
         problems.append(f"pixel format {vs.pix_fmt} instead of {enc.pix_fmt}")
-    want_profile = (enc.profile or "hq") if enc.codec == "prores_ks" else enc.profile
+    want_profile = ((enc.profile or "hq") if enc.codec == "prores_ks" else
+                    AVC_INTRA_PROFILE[enc.avc_intra_class] if enc.avc_intra_class else enc.profile)
     if want_profile and vs.profile and _norm_profile(vs.profile) != _norm_profile(want_profile):
         problems.append(f"profile {vs.profile} instead of {want_profile}")
     if mv is not None:
         for what in ("color_primaries", "color_transfer", "color_matrix", "color_range"):
             want, got = getattr(mv, what), getattr(vs, what)
+            if what == "color_range" and got in (None, "unknown"):
+                got = "tv"  # unsignalled range is limited (H.264/HEVC VUI default; x264 omits it without a matrix)
             if want and want != "unknown" and got != want:
                 problems.append(f"{what.replace('_', ' ')} {got} instead of the master's {want}")
     return problems
@@ -619,9 +644,14 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
             if mv is not None and vs.frame_rate != mv.frame_rate:
                 problems.append(f"frame rate {vs.frame_rate} instead of the master's {mv.frame_rate}")
             problems += _picture_format_problems(d, vs, mv)
+            if master is not None and mv is not None and mv.scan == "interlaced":
+                want_scan = "interlaced" if _keeps_fields(d, master) else "progressive"
+                if vs.scan != want_scan or (want_scan == "interlaced" and vs.field_order != (mv.field_order or "tt")):
+                    problems.append(f"{vs.scan} ({vs.field_order}) instead of {want_scan}"
+                                    + (f" ({mv.field_order})" if want_scan == "interlaced" else ""))
             if vs.codec == "hevc" and d.container in ("mov", "mp4") and vs.codec_tag != "hvc1":
                 problems.append(f"HEVC tagged {vs.codec_tag} instead of hvc1 (Apple players refuse hev1)")
-            if d.container in ("mov", "mp4") and expected_tc is not None and info.start_timecode != str(expected_tc):
+            if d.container != "wav" and expected_tc is not None and info.start_timecode != str(expected_tc):
                 problems.append(f"start timecode {info.start_timecode} instead of {expected_tc}")
             checks.append(f"video {vs.codec} {vs.profile or ''} {vs.pix_fmt} {vs.width}x{vs.height} @ {vs.frame_rate}"
                           + (f", timecode {info.start_timecode}" if info.start_timecode else ""))
