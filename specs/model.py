@@ -856,6 +856,16 @@ class AudioMap(_Model):
     downmix: Literal["2.0"] | None = None
     loudness_target_lufs: Lufs | None = None
     max_true_peak_dbtp: Dbtp | None = None
+    mono_tracks: bool = Field(False, description="one mono track per channel, in the track's channel order "
+                              "(broadcast MXF: ARD/ZDF HDF, AS-11)")
+
+    @model_validator(mode="after")
+    def _mono_loudness(self) -> AudioMap:
+        if self.mono_tracks and self.loudness_target_lufs is not None:
+            raise _problem("a loudness target is measured on the whole mix, not on mono tracks",
+                           "correct the loudness in a deliverable without mono_tracks, or drop the target",
+                           field=("mono_tracks",))
+        return self
 
 
 class BurnIn(_Model):

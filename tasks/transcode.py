@@ -47,6 +47,9 @@ __all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_al
 DOWNMIX_20 = "pan=stereo|c0=c0+0.7071*c2+0.7071*c4|c1=c1+0.7071*c2+0.7071*c5"
 _PRORES_PROFILES = {"proxy": "0", "lt": "1", "standard": "2", "422": "2", "hq": "3", "4444": "4", "4444xq": "5"}
 _BURNIN_FONT = "DejaVu Sans Mono"
+# Picture sizes x264 writes for each AVC-Intra class (SMPTE RP 2027): class 50 is 1440x1080 anamorphic.
+_AVC_INTRA_SIZES = {50: ((1440, 1080), (1280, 720)), 100: ((1920, 1080), (1280, 720)),
+                    200: ((1920, 1080), (1280, 720))}
 _AAC_TOLERANCE_LU = 1.0  # a lossy encode moves integrated loudness by a few tenths of a LU
 _PCM_TOLERANCE_LU = 0.5
 THUMBNAILS = 6
@@ -232,6 +235,11 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
     elif enc.profile:
         args["profile:v"] = enc.profile
     if enc.avc_intra_class is not None:
+        size = (enc.width, enc.height) if _scaled(d, master) else (v.width, v.height)
+        if size not in _AVC_INTRA_SIZES[enc.avc_intra_class]:
+            sizes = " or ".join(f"{w}x{h}" for w, h in _AVC_INTRA_SIZES[enc.avc_intra_class])
+            raise BadInputError(f"deliverable {d.id}: AVC-Intra {enc.avc_intra_class} is {sizes}, not {size[0]}x{size[1]}; "
+                                "give the deliverable video width and height to scale, or conform the master")
         # x264 makes the class's intra-only stream (rate, slices, SPS/PPS) itself.
         args |= {"avcintra-class": str(enc.avc_intra_class), "pix_fmt": AVC_INTRA_PIX_FMT[enc.avc_intra_class]}
     if enc.pix_fmt:
@@ -289,12 +297,30 @@ def _audio_filter_node(d: Deliverable, i: int, spec: Spec, src: int) -> _Filter:
     return _f("aformat", channel_layouts=FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo"))
 
 
+def map_channels(d: Deliverable, i: int, spec: Spec) -> int:
+    """Channels of audio map ``i`` of ``d`` (2 for a downmix, else its spec track's)."""
+    amap = d.audio[i]
+    track = next((t for t in spec.audio.tracks if t.id == amap.from_track), None)
+    return 2 if amap.downmix == "2.0" or track is None else len(track.channels)
+
+
+def _map_tracks(d: Deliverable, i: int, spec: Spec, src: int, stream: Any) -> list[Any]:
+    """The output tracks of audio map ``i``: ``stream``, or one mono track per channel in the track's order."""
+    n = map_channels(d, i, spec)
+    if not d.audio[i].mono_tracks or n == 1:
+        return [stream]
+    layout = "stereo" if d.audio[i].downmix == "2.0" else FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo")
+    node = stream.filter_multi_output("channelsplit", channel_layout=layout)  # outputs in the layout's order
+    return [node.stream(k) for k in range(n)]
+
+
 def _audio_codec_args(d: Deliverable, i: int, spec: Spec, src: int, out_index: int) -> dict[str, Any]:
     amap = d.audio[i]
     track = spec.audio.tracks[src]
     args: dict[str, Any] = {f"c:a:{out_index}": amap.codec}
     if amap.codec == "aac":
-        args[f"b:a:{out_index}"] = "320k" if amap.downmix or track.layout in ("2.0", "stereo") else "640k"
+        args[f"b:a:{out_index}"] = ("192k" if amap.mono_tracks else
+                                    "320k" if amap.downmix or track.layout in ("2.0", "stereo") else "640k")
     return args
 
 
@@ -329,8 +355,9 @@ def deliverable_graph(d: Deliverable, spec: Spec, master: MediaInfo, out_path: P
         streams.append(_chain(src[str(v.index)], _video_filters(d, master, out_start, fields)))
         opts |= _video_codec_args(d, master)
     for i, a in enumerate(_audio_sources(d, spec, master)):
-        streams.append(_chain(src[f"a:{a}"], [_audio_filter_node(d, i, spec, a)]))
-        opts |= _audio_codec_args(d, i, spec, a, i)
+        for track in _map_tracks(d, i, spec, a, _chain(src[f"a:{a}"], [_audio_filter_node(d, i, spec, a)])):
+            opts |= _audio_codec_args(d, i, spec, a, len(streams) - (d.video is not None))
+            streams.append(track)
     return ffmpeg.output(*streams, str(out_path), **opts, **_container_args(d, master, out_start, fields))
 
 
@@ -531,13 +558,15 @@ def deliverables_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, o
             opts |= _video_codec_args(d, master)
         for i, a in enumerate(_audio_sources(d, spec, master)):
             if (d.id, i) in corrected:
-                streams.append(ffmpeg.input(str(corrected[(d.id, i)]))["a:0"])  # already trimmed and downmixed
+                audio = ffmpeg.input(str(corrected[(d.id, i)]))["a:0"]  # already trimmed and downmixed
             else:
                 sr = master.audio[a].sample_rate_hz
                 chain = ([_f("atrim", start_sample=round(Fraction(head) / v.frame_rate * sr)), _f("asetpts", "N/SR/TB")]
                          if head else [])
-                streams.append(_chain(next(astreams[a]), [*chain, _audio_filter_node(d, i, spec, a)]))
-            opts |= _audio_codec_args(d, i, spec, a, i)
+                audio = _chain(next(astreams[a]), [*chain, _audio_filter_node(d, i, spec, a)])
+            for track in _map_tracks(d, i, spec, a, audio):
+                opts |= _audio_codec_args(d, i, spec, a, len(streams) - (d.video is not None))
+                streams.append(track)
         outs.append(ffmpeg.output(*streams, str(outputs[d.id]), **opts,
                                   **_container_args(d, master, out_start, fields)))
     for k, (p, frame) in enumerate(zip(extras, _extra_frames(spec, master, len(extras)))):
@@ -655,12 +684,12 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
                 problems.append(f"start timecode {info.start_timecode} instead of {expected_tc}")
             checks.append(f"video {vs.codec} {vs.profile or ''} {vs.pix_fmt} {vs.width}x{vs.height} @ {vs.frame_rate}"
                           + (f", timecode {info.start_timecode}" if info.start_timecode else ""))
-    if len(info.audio) != len(d.audio):
-        problems.append(f"{len(info.audio)} audio streams instead of {len(d.audio)}")
+    want_channels = [1 if amap.mono_tracks else n for i, amap in enumerate(d.audio)
+                     for n in [map_channels(d, i, spec)] for _ in range(n if amap.mono_tracks else 1)]
+    if len(info.audio) != len(want_channels):
+        problems.append(f"{len(info.audio)} audio streams instead of {len(want_channels)}")
     else:
-        track_channels = {t.id: len(t.channels) for t in spec.audio.tracks}
-        for i, (amap, a) in enumerate(zip(d.audio, info.audio)):
-            want = 2 if amap.downmix == "2.0" else track_channels.get(amap.from_track, a.channels)
+        for i, (want, a) in enumerate(zip(want_channels, info.audio)):
             if a.channels != want:
                 problems.append(f"audio track {i + 1} has {a.channels} channels instead of {want}")
             if a.sample_rate_hz != spec.audio.sample_rate_hz:
@@ -675,7 +704,10 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
     if not problems and any(a.loudness_target_lufs is not None for a in d.audio):
         from tasks.audio.loudness import measure_media
 
-        for i, (amap, result) in enumerate(zip(d.audio, measure_media(path))):
+        results = measure_media(path)
+        first = 0  # output track of map i: maps split into mono tracks take one per channel
+        for i, amap in enumerate(d.audio):
+            result, first = results[first], first + (map_channels(d, i, spec) if amap.mono_tracks else 1)
             if amap.loudness_target_lufs is None:
                 continue
             tol = _PCM_TOLERANCE_LU if amap.codec.startswith("pcm") else _AAC_TOLERANCE_LU

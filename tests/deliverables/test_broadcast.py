@@ -1,4 +1,5 @@
-"""Broadcast mezzanines: AVC-Intra 100 in MXF, interlaced masters kept interlaced, screeners deinterlaced."""
+"""Broadcast mezzanines: AVC-Intra 100 in MXF with mono tracks, interlaced masters kept interlaced, screeners
+deinterlaced."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specs.errors import SpecError
+from specs.errors import BadInputError, SpecError
 from specs.loader import load_spec
 from specs.model import AudioMap, Deliverable
 from tasks.layback import layback, plan_layback
@@ -15,6 +16,7 @@ from tasks.media.ffmpeg import run_ffmpeg, run_ffprobe_json
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
 from tasks.transcode import RunFields, transcode_all
+from tests.deliverables.helpers import read_track
 
 FIELDS = RunFields(title="FILM", version="v2", date="2031-01-02")
 INTERLACED_PRORES = ("-profile:v", "3", "-vendor", "apl0", "-flags", "+ildct", "-field_order", "tt")
@@ -46,7 +48,15 @@ def test_ard_zdf_mezzanine_is_avc_intra_100_mxf_interlaced_at_the_master_timecod
     assert 100e6 <= v.bit_rate_bps <= 123e6
     packets = run_ffprobe_json(["-select_streams", "v:0", "-show_entries", "packet=flags", mezz.path])["packets"]
     assert len(packets) == 100 and all("K" in p["flags"] for p in packets)  # intra-only: every frame a key frame
-    assert [(a.codec, a.channels) for a in info.audio] == [("pcm_s24le", 2), ("pcm_s24le", 6)]
+    # HDF02a: 8 mono tracks, ch 1-2 the stereo mix, ch 3-8 the 5.1 in L R C LFE Ls Rs order, each bit for bit
+    # the master's channel (PCM, the whole master: no trim).
+    assert [(a.codec, a.channels) for a in info.audio] == [("pcm_s24le", 1)] * 8
+    sources = [(0, ch) for ch in range(2)] + [(1, ch) for ch in range(6)]
+    for k, (track, ch) in enumerate(sources):
+        got = read_track(Path(mezz.path), k, start_s=3.2, duration_s=0.5)[:, 0]
+        want = read_track(Path(master.path), track, start_s=3.2, duration_s=0.5)[:, ch]
+        assert np.max(np.abs(want)) > 0.001  # programme audio, not silence
+        np.testing.assert_array_equal(got, want)
     screener = probe(next(r for r in result.deliverables if r.id == "sichtkopie").path)
     assert screener.primary_video.scan == "progressive"
 
@@ -105,3 +115,19 @@ def test_spec_rejects_a_broadcast_encode_ffmpeg_cannot_write_correctly(video, me
     (tmp_path / "broken.yaml").write_text(broken, encoding="utf-8")
     with pytest.raises(SpecError, match=message):
         load_spec(tmp_path / "broken.yaml")
+
+
+def test_mono_tracks_cannot_carry_a_loudness_target():
+    with pytest.raises(ValueError, match="measured on the whole mix"):
+        AudioMap(from_track="main-51", codec="pcm_s24le", mono_tracks=True, loudness_target_lufs=-23)
+
+
+def test_avc_intra_from_a_master_of_another_size_is_refused_before_encoding(tmp_path):
+    spec = load_spec("ard-zdf")
+    media = make_sample_set(tmp_path / "media", layout="5.1", stereo=True,
+                            master=MasterSpec(ffoa_timecode="10:00:00:00", head_s=3, programme_s=1))
+    plan = plan_layback(probe(media.master), [probe(p) for p in media.mixes.values()], spec)
+    master = probe(layback(plan, spec, tmp_path / "layback.mov").path)
+    with pytest.raises(BadInputError, match="AVC-Intra 100 is 1920x1080 or 1280x720, not 320x180"):
+        transcode_all(spec.deliverables, spec, master, tmp_path / "pkg", fields=FIELDS)
+    assert not (tmp_path / "pkg").exists() or not any((tmp_path / "pkg").iterdir())
