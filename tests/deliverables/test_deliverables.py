@@ -67,6 +67,26 @@ def test_every_deliverable_of_the_builtin_spec_is_made_and_verified(which, reque
     assert "FILM_v2_screener.mp4" in names or "FILM_v2_viewing-copy.mp4" in names
 
 
+@pytest.mark.parametrize("name", ["amazon", "apple", "atsc-a85", "demo", "youtube"])
+def test_every_deliverable_of_the_other_builtin_specs_is_made_and_verified(name, tmp_path):
+    """At each spec's own first frame rate (29.97 drop-frame for A/85) and FFOA; the AVC-Intra MXF specs
+    (ard-zdf, dpp-as11) need a 1080 master: tests/deliverables/test_broadcast.py."""
+    spec = load_spec(name)
+    ffoa = spec.timing.ffoa_timecode or "01:00:00:00"
+    rate = spec.picture.frame_rates[0] if spec.picture.frame_rates else 25
+    media = make_sample_set(tmp_path / "media", layout="5.1", stereo=True,
+                            master=MasterSpec(ffoa_timecode=ffoa, head_s=4, programme_s=2, rate=rate))
+    plan = plan_layback(probe(media.master), [probe(p) for p in media.mixes.values()], spec)
+    master = probe(layback(plan, spec, tmp_path / "layback.mov").path)
+    result = transcode_all(spec.deliverables, spec, master, tmp_path / "pkg", fields=FIELDS)
+    assert [r.id for r in result.deliverables] == [d.id for d in spec.deliverables]
+    for r, d in zip(result.deliverables, spec.deliverables):
+        assert "full decode clean" in r.checks, (d.id, r.checks)
+        # The whole master (head included) when the deliverable keeps it or the spec names no FFOA.
+        want_s = master.duration_s if d.include_head or not spec.timing.ffoa_timecode else 2.0
+        assert r.duration_s == pytest.approx(want_s, abs=0.05), d.id
+
+
 def test_ebu_screener_burn_in_is_visible_and_mezzanine_starts_at_its_timecode(ebu, tmp_path):
     spec, master = ebu
     result = {r.id: r for r in transcode_all(spec.deliverables, spec, master, tmp_path, fields=FIELDS).deliverables}
