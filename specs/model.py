@@ -824,6 +824,9 @@ class VideoEncode(_Model):
     pix_fmt: str | None = None
     bitrate_kbps: Kbps | None = None
     crf: Annotated[int | None, *_unit("CRF", 0, 63, integer=True)] = None
+    tone_map: Literal["auto", "sdr", "off"] = Field(
+        "auto", description="HDR (PQ/HLG) master to SDR BT.709: auto = for 8-bit outputs; sdr = always; "
+        "off = keep the master's transfer and tags")
     avc_intra_class: Literal[50, 100, 200] | None = Field(
         None, description="libx264 AVC-Intra (SMPTE RP 2027): intra-only with the class's bit rate and "
         "parameter sets; 1920x1080 or 1280x720 (1440x1080 for class 50)")

@@ -36,7 +36,7 @@ from specs.model import AVC_INTRA_PIX_FMT, AVC_INTRA_PROFILE, Deliverable, Spec,
 from tasks.layback import FFMPEG_LAYOUTS
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import fsync_path, partial_name
-from tasks.media.probe import MediaInfo, probe
+from tasks.media.probe import MediaInfo, pix_depth, probe, tagged_light_level
 from tasks.media.timecode import Timecode
 
 __all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_all",
@@ -47,6 +47,9 @@ __all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_al
 DOWNMIX_20 = "pan=stereo|c0=c0+0.7071*c2+0.7071*c4|c1=c1+0.7071*c2+0.7071*c5"
 _PRORES_PROFILES = {"proxy": "0", "lt": "1", "standard": "2", "422": "2", "hq": "3", "4444": "4", "4444xq": "5"}
 _BURNIN_FONT = "DejaVu Sans Mono"
+_HDR_TRANSFERS = ("smpte2084", "arib-std-b67")  # PQ (ST 2084) and HLG (BT.2100), as ffprobe names them
+_SDR_WHITE_NITS = 100  # SDR reference white: BT.1886 / BT.2408 diffuse white mapped to 1.0
+_DEFAULT_HDR_PEAK_NITS = 1000  # when the master carries no MaxCLL: the usual HDR10 grading monitor
 # Picture sizes x264 writes for each AVC-Intra class (SMPTE RP 2027): class 50 is 1440x1080 anamorphic.
 _AVC_INTRA_SIZES = {50: ((1440, 1080), (1280, 720)), 100: ((1920, 1080), (1280, 720)),
                     200: ((1920, 1080), (1280, 720))}
@@ -191,8 +194,27 @@ def _keeps_fields(d: Deliverable, master: MediaInfo) -> bool:
     return v.scan == "interlaced" and d.kind == "mezzanine" and not _scaled(d, master)
 
 
+def _tone_maps(d: Deliverable, master: MediaInfo) -> bool:
+    """Whether ``d`` is an SDR picture made from an HDR (PQ or HLG) master."""
+    v = master.primary_video
+    assert v is not None and d.video is not None
+    if v.color_transfer not in _HDR_TRANSFERS or d.video.tone_map == "off":
+        return False
+    return d.video.tone_map == "sdr" or (pix_depth(d.video.pix_fmt or v.pix_fmt) or 8) <= 8
+
+
+def _sdr_filters(master: MediaInfo, pix_fmt: str) -> list[_Filter]:
+    """HDR -> SDR BT.709: to linear light (100 cd/m2 = 1.0), BT.2020 -> BT.709 primaries, Hable's curve with
+    the master's MaxCLL (else 1000 cd/m2) as peak, then BT.1886 (display-referred, zimg's bt709), limited range."""
+    peak_nits = tagged_light_level(master.path)[0] or _DEFAULT_HDR_PEAK_NITS
+    return [_f("zscale", t="linear", npl=_SDR_WHITE_NITS), _f("format", "gbrpf32le"), _f("zscale", p="bt709"),
+            _f("tonemap", tonemap="hable", desat=0, peak=f"{peak_nits / _SDR_WHITE_NITS:g}"),
+            _f("zscale", t="bt709", m="bt709", r="tv"), _f("format", pix_fmt)]
+
+
 def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> list[_Filter]:
-    """Deinterlace, scale, burn-in timecode/text and watermark for one picture deliverable (in that order)."""
+    """Deinterlace, scale, tone-map, burn-in timecode/text and watermark for one picture deliverable (in that
+    order: burn-ins are drawn in the output's range)."""
     v = master.primary_video
     assert v is not None and d.video is not None
     enc = d.video
@@ -202,6 +224,8 @@ def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, field
         vf.append(_f("bwdif", mode="send_frame", parity="auto"))
     if _scaled(d, master):
         vf.append(_f("scale", w=enc.width, h=enc.height, flags="lanczos"))
+    if _tone_maps(d, master):
+        vf += _sdr_filters(master, enc.pix_fmt or "yuv420p")
     font = {"font": _BURNIN_FONT}
     if d.burn_in is not None and d.burn_in.timecode:
         rate = f"{v.frame_rate.numerator}/{v.frame_rate.denominator}"
@@ -222,6 +246,15 @@ def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, field
             vf.append(_f("drawtext", **font, text=trace, fontsize="h/18", fontcolor=f"white@{alpha}", x="(w-tw)/2",
                          y="(h/2)+h/10"))
     return vf
+
+
+def _out_colour(d: Deliverable, master: MediaInfo) -> tuple[str | None, str | None, str | None, str | None]:
+    """(primaries, transfer, matrix, range) a picture deliverable carries: the master's, BT.709 once tone-mapped."""
+    v = master.primary_video
+    assert v is not None
+    if _tone_maps(d, master):
+        return "bt709", "bt709", "bt709", "tv"
+    return v.color_primaries, v.color_transfer, v.color_matrix, v.color_range
 
 
 def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
@@ -255,9 +288,8 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
         args |= {"flags": "+ildct+ilme" if enc.codec == "libx264" else "+ildct", "field_order": v.field_order or "tt"}
     if enc.codec == "libx265" and d.container in ("mov", "mp4"):
         args["tag:v"] = "hvc1"  # ffmpeg's default hev1 does not play in QuickTime, Safari or on Apple devices
-    # Keep the colour description of the master on every picture deliverable.
-    for flag, value in (("color_primaries", v.color_primaries), ("color_trc", v.color_transfer),
-                        ("colorspace", v.color_matrix), ("color_range", v.color_range)):
+    # Keep the colour description of the master on every picture deliverable (BT.709 once tone-mapped).
+    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), _out_colour(d, master)):
         if value and value != "unknown":
             args[flag] = value
     return args
@@ -617,7 +649,7 @@ def _norm_profile(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def _picture_format_problems(d: Deliverable, vs: Any, mv: Any) -> list[str]:
+def _picture_format_problems(d: Deliverable, vs: Any, master: MediaInfo | None) -> list[str]:
     """Pixel format, codec profile and colour description of a written picture deliverable."""
     assert d.video is not None
     enc = d.video
@@ -628,13 +660,14 @@ def _picture_format_problems(d: Deliverable, vs: Any, mv: Any) -> list[str]:
                     AVC_INTRA_PROFILE[enc.avc_intra_class] if enc.avc_intra_class else enc.profile)
     if want_profile and vs.profile and _norm_profile(vs.profile) != _norm_profile(want_profile):
         problems.append(f"profile {vs.profile} instead of {want_profile}")
-    if mv is not None:
-        for what in ("color_primaries", "color_transfer", "color_matrix", "color_range"):
-            want, got = getattr(mv, what), getattr(vs, what)
+    if master is not None and master.primary_video is not None:
+        for what, want in zip(("color_primaries", "color_transfer", "color_matrix", "color_range"),
+                              _out_colour(d, master)):
+            got = getattr(vs, what)
             if what == "color_range" and got in (None, "unknown"):
                 got = "tv"  # unsignalled range is limited (H.264/HEVC VUI default; x264 omits it without a matrix)
             if want and want != "unknown" and got != want:
-                problems.append(f"{what.replace('_', ' ')} {got} instead of the master's {want}")
+                problems.append(f"{what.replace('_', ' ')} {got} instead of {want}")
     return problems
 
 
@@ -643,7 +676,7 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
     """Probe, measure and fully decode a written deliverable against its own spec.
 
     Checks: video codec, profile, pixel format, size, frame rate and colour description (the
-    master's); start timecode (the master's, plus the head the deliverable drops); HEVC tagged
+    master's, BT.709 when tone-mapped to SDR); start timecode (the master's, plus the head the deliverable drops); HEVC tagged
     hvc1 in MOV/MP4; audio track count, channels per track (2 for a downmix), sample rate;
     duration equal to the master's programme within one frame; integrated loudness and true peak
     where the deliverable sets a target; a clean full decode.
@@ -672,7 +705,7 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
                 problems.append(f"video codec {vs.codec} instead of {want_codec}")
             if mv is not None and vs.frame_rate != mv.frame_rate:
                 problems.append(f"frame rate {vs.frame_rate} instead of the master's {mv.frame_rate}")
-            problems += _picture_format_problems(d, vs, mv)
+            problems += _picture_format_problems(d, vs, master)
             if master is not None and mv is not None and mv.scan == "interlaced":
                 want_scan = "interlaced" if _keeps_fields(d, master) else "progressive"
                 if vs.scan != want_scan or (want_scan == "interlaced" and vs.field_order != (mv.field_order or "tt")):

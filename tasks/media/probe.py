@@ -17,7 +17,7 @@ from specs.errors import FFmpegError, MediaError
 from tasks.media.ffmpeg import run_ffprobe_json
 from tasks.media.timecode import Timecode
 
-__all__ = ["VideoStream", "AudioStream", "MediaInfo", "probe", "require_file"]
+__all__ = ["VideoStream", "AudioStream", "MediaInfo", "probe", "require_file", "pix_depth", "tagged_light_level"]
 
 _PIX_DEPTH = re.compile(r"p(\d+)(le|be)?$")
 
@@ -131,7 +131,8 @@ def _chroma(pix_fmt: str | None) -> str | None:
     return None
 
 
-def _pix_depth(pix_fmt: str | None, raw: Any) -> int | None:
+def pix_depth(pix_fmt: str | None, raw: Any = None) -> int | None:
+    """Bits per component: ffprobe's ``bits_per_raw_sample`` when given, else from the pixel format name."""
     if str(raw or "").isdigit() and int(raw) > 0:
         return int(raw)
     if not pix_fmt:
@@ -192,7 +193,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
         field_order=field_order,
         scan=scan,
         pix_fmt=s.get("pix_fmt"),
-        bit_depth=_pix_depth(s.get("pix_fmt"), s.get("bits_per_raw_sample")),
+        bit_depth=pix_depth(s.get("pix_fmt"), s.get("bits_per_raw_sample")),
         chroma_subsampling=_chroma(s.get("pix_fmt")),
         color_primaries=s.get("color_primaries"),
         color_transfer=s.get("color_transfer"),
@@ -266,3 +267,18 @@ def probe(path: str | Path, what: str = "media file") -> MediaInfo:
 
 def _is_cover_art(s: dict[str, Any]) -> bool:
     return bool((s.get("disposition") or {}).get("attached_pic"))
+
+
+def tagged_light_level(path: str) -> tuple[float | None, float | None]:
+    """(MaxCLL, MaxFALL) in cd/m2 from the stream's content light level side data, if any.
+
+    A value of 0 means "unknown" (CTA-861.3 §3.2.1; x265 writes 0,0 when max-cll is not given),
+    so a MaxCLL of 0 counts as untagged and a MaxFALL of 0 as None."""
+    doc = run_ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_frames", "-read_intervals", "%+#1",
+                            path])
+    for item in [*(doc.get("streams") or []), *(doc.get("frames") or [])]:
+        for side in item.get("side_data_list") or []:
+            if "max_content" in side:
+                cll, fall = float(side["max_content"] or 0), float(side.get("max_average") or 0)
+                return (cll or None), (fall or None)
+    return None, None

@@ -13,9 +13,8 @@ from fractions import Fraction
 import numpy as np
 
 from specs.model import Spec
-from tasks.media.probe import MediaInfo
+from tasks.media.probe import MediaInfo, tagged_light_level
 from tasks.media.timecode import Timecode
-from tasks.media.ffmpeg import run_ffprobe_json
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import make_finding
 from tasks.qc.video import BLACK_PICTURE_RATIO, FREEZE_NOISE, GAMUT_TOLERANCE, Interval, PictureSeries, runs
@@ -291,21 +290,6 @@ def _interlaced(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info: 
             f"{declared}; up to {worst:.1f} % of samples combed", expected="progressive content",
             actual=f"interlaced ({worst:.1f} % combed)", timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
     return out
-
-
-def tagged_light_level(path: str) -> tuple[float | None, float | None]:
-    """(MaxCLL, MaxFALL) in cd/m2 from the stream's content light level side data, if any.
-
-    A value of 0 means "unknown" (CTA-861.3 §3.2.1; x265 writes 0,0 when max-cll is not given),
-    so a MaxCLL of 0 counts as untagged and a MaxFALL of 0 as None."""
-    doc = run_ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_frames", "-read_intervals", "%+#1",
-                            path])
-    for item in [*(doc.get("streams") or []), *(doc.get("frames") or [])]:
-        for side in item.get("side_data_list") or []:
-            if "max_content" in side:
-                cll, fall = float(side["max_content"] or 0), float(side.get("max_average") or 0)
-                return (cll or None), (fall or None)
-    return None, None
 
 
 def _light_level(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info: MediaInfo) -> list[Finding | None]:
