@@ -14,7 +14,7 @@ from specs.model import AudioMap, Deliverable
 from tasks.layback import layback, plan_layback
 from tasks.media.ffmpeg import run_ffmpeg, run_ffprobe_json
 from tasks.media.probe import probe
-from tasks.media.synth import MasterSpec, make_sample_set
+from tasks.media.synth import MasterSpec, MixSpec, make_mix, make_sample_set
 from tasks.transcode import RunFields, transcode_all
 from tests.deliverables.helpers import read_track
 
@@ -51,14 +51,36 @@ def test_ard_zdf_mezzanine_is_avc_intra_100_mxf_interlaced_at_the_master_timecod
     # HDF02a: 8 mono tracks, ch 1-2 the stereo mix, ch 3-8 the 5.1 in L R C LFE Ls Rs order, each bit for bit
     # the master's channel (PCM, the whole master: no trim).
     assert [(a.codec, a.channels) for a in info.audio] == [("pcm_s24le", 1)] * 8
-    sources = [(0, ch) for ch in range(2)] + [(1, ch) for ch in range(6)]
-    for k, (track, ch) in enumerate(sources):
-        got = read_track(Path(mezz.path), k, start_s=3.2, duration_s=0.5)[:, 0]
-        want = read_track(Path(master.path), track, start_s=3.2, duration_s=0.5)[:, ch]
-        assert np.max(np.abs(want)) > 0.001  # programme audio, not silence
-        np.testing.assert_array_equal(got, want)
+    _assert_mono_tracks_are(mezz.path, master.path, [(0, ch) for ch in range(2)] + [(1, ch) for ch in range(6)])
     screener = probe(next(r for r in result.deliverables if r.id == "sichtkopie").path)
     assert screener.primary_video.scan == "progressive"
+
+
+def _assert_mono_tracks_are(path: str, master_path: str, sources: list[tuple[int, int]]) -> None:
+    """Mono track k of ``path`` is, bit for bit, channel sources[k][1] of master track sources[k][0]."""
+    for k, (track, ch) in enumerate(sources):
+        got = read_track(Path(path), k, start_s=3.2, duration_s=0.5)[:, 0]
+        want = read_track(Path(master_path), track, start_s=3.2, duration_s=0.5)[:, ch]
+        assert np.max(np.abs(want)) > 0.001  # programme audio, not silence
+        np.testing.assert_array_equal(got, want)
+
+
+def test_dpp_as11_essence_is_avc_intra_100_with_two_stereo_pairs_as_four_mono_tracks(tmp_path):
+    spec = load_spec("dpp-as11")
+    timing = dict(ffoa_timecode="10:00:00:00", head_s=3, programme_s=1)
+    media = make_sample_set(tmp_path / "media", layout="2.0",
+                            master=MasterSpec(width=1920, height=1080, codec_args=INTERLACED_PRORES, **timing))
+    pair_2 = make_mix(tmp_path / "media" / "pair2.wav", MixSpec(layout="2.0", seed=7, **timing)).path
+    plan = plan_layback(probe(media.master), [probe(media.mixes["2.0"]), probe(pair_2)], spec)
+    master = probe(layback(plan, spec, tmp_path / "layback.mov").path)
+    made = transcode_all(spec.deliverables, spec, master, tmp_path / "pkg", fields=FIELDS).deliverables
+    result = {r.id: r for r in made}
+    info = probe(result["as11-essence"].path)
+    v = info.primary_video
+    assert (v.codec, v.profile, v.field_order, info.start_timecode) == ("h264", "High 4:2:2 Intra", "tt", "09:59:57:00")
+    assert [(a.codec, a.channels) for a in info.audio] == [("pcm_s24le", 1)] * 4
+    _assert_mono_tracks_are(result["as11-essence"].path, master.path, [(0, 0), (0, 1), (1, 0), (1, 1)])
+    assert probe(result["viewing-copy"].path).primary_video.scan == "progressive"
 
 
 def _combing(path: str, t_s: float, w: int, h: int) -> float:
