@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from specs.model import KNOWN_CHECKS, LoudnessSpec, Range, Spec, Tolerance
+from specs.model import KNOWN_CHECKS, LoudnessSpec, Range, Spec, Tolerance, VideoEncode
 
 __all__ = ["render_checklist"]
 
@@ -43,6 +43,15 @@ def _loudness(rule: LoudnessSpec) -> str:
     if rule.fallback is not None:
         text += f"; fallback: {_loudness(rule.fallback)}"
     return text
+
+
+def _video(enc: VideoEncode) -> str:
+    """``libx264 AVC-Intra 100 yuv422p10le``, ``prores_ks hq 1920x1080``: what the operator signs for."""
+    parts = [enc.codec, f"AVC-Intra {enc.avc_intra_class}" if enc.avc_intra_class else enc.profile or "",
+             enc.pix_fmt or "", f"{enc.width}x{enc.height}" if enc.width and enc.height else "",
+             f"{enc.bitrate_kbps:g} kbit/s" if enc.bitrate_kbps else f"CRF {enc.crf}" if enc.crf is not None else "",
+             {"sdr": "tone-mapped to SDR", "off": "HDR kept"}.get(enc.tone_map, "")]
+    return " ".join(p for p in parts if p)
 
 
 def render_checklist(spec: Spec) -> str:
@@ -137,8 +146,11 @@ def render_checklist(spec: Spec) -> str:
 
     lines += ["## Deliverables", ""]
     for d in spec.deliverables:
-        video = f"{d.video.codec}{' ' + d.video.profile if d.video and d.video.profile else ''}" if d.video else "no video"
-        audio = ", ".join(f"{m.from_track}->{m.codec}{' (2.0 downmix)' if m.downmix else ''}" for m in d.audio)
+        video = _video(d.video) if d.video else "no video"
+        audio = ", ".join(f"{m.from_track}->{m.codec}{' (2.0 downmix)' if m.downmix else ''}"
+                          f"{' as mono tracks' if m.mono_tracks else ''}"
+                          f"{f' at {m.loudness_target_lufs:g} LUFS' if m.loudness_target_lufs is not None else ''}"
+                          for m in d.audio)
         extras = [x for x in ("timecode burn-in" if d.burn_in and d.burn_in.timecode else "",
                               f"watermark '{d.watermark.text}'" if d.watermark else "",
                               "with head (bars/countdown)" if d.include_head else "") if x]

@@ -63,6 +63,15 @@ def test_explain_bad_spec_is_exit_2(tmp_path: Path) -> None:
     assert "bad.yaml:6:" in result.stderr and "drop-frame" in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_explain_lists_what_each_deliverable_is_made_as() -> None:
+    result = runner.invoke(app, ["spec", "explain", "ard-zdf"])
+    assert result.exit_code == 0
+    assert ("`hdf02a` (mezzanine, mxf): libx264 AVC-Intra 100 yuv422p10le; audio stereo-20->pcm_s24le as mono "
+            "tracks, main-51->pcm_s24le as mono tracks; with head") in result.stdout
+    atsc = runner.invoke(app, ["spec", "explain", "atsc-a85"]).stdout
+    assert "libx264 high yuv420p 8000 kbit/s; audio main-51->aac (2.0 downmix) at -24 LUFS" in atsc
+
+
 def test_explain_and_schema() -> None:
     result = runner.invoke(app, ["spec", "explain", "netflix"])
     assert result.exit_code == 0 and "Blocker" in result.stdout and "- [ ]" in result.stdout
