@@ -271,8 +271,9 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
         size = (enc.width, enc.height) if _scaled(d, master) else (v.width, v.height)
         if size not in _AVC_INTRA_SIZES[enc.avc_intra_class]:
             sizes = " or ".join(f"{w}x{h}" for w, h in _AVC_INTRA_SIZES[enc.avc_intra_class])
-            raise BadInputError(f"deliverable {d.id}: AVC-Intra {enc.avc_intra_class} is {sizes}, not {size[0]}x{size[1]}; "
-                                "give the deliverable video width and height to scale, or conform the master")
+            raise BadInputError(f"deliverable {d.id}: AVC-Intra {enc.avc_intra_class} is {sizes}, not "
+                                f"{size[0]}x{size[1]}; give the deliverable video width and height to scale, or "
+                                "conform the master")
         # x264 makes the class's intra-only stream (rate, slices, SPS/PPS) itself.
         args |= {"avcintra-class": str(enc.avc_intra_class), "pix_fmt": AVC_INTRA_PIX_FMT[enc.avc_intra_class]}
     if enc.pix_fmt:
@@ -329,7 +330,7 @@ def _audio_filter_node(d: Deliverable, i: int, spec: Spec, src: int) -> _Filter:
     return _f("aformat", channel_layouts=FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo"))
 
 
-def map_channels(d: Deliverable, i: int, spec: Spec) -> int:
+def _map_channels(d: Deliverable, i: int, spec: Spec) -> int:
     """Channels of audio map ``i`` of ``d`` (2 for a downmix, else its spec track's)."""
     amap = d.audio[i]
     track = next((t for t in spec.audio.tracks if t.id == amap.from_track), None)
@@ -338,7 +339,7 @@ def map_channels(d: Deliverable, i: int, spec: Spec) -> int:
 
 def _map_tracks(d: Deliverable, i: int, spec: Spec, src: int, stream: Any) -> list[Any]:
     """The output tracks of audio map ``i``: ``stream``, or one mono track per channel in the track's order."""
-    n = map_channels(d, i, spec)
+    n = _map_channels(d, i, spec)
     if not d.audio[i].mono_tracks or n == 1:
         return [stream]
     layout = "stereo" if d.audio[i].downmix == "2.0" else FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo")
@@ -676,10 +677,11 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
     """Probe, measure and fully decode a written deliverable against its own spec.
 
     Checks: video codec, profile, pixel format, size, frame rate and colour description (the
-    master's, BT.709 when tone-mapped to SDR); start timecode (the master's, plus the head the deliverable drops); HEVC tagged
-    hvc1 in MOV/MP4; audio track count, channels per track (2 for a downmix), sample rate;
-    duration equal to the master's programme within one frame; integrated loudness and true peak
-    where the deliverable sets a target; a clean full decode.
+    master's, BT.709 when tone-mapped to SDR); scan and field order; start timecode (the master's,
+    plus the head the deliverable drops); HEVC tagged hvc1 in MOV/MP4; audio track count, channels
+    per track (2 for a downmix, 1 for mono tracks), sample rate; duration equal to the master's
+    programme within one frame; integrated loudness and true peak where the deliverable sets a
+    target; a clean full decode.
 
     Raises:
         VerificationError: any mismatch (the caller deletes the file; it never gets a final name).
@@ -717,8 +719,10 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
                 problems.append(f"start timecode {info.start_timecode} instead of {expected_tc}")
             checks.append(f"video {vs.codec} {vs.profile or ''} {vs.pix_fmt} {vs.width}x{vs.height} @ {vs.frame_rate}"
                           + (f", timecode {info.start_timecode}" if info.start_timecode else ""))
-    want_channels = [1 if amap.mono_tracks else n for i, amap in enumerate(d.audio)
-                     for n in [map_channels(d, i, spec)] for _ in range(n if amap.mono_tracks else 1)]
+    want_channels: list[int] = []  # per output track
+    for i, amap in enumerate(d.audio):
+        n = _map_channels(d, i, spec)
+        want_channels += [1] * n if amap.mono_tracks else [n]
     if len(info.audio) != len(want_channels):
         problems.append(f"{len(info.audio)} audio streams instead of {len(want_channels)}")
     else:
@@ -740,7 +744,7 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
         results = measure_media(path)
         first = 0  # output track of map i: maps split into mono tracks take one per channel
         for i, amap in enumerate(d.audio):
-            result, first = results[first], first + (map_channels(d, i, spec) if amap.mono_tracks else 1)
+            result, first = results[first], first + (_map_channels(d, i, spec) if amap.mono_tracks else 1)
             if amap.loudness_target_lufs is None:
                 continue
             tol = _PCM_TOLERANCE_LU if amap.codec.startswith("pcm") else _AAC_TOLERANCE_LU
