@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -136,11 +138,35 @@ def kill_all_children() -> int:
     return len(live)
 
 
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """A pre-exec hook that has the kernel SIGKILL the child when deliver dies (Linux ``PR_SET_PDEATHSIG``).
+
+    ffmpeg runs in its own process group (so we can stop it and its threads cleanly), which also means it
+    outlives a deliver killed by SIGKILL, the OOM killer or a stopped container: an orphan that keeps
+    encoding into a partial file the rerun is about to replace. Elsewhere: None (no such kernel call)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig, sigkill = ctypes.c_int(1), ctypes.c_ulong(signal.SIGKILL)  # built before fork
+
+    def _die_with_parent() -> None:
+        prctl(pr_set_pdeathsig, sigkill)
+        if os.getppid() != parent:  # deliver died between fork and prctl
+            os._exit(1)
+
+    return _die_with_parent
+
+
 def _spawn(cmd: list[str], *, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     LOGGER.info("$ %s", shlex.join(cmd))
     try:
         proc = subprocess.Popen(  # noqa: S603 - list args, no shell
-            cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=_pdeathsig_setter(),  # noqa: PLW1509 - one prctl call, no locks taken
         )
     except OSError as exc:
         raise InfrastructureError(f"cannot start {cmd[0]}: {exc}. Check FFMPEG/FFPROBE and PATH.") from exc
