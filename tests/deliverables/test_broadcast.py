@@ -109,6 +109,8 @@ def test_interlaced_master_stays_interlaced_in_the_mezzanine_and_is_deinterlaced
         Deliverable(id="mezz", kind="mezzanine", container="mov", name="{title}_{id}.mov",
                     video={"codec": "libx264", "pix_fmt": "yuv422p10le", "crf": 10},
                     audio=[AudioMap(from_track="main-51", codec="pcm_s24le")]),
+        Deliverable(id="prores", kind="mezzanine", container="mov", name="{title}_{id}.mov",
+                    video={"codec": "prores_ks", "profile": "hq", "pix_fmt": "yuv422p10le"}),
         Deliverable(id="screener", kind="screener", container="mp4", name="{title}_{id}.mp4",
                     video={"codec": "libx264", "pix_fmt": "yuv420p", "crf": 18},
                     audio=[AudioMap(from_track="stereo-20", codec="aac")]),
@@ -116,11 +118,14 @@ def test_interlaced_master_stays_interlaced_in_the_mezzanine_and_is_deinterlaced
     result = {r.id: r for r in transcode_all(deliverables, spec, master, tmp_path / "pkg", fields=FIELDS).deliverables}
     mezz, screener = probe(result["mezz"].path).primary_video, probe(result["screener"].path).primary_video
     assert (mezz.scan, mezz.field_order) == ("interlaced", "tt")
+    prores = probe(result["prores"].path).primary_video
+    assert (prores.codec, prores.scan, prores.field_order) == ("prores", "interlaced", "tt")
     assert screener.scan == "progressive"
     # Fields intact in the mezzanine (as combed as the master); the screener's picture is one frame in time.
     master_comb = _combing(master.path, 5.0, 320, 180)
     assert master_comb > 40  # stripes 8 px apart between the fields: tens of code values line to line
-    assert _combing(result["mezz"].path, 1.0, 320, 180) == pytest.approx(master_comb, rel=0.1)
+    for kept in ("mezz", "prores"):
+        assert _combing(result[kept].path, 1.0, 320, 180) == pytest.approx(master_comb, rel=0.1)
     assert _combing(result["screener"].path, 1.0, 320, 180) < 0.1 * master_comb
 
 
