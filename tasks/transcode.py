@@ -53,6 +53,7 @@ _DEFAULT_HDR_PEAK_NITS = 1000  # when the master carries no MaxCLL: the usual HD
 # Picture sizes x264 writes for each AVC-Intra class (SMPTE RP 2027): class 50 is 1440x1080 anamorphic.
 _AVC_INTRA_SIZES = {50: ((1440, 1080), (1280, 720)), 100: ((1920, 1080), (1280, 720)),
                     200: ((1920, 1080), (1280, 720))}
+_CLIP_DBFS = -0.01  # a downmix sample this close to full scale was clipped when summed
 _AAC_TOLERANCE_LU = 1.0  # a lossy encode moves integrated loudness by a few tenths of a LU
 _PCM_TOLERANCE_LU = 0.5
 THUMBNAILS = 6
@@ -738,7 +739,7 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
         problems.append(f"duration {got_s:.3f} s instead of {expected_s:.3f} s")
     else:
         checks.append(f"duration {got_s:.3f} s (master programme {expected_s:.3f} s)")
-    if not problems and any(a.loudness_target_lufs is not None for a in d.audio):
+    if not problems and any(a.loudness_target_lufs is not None or a.downmix for a in d.audio):
         from tasks.audio.loudness import measure_media
 
         results = measure_media(path)
@@ -746,6 +747,11 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
         for i, amap in enumerate(d.audio):
             result, first = results[first], first + (_map_channels(d, i, spec) if amap.mono_tracks else 1)
             if amap.loudness_target_lufs is None:
+                # BS.775 Lo/Ro sums up to three channels: a mix legal in 5.1 can clip in 2.0.
+                if amap.downmix and result.sample_peak_dbfs is not None and result.sample_peak_dbfs >= _CLIP_DBFS:
+                    problems.append(f"audio track {i + 1}: the {amap.downmix} downmix clips (sample peak "
+                                    f"{result.sample_peak_dbfs:.2f} dBFS); give the map loudness_target_lufs and "
+                                    "max_true_peak_dbtp so deliver corrects it")
                 continue
             tol = _PCM_TOLERANCE_LU if amap.codec.startswith("pcm") else _AAC_TOLERANCE_LU
             got = result.integrated_lufs

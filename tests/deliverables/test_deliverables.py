@@ -136,6 +136,27 @@ def test_lo_ro_downmix_puts_centre_into_left_and_right_at_minus_3_db(tmp_path):
         assert level_db(y[:, ch]) - level_db(c) == pytest.approx(-3.01, abs=0.05)
 
 
+def test_lo_ro_downmix_that_clips_fails_verification_unless_corrected(tmp_path):
+    spec = load_spec("demo")
+    media = make_sample_set(tmp_path / "media", layout="2.0", master=MasterSpec(head_s=4, programme_s=2))
+    n = int(media.master_manifest.duration_s * SR)
+    x = np.zeros((n, 6))
+    for ch in (0, 2, 4):  # L, C, Ls at -3 dBFS: Lo = 0.71 x (1 + 0.71 + 0.71) = 1.7 = +4.6 dBFS
+        x[:, ch] = tones(("C",), n, level_dbfs=-3.0)[:, 0]
+    hot = write_bwf(tmp_path / "hot.wav", x, round(media.master_manifest.start_seconds * SR))
+    plan = plan_layback(probe(media.master), [probe(hot), probe(media.mixes["2.0"])], spec)
+    master = probe(layback(plan, spec, tmp_path / "lb.mov").path)
+    loro = Deliverable(id="loro", kind="downmix", container="wav", name="{title}_{id}.wav",
+                       audio=[AudioMap(from_track="main-51", codec="pcm_s24le", downmix="2.0")])
+    with pytest.raises(VerificationError, match=r"the 2.0 downmix clips \(sample peak -?0.00 dBFS\)"):
+        transcode_all([loro], spec, master, tmp_path / "a", fields=FIELDS)
+    assert not (tmp_path / "a" / "FILM_loro.wav").exists()
+    fixed = loro.model_copy(update={"audio": [loro.audio[0].model_copy(
+        update={"loudness_target_lufs": -23.0, "max_true_peak_dbtp": -1.0})]})
+    made = transcode_all([fixed], spec, master, tmp_path / "b", fields=FIELDS).deliverables[0]
+    assert measure_file(made.path).true_peak_dbtp <= -0.9
+
+
 def test_loudness_corrected_audio_deliverable_hits_its_target(ebu, tmp_path):
     spec, master = ebu
     d = Deliverable(id="loro-r128", kind="downmix", container="wav", name="{title}_{version}_{id}.wav",
