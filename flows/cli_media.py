@@ -80,13 +80,14 @@ def _print_findings(report_path: str) -> dict[str, Any]:
 
 
 def _run_deliver(master: str, mixes: list[str], spec: str, title: str, out: Path, version: str,
-                 archive: list[str], force: bool, recipient: str | None = None, date: str | None = None) -> int:
+                 archive: list[str], force: bool, recipient: str | None = None, date: str | None = None,
+                 lang: str = "und") -> int:
     from flows.deliver import deliver_flow
 
     with _progress_bars():
         result = deliver_flow(master=str(Path(master).resolve()), mixes=[_absolute_mix(m) for m in mixes], spec=spec,
                               title=title, out=str(out.resolve()), version=version, archive=archive, force=force,
-                              recipient=recipient, date=date)
+                              recipient=recipient, date=date, lang=lang)
     _print_findings(result["report"])
     typer.echo(result["report"])
     if result["delivered"]:
@@ -108,15 +109,19 @@ def run_cmd(
     recipient: Optional[str] = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
                                             "for anti-piracy tracing; also the {recipient} name field."),
     date: Optional[str] = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
+    lang: str = typer.Option("und", "--lang", help="Language of this version for {lang} in names (BCP 47: en, de, fr-CA)."),
 ) -> None:
     """Lay back, QC, gate, transcode, package and archive one title. Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
+    from tasks.transcode import language_tag
+
     _check_title(title, version)
+    language_tag(lang)
     _preflight(master, mix, spec)
     if not archive:
         from tasks.archive.targets import load_storage_config
 
         archive = list(load_storage_config().default_targets)  # configs/storage.yaml
-    raise typer.Exit(_run_deliver(master, mix, spec, title, out, version, archive, force, recipient, date))
+    raise typer.Exit(_run_deliver(master, mix, spec, title, out, version, archive, force, recipient, date, lang))
 
 
 def _check_title(title: str, version: str) -> None:

@@ -26,7 +26,7 @@ from tasks.qc.engine import QCResult, qc_master
 from tasks.report import ArchiveEntry, DeliverableEntry, Report, build_report, summary_markdown, write_report
 from tasks.report_html import write_html_report
 from tasks.steps import ProgressReporter, infra_only, layback_step, probe_step, transcode_all_step
-from tasks.transcode import RunFields
+from tasks.transcode import RunFields, language_tag
 
 __all__ = ["deliver_flow", "qc_step", "publish_report", "fingerprint_step"]
 
@@ -98,7 +98,7 @@ def publish_report(report: Report, report_path: Path, spec: Spec, master: str | 
 @flow(name="deliver", flow_run_name="deliver-{title}-{version}", log_prints=True)
 def deliver_flow(master: str, mixes: list[str], spec: str, title: str, out: str, version: str = "v1",
                  archive: list[str] | None = None, force: bool = False, recipient: str | None = None,
-                 date: str | None = None) -> dict[str, Any]:
+                 date: str | None = None, lang: str = "und") -> dict[str, Any]:
     """Lay back, QC, gate, transcode, package, archive and report one title.
 
     Returns ``{"report": path, "verdict": "pass"|"fail", "delivered": bool}``. QC failure is a
@@ -106,7 +106,7 @@ def deliver_flow(master: str, mixes: list[str], spec: str, title: str, out: str,
     """
     log = get_run_logger()
     try:
-        return _deliver(master, mixes, spec, title, out, version, archive or [], force, log, recipient, date)
+        return _deliver(master, mixes, spec, title, out, version, archive or [], force, log, recipient, date, lang)
     finally:
         # Threads of a task runner are not interrupted on cancellation; kill ffmpeg ourselves.
         kill_all_children()
@@ -114,7 +114,8 @@ def deliver_flow(master: str, mixes: list[str], spec: str, title: str, out: str,
 
 def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str, version: str,
              archive: list[str], force: bool, log: Any, recipient: str | None = None,
-             date: str | None = None) -> dict[str, Any]:
+             date: str | None = None, lang: str = "und") -> dict[str, Any]:
+    language_tag(lang)  # before any work: runs from the UI skip the CLI's checks
     spec = load_spec(spec_name)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +148,7 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
         report.forced = True
 
     package_dir = out_dir / f"{title}_{version}"
-    fields = RunFields(title=title, version=version, recipient=recipient, **({"date": date} if date else {}))
+    fields = RunFields(title=title, version=version, recipient=recipient, lang=lang, **({"date": date} if date else {}))
     made_all = transcode_all_step(spec.deliverables, spec, married_info, str(package_dir), fields,
                                   str(package_dir / "extras"))
     made = [{"path": r.path, "kind": r.kind} for r in made_all.deliverables]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -61,14 +62,29 @@ _METER_LAYOUTS = {"2.0": "stereo", "1.0": "mono"}  # spec layout words -> the lo
 THUMB_WIDTH_PX = 480
 
 
+_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def language_tag(value: str) -> str:
+    """``value`` if it is a BCP 47 language tag (``en``, ``de``, ``fr-CA``, ``und``), for ``{lang}`` in names.
+
+    Raises:
+        BadInputError: anything else (a name, a path, upper case primary subtag).
+    """
+    if not _LANGUAGE_TAG.match(value):
+        raise BadInputError(f"--lang {value!r} is not a language tag; use ISO 639 / BCP 47 such as en, de, fr-CA "
+                            "(und when undetermined)")
+    return value
+
+
 class RunFields(BaseModel):
-    """Run parameters that reach names and burn-ins: title, version, recipient (watermark), date."""
+    """Run parameters that reach names and burn-ins: title, version, recipient (watermark), date, language."""
 
     title: str
     version: str = "v1"
     recipient: str | None = None
     date: str = Field(default_factory=lambda: dt.date.today().isoformat())
-    lang: str = "und"
+    lang: str = Field("und", pattern=_LANGUAGE_TAG.pattern, description="BCP 47 tag for {lang} in names")
 
 
 class DeliverableResult(BaseModel):

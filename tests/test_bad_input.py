@@ -65,3 +65,15 @@ def test_wrong_channel_count_mix_is_bad_input(tmp_path):
                     str(media.mixes["2.0"]), "--spec", "demo", "--title", "T", "--out", str(out), cwd=tmp_path)
     _assert_one_clean_line(proc, "4 channels")
     assert not out.exists()
+
+
+def test_run_with_a_language_that_is_not_a_tag_is_bad_input(tmp_path):
+    from tasks.media.synth import make_sample_set
+
+    media = make_sample_set(tmp_path / "media", layout="5.1", stereo=True)
+    out = tmp_path / "out"
+    proc = _deliver("run", "--master", str(media.master), "--mix", str(media.mixes["5.1"]), "--mix",
+                    str(media.mixes["2.0"]), "--spec", "demo", "--title", "T", "--out", str(out), "--lang", "Deutsch",
+                    cwd=tmp_path)
+    _assert_one_clean_line(proc, "--lang 'Deutsch' is not a language tag")
+    assert not out.exists()

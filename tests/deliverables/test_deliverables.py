@@ -16,7 +16,7 @@ from tasks.layback import layback, plan_layback
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
-from tasks.transcode import RunFields, transcode_all, verify_deliverable
+from tasks.transcode import RunFields, language_tag, transcode_all, verify_deliverable
 from tests.deliverables.helpers import SR, level_db, read_track, tones, write_bwf
 
 W, H = 320, 180
@@ -199,6 +199,16 @@ def test_failed_run_leaves_no_partial_file(ebu, tmp_path):
     with pytest.raises(FFmpegError):
         transcode_all([spec.deliverables[0], broken], spec, master, tmp_path, fields=FIELDS)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_language_fills_lang_in_names(ebu, tmp_path):
+    spec, master = ebu
+    d = Deliverable(id="stem", kind="audio-stem", container="wav", name="{title}_{version}_{lang}_{id}.wav",
+                    audio=[AudioMap(from_track="stereo-20", codec="pcm_s24le")])
+    made = transcode_all([d], spec, master, tmp_path, fields=FIELDS.model_copy(update={"lang": "de-AT"}))
+    assert Path(made.deliverables[0].path).name == "FILM_v2_de-AT_stem.wav"
+    with pytest.raises(BadInputError, match="not a language tag"):
+        language_tag("../x")
 
 
 def test_watermark_naming_the_recipient_needs_one(ebu, tmp_path):
