@@ -829,7 +829,7 @@ class VideoEncode(_Model):
         "off = keep the master's transfer and tags")
     avc_intra_class: Literal[50, 100, 200] | None = Field(
         None, description="libx264 AVC-Intra (SMPTE RP 2027): intra-only with the class's bit rate and "
-        "parameter sets; 1920x1080 or 1280x720 (1440x1080 for class 50)")
+        "parameter sets; 1920x1080 or 1280x720 (class 50: 1440x1080 or 960x720)")
 
     @model_validator(mode="after")
     def _avc_intra(self) -> VideoEncode:
@@ -848,7 +848,6 @@ class VideoEncode(_Model):
         if self.profile is not None:
             raise _problem("avc_intra_class sets the H.264 profile itself", "remove profile", field=("profile",))
         return self
-
 
 
 class AudioMap(_Model):

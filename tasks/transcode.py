@@ -51,8 +51,8 @@ _BURNIN_FONT = "DejaVu Sans Mono"
 _HDR_TRANSFERS = ("smpte2084", "arib-std-b67")  # PQ (ST 2084) and HLG (BT.2100), as ffprobe names them
 _SDR_WHITE_NITS = 100  # SDR reference white: BT.1886 / BT.2408 diffuse white mapped to 1.0
 _DEFAULT_HDR_PEAK_NITS = 1000  # when the master carries no MaxCLL: the usual HDR10 grading monitor
-# Picture sizes x264 writes for each AVC-Intra class (SMPTE RP 2027): class 50 is 1440x1080 anamorphic.
-_AVC_INTRA_SIZES = {50: ((1440, 1080), (1280, 720)), 100: ((1920, 1080), (1280, 720)),
+# Picture sizes x264 writes for each AVC-Intra class (SMPTE RP 2027): class 50 is horizontally subsampled.
+_AVC_INTRA_SIZES = {50: ((1440, 1080), (960, 720)), 100: ((1920, 1080), (1280, 720)),
                     200: ((1920, 1080), (1280, 720))}
 _CLIP_DBFS = -0.01  # a downmix sample this close to full scale was clipped when summed
 _AAC_TOLERANCE_LU = 1.0  # a lossy encode moves integrated loudness by a few tenths of a LU
