@@ -17,7 +17,7 @@ from specs.errors import DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
 from tasks.archive.targets import archive_package
-from tasks.layback import parse_mix_arg, plan_layback
+from tasks.layback import layback_summary, parse_mix_arg, plan_layback
 from tasks.media.ffmpeg import kill_all_children
 from tasks.media.files import atomic_output
 from tasks.media.probe import MediaInfo
@@ -136,7 +136,8 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
     qc = qc_step(married_info, spec)
     report_path = out_dir / "report.json"
     extra: dict[str, Any] = {"title": title, "version": version, "inputs": fingerprints, "forced": False,
-                             "measurements": qc.measurements, "flow_run_id": str(flow_run.get_id() or "") or None}
+                             "measurements": qc.measurements, "layback": layback_summary(lb),
+                             "flow_run_id": str(flow_run.get_id() or "") or None}
     report = build_report(spec=spec.name, findings=qc.findings, **extra)
     if report.verdict == "fail" and not force:
         log.error(f"QC failed with {report.counts['error']} error findings; delivery stopped (use --force to deliver anyway)")

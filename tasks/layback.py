@@ -105,6 +105,25 @@ class LaybackResult(BaseModel):
     video_md5: str
 
 
+def layback_summary(result: LaybackResult) -> dict[str, Any]:
+    """What report.json says of the layback: per track the mix files, the offset found against the picture's
+    start timecode and what was done about it, and the 2-pop check; the picture's packet checksum."""
+    plan = result.plan
+    tracks = []
+    for t in plan.tracks:
+        frame_samples = Fraction(t.sample_rate_hz) / plan.rate
+        pop = t.two_pop_offset_samples
+        tracks.append({
+            "track": t.track_id, "mixes": t.mix_paths, "channels": t.channels,
+            "offset_samples": t.offset_samples, "offset_frames": round(float(t.offset_samples / frame_samples), 3),
+            "alignment": "padded at the head" if t.offset_samples > 0 else
+                         "trimmed at the head" if t.offset_samples < 0 else "aligned as delivered",
+            "two_pop_offset_frames": None if pop is None else round(float(pop / frame_samples), 3),
+        })
+    return {"path": result.path, "start_timecode": plan.start_timecode, "picture_packets_md5": result.video_md5,
+            "tracks": tracks, "notes": plan.notes}
+
+
 def parse_mix_arg(text: str) -> MixInput:
     """``path``, ``LABEL=path`` (mono) or ``L,R,C,LFE,Ls,Rs=path`` (interleaved, file order).
 

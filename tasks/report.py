@@ -38,6 +38,7 @@ class Report(BaseModel):
     spec: str
     findings: list[Finding]
     measurements: dict[str, Any] = Field(default_factory=dict)
+    layback: dict[str, Any] | None = None  # offsets found, alignment, 2-pop per track (tasks.layback.layback_summary)
     deliverables: list[DeliverableEntry] = Field(default_factory=list)
     archive: list[ArchiveEntry] = Field(default_factory=list)
     title: str | None = None

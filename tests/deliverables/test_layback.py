@@ -12,7 +12,7 @@ import soundfile as sf
 
 from specs.errors import BadInputError, MediaError
 from specs.loader import load_spec
-from tasks.layback import layback, parse_mix_arg, plan_layback
+from tasks.layback import layback, layback_summary, parse_mix_arg, plan_layback
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, MixSpec, make_master, make_mix
 from tests.deliverables.helpers import (LABELS_51, RATE, SR, TONES_HZ, dominant_hz, read_track, tones, video_framemd5,
@@ -87,7 +87,12 @@ def test_mix_two_frames_late_is_aligned_to_the_sample(media, tmp_path):
     assert plan.tracks[0].offset_samples == late
     assert abs(plan.tracks[0].two_pop_offset_samples) <= 2  # the 2-pop lands on the picture's 2-pop
     assert any("2-pop" in n for n in plan.notes) and any("+3840 samples" in n for n in plan.notes)
-    out = Path(layback(plan, media["spec"], tmp_path / "lb.mov").path)
+    result = layback(plan, media["spec"], tmp_path / "lb.mov")
+    summary = layback_summary(result)["tracks"][0]  # what report.json says
+    assert (summary["offset_samples"], summary["offset_frames"], summary["alignment"]) == (3840, 2.0,
+                                                                                          "padded at the head")
+    assert abs(summary["two_pop_offset_frames"]) <= 0.002
+    out = Path(result.path)
     got = read_track(out, 0)
     want = ints.astype(np.float64) / 2**31
     want[:late] = 0.0  # the head the late mix does not have is silence

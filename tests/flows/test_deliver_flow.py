@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import _register_commands, app
+from tasks.layback import video_packet_hash
 from tasks.media.synth import BlackDefect, make_sample_set
 from tasks.media.timecode import Timecode
 from tasks.package import hash_file_xxh128, verify_mhl
@@ -42,6 +43,12 @@ def test_clean_master_is_delivered_packaged_and_archived(clean_set, tmp_path):
     for track in loud.values():
         assert track["integrated_lufs"] == pytest.approx(-24.0, abs=0.2)
         assert track["true_peak_dbtp"] < -1.0
+    # the layback as the engineer reads it: both mixes on time, 2-pops on the picture's, picture packets copied
+    lb = report["layback"]
+    assert [(t["track"], t["offset_samples"], t["alignment"]) for t in lb["tracks"]] == [
+        ("main-51", 0, "aligned as delivered"), ("stereo-20", 0, "aligned as delivered")]
+    assert all(abs(t["two_pop_offset_frames"]) <= 0.05 for t in lb["tracks"])
+    assert lb["start_timecode"] == "00:59:56:00" and lb["picture_packets_md5"] == video_packet_hash(clean_set.master)
     names = {d["name"] for d in report["deliverables"]}
     assert {"CLEAN_v1_mezzanine.mov", "CLEAN_v1_screener.mp4"} <= names
     package = out / "CLEAN_v1"
