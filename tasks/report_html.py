@@ -178,6 +178,8 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
                      + "</tbody></table>") if rows else "<p>No findings.</p>"
 
     sections = [f"<h2>Findings ({len(report.findings)})</h2>", findings_html]
+    if report.layback:
+        sections.append(_layback_html(report.layback))
     loud = m.get("loudness") or []
     if loud:
         sections.append("<h2>Loudness</h2><table><thead><tr><th>track</th><th>integrated LUFS</th><th>LRA LU</th>"
@@ -227,6 +229,22 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
             f"<div class=meta>spec <b>{_esc(report.spec)}</b> · {_esc(report.created)} · {_esc(report.tool)}"
             f"{' · <b>delivered with --force</b>' if report.forced else ''}</div><div class=counts>{counts}</div>"
             + "".join(sections) + "</body></html>")
+
+
+def _layback_html(lb: dict[str, Any]) -> str:
+    """Mixes married to the picture: the offset found per track, what was done, the 2-pop check."""
+    rows = []
+    for t in lb.get("tracks") or []:
+        mixes = "<br>".join(_esc(Path(p).name) for p in t.get("mixes") or [])
+        pop = t.get("two_pop_offset_frames")
+        rows.append(f'<tr class="layback"><td>{_esc(t.get("track"))}</td><td class=small>{mixes}</td>'
+                    f'<td>{t.get("offset_frames", 0):+.2f} ({t.get("offset_samples", 0):+d} samples)</td>'
+                    f'<td>{_esc(t.get("alignment"))}</td><td>{"not found" if pop is None else f"{pop:+.2f}"}</td></tr>')
+    notes = "".join(f"<li>{_esc(n)}</li>" for n in lb.get("notes") or [])
+    return (f"<h2>Layback</h2><p class=small>picture stream-copied from {_esc(lb.get('start_timecode'))}; "
+            f"picture packets md5 <code>{_esc(lb.get('picture_packets_md5'))}</code></p><table><thead><tr>"
+            "<th>track</th><th>mix</th><th>offset found (frames)</th><th>alignment</th><th>2-pop offset (frames)</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>" + (f"<ul class=small>{notes}</ul>" if notes else ""))
 
 
 def write_html_report(report: Report, path: str | Path, *, master: str | None = None,

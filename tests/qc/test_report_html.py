@@ -69,3 +69,21 @@ def test_html_screenshot_not_blank_and_dom_has_findings(html_report, tmp_path):
     assert ("picture.black", "error") in rows
     assert ("picture.illegal_levels", "warning") in rows
     assert 'id="verdict">FAIL' in dom
+
+
+def test_layback_section_shows_offset_alignment_and_two_pop():
+    from tasks.report_html import render_html_report
+
+    layback = {"start_timecode": "00:59:56:00", "picture_packets_md5": "0123abcd",
+               "tracks": [{"track": "main-51", "mixes": ["/mix/late.wav"], "offset_samples": 3840, "offset_frames": 2.0,
+                           "alignment": "padded at the head", "two_pop_offset_frames": 0.001},
+                          {"track": "stereo-20", "mixes": ["/mix/st.wav"], "offset_samples": 0, "offset_frames": 0.0,
+                           "alignment": "aligned as delivered", "two_pop_offset_frames": None}],
+               "notes": ["late.wav: offset +3840 samples (+2.00 frames) against the picture start 00:59:56:00"]}
+    html = render_html_report(build_report(spec="demo", findings=[], layback=layback, title="LB"))
+    rows = re.findall(r'<tr class="layback">(.*?)</tr>', html)
+    assert len(rows) == 2
+    assert "main-51" in rows[0] and "late.wav" in rows[0] and "+2.00 (+3840 samples)" in rows[0]
+    assert "padded at the head" in rows[0] and "<td>+0.00</td>" in rows[0]
+    assert "stereo-20" in rows[1] and "not found" in rows[1]
+    assert "0123abcd" in html and "+3840 samples (+2.00 frames)" in html
