@@ -332,19 +332,21 @@ def _audio_sources(d: Deliverable, spec: Spec, master: MediaInfo) -> list[int]:
     return out
 
 
-def _audio_filter(d: Deliverable, i: int, spec: Spec, src: int) -> str:
-    """The audio filter as ``-af`` text (the loudness-correction pre-pass)."""
-    track = spec.audio.tracks[src]
-    if d.audio[i].downmix == "2.0":
-        return DOWNMIX_20
-    return f"aformat=channel_layouts={FFMPEG_LAYOUTS.get(track.layout, 'stereo')}"
-
-
 def _audio_filter_node(d: Deliverable, i: int, spec: Spec, src: int) -> _Filter:
-    """:func:`_audio_filter` for ffmpeg-python (pan's one option is named ``args``)."""
+    """Audio map ``i``'s downmix (pan's one option is named ``args``) or its track's channel layout."""
     if d.audio[i].downmix == "2.0":
         return _f("pan", args=DOWNMIX_20.removeprefix("pan="))
     return _f("aformat", channel_layouts=FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo"))
+
+
+def _audio_chain(d: Deliverable, i: int, spec: Spec, master: MediaInfo, src: int, head: int) -> list[_Filter]:
+    """Master track ``src`` -> audio map ``i`` of ``d``: the ``head`` frames it drops cut sample-exact, then
+    :func:`_audio_filter_node` (the one-decode graph and the loudness-correction pre-pass alike)."""
+    v = master.primary_video
+    assert v is not None
+    sr = master.audio[src].sample_rate_hz
+    trim = [_f("atrim", start_sample=round(Fraction(head) / v.frame_rate * sr)), _f("asetpts", "N/SR/TB")]
+    return [*(trim if head else []), _audio_filter_node(d, i, spec, src)]
 
 
 def _map_channels(d: Deliverable, i: int, spec: Spec) -> int:
@@ -438,11 +440,10 @@ def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, wo
             fixed = work / f"{d.id}.a{i}.corrected.wav"
             for p in (raw, fixed):
                 p.unlink(missing_ok=True)
-            sr = master.audio[srcs[i]].sample_rate_hz
-            chain = f"atrim=start_sample={round(Fraction(head) / master.primary_video.frame_rate * sr)},asetpts=N/SR/TB," \
-                    + _audio_filter(d, i, spec, srcs[i])
-            run_ffmpeg(["-v", "error", "-i", master.path, "-map", f"0:a:{srcs[i]}", "-af", chain, "-c:a", "pcm_f32le",
-                        "-rf64", "auto", "-f", "wav", str(raw)], what=f"audio for loudness correction of {d.id}")
+            audio = _chain(ffmpeg.input(master.path)[f"a:{srcs[i]}"], _audio_chain(d, i, spec, master, srcs[i], head))
+            run_ffmpeg(["-v", "error", *compile_args(ffmpeg.output(audio, str(raw), **{"c:a": "pcm_f32le"},
+                                                                   rf64="auto", f="wav"))],
+                       what=f"audio for loudness correction of {d.id}")
             track = spec.audio.tracks[srcs[i]]
             ceiling = amap.max_true_peak_dbtp if amap.max_true_peak_dbtp is not None else (
                 track.loudness.max_true_peak_dbtp if track.loudness and track.loudness.max_true_peak_dbtp is not None
@@ -610,10 +611,7 @@ def deliverables_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, o
             if (d.id, i) in corrected:
                 audio = ffmpeg.input(str(corrected[(d.id, i)]))["a:0"]  # already trimmed and downmixed
             else:
-                sr = master.audio[a].sample_rate_hz
-                chain = ([_f("atrim", start_sample=round(Fraction(head) / v.frame_rate * sr)), _f("asetpts", "N/SR/TB")]
-                         if head else [])
-                audio = _chain(next(astreams[a]), [*chain, _audio_filter_node(d, i, spec, a)])
+                audio = _chain(next(astreams[a]), _audio_chain(d, i, spec, master, a, head))
             for track in _map_tracks(d, i, spec, a, audio):
                 opts |= _audio_codec_args(d, i, spec, a, len(streams) - (d.video is not None))
                 streams.append(track)
