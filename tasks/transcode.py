@@ -734,10 +734,12 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
                 problems.append(f"start timecode {info.start_timecode} instead of {expected_tc}")
             checks.append(f"video {vs.codec} {vs.profile or ''} {vs.pix_fmt} {vs.width}x{vs.height} @ {vs.frame_rate}"
                           + (f", timecode {info.start_timecode}" if info.start_timecode else ""))
-    want_channels: list[int] = []  # per output track
+    # Channels of each output track, per audio map: [n], or [1] * n for a map split into mono tracks.
+    map_tracks: list[list[int]] = []
     for i, amap in enumerate(d.audio):
         n = _map_channels(d, i, spec)
-        want_channels += [1] * n if amap.mono_tracks else [n]
+        map_tracks.append([1] * n if amap.mono_tracks else [n])
+    want_channels = [c for tracks in map_tracks for c in tracks]
     if len(info.audio) != len(want_channels):
         problems.append(f"{len(info.audio)} audio streams instead of {len(want_channels)}")
     else:
@@ -757,9 +759,8 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
         from tasks.audio.loudness import measure_media
 
         results = measure_media(path)
-        first = 0  # output track of map i: maps split into mono tracks take one per channel
         for i, amap in enumerate(d.audio):
-            result, first = results[first], first + (_map_channels(d, i, spec) if amap.mono_tracks else 1)
+            result = results[sum(len(tracks) for tracks in map_tracks[:i])]  # the map's first output track
             if amap.loudness_target_lufs is None:
                 # BS.775 Lo/Ro sums up to three channels: a mix legal in 5.1 can clip in 2.0.
                 if amap.downmix and result.sample_peak_dbfs is not None and result.sample_peak_dbfs >= _CLIP_DBFS:
