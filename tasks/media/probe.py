@@ -141,12 +141,20 @@ def pix_depth(pix_fmt: str | None, raw: Any = None) -> int | None:
     return int(m.group(1)) if m else 8
 
 
-def _has_light_level(side: list[dict[str, Any]]) -> bool:
-    """MaxCLL/MaxFALL present and meaningful: x265 writes 0,0 when none was given, and 0 means unknown."""
+def _light_level(side: list[dict[str, Any]]) -> tuple[float | None, float | None] | None:
+    """(MaxCLL, MaxFALL) in cd/m2 of a content light level side data entry, None without one.
+
+    A value of 0 means "unknown" (CTA-861.3 §3.2.1; x265 writes 0,0 when max-cll is not given): None."""
     for d in side:
-        if d.get("side_data_type") == "Content light level metadata":
-            return bool(int(d.get("max_content") or 0) or int(d.get("max_average") or 0))
-    return False
+        if "max_content" in d:
+            return (float(d["max_content"] or 0) or None), (float(d.get("max_average") or 0) or None)
+    return None
+
+
+def _has_light_level(side: list[dict[str, Any]]) -> bool:
+    """MaxCLL/MaxFALL present and meaningful (not 0,0)."""
+    level = _light_level(side)
+    return level is not None and any(level)
 
 
 def _bit_rate(text: Any) -> int | None:
@@ -270,15 +278,12 @@ def _is_cover_art(s: dict[str, Any]) -> bool:
 
 
 def tagged_light_level(path: str) -> tuple[float | None, float | None]:
-    """(MaxCLL, MaxFALL) in cd/m2 from the stream's content light level side data, if any.
-
-    A value of 0 means "unknown" (CTA-861.3 §3.2.1; x265 writes 0,0 when max-cll is not given),
-    so a MaxCLL of 0 counts as untagged and a MaxFALL of 0 as None."""
+    """(MaxCLL, MaxFALL) in cd/m2 from the stream's (else the first frame's) content light level side data;
+    a MaxCLL or MaxFALL of 0 ("unknown") is None."""
     doc = run_ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_frames", "-read_intervals", "%+#1",
                             path])
     for item in [*(doc.get("streams") or []), *(doc.get("frames") or [])]:
-        for side in item.get("side_data_list") or []:
-            if "max_content" in side:
-                cll, fall = float(side["max_content"] or 0), float(side.get("max_average") or 0)
-                return (cll or None), (fall or None)
+        level = _light_level(item.get("side_data_list") or [])
+        if level is not None:
+            return level
     return None, None
