@@ -73,8 +73,10 @@ def archive_step(package_dir: str, targets: list[str], title: str) -> list[Archi
     return [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified) for c in copies]
 
 
-def publish_report(report: Report, report_path: Path, spec: Spec, master: str | None = None) -> None:
-    """HTML report next to report.json; Prefect artifacts: verdict markdown, findings table, links."""
+def publish_report(report: Report, report_path: Path, spec: Spec, master: str | None = None) -> Path:
+    """Write report.json (atomically), the HTML report next to it, and the Prefect artifacts: verdict
+    markdown, findings table, links. Returns the report.json path."""
+    report_path = write_report(report, report_path)
     names = dict(spec.severity_names or {})
     html_path = write_html_report(report, report_path.with_suffix(".html"), master=master, severity_names=names)
     summary = summary_markdown(report, names) + (
@@ -93,6 +95,7 @@ def publish_report(report: Report, report_path: Path, spec: Spec, master: str | 
                          description="Machine-readable report")
     create_link_artifact(link=html_path.resolve().as_uri(), link_text=html_path.name, key="qc-report-html",
                          description="QC report to read: findings with thumbnails, loudness and luma plots")
+    return report_path
 
 
 @flow(name="deliver", flow_run_name="deliver-{title}-{version}", log_prints=True)
@@ -141,7 +144,6 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
     report = build_report(spec=spec.name, findings=qc.findings, **extra)
     if report.verdict == "fail" and not force:
         log.error(f"QC failed with {report.counts['error']} error findings; delivery stopped (use --force to deliver anyway)")
-        write_report(report, report_path)
         publish_report(report, report_path, spec, married_info.path)
         return {"report": str(report_path), "verdict": report.verdict, "delivered": False}
     if report.verdict == "fail":
@@ -164,10 +166,8 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
         except DeliverError as exc:
             # The package exists but is not safely archived: say so in the report, then fail the run.
             report.archive_error = str(exc)
-            write_report(report, report_path)
             publish_report(report, report_path, spec, married_info.path)
             raise
     report.delivered = True
-    write_report(report, report_path)
     publish_report(report, report_path, spec, married_info.path)
     return {"report": str(report_path), "verdict": report.verdict, "delivered": True}

@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 from flows.deliver import fingerprint_step, publish_report, qc_step
 from specs.loader import load_spec
 from tasks.media.ffmpeg import kill_all_children
-from tasks.report import build_report, write_report
+from tasks.report import build_report
 from tasks.steps import probe_step
 
 __all__ = ["qc_flow"]
@@ -30,8 +30,7 @@ def qc_flow(path: str, spec: str, report: str) -> dict[str, Any]:
         rep = build_report(spec=loaded.name, findings=qc.findings, measurements=qc.measurements,
                            inputs=[fingerprint], title=Path(path).name,
                            flow_run_id=str(flow_run.get_id() or "") or None)
-        report_path = write_report(rep, report)
-        publish_report(rep, report_path, loaded, info.path)
+        report_path = publish_report(rep, Path(report), loaded, info.path)
         return {"report": str(report_path), "verdict": rep.verdict}
     finally:
         kill_all_children()
