@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from specs.model import Spec
+from tasks.layback import layback, plan_layback
 from tasks.media.ffmpeg import run_ffmpeg
+from tasks.media.probe import MediaInfo, probe
 from tasks.media.synth import _to_int24, _write_bwf
 
 SR = 48000
@@ -60,3 +63,9 @@ def video_framemd5(path: Path) -> list[str]:
     out = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"],
                      capture_stdout=True).stdout.decode()
     return [line for line in out.splitlines() if line and not line.startswith("#")]
+
+
+def married(picture: str | Path, mixes: list[str | Path], spec: Spec, out: Path) -> MediaInfo:
+    """``mixes`` laid back onto ``picture`` for ``spec`` by the pipeline's own layback; the married master, probed."""
+    plan = plan_layback(probe(picture), [probe(m) for m in mixes], spec)
+    return probe(layback(plan, spec, out).path)

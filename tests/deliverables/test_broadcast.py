@@ -11,12 +11,11 @@ import pytest
 from specs.errors import BadInputError, SpecError
 from specs.loader import load_spec
 from specs.model import AudioMap, Deliverable
-from tasks.layback import layback, plan_layback
 from tasks.media.ffmpeg import run_ffmpeg, run_ffprobe_json
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, MixSpec, make_mix, make_sample_set
 from tasks.transcode import RunFields, transcode_all
-from tests.deliverables.helpers import read_track
+from tests.deliverables.helpers import married, read_track
 
 FIELDS = RunFields(title="FILM", version="v2", date="2031-01-02")
 INTERLACED_PRORES = ("-profile:v", "3", "-vendor", "apl0", "-flags", "+ildct", "-field_order", "tt")
@@ -30,8 +29,7 @@ def hdf(tmp_path_factory):
     media = make_sample_set(tmp / "media", layout="5.1", stereo=True,
                             master=MasterSpec(width=1920, height=1080, ffoa_timecode="10:00:00:00", head_s=3,
                                               programme_s=1, codec_args=INTERLACED_PRORES))
-    plan = plan_layback(probe(media.master), [probe(p) for p in media.mixes.values()], spec)
-    return spec, probe(layback(plan, spec, tmp / "layback.mov").path)
+    return spec, married(media.master, list(media.mixes.values()), spec, tmp / "layback.mov")
 
 
 def test_ard_zdf_mezzanine_is_avc_intra_100_mxf_interlaced_at_the_master_timecode(hdf, tmp_path):
@@ -71,8 +69,7 @@ def test_dpp_as11_essence_is_avc_intra_100_with_two_stereo_pairs_as_four_mono_tr
     media = make_sample_set(tmp_path / "media", layout="2.0",
                             master=MasterSpec(width=1920, height=1080, codec_args=INTERLACED_PRORES, **timing))
     pair_2 = make_mix(tmp_path / "media" / "pair2.wav", MixSpec(layout="2.0", seed=7, **timing)).path
-    plan = plan_layback(probe(media.master), [probe(media.mixes["2.0"]), probe(pair_2)], spec)
-    master = probe(layback(plan, spec, tmp_path / "layback.mov").path)
+    master = married(media.master, [media.mixes["2.0"], pair_2], spec, tmp_path / "layback.mov")
     made = transcode_all(spec.deliverables, spec, master, tmp_path / "pkg", fields=FIELDS).deliverables
     result = {r.id: r for r in made}
     info = probe(result["as11-essence"].path)
@@ -103,8 +100,7 @@ def test_interlaced_master_stays_interlaced_in_the_mezzanine_and_is_deinterlaced
                 "-frames:v", "150", "-c:v", "prores_ks", *INTERLACED_PRORES, "-pix_fmt", "yuv422p10le",
                 "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
                 "-r", "25", "-timecode", "09:59:56:00", "-f", "mov", str(woven)])
-    plan = plan_layback(probe(woven), [probe(p) for p in media.mixes.values()], spec)
-    master = probe(layback(plan, spec, tmp_path / "layback.mov").path)
+    master = married(woven, list(media.mixes.values()), spec, tmp_path / "layback.mov")
     deliverables = [
         Deliverable(id="mezz", kind="mezzanine", container="mov", name="{title}_{id}.mov",
                     video={"codec": "libx264", "pix_fmt": "yuv422p10le", "crf": 10},
@@ -153,8 +149,7 @@ def test_avc_intra_from_a_master_of_another_size_is_refused_before_encoding(tmp_
     spec = load_spec("ard-zdf")
     media = make_sample_set(tmp_path / "media", layout="5.1", stereo=True,
                             master=MasterSpec(ffoa_timecode="10:00:00:00", head_s=3, programme_s=1))
-    plan = plan_layback(probe(media.master), [probe(p) for p in media.mixes.values()], spec)
-    master = probe(layback(plan, spec, tmp_path / "layback.mov").path)
+    master = married(media.master, list(media.mixes.values()), spec, tmp_path / "layback.mov")
     with pytest.raises(BadInputError, match="AVC-Intra 100 is 1920x1080 or 1280x720, not 320x180"):
         transcode_all(spec.deliverables, spec, master, tmp_path / "pkg", fields=FIELDS)
     assert not (tmp_path / "pkg").exists() or not any((tmp_path / "pkg").iterdir())

@@ -12,12 +12,11 @@ from specs.errors import BadInputError, FFmpegError, VerificationError
 from specs.loader import load_spec
 from specs.model import AudioMap, Deliverable
 from tasks.audio.loudness import measure_file
-from tasks.layback import layback, plan_layback
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
 from tasks.transcode import RunFields, language_tag, transcode_all, verify_deliverable
-from tests.deliverables.helpers import SR, level_db, read_track, tones, write_bwf
+from tests.deliverables.helpers import SR, level_db, married, read_track, tones, write_bwf
 
 W, H = 320, 180
 FIELDS = RunFields(title="FILM", version="v2", recipient="ACME Post", date="2031-01-02")
@@ -27,9 +26,7 @@ def _married(tmp: Path, spec_name: str, ffoa: str):
     spec = load_spec(spec_name)
     media = make_sample_set(tmp / "media", layout="5.1", stereo=True,
                             master=MasterSpec(ffoa_timecode=ffoa, head_s=4, programme_s=2))
-    plan = plan_layback(probe(media.master), [probe(p) for p in media.mixes.values()], spec)
-    out = layback(plan, spec, tmp / "layback.mov").path
-    return spec, probe(out)
+    return spec, married(media.master, list(media.mixes.values()), spec, tmp / "layback.mov")
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +73,7 @@ def test_every_deliverable_of_the_other_builtin_specs_is_made_and_verified(name,
     rate = spec.picture.frame_rates[0] if spec.picture.frame_rates else 25
     media = make_sample_set(tmp_path / "media", layout="5.1", stereo=True,
                             master=MasterSpec(ffoa_timecode=ffoa, head_s=4, programme_s=2, rate=rate))
-    plan = plan_layback(probe(media.master), [probe(p) for p in media.mixes.values()], spec)
-    master = probe(layback(plan, spec, tmp_path / "layback.mov").path)
+    master = married(media.master, list(media.mixes.values()), spec, tmp_path / "layback.mov")
     result = transcode_all(spec.deliverables, spec, master, tmp_path / "pkg", fields=FIELDS)
     assert [r.id for r in result.deliverables] == [d.id for d in spec.deliverables]
     for r, d in zip(result.deliverables, spec.deliverables):
@@ -124,8 +120,7 @@ def test_lo_ro_downmix_puts_centre_into_left_and_right_at_minus_3_db(tmp_path):
     x = np.zeros((n, 6))
     x[:, 2] = tones(("C",), n)[:, 0]  # a tone in C only
     mix51 = write_bwf(tmp_path / "c_only.wav", x, tref)
-    plan = plan_layback(probe(media.master), [probe(mix51), probe(media.mixes["2.0"])], spec)
-    master = probe(layback(plan, spec, tmp_path / "lb.mov").path)
+    master = married(media.master, [mix51, media.mixes["2.0"]], spec, tmp_path / "lb.mov")
     loro = Deliverable(id="loro", kind="downmix", container="wav", name="{title}_{id}.wav",
                        audio=[AudioMap(from_track="main-51", codec="pcm_s24le", downmix="2.0")])
     out = Path(transcode_all([loro], spec, master, tmp_path / "pkg", fields=FIELDS).deliverables[0].path)
@@ -144,8 +139,7 @@ def test_lo_ro_downmix_that_clips_fails_verification_unless_corrected(tmp_path):
     for ch in (0, 2, 4):  # L, C, Ls at -3 dBFS: Lo = 0.71 x (1 + 0.71 + 0.71) = 1.7 = +4.6 dBFS
         x[:, ch] = tones(("C",), n, level_dbfs=-3.0)[:, 0]
     hot = write_bwf(tmp_path / "hot.wav", x, round(media.master_manifest.start_seconds * SR))
-    plan = plan_layback(probe(media.master), [probe(hot), probe(media.mixes["2.0"])], spec)
-    master = probe(layback(plan, spec, tmp_path / "lb.mov").path)
+    master = married(media.master, [hot, media.mixes["2.0"]], spec, tmp_path / "lb.mov")
     loro = Deliverable(id="loro", kind="downmix", container="wav", name="{title}_{id}.wav",
                        audio=[AudioMap(from_track="main-51", codec="pcm_s24le", downmix="2.0")])
     with pytest.raises(VerificationError, match=r"the 2.0 downmix clips \(sample peak -?0.00 dBFS\)"):

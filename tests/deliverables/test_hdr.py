@@ -7,11 +7,11 @@ import pytest
 
 from specs.loader import load_spec
 from specs.model import AudioMap, Deliverable
-from tasks.layback import layback, plan_layback
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
 from tasks.transcode import RunFields, transcode_all
+from tests.deliverables.helpers import married
 from tests.qc.media import pq_master
 
 FIELDS = RunFields(title="FILM", version="v2", date="2031-01-02")
@@ -45,8 +45,7 @@ def hdr(tmp_path_factory):
     picture = pq_master(tmp / "pq.mov", background_nits=BACKGROUND_NITS, patch_nits=PATCH_NITS, patch_px=60,
                         frames=150, patch_from=0, max_cll=(MAX_CLL_NITS, 400), patch_xy=(20, 20),
                         start_tc="00:59:56:00")
-    plan = plan_layback(probe(picture), [probe(p) for p in media.mixes.values()], spec)
-    return spec, probe(layback(plan, spec, tmp / "layback.mov").path)
+    return spec, married(picture, list(media.mixes.values()), spec, tmp / "layback.mov")
 
 
 def test_sdr_screener_of_an_hdr_master_is_tone_mapped_with_the_master_peak(hdr, tmp_path):

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 from specs.loader import load_spec
-from tasks.layback import layback, plan_layback
-from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
 from tasks.transcode import RunFields, deliverable_path, transcode_all
+from tests.deliverables.helpers import married
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS = RunFields(title="FILM", version="v2", date="2031-01-02")
@@ -79,8 +78,7 @@ def test_killed_transcode_leaves_no_final_name_and_the_rerun_makes_everything(tm
     media = make_sample_set(tmp_path / "media", layout="5.1", stereo=True,
                             master=MasterSpec.fast_prores(width=1280, height=720, ffoa_timecode="10:00:00:00",
                                                           head_s=4, programme_s=8))
-    plan = plan_layback(probe(media.master), [probe(p) for p in media.mixes.values()], spec)
-    master = probe(layback(plan, spec, tmp_path / "layback.mov").path)
+    master = married(media.master, list(media.mixes.values()), spec, tmp_path / "layback.mov")
     out = tmp_path / "pkg"
     finals = [deliverable_path(d, spec, out, FIELDS) for d in spec.deliverables]
     proc = _python(f"""
