@@ -7,10 +7,10 @@ hands over, ProRes 422 HQ and ProRes 4444 XQ, then on each times, alternating th
 repeat (so drift in machine load hits both sides):
 
 * **separate**: three ffmpeg commands one after the other, exactly what
-  :func:`tasks.transcode.deliverable_args` builds for each deliverable alone (each decodes the
+  :func:`tasks.deliverables.graph.deliverable_args` builds for each deliverable alone (each decodes the
   master): ProRes 422 HQ mezzanine, H.264 8 Mbit/s screener with burned-in timecode, H.264
   640x360 CRF 23 proxy;
-* **one graph**: :func:`tasks.transcode.transcode_all` making the same three outputs with the same
+* **one graph**: :func:`tasks.deliverables.make.transcode_all` making the same three outputs with the same
   encoder arguments from one decode (``split``), verification off so both sides do the same work.
 
 Each repeat also times a bare decode of the master (``ffmpeg -i master -f null -``) and prints the
@@ -36,10 +36,12 @@ from pathlib import Path
 
 from specs.loader import load_spec
 from specs.model import Deliverable
+from tasks.deliverables.graph import deliverable_args
+from tasks.deliverables.make import transcode_all
+from tasks.deliverables.naming import RunFields
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import MediaInfo, probe
 from tasks.media.synth import MasterSpec, make_master
-from tasks.transcode import RunFields, deliverable_args, transcode_all
 
 TARGET_RATIO = 0.9
 

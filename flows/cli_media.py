@@ -112,7 +112,7 @@ def run_cmd(
     lang: str = typer.Option("und", "--lang", help="Language of this version for {lang} in names (BCP 47: en, de, fr-CA)."),
 ) -> None:
     """Lay back, QC, gate, transcode, package and archive one title. Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
-    from tasks.transcode import language_tag
+    from tasks.deliverables.naming import language_tag
 
     _check_title(title, version)
     language_tag(lang)

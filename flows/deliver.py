@@ -17,6 +17,7 @@ from specs.errors import DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
 from tasks.archive.targets import archive_package
+from tasks.deliverables.naming import RunFields, language_tag
 from tasks.layback import layback_summary, parse_mix_arg, plan_layback
 from tasks.media.ffmpeg import kill_all_children
 from tasks.media.files import atomic_output
@@ -26,7 +27,6 @@ from tasks.qc.engine import QCResult, qc_master
 from tasks.report import ArchiveEntry, DeliverableEntry, Report, build_report, summary_markdown, write_report
 from tasks.report_html import write_html_report
 from tasks.steps import ProgressReporter, infra_only, layback_step, probe_step, transcode_all_step
-from tasks.transcode import RunFields, language_tag
 
 __all__ = ["deliver_flow", "qc_step", "publish_report", "fingerprint_step"]
 

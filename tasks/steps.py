@@ -21,9 +21,10 @@ from prefect.context import TaskRunContext
 
 from specs.errors import InfrastructureError
 from specs.model import Deliverable, Spec
+from tasks.deliverables.make import TranscodeAllResult, transcode_all
+from tasks.deliverables.naming import RunFields
 from tasks.layback import LaybackPlan, LaybackResult, layback
 from tasks.media.probe import MediaInfo, probe
-from tasks.transcode import RunFields, TranscodeAllResult, transcode_all
 
 __all__ = ["probe_step", "layback_step", "transcode_all_step", "file_identity", "ProgressReporter", "infra_only"]
 

@@ -11,10 +11,11 @@ import pytest
 from specs.errors import BadInputError, SpecError
 from specs.loader import load_spec
 from specs.model import AudioMap, Deliverable
+from tasks.deliverables.make import transcode_all
+from tasks.deliverables.naming import RunFields
 from tasks.media.ffmpeg import run_ffmpeg, run_ffprobe_json
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, MixSpec, make_mix, make_sample_set
-from tasks.transcode import RunFields, transcode_all
 from tests.deliverables.helpers import married, read_track
 
 FIELDS = RunFields(title="FILM", version="v2", date="2031-01-02")

@@ -12,10 +12,12 @@ from specs.errors import BadInputError, FFmpegError, VerificationError
 from specs.loader import load_spec
 from specs.model import AudioMap, Deliverable
 from tasks.audio.loudness import measure_file
+from tasks.deliverables.make import transcode_all
+from tasks.deliverables.naming import RunFields, language_tag
+from tasks.deliverables.verify import verify_deliverable
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
-from tasks.transcode import RunFields, language_tag, transcode_all, verify_deliverable
 from tests.deliverables.helpers import SR, level_db, married, read_track, tones, write_bwf
 
 W, H = 320, 180

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from specs.model import AudioMap, Deliverable
+from tasks.deliverables.graph import deliverables_graph
+from tasks.deliverables.make import transcode_all
+from tasks.deliverables.naming import RunFields
 from tasks.media.ffmpeg import compile_args, run_ffmpeg
-from tasks.transcode import RunFields, deliverables_graph, transcode_all
 from tests.deliverables.test_deliverables import FIELDS, H, W, _gray_frame, ebu  # noqa: F401 (fixture)
 
 AWKWARD = "it's 50% {title}: a\\b [x], y; z"

@@ -7,10 +7,11 @@ import pytest
 
 from specs.loader import load_spec
 from specs.model import AudioMap, Deliverable
+from tasks.deliverables.make import transcode_all
+from tasks.deliverables.naming import RunFields
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
-from tasks.transcode import RunFields, transcode_all
 from tests.deliverables.helpers import married
 from tests.qc.media import pq_master
 

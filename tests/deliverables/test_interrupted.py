@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 from specs.loader import load_spec
+from tasks.deliverables.make import transcode_all
+from tasks.deliverables.naming import RunFields, deliverable_path
 from tasks.media.synth import MasterSpec, make_sample_set
-from tasks.transcode import RunFields, deliverable_path, transcode_all
 from tests.deliverables.helpers import married
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,8 @@ def test_killed_transcode_leaves_no_final_name_and_the_rerun_makes_everything(tm
         from pathlib import Path
         from specs.loader import load_spec
         from tasks.media.probe import probe
-        from tasks.transcode import RunFields, transcode_all
+        from tasks.deliverables.make import transcode_all
+        from tasks.deliverables.naming import RunFields
         spec = load_spec("ebu-r128")
         transcode_all(spec.deliverables, spec, probe({str(master.path)!r}), Path({str(out)!r}),
                       fields=RunFields(title="FILM", version="v2", date="2031-01-02"))

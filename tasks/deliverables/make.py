@@ -1,0 +1,225 @@
+"""Make every deliverable of a spec from ONE decode of the married master, verify each, publish atomically.
+
+Loudness-corrected tracks are rendered first (:func:`tasks.audio.correct.correct_loudness`, a cheap
+audio-only pass) and enter the one-decode graph (:func:`tasks.deliverables.graph.deliverables_graph`)
+as extra inputs. Every output is written as ``name.partial.ext``, verified against its own deliverable
+(:func:`tasks.deliverables.verify.verify_deliverable`), fsynced and renamed; nothing is overwritten. A
+rerun skips deliverables whose final file exists and verifies, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from specs.errors import BadInputError, MediaError, VerificationError
+from specs.model import Deliverable, Spec
+from tasks.deliverables.graph import correction_source_graph, deliverables_graph
+from tasks.deliverables.naming import RunFields, deliverable_path
+from tasks.deliverables.shape import audio_sources, expected_duration_s, head_frames, master_frames
+from tasks.deliverables.verify import verify_deliverable
+from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
+from tasks.media.files import fsync_path, partial_name
+from tasks.media.probe import MediaInfo, probe
+
+__all__ = ["DeliverableResult", "TranscodeAllResult", "transcode_all", "THUMBNAILS"]
+
+THUMBNAILS = 6
+_METER_LAYOUTS = {"2.0": "stereo", "1.0": "mono"}  # spec layout words -> the loudness meter's
+
+
+class DeliverableResult(BaseModel):
+    id: str
+    kind: str
+    path: str
+    size: int
+    duration_s: float
+    wall_s: float
+    reused: bool = False  # an earlier run made it and it still verifies
+    checks: list[str] = []  # what verification confirmed
+
+
+class TranscodeAllResult(BaseModel):
+    deliverables: list[DeliverableResult]
+    extras: list[str]  # poster frame and thumbnails
+    wall_s: float
+    ffmpeg_runs: int
+
+
+# A filter as ffmpeg-python takes it: (name, positional args, keyword args). Values are raw:
+# ffmpeg-python escapes them for the option and the filtergraph levels.
+
+
+def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, work: Path
+                      ) -> dict[tuple[str, int], Path]:
+    """Loudness-corrected WAVs for the audio maps that set a target: (deliverable id, map index) -> WAV."""
+    from tasks.audio.correct import correct_loudness
+
+    out: dict[tuple[str, int], Path] = {}
+    for d in todo:
+        srcs = audio_sources(d, spec, master)
+        start, head = head_frames(d, spec, master)
+        for i, amap in enumerate(d.audio):
+            if amap.loudness_target_lufs is None:
+                continue
+            raw = work / f"{d.id}.a{i}.source.wav"
+            fixed = work / f"{d.id}.a{i}.corrected.wav"
+            for p in (raw, fixed):
+                p.unlink(missing_ok=True)
+            run_ffmpeg(["-v", "error", *compile_args(correction_source_graph(d, i, spec, master, srcs[i], head, raw))],
+                       what=f"audio for loudness correction of {d.id}")
+            track = spec.audio.tracks[srcs[i]]
+            ceiling = amap.max_true_peak_dbtp if amap.max_true_peak_dbtp is not None else (
+                track.loudness.max_true_peak_dbtp if track.loudness and track.loudness.max_true_peak_dbtp is not None
+                else -1.0)
+            correct_loudness(raw, fixed, target_lufs=amap.loudness_target_lufs, max_true_peak_dbtp=ceiling,
+                             layout="stereo" if amap.downmix == "2.0" else _METER_LAYOUTS.get(track.layout, track.layout))
+            raw.unlink(missing_ok=True)
+            out[(d.id, i)] = fixed
+    return out
+
+
+def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str | Path, *,
+                  fields: RunFields, progress: Callable[[float, float], None] | None = None,
+                  extras_dir: str | Path | None = None, thumbnails: int = THUMBNAILS,
+                  verify: bool = True) -> TranscodeAllResult:
+    """Make every deliverable from one decode of ``master`` (see the module docstring).
+
+    Args:
+        deliverables: what to make (usually ``spec.deliverables``).
+        spec: the spec (tracks, timing).
+        master: the probed married master.
+        out_dir: the package folder; names come from each deliverable's template.
+        fields: title, version, recipient, date for names and burn-ins.
+        progress: ``(done_s, total_s)`` while ffmpeg runs.
+        extras_dir: where the poster frame and thumbnails go (None: not made).
+        thumbnails: how many thumbnails, evenly over the programme.
+        verify: verify each output before it gets its final name (off only for benchmarks).
+
+    Raises:
+        BadInputError: a deliverable's final file exists but does not verify (never overwritten).
+        VerificationError: a new output failed verification (nothing kept under its final name).
+    """
+    started = time.monotonic()
+    v = master.primary_video
+    if v is None:
+        raise BadInputError(f"{master.path} has no video stream to make deliverables from")
+    out_root = Path(out_dir)
+    targets = {d.id: deliverable_path(d, spec, out_root, fields) for d in deliverables}
+    done: list[DeliverableResult] = []
+    todo: list[Deliverable] = []
+    for d in deliverables:
+        final = targets[d.id]
+        if final.exists():
+            try:
+                info, checks = verify_deliverable(d, spec, final, expected_duration_s(d, spec, master), master=master)
+            except (VerificationError, MediaError) as exc:
+                raise BadInputError(f"{final} exists from an earlier run but does not verify ({exc}); it is never "
+                                    "overwritten: move it away or choose another --out") from None
+            done.append(DeliverableResult(id=d.id, kind=d.kind, path=str(final), size=final.stat().st_size,
+                                          duration_s=info.duration_s or 0.0, wall_s=0.0, reused=True, checks=checks))
+        else:
+            todo.append(d)
+    extras: list[Path] = []
+    if extras_dir is not None and thumbnails >= 0:
+        stem = f"{fields.title}_{fields.version}"
+        extras = [Path(extras_dir) / f"{stem}_poster.jpg"] + [Path(extras_dir) / f"{stem}_thumb_{k + 1:02d}.jpg"
+                                                               for k in range(thumbnails)]
+        if all(p.exists() for p in extras):
+            extras_todo: list[Path] = []
+        else:
+            for p in extras:  # extras are cheap: redo the set, never one of a mixed old/new set
+                if p.exists():
+                    raise BadInputError(f"{p} exists but the set of thumbnails is incomplete; remove "
+                                        f"{Path(extras_dir)} and rerun")
+            extras_todo = extras
+    else:
+        extras_todo = []
+    runs = 0
+    if todo or extras_todo:
+        with tempfile.TemporaryDirectory(prefix="deliver-audio-") as tmp:
+            corrected = _corrected_tracks(todo, spec, master, Path(tmp))
+            runs += len(corrected)
+            made = _one_graph(todo, spec, master, targets, corrected, extras_todo, fields, progress)
+            runs += 1
+            results, failures = [], []
+            for d in todo:
+                partial = made[d.id]
+                try:
+                    if verify:
+                        info, checks = verify_deliverable(d, spec, partial, expected_duration_s(d, spec, master),
+                                                          master=master)
+                    else:
+                        info, checks = probe(partial, f"deliverable {d.id}"), []
+                except VerificationError as exc:
+                    partial.unlink(missing_ok=True)
+                    failures.append(str(exc))
+                    continue
+                _publish(partial, targets[d.id])
+                results.append(DeliverableResult(id=d.id, kind=d.kind, path=str(targets[d.id]),
+                                                 size=targets[d.id].stat().st_size, duration_s=info.duration_s or 0.0,
+                                                 wall_s=time.monotonic() - started, checks=checks))
+            for p in extras_todo:
+                _publish(partial_name(p), p)
+            if failures:
+                raise VerificationError(" | ".join(failures))
+            done += results
+    if progress is not None:  # ffmpeg's last report stops short of the end (last frame's start time)
+        total_s = float(Fraction(master_frames(master)) / v.frame_rate)
+        progress(total_s, total_s)
+    order = {d.id: k for k, d in enumerate(deliverables)}
+    done.sort(key=lambda r: order[r.id])
+    return TranscodeAllResult(deliverables=done, extras=[str(p) for p in extras], wall_s=time.monotonic() - started,
+                              ffmpeg_runs=runs)
+
+
+def _publish(partial: Path, final: Path) -> None:
+    """fsync and rename without ever replacing an existing file (link fails if ``final`` exists)."""
+    fsync_path(partial)
+    try:
+        os.link(partial, final)
+    except FileExistsError:
+        partial.unlink(missing_ok=True)
+        raise BadInputError(f"{final} appeared while it was being made; not overwritten") from None
+    except OSError:
+        if final.exists():
+            raise BadInputError(f"{final} appeared while it was being made; not overwritten") from None
+        os.replace(partial, final)
+    partial.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        fsync_path(final.parent)
+
+
+def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: dict[str, Path],
+               corrected: dict[tuple[str, int], Path], extras: list[Path], fields: RunFields,
+               progress: Callable[[float, float], None] | None) -> dict[str, Path]:
+    """Run the single ffmpeg command; returns deliverable id -> partial path (not yet verified)."""
+    v = master.primary_video
+    assert v is not None
+    for partial in [*(partial_name(targets[d.id]) for d in todo), *(partial_name(p) for p in extras)]:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)  # a leftover of an interrupted run is ours to replace
+    made = {d.id: partial_name(targets[d.id]) for d in todo}
+    graph = deliverables_graph(todo, spec, master, made, corrected, [partial_name(p) for p in extras], fields)
+    total_s = float(Fraction(master_frames(master)) / v.frame_rate)
+
+    def _progress(p: FFmpegProgress) -> None:
+        if progress is not None:
+            progress(min(p.out_time_s, total_s), total_s)
+
+    try:
+        run_ffmpeg(compile_args(graph), progress=_progress, what=f"transcode of {len(todo)} deliverable(s) in one pass")
+    except BaseException:
+        for partial in made.values():  # nothing half-written survives, even under a partial name
+            partial.unlink(missing_ok=True)
+        for p in extras:
+            partial_name(p).unlink(missing_ok=True)
+        raise
+    return made

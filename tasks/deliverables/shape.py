@@ -1,0 +1,113 @@
+"""What a deliverable takes from the married master: the frames it keeps (the head before the FFOA is
+dropped unless it asks for it), its scan, its colour description and the master audio tracks and channels of
+each audio map. The graph builds these and verification expects them, from the same functions.
+
+Timecode: SMPTE ST 12-1; FFOA = first frame of action. Colour tags as ffprobe names them (ITU-T H.273).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from specs.errors import BadInputError
+from specs.model import Deliverable, Spec
+from tasks.media.probe import MediaInfo, pix_depth
+from tasks.media.timecode import Timecode
+
+__all__ = ["head_frames", "programme_first_frame", "master_frames", "expected_duration_s", "is_scaled",
+           "keeps_fields", "tone_maps", "out_colour", "audio_sources", "map_channels", "HDR_TRANSFERS"]
+
+HDR_TRANSFERS = ("smpte2084", "arib-std-b67")  # PQ (ST 2084) and HLG (BT.2100), as ffprobe names them
+
+
+def head_frames(d: Deliverable, spec: Spec, master: MediaInfo) -> tuple[Timecode, int]:
+    """(start timecode of the master, frames to drop before the FFOA for this deliverable)."""
+    v = master.primary_video
+    assert v is not None
+    start = Timecode.parse(master.start_timecode, v.frame_rate) if master.start_timecode else Timecode(0, v.frame_rate)
+    if d.include_head or not spec.timing.ffoa_timecode:
+        return start, 0
+    ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
+    return start, max(ffoa.frames - start.frames, 0)
+
+
+def programme_first_frame(spec: Spec, master: MediaInfo) -> int:
+    """Frame index of the FFOA in the master (0 without a spec FFOA)."""
+    v = master.primary_video
+    assert v is not None
+    if not spec.timing.ffoa_timecode or not master.start_timecode:
+        return 0
+    start = Timecode.parse(master.start_timecode, v.frame_rate)
+    ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
+    return max(ffoa.frames - start.frames, 0)
+
+
+def master_frames(master: MediaInfo) -> int:
+    v = master.primary_video
+    assert v is not None
+    return v.frame_count or round(Fraction(v.duration_s or master.duration_s or 0.0) * v.frame_rate)
+
+
+def expected_duration_s(d: Deliverable, spec: Spec, master: MediaInfo) -> float:
+    v = master.primary_video
+    if v is None:
+        return master.duration_s or 0.0
+    _, head = head_frames(d, spec, master)
+    return float(Fraction(max(master_frames(master) - head, 0)) / v.frame_rate)
+
+
+def is_scaled(d: Deliverable, master: MediaInfo) -> bool:
+    v = master.primary_video
+    assert v is not None and d.video is not None
+    return bool(d.video.width and d.video.height and (d.video.width, d.video.height) != (v.width, v.height))
+
+
+def keeps_fields(d: Deliverable, master: MediaInfo) -> bool:
+    """An interlaced master stays interlaced in a mezzanine at its own size (a broadcaster's 1080i file)."""
+    v = master.primary_video
+    assert v is not None
+    return v.scan == "interlaced" and d.kind == "mezzanine" and not is_scaled(d, master)
+
+
+def tone_maps(d: Deliverable, master: MediaInfo) -> bool:
+    """Whether ``d`` is an SDR picture made from an HDR (PQ or HLG) master."""
+    v = master.primary_video
+    assert v is not None and d.video is not None
+    if v.color_transfer not in HDR_TRANSFERS or d.video.tone_map == "off":
+        return False
+    return d.video.tone_map == "sdr" or (pix_depth(d.video.pix_fmt or v.pix_fmt) or 8) <= 8
+
+
+def out_colour(d: Deliverable, master: MediaInfo) -> tuple[str | None, str | None, str | None, str | None]:
+    """(primaries, transfer, matrix, range) a picture deliverable carries: the master's, BT.709 once tone-mapped."""
+    v = master.primary_video
+    assert v is not None
+    if tone_maps(d, master):
+        return "bt709", "bt709", "bt709", "tv"
+    return v.color_primaries, v.color_transfer, v.color_matrix, v.color_range
+
+
+def audio_sources(d: Deliverable, spec: Spec, master: MediaInfo) -> list[int]:
+    """Master audio stream number (``0:a:N``) of every audio map of ``d``."""
+    track_ids = [t.id for t in spec.audio.tracks]
+    out = []
+    for amap in d.audio:
+        if amap.from_track not in track_ids:
+            raise BadInputError(f"deliverable {d.id} maps audio from unknown track {amap.from_track!r}; "
+                                f"spec tracks are {', '.join(track_ids)}")
+        src = track_ids.index(amap.from_track)
+        if src >= len(master.audio):
+            raise BadInputError(f"deliverable {d.id} needs track {amap.from_track} but the master has "
+                                f"{len(master.audio)} audio tracks")
+        track = spec.audio.tracks[src]
+        if amap.downmix == "2.0" and track.layout != "5.1":
+            raise BadInputError(f"deliverable {d.id}: a 2.0 downmix needs a 5.1 source, {track.id} is {track.layout}")
+        out.append(src)
+    return out
+
+
+def map_channels(d: Deliverable, i: int, spec: Spec) -> int:
+    """Channels of audio map ``i`` of ``d`` (2 for a downmix, else its spec track's)."""
+    amap = d.audio[i]
+    track = next((t for t in spec.audio.tracks if t.id == amap.from_track), None)
+    return 2 if amap.downmix == "2.0" or track is None else len(track.channels)
