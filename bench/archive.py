@@ -7,7 +7,7 @@ history, starts SeaweedFS on loopback (tests/archive/s3server.py) unless ``--end
 times both methods against the same server and bucket, alternating their order, ``--repeat`` times
 each, and compares the medians in this one run:
 
-* **ours**: :func:`tasks.archive.archive_package` to one S3 target — one read pass computing xxh128 +
+* **ours**: :func:`tasks.archive.copy.archive_package` to one S3 target — one read pass computing xxh128 +
   CRC64NVME, multipart upload with server-validated CRC64NVME (per part and full object),
   HeadObject verification, ASC MHL transfer generation, catalog record;
 * **baseline**: plain ``boto3`` ``upload_file`` of the same file, default ``TransferConfig`` and **no
@@ -37,7 +37,7 @@ REL = "MASTER.mov"
 
 
 def _make_package(root: Path, total_mb: int) -> Path:
-    from tasks.package import write_mhl_generation
+    from tasks.archive.mhl import write_mhl_generation
 
     root.mkdir(parents=True)
     size = total_mb * MB
@@ -52,7 +52,7 @@ def _make_package(root: Path, total_mb: int) -> Path:
 
 
 def run_ours(pkg: Path, bucket: str) -> float:
-    from tasks.archive import archive_package
+    from tasks.archive.copy import archive_package
 
     t0 = time.perf_counter()
     copies = archive_package(pkg, [f"s3://{bucket}/ours-{uuid.uuid4().hex[:8]}"], title="bench")

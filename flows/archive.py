@@ -23,7 +23,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from specs.errors import InfrastructureError, VerificationError
-from tasks.archive import ArchiveCopy, VerifyReport, archive_package, verify_uri
+from tasks.archive.copy import archive_package
+from tasks.archive.targets import ArchiveCopy
+from tasks.archive.verify import VerifyReport, verify_uri
 from tasks.archive.copy import describe_mismatches
 from tasks.archive.targets import redact
 

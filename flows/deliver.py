@@ -16,13 +16,14 @@ from prefect.runtime import flow_run
 from specs.errors import DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
-from tasks.archive.targets import archive_package
+from tasks.archive.copy import archive_package
+from tasks.archive.hashing import hash_file_xxh128
+from tasks.archive.mhl import write_mhl_generation
 from tasks.deliverables.naming import RunFields, language_tag
 from tasks.layback import layback_summary, parse_mix_arg, plan_layback
 from tasks.media.ffmpeg import kill_all_children
 from tasks.media.files import atomic_output
 from tasks.media.probe import MediaInfo
-from tasks.package import hash_file_xxh128, write_mhl_generation
 from tasks.qc.engine import QCResult, qc_master
 from tasks.report import ArchiveEntry, DeliverableEntry, Report, build_report, summary_markdown, write_report
 from tasks.report_html import write_html_report

@@ -361,7 +361,7 @@ def _emit_qc_failed(path: str, spec: str, report: str, errors: int, first: str) 
 
 def verify_one(uri: str) -> dict[str, Any]:
     """Fixity of one archived copy; emits ``deliver.archive.mismatch`` on a mismatch."""
-    from tasks.archive import verify_uri
+    from tasks.archive.verify import verify_uri
 
     rep = verify_uri(uri)
     if not rep.ok:

@@ -1,42 +1,11 @@
 """Verified archive copies: local/NAS folders and S3 (any endpoint), ASC MHL, catalog, fixity, restore.
 
-Public API (imported lazily so ``tasks.package`` and this package can import each other's leaves):
+Import each name from the module that defines it (dependencies run one way: ``targets`` and ``hashing`` at
+the bottom, then ``mhl``, ``local``, ``s3``, ``catalog``, then ``copy``, ``verify``, ``restoring``):
 
-* :func:`archive_package` → ``list[ArchiveCopy]``
-* :func:`verify_uri` → :class:`VerifyReport`
-* :func:`restore` → :class:`RestoreReport`
-* :func:`locate` → ``list[Location]``
+* :func:`tasks.archive.copy.archive_package` → ``list[ArchiveCopy]`` (:class:`tasks.archive.targets.ArchiveCopy`)
+* :func:`tasks.archive.verify.verify_uri` → :class:`tasks.archive.verify.VerifyReport`
+* :func:`tasks.archive.restoring.restore` → :class:`tasks.archive.restoring.RestoreReport`
+* :func:`tasks.archive.catalog.locate` → ``list[Location]``
+* :mod:`tasks.archive.mhl`: ASC MHL generations; :mod:`tasks.archive.hashing`: xxh128 / CRC64NVME digests
 """
-
-from __future__ import annotations
-
-from importlib import import_module
-from typing import Any
-
-__all__ = [
-    "ArchiveCopy",
-    "archive_package",
-    "VerifyReport",
-    "verify_uri",
-    "RestoreReport",
-    "restore",
-    "Location",
-    "locate",
-]
-
-_WHERE = {
-    "ArchiveCopy": "tasks.archive.targets",
-    "archive_package": "tasks.archive.copy",
-    "VerifyReport": "tasks.archive.verify",
-    "verify_uri": "tasks.archive.verify",
-    "RestoreReport": "tasks.archive.restoring",
-    "restore": "tasks.archive.restoring",
-    "Location": "tasks.archive.catalog",
-    "locate": "tasks.archive.catalog",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'tasks.archive' has no attribute {name!r}")

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from specs.errors import BadInputError, DeliverError, InfrastructureError, VerificationError
 from tasks.archive.catalog import Catalog, FileRecord
-from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, StreamDigester, digest_file
+from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester, digest_file
 from tasks.archive.local import LocalDestination
+from tasks.archive.mhl import MHL_FOLDER, package_files, write_mhl_generation
 from tasks.archive.s3 import S3Destination
 from tasks.archive.targets import ArchiveCopy, LocalTarget, S3Target, redact, resolve_target
-from tasks.package import MHL_FOLDER, Mismatch, package_files, write_mhl_generation
 
 __all__ = ["archive_package", "MANIFEST_SUFFIX", "describe_mismatches"]
 
@@ -58,7 +58,7 @@ def _check_package(package_dir: Path) -> Path:
         raise BadInputError(f"{package_dir}: no such package folder")
     if not (root / MHL_FOLDER / "ascmhl_chain.xml").is_file():
         raise BadInputError(f"{root}: no ASC MHL history (ascmhl/ascmhl_chain.xml); package it first "
-                            "(deliver run … or tasks.package.write_mhl_generation)")
+                            "(deliver run … or tasks.archive.mhl.write_mhl_generation)")
     return root
 
 

@@ -1,9 +1,9 @@
 """Digests computed while the bytes go by: xxh128 (ASC MHL) and CRC64NVME (S3 full-object checksum).
 
-Both run at several GB/s (reference archive-and-s3.md §5), so one read pass can feed every copy and
-both digests without the hash becoming the bottleneck. CRC64NVME comes from ``awscrt`` (the same
+Both run at several GB/s, so one read pass can feed every copy and both digests without the hash
+becoming the bottleneck. CRC64NVME comes from ``awscrt`` (the same
 implementation botocore uses for ``ChecksumAlgorithm='CRC64NVME'``); its S3 wire form is the base64
-of the 8 big-endian bytes.
+of the 8 big-endian bytes. :class:`Mismatch` is what a comparison of a copy with recorded digests finds.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import base64
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import xxhash
 from awscrt import checksums as _crt
+from pydantic import BaseModel
 
 __all__ = [
     "READ_BLOCK_BYTES",
@@ -24,6 +26,8 @@ __all__ = [
     "crc64nvme_b64",
     "xxh128_b64_to_hex",
     "digest_file",
+    "hash_file_xxh128",
+    "Mismatch",
 ]
 
 #: Read size of the single pass. 8 MiB keeps syscalls few and memory flat.
@@ -94,3 +98,32 @@ def digest_file(path: Path | str, *, drop_cache: bool = False) -> FileDigests:
                 break
             digester.update(view[:n])
     return digester.result()
+
+
+def hash_file_xxh128(path: Path | str) -> str:
+    """xxh128 (XXH3-128) of a file as the lowercase hex ASC MHL records."""
+    return digest_file(path).xxh128
+
+
+class Mismatch(BaseModel):
+    """One file whose copy does not match what was recorded.
+
+    ``kind``: ``mismatch`` (hash or size differs), ``missing`` (recorded, not found), ``new`` (found,
+    never recorded), ``unreadable`` (could not be read/checked).
+    """
+
+    path: str
+    kind: Literal["mismatch", "missing", "new", "unreadable"]
+    expected: str | None = None
+    actual: str | None = None
+    location: str | None = None
+
+    def describe(self) -> str:
+        where = f" at {self.location}" if self.location else ""
+        if self.kind == "mismatch":
+            return f"{self.path}{where}: expected {self.expected}, found {self.actual}"
+        if self.kind == "missing":
+            return f"{self.path}{where}: missing (recorded with {self.expected})"
+        if self.kind == "new":
+            return f"{self.path}{where}: not in the ASC MHL history"
+        return f"{self.path}{where}: unreadable ({self.actual})"

@@ -14,9 +14,8 @@ import shutil
 from pathlib import Path
 
 from specs.errors import BadInputError, InfrastructureError
-from tasks.archive.hashing import FileDigests, digest_file
+from tasks.archive.hashing import FileDigests, Mismatch, digest_file
 from tasks.archive.targets import LocalTarget
-from tasks.package import Mismatch
 
 __all__ = ["LocalDestination", "LocalFileSink", "partial_name", "atomic_copy_bytes"]
 

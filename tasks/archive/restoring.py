@@ -25,11 +25,11 @@ from pydantic import BaseModel
 
 from specs.errors import BadInputError, VerificationError
 from tasks.archive.copy import describe_mismatches
-from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, StreamDigester
+from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester
+from tasks.archive.mhl import MHL_FOLDER, mhl_expected, package_files, write_mhl_generation
 from tasks.archive.s3 import ARCHIVE_CLASSES, client_for, s3_errors
 from tasks.archive.targets import redact
 from tasks.archive.verify import _list_keys, _local_path, s3_target_for_uri
-from tasks.package import MHL_FOLDER, Mismatch, mhl_expected, package_files, write_mhl_generation
 
 __all__ = ["RestoreReport", "PendingObject", "restore", "RESTORE_HOURS"]
 

@@ -41,9 +41,8 @@ from botocore.exceptions import (
 )
 
 from specs.errors import BadInputError, InfrastructureError, VerificationError
-from tasks.archive.hashing import FileDigests, crc64nvme, crc64nvme_b64
+from tasks.archive.hashing import FileDigests, Mismatch, StreamDigester, crc64nvme, crc64nvme_b64
 from tasks.archive.targets import MiB, S3Target, redact
-from tasks.package import Mismatch
 
 __all__ = [
     "MAX_PARTS",
@@ -557,8 +556,6 @@ class S3Destination:
 
     def put_sidecar(self, name: str, data: bytes) -> None:
         """A small object next to the package (``<prefix>/<package>.<name>``), e.g. the manifest."""
-        from tasks.archive.hashing import StreamDigester
-
         dg = StreamDigester()
         dg.update(data)
         key = f"{self.base_key}.{name}"

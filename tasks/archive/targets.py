@@ -139,7 +139,7 @@ class StorageConfig(BaseModel):
 
 
 class ArchiveCopy(BaseModel):
-    """One copy of a package made by :func:`tasks.archive.archive_package`."""
+    """One copy of a package made by :func:`tasks.archive.copy.archive_package`."""
 
     target: str  # the name or URI the caller gave
     uri: str  # where this copy of the package is (file:///…/PKG or s3://bucket/prefix/PKG)
@@ -246,11 +246,3 @@ def redact(text: str) -> str:
     """Remove anything credential-like (``user:pass@``, ``secret=…``) from a URI or message."""
     text = re.sub(r"(://[^/@\s:]+):[^/@\s]+@", r"\1:***@", text)
     return _SECRET_RE.sub(r"\1=***", text)
-
-
-def __getattr__(name: str):  # PEP 562: ``from tasks.archive.targets import archive_package`` (contract)
-    if name == "archive_package":
-        from tasks.archive.copy import archive_package
-
-        return archive_package
-    raise AttributeError(f"module 'tasks.archive.targets' has no attribute {name!r}")

@@ -21,9 +21,10 @@ from pydantic import BaseModel
 from specs.errors import BadInputError, InfrastructureError
 from tasks.archive.catalog import Catalog
 from tasks.archive.copy import MANIFEST_SUFFIX
+from tasks.archive.hashing import Mismatch
+from tasks.archive.mhl import MHL_FOLDER, package_files, verify_mhl
 from tasks.archive.s3 import client_for, compare_head, head, s3_errors, split_s3_uri
 from tasks.archive.targets import S3Target, redact
-from tasks.package import MHL_FOLDER, Mismatch, package_files, verify_mhl
 
 __all__ = ["VerifyReport", "CopyCheck", "verify_uri", "s3_target_for_uri", "s3_expected"]
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from specs.errors import InfrastructureError
-from tasks.archive import archive_package, verify_uri
+from tasks.archive.copy import archive_package
 from tasks.archive.hashing import digest_file
+from tasks.archive.verify import verify_uri
 from tests.archive.faultproxy import FaultProxy
 from tests.archive.helpers import S3_SMALL_PARTS, make_package, mhl_rc
 

@@ -13,12 +13,15 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from specs.errors import BadInputError, InfrastructureError, VerificationError
-from tasks.archive import archive_package, locate, restore, verify_uri
 from tasks.archive import copy as copy_mod
 from tasks.archive import s3 as s3mod
+from tasks.archive.catalog import locate
+from tasks.archive.copy import archive_package
 from tasks.archive.hashing import digest_file
+from tasks.archive.mhl import mhl_expected
+from tasks.archive.restoring import restore
 from tasks.archive.s3 import UploadRejectedError, choose_part_size
-from tasks.package import mhl_expected
+from tasks.archive.verify import verify_uri
 from tests.archive import s3server
 from tests.archive.helpers import S3_SMALL_PARTS, latest_process, make_package, mhl_rc
 

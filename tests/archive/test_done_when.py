@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import flows.cli_archive  # noqa: F401 - registers the commands
 from flows.cli import app
-from tasks.archive import verify_uri
+from tasks.archive.verify import verify_uri
 from tests.archive.helpers import S3_SMALL_PARTS, make_package, mhl_rc
 
 MiB = 1024 * 1024

@@ -1,4 +1,4 @@
-"""tasks/package.py: xxh128, ASC MHL generations with our own hashes, verification."""
+"""tasks/archive/mhl.py and hashing.py: xxh128, ASC MHL generations with our own hashes, verification."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import xxhash
 import pytest
 
 from specs.errors import BadInputError, VerificationError
-from tasks.archive.hashing import crc64nvme, crc64nvme_b64, digest_file
-from tasks.package import hash_file_xxh128, mhl_expected, verify_mhl, write_mhl_generation
+from tasks.archive.hashing import crc64nvme, crc64nvme_b64, digest_file, hash_file_xxh128
+from tasks.archive.mhl import mhl_expected, verify_mhl, write_mhl_generation
 from tests.archive.helpers import latest_process, make_package, mhl_rc
 
 

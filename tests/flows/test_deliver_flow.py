@@ -13,7 +13,8 @@ from flows.cli import _register_commands, app
 from tasks.layback import video_packet_hash
 from tasks.media.synth import BlackDefect, make_sample_set
 from tasks.media.timecode import Timecode
-from tasks.package import hash_file_xxh128, verify_mhl
+from tasks.archive.hashing import hash_file_xxh128
+from tasks.archive.mhl import verify_mhl
 
 _register_commands()
 RATE = Fraction(25)

@@ -117,7 +117,8 @@ def test_fixity_rotation_verifies_everything_once_every_n_nights():
 
 
 def _package(root: Path, name: str) -> Path:
-    from tasks.package import hash_file_xxh128, write_mhl_generation
+    from tasks.archive.hashing import hash_file_xxh128
+    from tasks.archive.mhl import write_mhl_generation
 
     pkg = root / name
     pkg.mkdir(parents=True)
