@@ -25,9 +25,8 @@ from specs.model import AudioTrackSpec, LoudnessSpec, Spec
 from tasks.audio.loudness import LoudnessResult, LoudnessRule, RuleOutcome, evaluate_loudness_rule, measure_blocks
 from tasks.audio.reader import iter_ffmpeg_blocks, prefetch
 from tasks.media.probe import AudioStream, MediaInfo
-from tasks.qc.findings import Finding, Severity
-from tasks.qc.metadata import make_finding
-from tasks.qc.picture import DEFAULT_COMMERCIAL_BLACK_MIN_S, ProgrammeClock
+from tasks.qc.findings import Finding, Severity, make_finding
+from tasks.qc.picture_checks import DEFAULT_COMMERCIAL_BLACK_MIN_S, ProgrammeClock
 
 __all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels", "loudness_rule",
            "skip_samples", "RunTracker"]
@@ -140,7 +139,7 @@ class TrackScan:
     end_sample: int = 0
     silence: list[tuple[int, int]] = field(default_factory=list)
     #: silence runs (every channel) at least as long as the commercial-blacks minimum, for pairing with
-    #: black picture (:func:`tasks.qc.picture.check_commercial_blacks`); empty when that check is off
+    #: black picture (:func:`tasks.qc.picture_checks.check_commercial_blacks`); empty when that check is off
     silence_for_blacks: list[tuple[int, int]] = field(default_factory=list)
     clipping: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     clipping_runs: dict[int, int] = field(default_factory=dict)

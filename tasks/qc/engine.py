@@ -18,9 +18,9 @@ from tasks.media.probe import MediaInfo
 from tasks.qc.audio import audio_findings, scan_all
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import check_metadata, container_word
-from tasks.qc.picture import ProgrammeClock, check_commercial_blacks, check_picture, programme_clock
+from tasks.qc.picture_analysis import analyse_picture
+from tasks.qc.picture_checks import ProgrammeClock, check_commercial_blacks, check_picture, programme_clock
 from tasks.qc.sync import check_two_pop
-from tasks.qc.video import analyse_picture
 
 __all__ = ["QCResult", "qc_master", "facts_of"]
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Severity", "Finding", "Verdict", "verdict_of", "count_by_severity"]
+from specs.model import Spec
+
+__all__ = ["Severity", "Finding", "Verdict", "verdict_of", "count_by_severity", "make_finding"]
 
 
 class Severity(str, Enum):
@@ -51,3 +53,16 @@ def count_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
     for f in findings:
         counts[f.severity.value] += 1
     return counts
+
+
+def make_finding(spec: Spec, check: str, message: str, *, expected: Any = None, actual: Any = None,
+                 timecode_in: str | None = None, timecode_out: str | None = None, track: str | None = None,
+                 status: str = "fail") -> Finding | None:
+    """A finding at the spec's severity for ``check``, or None when the spec turns the check off."""
+    severity = spec.check(check).severity
+    if severity == "off":
+        return None
+    return Finding(check=check, severity=Severity(severity), message=message,
+                   expected=None if expected is None else str(expected),
+                   actual=None if actual is None else str(actual),
+                   timecode_in=timecode_in, timecode_out=timecode_out, track=track, status=status)  # type: ignore[arg-type]

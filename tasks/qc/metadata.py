@@ -14,10 +14,10 @@ from typing import Any
 from specs.model import DROP_FRAME_RATES, Spec
 from tasks.media.probe import MediaInfo, VideoStream
 from tasks.media.timecode import Timecode
-from tasks.qc.findings import Finding, Severity
+from tasks.qc.findings import Finding, Severity, make_finding
 
-__all__ = ["check_metadata", "container_word", "make_finding", "display_aspect_ratio", "parse_aspect_ratio",
-           "ratio_text", "ASPECT_RATIO_TOLERANCE"]
+__all__ = ["check_metadata", "container_word", "display_aspect_ratio", "parse_aspect_ratio", "ratio_text",
+           "ASPECT_RATIO_TOLERANCE"]
 
 # ffprobe's format_name for QuickTime lists every ISO-BMFF brand; map to the spec's words.
 _CONTAINERS = {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav", "matroska": "mkv"}
@@ -33,19 +33,6 @@ def container_word(info: MediaInfo) -> str:
         if name in _CONTAINERS:
             return _CONTAINERS[name]
     return names[0]
-
-
-def make_finding(spec: Spec, check: str, message: str, *, expected: Any = None, actual: Any = None,
-                 timecode_in: str | None = None, timecode_out: str | None = None, track: str | None = None,
-                 status: str = "fail") -> Finding | None:
-    """A finding at the spec's severity for ``check``, or None when the spec turns the check off."""
-    severity = spec.check(check).severity
-    if severity == "off":
-        return None
-    return Finding(check=check, severity=Severity(severity), message=message,
-                   expected=None if expected is None else str(expected),
-                   actual=None if actual is None else str(actual),
-                   timecode_in=timecode_in, timecode_out=timecode_out, track=track, status=status)  # type: ignore[arg-type]
 
 
 def _fmt_list(values: Sequence[Any]) -> str:

@@ -15,10 +15,9 @@ import numpy as np
 
 from specs.model import AudioTrackSpec, Spec
 from tasks.qc.audio import TrackScan
-from tasks.qc.findings import Finding, Severity
-from tasks.qc.metadata import make_finding
-from tasks.qc.picture import ProgrammeClock
-from tasks.qc.video import PictureSeries
+from tasks.qc.findings import Finding, Severity, make_finding
+from tasks.qc.picture_analysis import PictureSeries
+from tasks.qc.picture_checks import ProgrammeClock
 
 __all__ = ["flash_frame", "check_two_pop", "DEFAULT_TWO_POP_TOLERANCE_FRAMES"]
 

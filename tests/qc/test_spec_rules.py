@@ -26,8 +26,8 @@ from tasks.media.timecode import Timecode
 from tasks.qc.engine import qc_master
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import check_metadata, display_aspect_ratio, parse_aspect_ratio
-from tasks.qc.picture import ProgrammeClock, check_commercial_blacks, check_picture, frame_span, programme_clock
-from tasks.qc.video import PictureSeries, analyse_picture
+from tasks.qc.picture_analysis import PictureSeries, analyse_picture
+from tasks.qc.picture_checks import ProgrammeClock, check_commercial_blacks, check_picture, frame_span, programme_clock
 from tests.qc.media import RATE, marry, sample_set, tc_at, within_one_frame
 
 

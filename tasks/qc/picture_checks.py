@@ -1,4 +1,4 @@
-"""Picture checks: per-frame series from :mod:`tasks.qc.video` -> findings with timecodes.
+"""Picture checks: per-frame series from :mod:`tasks.qc.picture_analysis` -> findings with timecodes.
 
 Windows: the head (before first frame of action) is leader — bars, countdown, 2-pop — and is not
 judged as programme. Black at the very start or end of the programme is allowed up to the spec's
@@ -15,9 +15,8 @@ import numpy as np
 from specs.model import Spec
 from tasks.media.probe import MediaInfo, tagged_light_level
 from tasks.media.timecode import Timecode
-from tasks.qc.findings import Finding
-from tasks.qc.metadata import make_finding
-from tasks.qc.video import BLACK_PICTURE_RATIO, FREEZE_NOISE, GAMUT_TOLERANCE, Interval, PictureSeries, runs
+from tasks.qc.findings import Finding, make_finding
+from tasks.qc.picture_analysis import BLACK_PICTURE_RATIO, FREEZE_NOISE, GAMUT_TOLERANCE, Interval, PictureSeries, runs
 
 __all__ = ["ProgrammeClock", "programme_clock", "check_picture", "check_commercial_blacks", "frame_span",
            "DEFAULT_COMMERCIAL_BLACK_MIN_S"]
