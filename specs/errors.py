@@ -12,7 +12,6 @@ __all__ = [
     "BadInputError",
     "SpecError",
     "MediaError",
-    "QCFailedError",
     "VerificationError",
     "InfrastructureError",
     "FFmpegError",
@@ -46,12 +45,6 @@ class SpecError(BadInputError):
 
 class MediaError(BadInputError):
     """A media file is missing, unreadable, corrupt or not what the spec allows."""
-
-
-class QCFailedError(DeliverError):
-    """QC found error findings and the delivery was stopped (exit 1)."""
-
-    exit_code = EXIT_FAILED
 
 
 class VerificationError(DeliverError):

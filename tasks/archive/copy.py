@@ -27,7 +27,7 @@ from pathlib import Path
 
 from specs.errors import BadInputError, DeliverError, InfrastructureError, VerificationError
 from tasks.archive.catalog import Catalog, FileRecord
-from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester, digest_file
+from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester
 from tasks.archive.local import LocalDestination
 from tasks.archive.mhl import MHL_FOLDER, package_files, write_mhl_generation
 from tasks.archive.s3 import S3Destination
@@ -206,13 +206,3 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
     finally:
         for d in dests:
             d.close()
-
-
-def verify_local_digests(root: Path, digests: dict[str, FileDigests]) -> list[Mismatch]:  # pragma: no cover
-    """Convenience: compare a folder against known digests (used by restore)."""
-    out = []
-    for rel, want in digests.items():
-        got = digest_file(root / rel)
-        if got.xxh128 != want.xxh128:
-            out.append(Mismatch(path=rel, kind="mismatch", expected=want.xxh128, actual=got.xxh128))
-    return out

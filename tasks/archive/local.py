@@ -10,7 +10,6 @@ and size with what was read from the source.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from specs.errors import BadInputError, InfrastructureError
@@ -124,7 +123,3 @@ class LocalDestination:
 
     def describe_location(self) -> dict:
         return {"kind": "local", "uri": self.uri}
-
-
-def copy_tree_remove(path: Path) -> None:  # pragma: no cover - helper for callers cleaning up
-    shutil.rmtree(path, ignore_errors=True)
