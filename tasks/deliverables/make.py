@@ -53,10 +53,6 @@ class TranscodeAllResult(BaseModel):
     ffmpeg_runs: int
 
 
-# A filter as ffmpeg-python takes it: (name, positional args, keyword args). Values are raw:
-# ffmpeg-python escapes them for the option and the filtergraph levels.
-
-
 def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, work: Path
                       ) -> dict[tuple[str, int], Path]:
     """Loudness-corrected WAVs for the audio maps that set a target: (deliverable id, map index) -> WAV."""
