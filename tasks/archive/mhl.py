@@ -166,7 +166,7 @@ def write_mhl_generation(
     proc.process = MHLProcess(process)
     if not files:
         # An empty package still gets a generation (documents "nothing here"), via an empty hash list.
-        session.new_hash_lists[history]  # noqa: B018 - defaultdict creates the list
+        session.new_hash_lists[history]  # defaultdict creates the list
     try:
         session.commit(creator, proc)
     except click.ClickException as exc:

@@ -148,7 +148,8 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
     if enc.pix_fmt:
         args["pix_fmt"] = enc.pix_fmt
     if enc.bitrate_kbps:
-        args |= {"b:v": f"{enc.bitrate_kbps}k", "maxrate": f"{enc.bitrate_kbps}k", "bufsize": f"{2 * enc.bitrate_kbps}k"}
+        args |= {"b:v": f"{enc.bitrate_kbps}k", "maxrate": f"{enc.bitrate_kbps}k",
+                 "bufsize": f"{2 * enc.bitrate_kbps}k"}
     elif enc.crf is not None:
         args["crf"] = str(enc.crf)
     if enc.codec in ("libx264", "libx265"):
@@ -159,7 +160,8 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
     if enc.codec == "libx265" and d.container in ("mov", "mp4"):
         args["tag:v"] = "hvc1"  # ffmpeg's default hev1 does not play in QuickTime, Safari or on Apple devices
     # Keep the colour description of the master on every picture deliverable (BT.709 once tone-mapped).
-    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), out_colour(d, master)):
+    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), out_colour(d, master),
+                           strict=True):
         if value and value != "unknown":
             args[flag] = value
     return args
@@ -304,7 +306,7 @@ def deliverables_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, o
                 streams.append(track)
         outs.append(ffmpeg.output(*streams, str(outputs[d.id]), **opts,
                                   **_container_args(d, master, out_start, fields)))
-    for k, (p, frame) in enumerate(zip(extras, _extra_frames(spec, master, len(extras)))):
+    for k, (p, frame) in enumerate(zip(extras, _extra_frames(spec, master, len(extras)), strict=False)):
         chain = [_f("trim", start_frame=frame, end_frame=frame + 1)]
         if k:
             chain.append(_f("scale", w=f"min({THUMB_WIDTH_PX},iw)", h=-2))  # ffmpeg-python escapes the comma

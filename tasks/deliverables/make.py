@@ -76,7 +76,8 @@ def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, wo
                 track.loudness.max_true_peak_dbtp if track.loudness and track.loudness.max_true_peak_dbtp is not None
                 else -1.0)
             correct_loudness(raw, fixed, target_lufs=amap.loudness_target_lufs, max_true_peak_dbtp=ceiling,
-                             layout="stereo" if amap.downmix == "2.0" else _METER_LAYOUTS.get(track.layout, track.layout))
+                             layout="stereo" if amap.downmix == "2.0"
+                             else _METER_LAYOUTS.get(track.layout, track.layout))
             raw.unlink(missing_ok=True)
             out[(d.id, i)] = fixed
     return out

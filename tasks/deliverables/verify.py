@@ -77,7 +77,7 @@ def picture_format_problems(d: Deliverable, vs: VideoStream, master: MediaInfo |
         problems.append(f"profile {vs.profile} instead of {want_profile}")
     if master is not None and master.primary_video is not None:
         for what, want in zip(("color_primaries", "color_transfer", "color_matrix", "color_range"),
-                              out_colour(d, master)):
+                              out_colour(d, master), strict=True):
             got = getattr(vs, what)
             if what == "color_range" and got in (None, "unknown"):
                 got = "tv"  # unsignalled range is limited (H.264/HEVC VUI default; x264 omits it without a matrix)
@@ -118,7 +118,7 @@ def audio_track_problems(d: Deliverable, spec: Spec, info: MediaInfo) -> list[st
     if len(info.audio) != len(want_channels):
         return [f"{len(info.audio)} audio streams instead of {len(want_channels)}"]
     problems = []
-    for i, (want, a) in enumerate(zip(want_channels, info.audio)):
+    for i, (want, a) in enumerate(zip(want_channels, info.audio, strict=True)):
         if a.channels != want:
             problems.append(f"audio track {i + 1} has {a.channels} channels instead of {want}")
         if a.sample_rate_hz != spec.audio.sample_rate_hz:
