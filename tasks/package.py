@@ -16,7 +16,7 @@ import os
 import platform
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 from ascmhl import utils as _mhl_utils
@@ -29,6 +29,9 @@ from pydantic import BaseModel
 from specs.errors import BadInputError, VerificationError
 from tasks.archive.hashing import digest_file
 
+if TYPE_CHECKING:
+    from tasks.report import DeliverableEntry, InputFingerprint
+
 __all__ = [
     "MHL_FOLDER",
     "HASH_FORMAT",
@@ -38,6 +41,8 @@ __all__ = [
     "mhl_expected",
     "write_mhl_generation",
     "verify_mhl",
+    "fingerprint_file",
+    "write_package",
 ]
 
 MHL_FOLDER = "ascmhl"
@@ -240,3 +245,44 @@ def verify_mhl(root: Path) -> list[Mismatch]:
     for rel in sorted(set(expected) - found):
         mismatches.append(Mismatch(path=rel, kind="missing", expected=f"xxh128 {expected[rel][0]}", location=str(root)))
     return mismatches
+
+
+# --------------------------------------------------------------------------- the delivery package
+# manifest.json + the first ASC MHL generation of a freshly made package, and input fingerprints.
+# (Self-contained block: its imports are local so it moves with the functions.)
+
+def fingerprint_file(path: Path | str) -> "InputFingerprint":
+    """Resolved path, size and xxh128 of an input, as report.json records it."""
+    from tasks.report import InputFingerprint
+
+    p = Path(path)
+    return InputFingerprint(path=str(p.resolve()), size=p.stat().st_size, xxh128=hash_file_xxh128(p))
+
+
+def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: str,
+                  version: str) -> list["DeliverableEntry"]:
+    """Hash every file of a package (``(path, kind)``, inside ``package_dir``), write manifest.json
+    (atomically; a rerun rewrites it) and the first ASC MHL generation (process "in-place").
+
+    Returns the report's deliverable entries, in the order given.
+    """
+    import json
+
+    from tasks.media.files import atomic_output
+    from tasks.report import DeliverableEntry
+
+    entries = []
+    hashes: dict[str, str] = {}
+    for path, kind in files:
+        digest = hash_file_xxh128(path)
+        rel = path.relative_to(package_dir).as_posix()
+        hashes[rel] = digest
+        entries.append(DeliverableEntry(name=rel, path=str(path), size=path.stat().st_size, xxh128=digest, kind=kind))
+    manifest = package_dir / "manifest.json"
+    with atomic_output(manifest, overwrite=True) as tmp:  # never half-written
+        tmp.write_text(json.dumps({"title": title, "version": version,
+                                   "files": [e.model_dump(mode="json") for e in entries]}, indent=2) + "\n")
+    hashes["manifest.json"] = hash_file_xxh128(manifest)
+    write_mhl_generation(package_dir, process="in-place", location=str(package_dir),
+                         comment=f"{title} {version} delivery package", hashes=hashes)
+    return entries

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from flows.nightly import (
+from flows.nightly import nightly_schedule
+from specs.errors import BadInputError
+from tasks.nightly import (
     NightlyConfig,
     NightlyState,
     WatchFolder,
     fixity_share,
     load_nightly_config,
     night_of,
-    nightly_schedule,
     scan_watch_folders,
     spec_for_master,
 )
-from specs.errors import BadInputError
 
 
 def _cfg(tmp_path: Path, **extra) -> NightlyConfig:
@@ -131,8 +131,9 @@ def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+    from flows.deployments import NightlyRequest
     from flows.nightly import nightly_qc_flow
-    from flows.params import NightlyRequest
+    from tasks.nightly import NightlySummary
 
     watch = tmp_path / "watch"
     watch.mkdir()
@@ -151,7 +152,8 @@ def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others
     state = nightly_qc_flow(NightlyRequest(config=str(cfg), night="2026-11-21"), return_state=True)
     assert state.is_failed()  # a corrupt master and bit rot: problems, reported after everything ran
     summary = state.result(raise_on_failure=False)
-    rows = {(r["kind"], Path(r["item"]).name): r for r in summary["rows"]} if isinstance(summary, dict) else None
+    assert isinstance(summary, NightlySummary) and summary.problems == 2
+    rows = {(r.kind, Path(r.item).name): r for r in summary.rows}
     with get_client(sync_client=True) as c:
         art = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-summary"])))[0]
     table = json.loads(art.data) if isinstance(art.data, str) else art.data
@@ -163,7 +165,7 @@ def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others
     assert by_item[("fixity", "BAD_v1")]["result"] == "mismatch"
     saved = json.loads((tmp_path / "state.json").read_text())
     assert str(good.resolve()) in saved and str((watch / "corrupt.mov").resolve()) not in saved  # retried tomorrow
-    assert rows is None or len(rows) == 4
+    assert len(rows) == 4
 
 
 def test_prefect_yaml_declares_every_deployment_and_the_configured_nightly_schedule():

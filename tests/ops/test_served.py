@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from flows.serve import _ffmpeg_pids_writing_under
+from flows.deployments import _ffmpeg_pids_writing_under
 
 
 def _client():

@@ -48,10 +48,12 @@ def archive_cmd(
     name = title or package_dir.resolve().name
     if prefect:
         from flows.archive import archive_flow
+        from flows.deployments import ArchiveRequest, build_request
 
-        copies = archive_flow(package_dir=str(package_dir.resolve()), targets=targets, title=name)
+        copies = archive_flow(build_request(ArchiveRequest, package_dir=str(package_dir.resolve()), targets=targets,
+                                            title=name))
     else:
-        from tasks.archive import archive_package
+        from tasks.archive.copy import archive_package
 
         copies = archive_package(package_dir, targets, title=name)
     if as_json:
@@ -71,11 +73,12 @@ def verify_cmd(
 ) -> None:
     """Fixity: local copies re-hashed against their ASC MHL; S3 objects by stored CRC64NVME and size."""
     if prefect:
-        from flows.archive import verify_flow
+        from flows.deployments import VerifyRequest
+        from flows.verify import verify_flow
 
-        report = verify_flow(uri=uri, raise_on_mismatch=False)
+        report = verify_flow(VerifyRequest(uri=uri, raise_on_mismatch=False))
     else:
-        from tasks.archive import verify_uri
+        from tasks.archive.verify import verify_uri
 
         report = verify_uri(uri)
     if as_json:
@@ -99,7 +102,7 @@ def restore_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Download a copy, re-verify every hash against its ASC MHL, add a generation; request Glacier restores."""
-    from tasks.archive import restore
+    from tasks.archive.restoring import restore
 
     report = restore(uri, to)
     if as_json:
@@ -122,7 +125,7 @@ def locate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the locations as JSON."),
 ) -> None:
     """Where are all copies of this master? (from the catalog)"""
-    from tasks.archive import locate
+    from tasks.archive.catalog import locate
 
     found = locate(query)
     if as_json:

@@ -86,7 +86,7 @@ def serve_cmd(
 ) -> None:
     """Serve the deployments (deliver, qc, archive, verify, nightly-qc, qc-item) against PREFECT_API_URL."""
     _require_api()
-    from flows.serve import serve_all
+    from flows.deployments import serve_all
 
     try:
         serve_all(limit=limit, nightly_schedule=not no_schedule, ffmpeg_limit=ffmpeg_limit)
