@@ -79,7 +79,7 @@ def _deliver(request: DeliverRequest) -> RunResult:
     infos = [f.result() for f in probe_step.map(inputs, ["picture master"] + ["mix"] * len(request.mixes))]
 
     # layback: the mixes married to the picture, placed by their BWF time reference
-    plan = plan_layback(infos[0], list(zip(request.mixes, infos[1:])), spec)
+    plan = plan_layback(infos[0], list(zip(request.mixes, infos[1:], strict=True)), spec)
     for note in plan.notes:
         log.warning(note)
     married = work / f"{title}_{version}_layback.mov"

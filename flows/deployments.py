@@ -25,7 +25,7 @@ import os
 import signal
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -51,11 +51,11 @@ class _Request(BaseModel):
 
 
 class _WithSpec(_Request):
-    spec: Optional[SpecName] = Field(None, description="Built-in distributor spec.")  # type: ignore[valid-type]
-    spec_path: Optional[str] = Field(None, description="Or a spec YAML path (on storage the workers share).")
+    spec: SpecName | None = Field(None, description="Built-in distributor spec.")  # type: ignore[valid-type]
+    spec_path: str | None = Field(None, description="Or a spec YAML path (on storage the workers share).")
 
     @model_validator(mode="after")
-    def _one_spec(self) -> "_WithSpec":
+    def _one_spec(self) -> _WithSpec:
         if (self.spec is None) == (not self.spec_path):
             raise ValueError("give exactly one of spec (a built-in spec) or spec_path (a YAML file)")
         return self
@@ -91,9 +91,9 @@ class DeliverRequest(_WithSpec):
     archive: list[str] = Field(default_factory=list, description="Archive targets: names from configs/storage.yaml "
                                "or URIs (/path, file://, s3://).")
     force: bool = Field(False, description="Deliver despite error findings (recorded in the report).")
-    recipient: Optional[str] = Field(None, description="Screener recipient: burnt into the watermark for "
+    recipient: str | None = Field(None, description="Screener recipient: burnt into the watermark for "
                                      "anti-piracy tracing; also the {recipient} name field.")
-    date: Optional[str] = Field(None, description="Date for watermarks and {date} names (default: today).")
+    date: str | None = Field(None, description="Date for watermarks and {date} names (default: today).")
     lang: str = Field("und", description="Language of this version for {lang} in names (BCP 47: en, de, fr-CA).")
 
     @field_validator("mixes", mode="before")
@@ -152,9 +152,9 @@ class VerifyRequest(_Request):
 class NightlyRequest(_Request):
     """One night of QC of the watch folders and archive fixity."""
 
-    config: Optional[str] = Field(None, description="Nightly config file (default configs/nightly.yaml or "
+    config: str | None = Field(None, description="Nightly config file (default configs/nightly.yaml or "
                                   "$DELIVER_NIGHTLY_CONFIG).")
-    night: Optional[str] = Field(None, description="Night to run as (YYYY-MM-DD, in the configured timezone); "
+    night: str | None = Field(None, description="Night to run as (YYYY-MM-DD, in the configured timezone); "
                                  "default: tonight. Picks the fixity share.")
     force_all: bool = Field(False, description="QC every master, changed or not.")
 
@@ -265,7 +265,8 @@ def deployments(*, nightly_schedule: bool = True, limit_per_deployment: int | No
     """``RunnerDeployment`` objects for ``serve()``: deliver, qc, archive, verify, nightly-qc, qc-item."""
     from flows.archive import archive_flow
     from flows.deliver import deliver_flow
-    from flows.nightly import nightly_qc_flow, nightly_schedule as sched, qc_item_flow
+    from flows.nightly import nightly_qc_flow, qc_item_flow
+    from flows.nightly import nightly_schedule as sched
     from flows.qc import qc_flow
     from flows.verify import verify_flow
     from tasks.nightly import load_nightly_config

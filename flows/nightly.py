@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -90,7 +90,7 @@ def qc_item_flow(request: QCRequest) -> QCItemOutcome:
         kill_all_children()
 
 
-def _deployment_item_result(fr: Any) -> tuple[Optional[QCItemOutcome], Optional[BaseException]]:
+def _deployment_item_result(fr: Any) -> tuple[QCItemOutcome | None, BaseException | None]:
     """Outcome of one qc-item flow run: its persisted return value."""
     state = fr.state
     if not state.is_completed():
@@ -174,7 +174,7 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:
         fix_futures = {uri: verify_step.submit(uri) for uri in share}
 
         # their outcomes
-        results: dict[str, tuple[Optional[QCItemOutcome], Optional[BaseException]]] = {}
+        results: dict[str, tuple[QCItemOutcome | None, BaseException | None]] = {}
         if cfg.fan_out.mode == "deployments":
             for key, fr in _wait_deployment_runs(qc_futures).items():
                 results[key] = _deployment_item_result(fr)  # the qc-item run emitted its own event

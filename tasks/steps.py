@@ -167,18 +167,21 @@ def fingerprint_step(path: str) -> InputFingerprint:
 
 
 @task(name="layback", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600, cache_key_fn=content_cache_key,
-      cache_expiration=timedelta(days=CACHE_DAYS), persist_result=True, retries=1, retry_condition_fn=retry_on_infrastructure)
+      cache_expiration=timedelta(days=CACHE_DAYS), persist_result=True, retries=1,
+      retry_condition_fn=retry_on_infrastructure)
 def layback_step(plan: LaybackPlan, spec: Spec, out_path: str) -> LaybackResult:
     progress = ProgressReporter(f"layback-{_slug(Path(out_path).stem)}", f"Layback of {Path(out_path).name}")
     return layback(plan, spec, out_path, progress=progress)
 
 
-@task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1, retry_condition_fn=retry_on_infrastructure)
+@task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1,
+      retry_condition_fn=retry_on_infrastructure)
 def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str,
                        fields: RunFields, extras_dir: str | None = None) -> TranscodeAllResult:
     """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by
     skipping deliverables whose final file exists and verifies, which is what a retry needs."""
-    progress = ProgressReporter("deliverables", f"{len(deliverables)} deliverables of {Path(master.path).name}, one decode")
+    progress = ProgressReporter("deliverables",
+                                f"{len(deliverables)} deliverables of {Path(master.path).name}, one decode")
     return transcode_all(deliverables, spec, master, out_dir, fields=fields, extras_dir=extras_dir, progress=progress)
 
 

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -92,11 +92,11 @@ def run_cmd(
     title: str = typer.Option(..., "--title", help="Title used in deliverable names."),
     out: Path = typer.Option(..., "--out", help="Output folder (deliverables, package, report.json)."),
     version: str = typer.Option("v1", "--version", help="Version used in deliverable names."),
-    archive: Optional[list[str]] = typer.Option(None, "--archive", help="Archive target URI (repeat): /path, file://, s3://."),
+    archive: list[str] | None = typer.Option(None, "--archive", help="Archive target URI (repeat): /path, file://, s3://."),
     force: bool = typer.Option(False, "--force", help="Deliver despite error findings (recorded in the report)."),
-    recipient: Optional[str] = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
+    recipient: str | None = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
                                             "for anti-piracy tracing; also the {recipient} name field."),
-    date: Optional[str] = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
+    date: str | None = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
     lang: str = typer.Option("und", "--lang", help="Language of this version for {lang} in names (BCP 47: en, de, fr-CA)."),
 ) -> None:
     """Lay back, QC, gate, transcode, package and archive one title. Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
@@ -125,7 +125,7 @@ def _absolute(request: DeliverRequest) -> DeliverRequest:
 def qc_cmd(
     path: str = typer.Argument(..., help="Master to check."),
     spec: str = typer.Option(..., "--spec", help="Built-in spec name or YAML path."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write report.json here (default: ./<name>.qc.json)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write report.json here (default: ./<name>.qc.json)."),
 ) -> None:
     """QC a master against a spec. Exit 0 pass, 1 fail, 2 bad input."""
     from flows.deployments import QCRequest, build_request, spec_fields
@@ -145,7 +145,7 @@ def qc_cmd(
 @app.command("demo")
 @clean_errors
 def demo_cmd(
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the demo (default: ./deliver-demo/run-<time>)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the demo (default: ./deliver-demo/run-<time>)."),
 ) -> None:
     """Make a sample master + mix and run the whole deliver flow on them; print the report path."""
     from tasks.media.synth import make_sample_set
