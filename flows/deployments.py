@@ -78,8 +78,18 @@ def _file_name_part(label: str, value: str) -> str:
     return value
 
 
+def _mixes_accept_text(schema: dict[str, Any]) -> None:
+    """The form (and API clients) may give a mix as an object or as ``deliver run --mix`` text."""
+    mixes = schema.get("properties", {}).get("mixes")
+    if mixes and "items" in mixes:
+        mixes["items"] = {"anyOf": [mixes["items"], {"type": "string", "title": "--mix text",
+                                                     "description": "path, or L,R,C,LFE,Ls,Rs=path"}]}
+
+
 class DeliverRequest(_WithSpec):
     """One title to lay back, QC, transcode, package and archive (``deliver run`` or "Run" in the UI)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_mixes_accept_text)
 
     master: str = Field(..., description="Conformed picture master (MOV/MXF), a path on shared storage.")
     mixes: list[MixInput] = Field(..., min_length=1, description="Final mix, one entry per file: an interleaved "

