@@ -201,3 +201,30 @@ def test_fan_out_task_runners_are_bounded():
     shared = make_task_runner(NightlyConfig.model_validate({"fan_out": {"task_runner": "dask",
                                                                         "dask_address": "tcp://10.0.0.5:8786"}}))
     assert shared.address == "tcp://10.0.0.5:8786"
+
+
+def test_nightly_items_as_qc_item_runs_of_the_served_deployment(served, sample_set, tmp_path):
+    """fan_out.mode deployments: each master is a run of the served qc-item deployment (a QCRequest),
+    and its typed outcome comes back into the night's summary."""
+    from flows.deployments import NightlyRequest
+    from flows.nightly import nightly_qc_flow
+    from tasks.nightly import NightlySummary
+
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    (watch / "good.mov").write_bytes(sample_set.master.read_bytes())
+    (watch / "corrupt.mov").write_bytes(b"this is not a movie" * 100)
+    cfg = tmp_path / "nightly.yaml"
+    cfg.write_text(json.dumps({"watch_folders": [{"path": str(watch), "spec": "demo"}],
+                               "reports": str(tmp_path / "reports"), "state": str(tmp_path / "state.json"),
+                               "fixity": {"catalog": False},
+                               "fan_out": {"mode": "deployments", "deployment": "qc-item/qc-item"}}))
+    state = nightly_qc_flow(NightlyRequest(config=str(cfg), night="2026-11-22"), return_state=True)
+    summary = state.result(raise_on_failure=False)
+    assert isinstance(summary, NightlySummary)
+    rows = {Path(r.item).name: r for r in summary.rows}
+    assert rows["good.mov"].result in ("pass", "fail") and Path(rows["good.mov"].report).is_file()
+    assert rows["good.mov"].host  # where the qc-item run ran
+    assert rows["corrupt.mov"].result == "error" and "qc-item run" in rows["corrupt.mov"].detail
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert str((watch / "good.mov").resolve()) in saved and str((watch / "corrupt.mov").resolve()) not in saved
