@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.deployments import ArchiveRequest
+from flows.deployments import ArchiveRequest, threads
 from tasks.archive.targets import ArchiveCopy
 from tasks.steps import archive_step
 
@@ -21,7 +20,7 @@ __all__ = ["archive_flow"]
 
 
 @flow(name="archive", flow_run_name="archive-{request.title}", log_prints=False,
-      task_runner=ThreadPoolTaskRunner(max_workers=2))
+      task_runner=threads(2))
 def archive_flow(request: ArchiveRequest) -> list[ArchiveCopy]:
     """Archive a package to every target, verified; a table artifact lists the copies."""
     log = get_run_logger()

@@ -14,9 +14,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.deployments import DeliverRequest, cores, on_cancel, request_field
+from flows.deployments import DeliverRequest, cores, on_cancel, request_field, threads
 from flows.events import emit_qc_failed
 from specs.errors import DeliverError, VerificationError
 from specs.loader import load_spec
@@ -52,7 +51,7 @@ def _run_name() -> str:
     return f"deliver-{request_field('title', 'title')}-{request_field('version', 'v1')}"
 
 
-@flow(name="deliver", flow_run_name=_run_name, log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=cores()),
+@flow(name="deliver", flow_run_name=_run_name, log_prints=True, task_runner=threads(cores()),
       on_cancellation=[on_cancel])
 def deliver_flow(request: DeliverRequest) -> RunResult:
     """Lay back, QC, gate, transcode, package, archive and report one title."""
@@ -141,7 +140,7 @@ def publish_report(report: Report, report_path: Path, spec: Spec, master: str | 
     """Write report.json (atomically), the HTML report next to it, and the Prefect artifacts: verdict
     markdown, findings table, loudness table, links."""
     report_path = write_report(report, report_path)
-    names = dict(spec.severity_names or {})
+    names: dict[str, str] = {k: v for k, v in (spec.severity_names or {}).items()}
     html_path = write_html_report(report, report_path.with_suffix(".html"), master=master, severity_names=names)
     summary = summary_markdown(report, names) + (
         f"\n\nReports: [{html_path.name}]({html_path.resolve().as_uri()}) · "

@@ -27,6 +27,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from specs.errors import BadInputError
@@ -35,7 +36,7 @@ from tasks.layback import MixInput, parse_mix_arg
 
 __all__ = ["SpecName", "DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
            "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit", "cleanup_after_cancel",
-           "on_cancel", "cores", "OPS_ENV_DEFAULTS", "FFMPEG_TAG"]
+           "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG"]
 
 FFMPEG_TAG = "ffmpeg"
 
@@ -51,7 +52,7 @@ class _Request(BaseModel):
 
 
 class _WithSpec(_Request):
-    spec: SpecName | None = Field(None, description="Built-in distributor spec.")  # type: ignore[valid-type]
+    spec: SpecName | None = Field(None, description="Built-in distributor spec.")
     spec_path: str | None = Field(None, description="Or a spec YAML path (on storage the workers share).")
 
     @model_validator(mode="after")
@@ -189,6 +190,12 @@ def cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def threads(max_workers: int) -> TaskRunner[Any]:
+    """A bounded ThreadPoolTaskRunner, typed as ``@flow(task_runner=...)`` accepts it (Prefect types that
+    parameter ``TaskRunner[PrefectFuture[Any]]``, invariant; the thread pool's future type is a subclass)."""
+    return ThreadPoolTaskRunner(max_workers=max_workers)
+
+
 def _ffmpeg_pids_writing_under(folder: Path) -> list[int]:
     """ffmpeg/ffprobe processes whose command line mentions ``folder`` (Linux /proc)."""
     needle = str(folder.resolve())
@@ -275,8 +282,7 @@ def deployments(*, nightly_schedule: bool = True, limit_per_deployment: int | No
     """``RunnerDeployment`` objects for ``serve()``: deliver, qc, archive, verify, nightly-qc, qc-item."""
     from flows.archive import archive_flow
     from flows.deliver import deliver_flow
-    from flows.nightly import nightly_qc_flow, qc_item_flow
-    from flows.nightly import nightly_schedule as sched
+    from flows.nightly import nightly_qc_flow, nightly_schedule as sched, qc_item_flow
     from flows.qc import qc_flow
     from flows.verify import verify_flow
     from tasks.nightly import load_nightly_config

@@ -17,9 +17,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.deployments import NightlyRequest, QCRequest, cores, request_field, spec_fields
+from flows.deployments import NightlyRequest, QCRequest, cores, request_field, spec_fields, threads
 from flows.events import emit_archive_mismatch, emit_qc_failed
 from tasks.media.ffmpeg import kill_all_children
 from tasks.nightly import (
@@ -69,7 +68,7 @@ def make_task_runner(cfg: NightlyConfig | None = None) -> Any:
             return DaskTaskRunner(address=cfg.fan_out.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
                                               "dashboard_address": None})
-    return ThreadPoolTaskRunner(max_workers=workers)
+    return threads(workers)
 
 
 def _emit_if_failed(outcome: QCItemOutcome, path: str) -> None:
@@ -138,7 +137,7 @@ def _nightly_run_name() -> str:
 
 
 @flow(name="nightly-qc", flow_run_name=_nightly_run_name, log_prints=True, task_runner=make_task_runner())
-def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:
+def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa: B008 - the UI form's default
     """QC new/changed masters of the watch folders and verify tonight's share of the archive.
 
     Writes one ``nightly-summary`` table artifact (every item, pass/fail/error) and a markdown
@@ -186,10 +185,10 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:
                 except BaseException as exc:  # noqa: BLE001 - one failure never stops the others
                     results[key] = (None, exc)
         by_path = {it.path: it for it in items}
-        for key, (outcome, exc) in results.items():
+        for key, (outcome, failure) in results.items():
             it = by_path[key]
             if outcome is None:
-                rows.append(error_row("qc", key, exc or RuntimeError("no result"), spec=it.spec or ""))
+                rows.append(error_row("qc", key, failure or RuntimeError("no result"), spec=it.spec or ""))
                 continue
             state.record(it, verdict=outcome.verdict)
             rows.append(qc_row(it, outcome))

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.deliver import emit_if_failed, publish_report
-from flows.deployments import QCRequest, cores, on_cancel, request_field
+from flows.deployments import QCRequest, cores, on_cancel, request_field, threads
 from specs.loader import load_spec
 from tasks.media.ffmpeg import kill_all_children
 from tasks.report import RunResult, build_report
@@ -27,7 +26,7 @@ def _run_name() -> str:
     return f"qc-{Path(request_field('path', 'master')).name}"
 
 
-@flow(name="qc", flow_run_name=_run_name, log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=cores()),
+@flow(name="qc", flow_run_name=_run_name, log_prints=True, task_runner=threads(cores()),
       on_cancellation=[on_cancel])
 def qc_flow(request: QCRequest) -> RunResult:
     """QC one master against a spec; report.json is the only output."""

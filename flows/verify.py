@@ -12,9 +12,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.deployments import VerifyRequest
+from flows.deployments import VerifyRequest, threads
 from flows.events import emit_archive_mismatch
 from specs.errors import VerificationError
 from tasks.archive.copy import describe_mismatches
@@ -26,7 +25,7 @@ __all__ = ["verify_flow"]
 
 
 @flow(name="verify-archive", flow_run_name="verify-{request.uri}", log_prints=False,
-      task_runner=ThreadPoolTaskRunner(max_workers=2))
+      task_runner=threads(2))
 def verify_flow(request: VerifyRequest) -> VerifyReport:
     """Fixity check of a copy (or of every package under a target); fails the run on a mismatch."""
     log = get_run_logger()
