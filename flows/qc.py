@@ -1,36 +1,45 @@
-"""The qc flow: QC one master against a spec and write report.json. No outputs besides the report."""
+"""The qc flow: QC one master against a spec and write report.json (and the HTML report beside it).
+
+Stages: spec -> probe + fingerprint -> QC (one analysis decode) -> report and artifacts. No other
+outputs. Takes one :class:`~flows.deployments.QCRequest` (``deliver qc`` and the UI alike) and
+returns a :class:`~tasks.report.RunResult`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.deliver import fingerprint_step, publish_report, qc_step
+from flows.deliver import emit_if_failed, publish_report
+from flows.deployments import QCRequest, cores, on_cancel, request_field, threads
 from specs.loader import load_spec
 from tasks.media.ffmpeg import kill_all_children
-from tasks.report import build_report
-from tasks.steps import probe_step
+from tasks.report import RunResult, build_report
+from tasks.steps import fingerprint_step, probe_step, qc_step
 
 __all__ = ["qc_flow"]
 
 
-@flow(name="qc", flow_run_name="qc-{path}", log_prints=True)
-def qc_flow(path: str, spec: str, report: str) -> dict[str, Any]:
-    """QC ``path`` against ``spec``; write the report to ``report`` (and the HTML report beside it).
+def _run_name() -> str:
+    return f"qc-{Path(request_field('path', 'master')).name}"
 
-    Returns verdict and report path."""
+
+@flow(name="qc", flow_run_name=_run_name, log_prints=True, task_runner=threads(cores()),
+      on_cancellation=[on_cancel])
+def qc_flow(request: QCRequest) -> RunResult:
+    """QC one master against a spec; report.json is the only output."""
     try:
-        loaded = load_spec(spec)
-        info = probe_step(path, "master")
-        fingerprint = fingerprint_step(path)
-        qc = qc_step(info, loaded)
-        rep = build_report(spec=loaded.name, findings=qc.findings, measurements=qc.measurements,
-                           inputs=[fingerprint], title=Path(path).name,
-                           flow_run_id=str(flow_run.get_id() or "") or None)
-        report_path = publish_report(rep, Path(report), loaded, info.path)
-        return {"report": str(report_path), "verdict": rep.verdict}
+        spec = load_spec(request.spec_ref)
+        info = probe_step(request.path, "master")
+        fingerprint = fingerprint_step(request.path)
+        qc = qc_step(info, spec)
+        report = build_report(spec=spec.name, findings=qc.findings, measurements=qc.measurements,
+                              inputs=[fingerprint], title=Path(request.path).name,
+                              flow_run_id=str(flow_run.get_id() or "") or None)
+        result = publish_report(report, Path(request.report), spec, info.path)
+        emit_if_failed(result, request.path, request.spec_ref)
+        return result
     finally:
         kill_all_children()

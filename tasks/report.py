@@ -1,4 +1,5 @@
-"""report.json (the contract in DESIGN.md) and the human summaries built from it."""
+"""report.json (the contract in the README), what a deliver or qc run returns, and the human summaries
+built from a report (markdown for Prefect artifacts and the terminal)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,17 @@ from pydantic import BaseModel, Field
 from tasks.media.files import atomic_output
 from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
-__all__ = ["DeliverableEntry", "ArchiveEntry", "Report", "build_report", "write_report", "findings_markdown",
-           "summary_markdown", "sparkline"]
+__all__ = ["InputFingerprint", "DeliverableEntry", "ArchiveEntry", "Report", "RunResult", "build_report",
+           "write_report", "findings_markdown", "summary_markdown", "loudness_markdown", "links_markdown",
+           "sparkline"]
+
+
+class InputFingerprint(BaseModel):
+    """An input of a run: resolved path, size in bytes, xxh128."""
+
+    path: str
+    size: int
+    xxh128: str
 
 
 class DeliverableEntry(BaseModel):
@@ -43,7 +53,7 @@ class Report(BaseModel):
     archive: list[ArchiveEntry] = Field(default_factory=list)
     title: str | None = None
     version: str | None = None
-    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    inputs: list[InputFingerprint] = Field(default_factory=list)
     forced: bool = False
     delivered: bool = False
     archive_error: str | None = None  # why the package is not (fully, verifiably) archived
@@ -52,6 +62,22 @@ class Report(BaseModel):
     host: str = ""
     tool: str = "deliver 0.1.0"
     flow_run_id: str | None = None
+
+
+class RunResult(BaseModel):
+    """What the deliver and qc flows return: the report itself and where it was written."""
+
+    report: Report
+    report_path: str
+    html_path: str
+
+    @property
+    def verdict(self) -> Literal["pass", "fail"]:
+        return self.report.verdict
+
+    @property
+    def delivered(self) -> bool:
+        return self.report.delivered
 
 
 def build_report(*, spec: str, findings: list[Finding], **extra: Any) -> Report:
@@ -106,6 +132,37 @@ def summary_markdown(report: Report, severity_names: dict[str, str] | None = Non
         head += ["", "## Archive", "", "| target | uri | verified |", "|---|---|---|"]
         head += [f"| {a.target} | {a.uri} | {'yes' if a.verified else 'NO'} |" for a in report.archive]
     return "\n".join(head)
+
+
+def loudness_markdown(report: Report) -> str | None:
+    """A markdown table of every track's loudness, or None when nothing was measured."""
+    tracks = report.measurements.get("loudness") or []
+    if not tracks:
+        return None
+
+    def f(v: Any, unit: str) -> str:
+        return "—" if v is None else f"{v:.1f} {unit}"
+
+    lines = ["# Loudness", "", "| track | integrated | LRA | true peak | max momentary | max short-term |",
+             "|---|---|---|---|---|---|"]
+    for t in tracks:
+        lines.append(f"| {t.get('track', '')} | {f(t.get('integrated_lufs'), 'LUFS')} | "
+                     f"{f(t.get('loudness_range_lu'), 'LU')} | {f(t.get('true_peak_dbtp'), 'dBTP')} | "
+                     f"{f(t.get('max_momentary_lufs'), 'LUFS')} | {f(t.get('max_short_term_lufs'), 'LUFS')} |")
+    return "\n".join(lines)
+
+
+def links_markdown(report: Report, report_path: Path, html_path: Path | None) -> str:
+    """Links to report.json, the HTML report, every deliverable (size, xxh128) and every archive copy."""
+    lines = [f"# Deliverables of {report.title or ''} {report.version or ''}", "",
+             f"- Report: [report.json]({report_path.resolve().as_uri()})"]
+    if html_path is not None and html_path.exists():
+        lines.append(f"- HTML report: [{html_path.name}]({html_path.resolve().as_uri()})")
+    for d in report.deliverables:
+        lines.append(f"- [{d.name}]({Path(d.path).resolve().as_uri()}) — {d.size} bytes, xxh128 `{d.xxh128}`")
+    for a in report.archive:
+        lines.append(f"- archive copy: `{a.uri}` ({'verified' if a.verified else 'NOT VERIFIED'})")
+    return "\n".join(lines)
 
 
 _BARS = "▁▂▃▄▅▆▇█"

@@ -1,8 +1,10 @@
-"""Prefect ``@task`` wrappers around the plain functions of :mod:`tasks`.
+"""Prefect ``@task`` wrappers around the plain functions of :mod:`tasks`: every step of every flow.
 
-What lives here and nowhere else: retries (infrastructure only, never bad input), cache keys on
-content identity (path + size + mtime, never the bare path: PrefectHQ/prefect cache pitfall §2.6
-of the reference), concurrency tags, timeouts, and progress artifacts fed from ffmpeg ``-progress``.
+What lives here and nowhere else: retries (one condition, :func:`retry_on_infrastructure`:
+infrastructure only, never bad input or a mismatch), cache keys on content identity (path + size +
+mtime, never the bare path: a path alone would serve a stale result for a replaced file),
+concurrency tags, timeouts, and the one progress reporter (:class:`ProgressReporter`: a Prefect
+progress artifact, plus in-process listeners for the terminal).
 """
 
 from __future__ import annotations
@@ -13,23 +15,40 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
 
 from specs.errors import InfrastructureError
+from specs.loader import load_spec
 from specs.model import Deliverable, Spec
+from tasks.archive.copy import archive_package
+from tasks.archive.targets import ArchiveCopy
+from tasks.archive.verify import VerifyReport, verify_uri
 from tasks.deliverables.make import TranscodeAllResult, transcode_all
 from tasks.deliverables.naming import RunFields
 from tasks.layback import LaybackPlan, LaybackResult, layback
 from tasks.media.probe import MediaInfo, probe
+from tasks.nightly import QCItemOutcome, qc_item_outcome
+from tasks.package import fingerprint_file, write_package
+from tasks.qc.engine import QCResult, qc_master
+from tasks.report import DeliverableEntry, InputFingerprint, build_report, write_report
 
-__all__ = ["probe_step", "layback_step", "transcode_all_step", "file_identity", "ProgressReporter", "infra_only"]
+__all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
+           "archive_step", "verify_step", "nightly_qc_step", "file_identity",
+           "content_cache_key", "ProgressReporter", "PROGRESS_LISTENERS", "retry_on_infrastructure", "FFMPEG_TAG",
+           "ARCHIVE_RETRIES", "ARCHIVE_BACKOFF_S"]
 
 FFMPEG_TAG = "ffmpeg"  # tag concurrency limit: `prefect concurrency-limit create ffmpeg <cores>`
 CACHE_DAYS = 30
+#: Retries of the archive and fixity steps and the base of their exponential backoff (seconds).
+ARCHIVE_RETRIES = int(os.environ.get("DELIVER_ARCHIVE_RETRIES", "4"))
+ARCHIVE_BACKOFF_S = float(os.environ.get("DELIVER_ARCHIVE_BACKOFF_S", "10"))
 
 
 def file_identity(path: str | os.PathLike[str]) -> str:
@@ -84,13 +103,14 @@ def _paths_in(value: Any) -> list[str]:
     return out
 
 
-def infra_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry condition: only infrastructure errors are worth retrying, never bad input or a mismatch."""
+def retry_on_infrastructure(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry condition: only an unreachable/failed store, network or disk is worth another try; never bad
+    input, a checksum mismatch or a bug."""
     try:
         state.result()
     except InfrastructureError:
         return True
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - classifies the failure: anything else is not worth a retry
         return False
     return False
 
@@ -106,9 +126,9 @@ class ProgressReporter:
         self.key, self.description = key, description
         self.interval_s = interval_s
         self._last = 0.0
-        self._id = None
+        self._id: UUID | None = None
         try:
-            self._id = create_progress_artifact(progress=0.0, key=key, description=description)
+            self._id = cast(UUID, create_progress_artifact(progress=0.0, key=key, description=description))
         except Exception:  # noqa: BLE001 - progress is nice to have; never fail a transcode over it
             self._id = None
 
@@ -128,27 +148,88 @@ class ProgressReporter:
         except Exception:  # noqa: BLE001
             pass
 
+    def done(self) -> None:
+        """Mark the step finished (100 %) whatever the last throttled update said."""
+        self(1.0, 1.0)
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "x"
+
+def _slug(text: str, length: int = 60) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:length] or "x"
 
 
-@task(name="probe", retries=2, retry_delay_seconds=2, retry_condition_fn=infra_only)
+@task(name="probe", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_infrastructure)
 def probe_step(path: str, what: str = "media file") -> MediaInfo:
     return probe(path, what)
 
 
+@task(name="fingerprint")
+def fingerprint_step(path: str) -> InputFingerprint:
+    """xxh128 and size of an input, for the report (and the archive catalog later)."""
+    return fingerprint_file(path)
+
+
 @task(name="layback", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600, cache_key_fn=content_cache_key,
-      cache_expiration=timedelta(days=CACHE_DAYS), persist_result=True, retries=1, retry_condition_fn=infra_only)
+      cache_expiration=timedelta(days=CACHE_DAYS), persist_result=True, retries=1,
+      retry_condition_fn=retry_on_infrastructure)
 def layback_step(plan: LaybackPlan, spec: Spec, out_path: str) -> LaybackResult:
     progress = ProgressReporter(f"layback-{_slug(Path(out_path).stem)}", f"Layback of {Path(out_path).name}")
     return layback(plan, spec, out_path, progress=progress)
 
 
-@task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1, retry_condition_fn=infra_only)
+@task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1,
+      retry_condition_fn=retry_on_infrastructure)
 def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str,
                        fields: RunFields, extras_dir: str | None = None) -> TranscodeAllResult:
     """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by
     skipping deliverables whose final file exists and verifies, which is what a retry needs."""
-    progress = ProgressReporter("deliverables", f"{len(deliverables)} deliverables of {Path(master.path).name}, one decode")
+    progress = ProgressReporter("deliverables",
+                                f"{len(deliverables)} deliverables of {Path(master.path).name}, one decode")
     return transcode_all(deliverables, spec, master, out_dir, fields=fields, extras_dir=extras_dir, progress=progress)
+
+
+@task(name="qc", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)
+def qc_step(info: MediaInfo, spec: Spec) -> QCResult:
+    """Every QC check of the spec on one master, from one analysis decode."""
+    progress = ProgressReporter("qc-analysis", f"Picture and audio analysis of {Path(info.path).name}")
+    return qc_master(info, spec, progress=progress)
+
+
+@task(name="package")
+def package_step(package_dir: str, files: list[tuple[str, str]], title: str, version: str) -> list[DeliverableEntry]:
+    """manifest.json and the first ASC MHL generation of a package (:func:`tasks.package.write_package`)."""
+    return write_package(Path(package_dir), [(Path(p), kind) for p, kind in files], title=title, version=version)
+
+
+@task(name="archive-package", retries=ARCHIVE_RETRIES,
+      retry_delay_seconds=exponential_backoff(backoff_factor=ARCHIVE_BACKOFF_S), retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_infrastructure, cache_policy=NO_CACHE)
+def archive_step(package_dir: str, targets: list[str], title: str) -> list[ArchiveCopy]:
+    """Copy + verify + MHL + catalog (:func:`tasks.archive.copy.archive_package`), progress by bytes read.
+
+    A retry resumes: interrupted multipart uploads continue from their uploaded parts, finished
+    objects and files are kept and re-checked. A checksum mismatch is never retried."""
+    name = Path(package_dir).name
+    progress = ProgressReporter(f"archive-progress-{_slug(name, 50)}", f"Bytes read for the archive of {name}")
+    copies = archive_package(Path(package_dir), targets, title=title, progress=progress)
+    progress.done()
+    return copies
+
+
+@task(name="verify-copies", retries=ARCHIVE_RETRIES,
+      retry_delay_seconds=exponential_backoff(backoff_factor=ARCHIVE_BACKOFF_S), retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_infrastructure, cache_policy=NO_CACHE)
+def verify_step(uri: str) -> VerifyReport:
+    """Fixity of a copy or of every package under a target (:func:`tasks.archive.verify.verify_uri`)."""
+    return verify_uri(uri)
+
+
+@task(name="nightly-qc-master", tags=[FFMPEG_TAG], cache_policy=NO_CACHE, timeout_seconds=6 * 3600,
+      task_run_name="qc-{path}")
+def nightly_qc_step(path: str, spec_ref: str, report: str) -> QCItemOutcome:
+    """One nightly QC item: the qc flow's probe and QC steps, report.json written, the outcome returned."""
+    spec = load_spec(spec_ref)
+    info = probe_step(path, "master")
+    qc = qc_step(info, spec)
+    rep = build_report(spec=spec.name, findings=qc.findings, measurements=qc.measurements, title=Path(path).name)
+    return qc_item_outcome(rep, write_report(rep, report))
+

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import flows.cli_archive  # noqa: F401 - registers the commands
+import flows.cli.archive  # noqa: F401 - registers the commands
 from flows.cli import app
 from tests.archive import s3server
 from tests.archive.helpers import S3_SMALL_PARTS, mhl_rc

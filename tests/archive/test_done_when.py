@@ -9,7 +9,7 @@ from pathlib import Path
 import xxhash
 from typer.testing import CliRunner
 
-import flows.cli_archive  # noqa: F401 - registers the commands
+import flows.cli.archive  # noqa: F401 - registers the commands
 from flows.cli import app
 from tasks.archive.verify import verify_uri
 from tests.archive.helpers import S3_SMALL_PARTS, make_package, mhl_rc

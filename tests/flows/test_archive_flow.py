@@ -1,14 +1,16 @@
-"""archive_flow / verify_flow on the Prefect test harness against SeaweedFS on loopback:
+"""archive_flow / verify_flow (one archive_step, tasks.steps) on the Prefect test harness against SeaweedFS on loopback:
 retries on infrastructure errors only, bytes progress artifact, copies table artifact, no secrets."""
 
 from __future__ import annotations
-
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 import flows.archive as archive_flows
+import tasks.steps as steps
+from flows.deployments import ArchiveRequest, VerifyRequest
+from flows.verify import verify_flow
 from specs.errors import InfrastructureError, VerificationError
 from tests.archive import s3server
 from tests.archive.helpers import S3_SMALL_PARTS, make_package, mhl_rc
@@ -42,7 +44,7 @@ def _artifacts(key: str):
 
 def test_archive_flow_retries_infrastructure_then_verifies(s3, tmp_path, monkeypatch):
     pkg = make_package(tmp_path / "FILM_v1")
-    real = archive_flows.archive_package
+    real = steps.archive_package
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -51,9 +53,9 @@ def test_archive_flow_retries_infrastructure_then_verifies(s3, tmp_path, monkeyp
             raise InfrastructureError("s3 endpoint unreachable (simulated)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(archive_flows, "archive_package", flaky)
-    copies = archive_flows.archive_flow(package_dir=str(pkg), targets=[f"s3://archive-a/flow?{S3_SMALL_PARTS}",
-                                                                       str(tmp_path / "lto")], title="Film")
+    monkeypatch.setattr(steps, "archive_package", flaky)
+    copies = archive_flows.archive_flow(ArchiveRequest(package_dir=str(pkg), title="Film", targets=[
+        f"s3://archive-a/flow?{S3_SMALL_PARTS}", str(tmp_path / "lto")]))
     assert calls["n"] == 2
     assert [c.verified for c in copies] == [True, True]
     assert mhl_rc(tmp_path / "lto" / "FILM_v1") == 0
@@ -75,19 +77,20 @@ def test_archive_flow_does_not_retry_a_mismatch(s3, tmp_path, monkeypatch):
         calls["n"] += 1
         raise VerificationError("copy does not match (simulated)")
 
-    monkeypatch.setattr(archive_flows, "archive_package", mismatch)
+    monkeypatch.setattr(steps, "archive_package", mismatch)
     with pytest.raises(VerificationError):
-        archive_flows.archive_flow(package_dir=str(pkg), targets=[str(tmp_path / "x")], title="Film")
+        archive_flows.archive_flow(ArchiveRequest(package_dir=str(pkg), targets=[str(tmp_path / "x")], title="Film"))
     assert calls["n"] == 1
 
 
 def test_verify_flow_table_and_failure_on_corruption(s3, tmp_path):
     pkg = make_package(tmp_path / "FILM_v3", big_bytes=1000)
-    copies = archive_flows.archive_flow(package_dir=str(pkg), targets=["s3://archive-b/fix"], title="Film3")
-    report = archive_flows.verify_flow(uri=copies[0].uri)
+    copies = archive_flows.archive_flow(ArchiveRequest(package_dir=str(pkg), targets=["s3://archive-b/fix"],
+                                                       title="Film3"))
+    report = verify_flow(VerifyRequest(uri=copies[0].uri))
     assert report.ok
     s3.client().put_object(Bucket="archive-b", Key="fix/FILM_v3/report.json", Body=b"{}")
     with pytest.raises(VerificationError, match="report.json"):
-        archive_flows.verify_flow(uri=copies[0].uri)
+        verify_flow(VerifyRequest(uri=copies[0].uri))
     rows = _artifacts("archive-fixity")[0].data
     assert "report.json" in str(rows)

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from flows.nightly import (
+from flows.nightly import nightly_schedule
+from specs.errors import BadInputError
+from tasks.nightly import (
     NightlyConfig,
     NightlyState,
     WatchFolder,
     fixity_share,
     load_nightly_config,
     night_of,
-    nightly_schedule,
     scan_watch_folders,
     spec_for_master,
 )
-from specs.errors import BadInputError
 
 
 def _cfg(tmp_path: Path, **extra) -> NightlyConfig:
@@ -132,8 +132,9 @@ def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+    from flows.deployments import NightlyRequest
     from flows.nightly import nightly_qc_flow
-    from flows.params import NightlyRequest
+    from tasks.nightly import NightlySummary
 
     watch = tmp_path / "watch"
     watch.mkdir()
@@ -152,7 +153,9 @@ def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others
     state = nightly_qc_flow(NightlyRequest(config=str(cfg), night="2026-11-21"), return_state=True)
     assert state.is_failed()  # a corrupt master and bit rot: problems, reported after everything ran
     summary = state.result(raise_on_failure=False)
-    rows = {(r["kind"], Path(r["item"]).name): r for r in summary["rows"]} if isinstance(summary, dict) else None
+    assert isinstance(summary, NightlySummary)  # the flow's typed result
+    assert summary.problems == sum(r.result in ("fail", "error", "mismatch") for r in summary.rows) >= 2
+    rows = {(r.kind, Path(r.item).name): r for r in summary.rows}
     with get_client(sync_client=True) as c:
         art = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-summary"])))[0]
     table = json.loads(art.data) if isinstance(art.data, str) else art.data
@@ -164,7 +167,7 @@ def test_nightly_run_qcs_verifies_and_summarises_one_failure_not_stopping_others
     assert by_item[("fixity", "BAD_v1")]["result"] == "mismatch"
     saved = json.loads((tmp_path / "state.json").read_text())
     assert str(good.resolve()) in saved and str((watch / "corrupt.mov").resolve()) not in saved  # retried tomorrow
-    assert rows is None or len(rows) == 4
+    assert len(rows) == 4
 
 
 def test_prefect_yaml_declares_every_deployment_and_the_configured_nightly_schedule():
@@ -199,3 +202,30 @@ def test_fan_out_task_runners_are_bounded():
     shared = make_task_runner(NightlyConfig.model_validate({"fan_out": {"task_runner": "dask",
                                                                         "dask_address": "tcp://10.0.0.5:8786"}}))
     assert shared.address == "tcp://10.0.0.5:8786"
+
+
+def test_nightly_items_as_qc_item_runs_of_the_served_deployment(served, sample_set, tmp_path):
+    """fan_out.mode deployments: each master is a run of the served qc-item deployment (a QCRequest),
+    and its typed outcome comes back into the night's summary."""
+    from flows.deployments import NightlyRequest
+    from flows.nightly import nightly_qc_flow
+    from tasks.nightly import NightlySummary
+
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    (watch / "good.mov").write_bytes(sample_set.master.read_bytes())
+    (watch / "corrupt.mov").write_bytes(b"this is not a movie" * 100)
+    cfg = tmp_path / "nightly.yaml"
+    cfg.write_text(json.dumps({"watch_folders": [{"path": str(watch), "spec": "demo"}],
+                               "reports": str(tmp_path / "reports"), "state": str(tmp_path / "state.json"),
+                               "fixity": {"catalog": False},
+                               "fan_out": {"mode": "deployments", "deployment": "qc-item/qc-item"}}))
+    state = nightly_qc_flow(NightlyRequest(config=str(cfg), night="2026-11-22"), return_state=True)
+    summary = state.result(raise_on_failure=False)
+    assert isinstance(summary, NightlySummary)
+    rows = {Path(r.item).name: r for r in summary.rows}
+    assert rows["good.mov"].result in ("pass", "fail") and Path(rows["good.mov"].report).is_file()
+    assert rows["good.mov"].host  # where the qc-item run ran
+    assert rows["corrupt.mov"].result == "error" and "qc-item run" in rows["corrupt.mov"].detail
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert str((watch / "good.mov").resolve()) in saved and str((watch / "corrupt.mov").resolve()) not in saved

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from flows.serve import _ffmpeg_pids_writing_under
+from flows.deployments import _ffmpeg_pids_writing_under
 
 
 def _client():
@@ -170,3 +170,61 @@ def test_run_page_renders_the_findings_table_in_headless_chromium(delivered, ser
     # The run page itself renders (name, state, the task graph); its Artifacts tab lists the table above.
     assert "deliver-OPS-v1" in run_dom, run_dom[-1500:]
     assert "Completed" in run_dom and "Artifacts" in run_dom
+
+
+W, H = 320, 180  # the sample master's frame size
+
+
+def _gray_frame(path: Path, t_s: float):
+    import numpy as np
+
+    from tasks.media.ffmpeg import run_ffmpeg
+
+    raw = run_ffmpeg(["-v", "error", "-ss", str(t_s), "-i", str(path), "-frames:v", "1", "-vf", f"scale={W}:{H}",
+                      "-pix_fmt", "gray", "-f", "rawvideo", "-"], capture_stdout=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(H, W).astype(np.float64)
+
+
+def _watermarked_spec(folder: Path) -> Path:
+    """The demo spec with a watermark on its screener and {lang} in the screener's name."""
+    text = (Path(__file__).resolve().parents[2] / "specs" / "demo.yaml").read_text()
+    screener = '    burn_in: {timecode: true}\n    name: "{title}_{version}_{id}.{ext}"'
+    assert text.count(screener) == 1
+    text = text.replace("name: demo\n", "name: demo-watermarked\n", 1).replace(
+        screener, '    burn_in: {timecode: true}\n    watermark: {text: "REVIEW COPY", opacity: 0.5}\n'
+                  '    name: "{title}_{version}_{id}_{lang}.{ext}"')
+    path = folder / "demo-watermarked.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_deployment_run_with_recipient_date_lang_burns_the_recipient_into_the_screener(served, sample_set, ops_root):
+    """The deliver deployment's form has recipient, date and lang, and a run started with them (through
+    run_deployment, as the UI's Run button) burns the recipient and date under the screener's watermark."""
+    from prefect.deployments import run_deployment
+
+    from tasks.media.probe import probe
+
+    spec = _watermarked_spec(ops_root)
+    with _client() as c:
+        props = c.read_deployment_by_name("deliver/deliver").parameter_openapi_schema
+    defs = props["definitions"] if "definitions" in props else props["$defs"]
+    assert {"recipient", "date", "lang"} <= set(defs["DeliverRequest"]["properties"])
+    mixes = [{"path": str(sample_set.mixes["5.1"])}, {"path": str(sample_set.mixes["2.0"])}]
+    base = {"master": str(sample_set.master), "mixes": mixes, "spec_path": str(spec), "lang": "de",
+            "date": "2026-11-21"}
+    runs = {}
+    for title, extra in (("MARKED", {"recipient": "ACME Screening"}), ("PLAIN", {})):
+        request = {**base, **extra, "title": title, "out": str(ops_root / f"wm-{title}")}
+        runs[title] = run_deployment("deliver/deliver", parameters={"request": request}, timeout=0).id
+    for title, run_id in runs.items():
+        fr = _wait_final(run_id, 300)
+        assert fr.state.is_completed(), f"{title}: {fr.state}\n{served['log'].read_text()[-4000:]}"
+    marked = ops_root / "wm-MARKED" / "MARKED_v1" / "MARKED_v1_screener_de.mp4"  # lang reached the name
+    plain = ops_root / "wm-PLAIN" / "PLAIN_v1" / "PLAIN_v1_screener_de.mp4"
+    assert marked.is_file() and plain.is_file()
+    duration_s = probe(str(marked)).duration_s
+    a, b = _gray_frame(marked, duration_s / 2), _gray_frame(plain, duration_s / 2)
+    line = (slice(int(H * 0.6), int(H * 0.66)), slice(int(W * 0.3), int(W * 0.7)))  # recipient and date
+    assert abs(a[line] - b[line]).mean() > 4  # the recipient trace is burnt in
+    assert abs(a[: int(H * 0.3)] - b[: int(H * 0.3)]).mean() < 2  # the rest of the picture is the same

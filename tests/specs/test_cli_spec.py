@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import flows.cli_spec  # noqa: F401  (registers the `spec` group)
+import flows.cli.spec  # noqa: F401  (registers the `spec` group)
 from flows.cli import app
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -15,33 +15,27 @@ from rich.table import Table
 from flows.cli import app, clean_errors
 from specs.errors import EXIT_FAILED, EXIT_OK, BadInputError
 
+if TYPE_CHECKING:
+    from flows.deployments import DeliverRequest
+    from tasks.layback import MixInput
+    from tasks.report import RunResult
+
 console = Console(stderr=True)
 
 __all__ = ["run_cmd", "qc_cmd", "demo_cmd", "loudness_cmd"]
 
 
-def _preflight(master: str, mixes: list[str], spec_name: str):
+def _preflight(master: str, mixes: list[MixInput], spec_ref: str) -> None:
     """Everything we can reject before starting Prefect: spec, files, media, channel counts (exit 2)."""
     from specs.loader import load_spec
-    from tasks.layback import parse_mix_arg, plan_layback
+    from tasks.layback import plan_layback
     from tasks.media.probe import probe
 
-    spec = load_spec(spec_name)
+    spec = load_spec(spec_ref)
     info = probe(master, "picture master")
-    parsed = [parse_mix_arg(m) for m in mixes]
-    mix_infos = [(p, probe(p.path, "mix")) for p in parsed]
+    mix_infos = [(m, probe(m.path, "mix")) for m in mixes]
     if mixes:
         plan_layback(info, mix_infos, spec)
-    return spec
-
-
-def _absolute_mix(arg: str) -> str:
-    """``--mix`` with its path made absolute, keeping an explicit channel map (``L,R=...``)."""
-    from tasks.layback import parse_mix_arg
-
-    parsed = parse_mix_arg(arg)
-    path = str(Path(parsed.path).resolve())
-    return f"{','.join(parsed.labels)}={path}" if parsed.labels else path
 
 
 @contextlib.contextmanager
@@ -68,31 +62,25 @@ def _progress_bars():
         PROGRESS_LISTENERS.remove(listener)
 
 
-def _print_findings(report_path: str) -> dict[str, Any]:
-    data = json.loads(Path(report_path).read_text())
-    table = Table(title=f"{data.get('title') or ''} — {data['verdict'].upper()} against {data['spec']}")
+def _print_findings(result: RunResult) -> None:
+    report = result.report
+    table = Table(title=f"{report.title or ''} — {report.verdict.upper()} against {report.spec}")
     for col in ("severity", "check", "in", "out", "message"):
         table.add_column(col)
-    for f in data["findings"]:
-        table.add_row(f["severity"], f["check"], f.get("timecode_in") or "", f.get("timecode_out") or "", f["message"])
+    for f in report.findings:
+        table.add_row(f.severity.value, f.check, f.timecode_in or "", f.timecode_out or "", f.message)
     console.print(table)
-    return data
 
 
-def _run_deliver(master: str, mixes: list[str], spec: str, title: str, out: Path, version: str,
-                 archive: list[str], force: bool, recipient: str | None = None, date: str | None = None,
-                 lang: str = "und") -> int:
+def _run_deliver(request: DeliverRequest) -> int:
+    """The deliver flow on ``request`` with progress bars; the findings table; the exit code."""
     from flows.deliver import deliver_flow
 
     with _progress_bars():
-        result = deliver_flow(master=str(Path(master).resolve()), mixes=[_absolute_mix(m) for m in mixes], spec=spec,
-                              title=title, out=str(out.resolve()), version=version, archive=archive, force=force,
-                              recipient=recipient, date=date, lang=lang)
-    _print_findings(result["report"])
-    typer.echo(result["report"])
-    if result["delivered"]:
-        return EXIT_OK
-    return EXIT_FAILED
+        result = deliver_flow(request)
+    _print_findings(result)
+    typer.echo(result.report_path)
+    return EXIT_OK if result.delivered else EXIT_FAILED
 
 
 @app.command("run")
@@ -104,30 +92,32 @@ def run_cmd(
     title: str = typer.Option(..., "--title", help="Title used in deliverable names."),
     out: Path = typer.Option(..., "--out", help="Output folder (deliverables, package, report.json)."),
     version: str = typer.Option("v1", "--version", help="Version used in deliverable names."),
-    archive: Optional[list[str]] = typer.Option(None, "--archive", help="Archive target URI (repeat): /path, file://, s3://."),
+    archive: list[str] | None = typer.Option(None, "--archive", help="Archive target URI (repeat): /path, file://, s3://."),
     force: bool = typer.Option(False, "--force", help="Deliver despite error findings (recorded in the report)."),
-    recipient: Optional[str] = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
+    recipient: str | None = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
                                             "for anti-piracy tracing; also the {recipient} name field."),
-    date: Optional[str] = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
+    date: str | None = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
     lang: str = typer.Option("und", "--lang", help="Language of this version for {lang} in names (BCP 47: en, de, fr-CA)."),
 ) -> None:
     """Lay back, QC, gate, transcode, package and archive one title. Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
-    from tasks.deliverables.naming import language_tag
+    from flows.deployments import DeliverRequest, build_request, spec_fields
 
-    _check_title(title, version)
-    language_tag(lang)
-    _preflight(master, mix, spec)
-    if not archive:
+    request = build_request(DeliverRequest, master=master, mixes=mix, title=title, version=version, out=str(out),
+                            archive=list(archive or []), force=force, recipient=recipient, date=date, lang=lang,
+                            **spec_fields(spec))
+    _preflight(request.master, request.mixes, request.spec_ref)
+    if not request.archive:
         from tasks.archive.targets import load_storage_config
 
-        archive = list(load_storage_config().default_targets)  # configs/storage.yaml
-    raise typer.Exit(_run_deliver(master, mix, spec, title, out, version, archive, force, recipient, date, lang))
+        request = request.model_copy(update={"archive": list(load_storage_config().default_targets)})  # configs/storage.yaml
+    raise typer.Exit(_run_deliver(_absolute(request)))
 
 
-def _check_title(title: str, version: str) -> None:
-    for label, value in (("title", title), ("version", version)):
-        if not value or any(c in value for c in "/\\\0") or value in (".", ".."):
-            raise BadInputError(f"--{label} {value!r} cannot be used in file names; use letters, digits, '-', '_'")
+def _absolute(request: DeliverRequest) -> DeliverRequest:
+    """The request with its paths made absolute (the flow may run in another working directory)."""
+    mixes = [m.model_copy(update={"path": str(Path(m.path).resolve())}) for m in request.mixes]
+    return request.model_copy(update={"master": str(Path(request.master).resolve()), "mixes": mixes,
+                                      "out": str(Path(request.out).resolve())})
 
 
 @app.command("qc")
@@ -135,23 +125,27 @@ def _check_title(title: str, version: str) -> None:
 def qc_cmd(
     path: str = typer.Argument(..., help="Master to check."),
     spec: str = typer.Option(..., "--spec", help="Built-in spec name or YAML path."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write report.json here (default: ./<name>.qc.json)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write report.json here (default: ./<name>.qc.json)."),
 ) -> None:
     """QC a master against a spec. Exit 0 pass, 1 fail, 2 bad input."""
-    _preflight(path, [], spec)
-    from flows.qc import qc_flow
+    from flows.deployments import QCRequest, build_request, spec_fields
 
     report = json_out or Path(f"{Path(path).name}.qc.json")
-    result = qc_flow(path=str(Path(path).resolve()), spec=spec, report=str(report.resolve()))
-    _print_findings(result["report"])
-    typer.echo(result["report"])
-    raise typer.Exit(EXIT_OK if result["verdict"] == "pass" else EXIT_FAILED)
+    request = build_request(QCRequest, path=str(Path(path).resolve()), report=str(report.resolve()),
+                            **spec_fields(spec))
+    _preflight(path, [], request.spec_ref)
+    from flows.qc import qc_flow
+
+    result = qc_flow(request)
+    _print_findings(result)
+    typer.echo(result.report_path)
+    raise typer.Exit(EXIT_OK if result.verdict == "pass" else EXIT_FAILED)
 
 
 @app.command("demo")
 @clean_errors
 def demo_cmd(
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the demo (default: ./deliver-demo/run-<time>)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the demo (default: ./deliver-demo/run-<time>)."),
 ) -> None:
     """Make a sample master + mix and run the whole deliver flow on them; print the report path."""
     from tasks.media.synth import make_sample_set
@@ -161,17 +155,20 @@ def demo_cmd(
         raise BadInputError(f"{base} is not empty; the demo never overwrites. Choose another --out.")
     console.print(f"[bold]deliver demo[/bold]: generating a sample master and mix in {base / 'media'}")
     sample = make_sample_set(base / "media", layout="5.1", stereo=True)
-    mixes = [str(p) for p in sample.mixes.values()]
-    code = _run_deliver(str(sample.master), mixes, "demo", "DEMO", base / "delivery", "v1",
-                        [str((base / "vault").resolve())], False)
-    raise typer.Exit(code)
+    from flows.deployments import DeliverRequest
+    from tasks.layback import MixInput
+
+    request = DeliverRequest(spec="demo", master=str(sample.master.resolve()),
+                             mixes=[MixInput(path=str(p.resolve())) for p in sample.mixes.values()], title="DEMO",
+                             out=str((base / "delivery").resolve()), archive=[str((base / "vault").resolve())])
+    raise typer.Exit(_run_deliver(request))
 
 
 @app.command("loudness")
 @clean_errors
 def loudness_cmd(
     path: str = typer.Argument(..., help="Audio file (WAV/BWF/FLAC) or a container with audio tracks."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (DESIGN.md contract)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (the contract in the README)."),
 ) -> None:
     """Integrated loudness, LRA, true peak, sample peak, max momentary/short-term per track. Exit 0, or 2 on bad input."""
     from tasks.audio.loudness import measure_media

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -32,9 +31,9 @@ def _human(n: int) -> str:
 @clean_errors
 def archive_cmd(
     package_dir: Path = typer.Argument(..., help="Package folder (with its ascmhl/ history)."),
-    to: Optional[list[str]] = typer.Option(None, "--to", help="Target: s3://bucket/prefix, a folder, file:///path "
+    to: list[str] | None = typer.Option(None, "--to", help="Target: s3://bucket/prefix, a folder, file:///path "
                                            "or a name from configs/storage.yaml. Repeat for more copies."),
-    title: Optional[str] = typer.Option(None, "--title", help="Catalog title (default: the folder name)."),
+    title: str | None = typer.Option(None, "--title", help="Catalog title (default: the folder name)."),
     prefect: bool = typer.Option(False, "--prefect/--no-prefect", help="Run as a Prefect flow (retries, artifacts)."),
     as_json: bool = typer.Option(False, "--json", help="Print the copies as JSON."),
 ) -> None:
@@ -48,8 +47,10 @@ def archive_cmd(
     name = title or package_dir.resolve().name
     if prefect:
         from flows.archive import archive_flow
+        from flows.deployments import ArchiveRequest, build_request
 
-        copies = archive_flow(package_dir=str(package_dir.resolve()), targets=targets, title=name)
+        copies = archive_flow(build_request(ArchiveRequest, package_dir=str(package_dir.resolve()), targets=targets,
+                                            title=name))
     else:
         from tasks.archive.copy import archive_package
 
@@ -71,9 +72,10 @@ def verify_cmd(
 ) -> None:
     """Fixity: local copies re-hashed against their ASC MHL; S3 objects by stored CRC64NVME and size."""
     if prefect:
-        from flows.archive import verify_flow
+        from flows.deployments import VerifyRequest
+        from flows.verify import verify_flow
 
-        report = verify_flow(uri=uri, raise_on_mismatch=False)
+        report = verify_flow(VerifyRequest(uri=uri, raise_on_mismatch=False))
     else:
         from tasks.archive.verify import verify_uri
 

@@ -1,9 +1,11 @@
 """The ``deliver`` command line.
 
-Exit codes (DESIGN.md): 0 ok/delivered/pass, 1 QC failed / mismatch / lint errors, 2 bad input,
-3 infrastructure. Every :class:`~specs.errors.DeliverError` becomes one line on stderr, never a
-traceback. Command groups that belong to one capability live in their own module
-(``flows/cli_*.py``) and register themselves here.
+Exit codes (the README's contract): 0 ok/delivered/pass, 1 QC failed / mismatch / lint errors,
+2 bad input, 3 infrastructure. Every :class:`~specs.errors.DeliverError` becomes one line on stderr,
+never a traceback. Each command group lives in its own module of this package (``spec``, ``media``:
+run/qc/demo/loudness, ``archive``, ``ops``: serve/automation) and registers itself on :data:`app`.
+Commands that start a flow build the flow's request model (:mod:`flows.deployments`), the same one
+the Prefect UI's form builds.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def clean_errors(func: F) -> F:
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``; each module owns one capability.
-    from flows import cli_archive, cli_media, cli_ops, cli_spec  # noqa: F401
+    from flows.cli import archive, media, ops, spec  # noqa: F401
 
 
 def main() -> None:

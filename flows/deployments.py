@@ -1,0 +1,335 @@
+"""The typed requests every flow takes, the deployments built from the flows, and ``deliver serve``.
+
+One request per flow (:class:`DeliverRequest`, :class:`QCRequest`, :class:`ArchiveRequest`,
+:class:`VerifyRequest`, :class:`NightlyRequest`), validated once, built alike by the ``deliver``
+command line and by the Prefect UI: Prefect builds each deployment's parameter form from the flow's
+signature, so a pydantic model becomes a nested form with titles and descriptions and an
+:class:`enum.Enum` a drop-down (:class:`SpecName`: the specs shipped in ``specs/``). A spec given
+as a path is accepted through ``spec_path``.
+
+Each deployment's entry point IS its flow (``flows/deliver.py:deliver_flow`` …): no wrapper
+re-spells the parameters. Flows use a bounded task runner and ffmpeg-heavy tasks carry the
+``ffmpeg`` tag, whose concurrency limit ``deliver serve`` creates (default: CPU cores) if missing.
+
+Cancelling a run: the flow body's ``finally`` kills every ffmpeg process group it started (threads
+of a task runner are not interrupted), outputs are written under ``*.partial`` names and removed on
+the way out, and the flows' ``on_cancellation`` hook (:func:`on_cancel`, run by the runner or worker
+after the flow process is gone) removes any ``*.partial`` left under the run's output folder and
+kills any ffmpeg still writing there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from specs.errors import BadInputError
+from specs.loader import builtin_names
+from tasks.layback import MixInput, parse_mix_arg
+
+__all__ = ["SpecName", "DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
+           "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit", "cleanup_after_cancel",
+           "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG"]
+
+FFMPEG_TAG = "ffmpeg"
+
+# --------------------------------------------------------------------------- the requests
+
+#: Built-in delivery specs (``specs/<name>.yaml``), a drop-down in the UI.
+SpecName = Enum("SpecName", {n.replace("-", "_"): n for n in builtin_names()}, type=str)  # type: ignore[misc]
+SpecName.__doc__ = "A built-in delivery spec (specs/<name>.yaml)."
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _WithSpec(_Request):
+    spec: SpecName | None = Field(None, description="Built-in distributor spec.")
+    spec_path: str | None = Field(None, description="Or a spec YAML path (on storage the workers share).")
+
+    @model_validator(mode="after")
+    def _one_spec(self) -> _WithSpec:
+        if (self.spec is None) == (not self.spec_path):
+            raise ValueError("give exactly one of spec (a built-in spec) or spec_path (a YAML file)")
+        return self
+
+    @property
+    def spec_ref(self) -> str:
+        """The value ``load_spec`` takes: a built-in name or a path."""
+        return self.spec.value if self.spec is not None else str(self.spec_path)
+
+
+def spec_fields(ref: str) -> dict[str, str]:
+    """``--spec S`` as request fields: a built-in name goes to ``spec``, anything else to ``spec_path``
+    (``load_spec`` then says what is wrong with it)."""
+    return {"spec": ref} if ref in builtin_names() else {"spec_path": ref}
+
+
+def _file_name_part(label: str, value: str) -> str:
+    if not value or any(c in value for c in "/\\\0") or value in (".", ".."):
+        raise ValueError(f"--{label} {value!r} cannot be used in file names; use letters, digits, '-', '_'")
+    return value
+
+
+def _mixes_accept_text(schema: dict[str, Any]) -> None:
+    """The form (and API clients) may give a mix as an object or as ``deliver run --mix`` text."""
+    mixes = schema.get("properties", {}).get("mixes")
+    if mixes and "items" in mixes:
+        mixes["items"] = {"anyOf": [mixes["items"], {"type": "string", "title": "--mix text",
+                                                     "description": "path, or L,R,C,LFE,Ls,Rs=path"}]}
+
+
+class DeliverRequest(_WithSpec):
+    """One title to lay back, QC, transcode, package and archive (``deliver run`` or "Run" in the UI)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_mixes_accept_text)
+
+    master: str = Field(..., description="Conformed picture master (MOV/MXF), a path on shared storage.")
+    mixes: list[MixInput] = Field(..., min_length=1, description="Final mix, one entry per file: an interleaved "
+                                  "BWF per layout, mono BWFs named *_L.wav *_R.wav …, or an explicit channel map "
+                                  "(labels in file order). Text in the deliver run --mix form is accepted too.")
+    title: str = Field(..., description="Title used in deliverable names.")
+    version: str = Field("v1", description="Version used in deliverable names.")
+    out: str = Field(..., description="Output folder (deliverables, package, report.json).")
+    archive: list[str] = Field(default_factory=list, description="Archive targets: names from configs/storage.yaml "
+                               "or URIs (/path, file://, s3://).")
+    force: bool = Field(False, description="Deliver despite error findings (recorded in the report).")
+    recipient: str | None = Field(None, description="Screener recipient: burnt into the watermark for "
+                                     "anti-piracy tracing; also the {recipient} name field.")
+    date: str | None = Field(None, description="Date for watermarks and {date} names (default: today).")
+    lang: str = Field("und", description="Language of this version for {lang} in names (BCP 47: en, de, fr-CA).")
+
+    @field_validator("mixes", mode="before")
+    @classmethod
+    def _parse_mix_text(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        try:
+            return [parse_mix_arg(v) if isinstance(v, str) else v for v in value]
+        except BadInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return _file_name_part("title", value)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        return _file_name_part("version", value)
+
+    @field_validator("lang")
+    @classmethod
+    def _lang(cls, value: str) -> str:
+        from tasks.deliverables.naming import language_tag
+
+        try:
+            return language_tag(value)
+        except BadInputError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class QCRequest(_WithSpec):
+    """QC of one master; only report.json (and the HTML report beside it) is written."""
+
+    path: str = Field(..., description="Master to check.")
+    report: str = Field(..., description="Where to write report.json.")
+
+
+class ArchiveRequest(_Request):
+    """A delivery package to copy to every target, verified."""
+
+    package_dir: str = Field(..., description="Delivery package folder (with ascmhl/).")
+    targets: list[str] = Field(..., min_length=1, description="Target names or URIs.")
+    title: str = Field(..., description="Title recorded in the archive catalog.")
+
+
+class VerifyRequest(_Request):
+    """Fixity of an archived copy, or of every package under a target."""
+
+    uri: str = Field(..., description="A copy or a target: /path, file:///path or s3://bucket/prefix.")
+    raise_on_mismatch: bool = Field(True, description="Fail the run on a mismatch.")
+
+
+class NightlyRequest(_Request):
+    """One night of QC of the watch folders and archive fixity."""
+
+    config: str | None = Field(None, description="Nightly config file (default configs/nightly.yaml or "
+                                  "$DELIVER_NIGHTLY_CONFIG).")
+    night: str | None = Field(None, description="Night to run as (YYYY-MM-DD, in the configured timezone); "
+                                 "default: tonight. Picks the fixity share.")
+    force_all: bool = Field(False, description="QC every master, changed or not.")
+
+
+def build_request(model: type[_Request], **fields: Any) -> Any:
+    """``model(**fields)``, its validation errors as one :class:`BadInputError` line (the CLI's exit 2)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            where = ".".join(str(p) for p in err["loc"])
+            problems.append(msg if msg.startswith("--") or not where else f"{where}: {msg}")
+        raise BadInputError("; ".join(problems)) from None
+
+
+# --------------------------------------------------------------------------- cancellation
+
+def cores() -> int:
+    """CPU cores of this machine: the bound of every flow's thread pool and the default ffmpeg limit."""
+    return max(1, os.cpu_count() or 1)
+
+
+def threads(max_workers: int) -> TaskRunner[Any]:
+    """A bounded ThreadPoolTaskRunner, typed as ``@flow(task_runner=...)`` accepts it (Prefect types that
+    parameter ``TaskRunner[PrefectFuture[Any]]``, invariant; the thread pool's future type is a subclass)."""
+    return ThreadPoolTaskRunner(max_workers=max_workers)
+
+
+def _ffmpeg_pids_writing_under(folder: Path) -> list[int]:
+    """ffmpeg/ffprobe processes whose command line mentions ``folder`` (Linux /proc)."""
+    needle = str(folder.resolve())
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and Path(argv[0].decode(errors="replace")).name.startswith(("ffmpeg", "ffprobe")) and any(
+                needle in a.decode(errors="replace") for a in argv[1:]):
+            pids.append(int(proc.name))
+    return pids
+
+
+def cleanup_after_cancel(out: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Kill ffmpeg still writing under ``out`` and remove ``*.partial*`` files there (idempotent)."""
+    root = Path(out)
+    killed = []
+    for pid in _ffmpeg_pids_writing_under(root) if root.exists() else []:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(str(pid))
+        except ProcessLookupError:
+            pass
+    removed = []
+    if root.exists():
+        for p in root.rglob("*.partial*"):
+            try:
+                if p.is_file() or p.is_symlink():
+                    p.unlink()
+                    removed.append(str(p))
+            except OSError:
+                pass
+    return {"killed": killed, "removed": removed}
+
+
+def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
+    """``on_cancellation`` hook of the deliver and qc flows: clean the run's output folder."""
+    req = (flow_run.parameters or {}).get("request") or {}
+    if not isinstance(req, dict):
+        req = req.model_dump()
+    out = req.get("out") or (str(Path(req["report"]).parent) if req.get("report") else None)
+    if out:
+        cleanup_after_cancel(out)
+
+
+def request_field(name: str, default: str) -> str:
+    """A field of the running flow's ``request`` parameter (a dict or the model), for run names."""
+    from prefect.runtime import flow_run
+
+    req = (flow_run.parameters or {}).get("request")
+    value = getattr(req, name, None) if not isinstance(req, dict) else req.get(name)
+    return str(value) if value else default
+
+
+# --------------------------------------------------------------------------- serving
+
+#: Settings every served/worker flow run should have: ffmpeg command lines reach the Prefect logs
+#: (``deliver.ffmpeg`` logger), no telemetry, a bounded default thread pool.
+OPS_ENV_DEFAULTS = {
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "deliver",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS": str(cores()),
+}
+
+
+def forward_deliver_logs() -> None:
+    """Let ``deliver.*`` INFO records (ffmpeg command lines, warnings) reach the run's Prefect logs.
+
+    ``PREFECT_LOGGING_EXTRA_LOGGERS=deliver`` attaches Prefect's API handler to the ``deliver``
+    logger but leaves its level at NOTSET (root: WARNING), which would drop the ffmpeg command lines.
+    """
+    lg = logging.getLogger("deliver")
+    if lg.level == logging.NOTSET or lg.level > logging.INFO:
+        lg.setLevel(logging.INFO)
+
+
+forward_deliver_logs()  # every flow module imports this one: served runs and worker runs alike
+
+
+def deployments(*, nightly_schedule: bool = True, limit_per_deployment: int | None = None) -> list[Any]:
+    """``RunnerDeployment`` objects for ``serve()``: deliver, qc, archive, verify, nightly-qc, qc-item."""
+    from flows.archive import archive_flow
+    from flows.deliver import deliver_flow
+    from flows.nightly import nightly_qc_flow, nightly_schedule as sched, qc_item_flow
+    from flows.qc import qc_flow
+    from flows.verify import verify_flow
+    from tasks.nightly import load_nightly_config
+
+    common: dict[str, Any] = {"tags": ["deliver"], "concurrency_limit": limit_per_deployment}
+    nightly_kwargs: dict[str, Any] = {}
+    if nightly_schedule:
+        nightly_kwargs["schedules"] = [sched(load_nightly_config())]
+    return [
+        deliver_flow.to_deployment(name="deliver", description="Deliver one title", **common),
+        qc_flow.to_deployment(name="qc", description="QC one master", **common),
+        archive_flow.to_deployment(name="archive", description="Archive a package, verified", **common),
+        verify_flow.to_deployment(name="verify", description="Fixity of an archived copy", **common),
+        nightly_qc_flow.to_deployment(name="nightly-qc", description="Nightly QC and archive fixity",
+                                      parameters={"request": NightlyRequest().model_dump()}, tags=["deliver"],
+                                      concurrency_limit=1, **nightly_kwargs),
+        qc_item_flow.to_deployment(name="qc-item", description="One nightly QC item", **common),
+    ]
+
+
+def ensure_ffmpeg_limit(limit: int | None = None) -> int:
+    """Create the ``ffmpeg`` tag concurrency limit (default: CPU cores) unless it already exists."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_concurrency_limit_by_tag(FFMPEG_TAG).concurrency_limit
+        except ObjectNotFound:
+            n = limit or cores()
+            client.create_concurrency_limit(tag=FFMPEG_TAG, concurrency_limit=n)
+            return n
+
+
+def apply_env_defaults() -> None:
+    for k, v in OPS_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+
+
+def serve_all(*, limit: int | None = None, nightly_schedule: bool = True, ffmpeg_limit: int | None = None) -> None:
+    """Serve every deployment from this process against ``PREFECT_API_URL`` (blocks until Ctrl-C)."""
+    apply_env_defaults()
+    from prefect import serve
+
+    ensure_ffmpeg_limit(ffmpeg_limit)
+    serve(*deployments(nightly_schedule=nightly_schedule), limit=limit)
+
+
+if __name__ == "__main__":  # python -m flows.deployments (what `deliver serve` runs)
+    serve_all()
