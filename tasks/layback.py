@@ -33,12 +33,12 @@ from pydantic import BaseModel
 
 from specs.errors import BadInputError, MediaError, VerificationError
 from specs.model import CHANNEL_LABELS, AudioTrackSpec, Spec
+from specs.timecode import Timecode
 from tasks.audio.loudness import FFMPEG_LAYOUT_POSITIONS
 from tasks.audio.reader import mask_positions, wav_channel_mask
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import atomic_output
 from tasks.media.probe import MediaInfo
-from tasks.media.timecode import Timecode
 
 __all__ = ["MixInput", "MixSource", "TrackAssignment", "LaybackPlan", "LaybackResult", "parse_mix_arg",
            "mix_sources", "plan_layback", "layback", "video_packet_hash", "FFMPEG_LAYOUTS"]

@@ -34,11 +34,11 @@ from pydantic import BaseModel, Field
 
 from specs.errors import BadInputError, MediaError, VerificationError
 from specs.model import AVC_INTRA_PIX_FMT, AVC_INTRA_PROFILE, Deliverable, Spec, render_deliverable_name
+from specs.timecode import Timecode
 from tasks.layback import FFMPEG_LAYOUTS
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import fsync_path, partial_name
 from tasks.media.probe import MediaInfo, pix_depth, probe, tagged_light_level
-from tasks.media.timecode import Timecode
 
 __all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_all",
            "verify_deliverable", "deliverable_args", "deliverable_graph", "deliverables_graph", "deliverable_path",

@@ -46,8 +46,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from specs.errors import BadInputError
+from specs.timecode import Timecode, parse_frame_rate
 from tasks.media.ffmpeg import FFmpegProgress, run_ffmpeg
-from tasks.media.timecode import Timecode, parse_rate
 
 __all__ = [
     "DefectKind",
@@ -215,7 +215,7 @@ class _TimingSpec(BaseModel):
     @field_validator("rate", mode="before")
     @classmethod
     def _rate(cls, value: Any) -> Fraction:
-        return parse_rate(value)
+        return parse_frame_rate(value)
 
     @property
     def is_drop_frame(self) -> bool:

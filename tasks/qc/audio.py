@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from specs.model import AudioTrackSpec, LoudnessSpec, Spec
+from specs.severity import Severity
 from tasks.audio.loudness import LoudnessResult, LoudnessRule, RuleOutcome, evaluate_loudness_rule, measure_blocks
 from tasks.audio.reader import iter_ffmpeg_blocks, prefetch
 from tasks.media.probe import AudioStream, MediaInfo
-from tasks.qc.findings import Finding, Severity
+from tasks.qc.findings import Finding
 from tasks.qc.metadata import make_finding
 from tasks.qc.picture import DEFAULT_COMMERCIAL_BLACK_MIN_S, ProgrammeClock
 

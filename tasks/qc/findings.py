@@ -8,22 +8,17 @@ measure is a finding with status ``not_measured`` — never a silent pass.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import Enum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Severity", "Finding", "Verdict", "verdict_of", "count_by_severity"]
+from specs.severity import Severity
 
-
-class Severity(str, Enum):
-    ERROR = "error"
-    WARNING = "warning"
-    INFO = "info"
+__all__ = ["Finding", "Verdict", "verdict_of", "count_by_severity"]
 
 
 class Finding(BaseModel):
-    """One QC result worth reporting (DESIGN.md report.json contract)."""
+    """One QC result worth reporting (report.json ``findings[]``, see README)."""
 
     model_config = ConfigDict(frozen=True)
 

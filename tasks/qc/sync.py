@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from specs.model import AudioTrackSpec, Spec
+from specs.severity import Severity
 from tasks.qc.audio import TrackScan
-from tasks.qc.findings import Finding, Severity
+from tasks.qc.findings import Finding
 from tasks.qc.metadata import make_finding
 from tasks.qc.picture import ProgrammeClock
 from tasks.qc.video import PictureSeries
