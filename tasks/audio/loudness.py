@@ -1,4 +1,4 @@
-"""Streaming BS.1770-4 / EBU R 128 loudness meter, and loudness rules.
+"""Streaming BS.1770-4 / EBU R 128 loudness meter.
 
 What is measured (per file or per audio track):
 
@@ -42,7 +42,6 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -61,9 +60,7 @@ __all__ = [
     "ChannelPeaks",
     "LoudnessResult",
     "LoudnessMeter",
-    "LoudnessRule",
     "default_layout",
-    "RuleOutcome",
     "LAYOUTS",
     "layout_labels",
     "labels_for_positions",
@@ -75,7 +72,6 @@ __all__ = [
     "measure_file",
     "measure_media",
     "measure_files_as_layout",
-    "evaluate_loudness_rule",
 ]
 
 # --- BS.1770 constants -------------------------------------------------------------------------
@@ -956,115 +952,3 @@ def measure_files_as_layout(paths: Sequence[str | Path], layout: str, *,
         raise MediaError(f"files of one layout must share a sample rate; got {sorted(rates)} Hz")
     blocks = prefetch(_lockstep_blocks(ps, block_frames))
     return measure_blocks(blocks, rates.pop(), labels, layout=layout)
-
-
-# --- rules -------------------------------------------------------------------------------------
-
-RULE_EPSILON = 1e-9  # float noise only; values are compared unrounded
-
-CHECK_INTEGRATED = "audio.loudness.integrated"
-CHECK_TRUE_PEAK = "audio.loudness.true_peak"
-CHECK_LRA = "audio.loudness.lra"
-CHECK_MAX_SHORT_TERM = "audio.loudness.max_short_term"
-CHECK_MAX_MOMENTARY = "audio.loudness.max_momentary"
-
-
-class LoudnessRule(BaseModel):
-    """One track's loudness rule, as a delivery spec states it.
-
-    ``method="dialogue-gated"`` (Dolby Dialogue Intelligence, Netflix/Amazon -27 LKFS) cannot be
-    measured with an open meter: the integrated outcome is ``not_measured``, never ``pass``.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    method: Literal["bs1770-4", "dialogue-gated"] = "bs1770-4"
-    target_lufs: float | None = None
-    tolerance_minus_lu: float = 1.0
-    tolerance_plus_lu: float = 1.0
-    max_true_peak_dbtp: float | None = None
-    lra_min_lu: float | None = None
-    lra_max_lu: float | None = None
-    max_short_term_lufs: float | None = None
-    max_momentary_lufs: float | None = None
-
-
-class RuleOutcome(BaseModel):
-    """Result of one check of a loudness rule."""
-
-    model_config = ConfigDict(frozen=True)
-
-    check: str
-    status: Literal["pass", "fail", "not_measured"]
-    expected: str
-    actual: str
-    message: str
-
-
-def _fmt(v: float | None, unit: str) -> str:
-    return "undefined (silence)" if v is None else f"{v:.1f} {unit}"
-
-
-def _limit_outcome(check: str, what: str, value: float | None, limit: float, unit: str) -> RuleOutcome:
-    expected = f"<= {limit:.1f} {unit}"
-    if value is None:
-        return RuleOutcome(check=check, status="not_measured", expected=expected, actual=_fmt(value, unit),
-                           message=f"{what} is undefined (silent track); cannot check it")
-    ok = value <= limit + RULE_EPSILON
-    return RuleOutcome(check=check, status="pass" if ok else "fail", expected=expected, actual=_fmt(value, unit),
-                       message=f"{what} {value:.1f} {unit} {'within' if ok else 'exceeds'} the limit {limit:.1f} {unit}")
-
-
-def evaluate_loudness_rule(result: LoudnessResult, rule: LoudnessRule) -> list[RuleOutcome]:
-    """Check a measured track against a rule; one outcome per constraint the rule sets.
-
-    Undefined values (silence) give ``not_measured``; so does a dialogue-gated target.
-    """
-    out: list[RuleOutcome] = []
-    if rule.method == "dialogue-gated":
-        expected = ("dialogue-gated" + (f" {rule.target_lufs:.1f} LKFS -{rule.tolerance_minus_lu:.1f}/"
-                                        f"+{rule.tolerance_plus_lu:.1f} LU" if rule.target_lufs is not None else ""))
-        out.append(RuleOutcome(
-            check=CHECK_INTEGRATED, status="not_measured", expected=expected,
-            actual=f"programme (BS.1770-4 gated) {_fmt(result.integrated_lufs, 'LUFS')}",
-            message="dialogue-gated loudness needs a Dolby Dialogue Intelligence meter (e.g. Dolby Media Meter); "
-                    "no open implementation exists, so it was not measured. Measure it with a licensed meter "
-                    "or use a programme-loudness (bs1770-4) rule."))
-    elif rule.target_lufs is not None:
-        lo = rule.target_lufs - rule.tolerance_minus_lu
-        hi = rule.target_lufs + rule.tolerance_plus_lu
-        expected = f"{rule.target_lufs:.1f} LUFS -{rule.tolerance_minus_lu:.1f}/+{rule.tolerance_plus_lu:.1f} LU"
-        v = result.integrated_lufs
-        if v is None:
-            out.append(RuleOutcome(check=CHECK_INTEGRATED, status="not_measured", expected=expected,
-                                   actual=_fmt(v, "LUFS"),
-                                   message="integrated loudness is undefined (no block above the -70 LUFS gate)"))
-        else:
-            ok = lo - RULE_EPSILON <= v <= hi + RULE_EPSILON
-            out.append(RuleOutcome(check=CHECK_INTEGRATED, status="pass" if ok else "fail", expected=expected,
-                                   actual=_fmt(v, "LUFS"),
-                                   message=f"integrated loudness {v:.1f} LUFS is {'within' if ok else 'outside'} "
-                                           f"{lo:.1f}..{hi:.1f} LUFS (off target by {v - rule.target_lufs:+.1f} LU)"))
-    if rule.max_true_peak_dbtp is not None:
-        out.append(_limit_outcome(CHECK_TRUE_PEAK, "true peak", result.true_peak_dbtp, rule.max_true_peak_dbtp, "dBTP"))
-    if rule.lra_min_lu is not None or rule.lra_max_lu is not None:
-        lo_s = f">= {rule.lra_min_lu:.1f} LU" if rule.lra_min_lu is not None else ""
-        hi_s = f"<= {rule.lra_max_lu:.1f} LU" if rule.lra_max_lu is not None else ""
-        expected = " and ".join(s for s in (lo_s, hi_s) if s)
-        v = result.loudness_range_lu
-        if v is None:
-            out.append(RuleOutcome(check=CHECK_LRA, status="not_measured", expected=expected, actual=_fmt(v, "LU"),
-                                   message="loudness range is undefined (silence or shorter than 3 s)"))
-        else:
-            ok = ((rule.lra_min_lu is None or v >= rule.lra_min_lu - RULE_EPSILON)
-                  and (rule.lra_max_lu is None or v <= rule.lra_max_lu + RULE_EPSILON))
-            out.append(RuleOutcome(check=CHECK_LRA, status="pass" if ok else "fail", expected=expected,
-                                   actual=_fmt(v, "LU"),
-                                   message=f"loudness range {v:.1f} LU is {'within' if ok else 'outside'} {expected}"))
-    if rule.max_short_term_lufs is not None:
-        out.append(_limit_outcome(CHECK_MAX_SHORT_TERM, "maximum short-term loudness", result.max_short_term_lufs,
-                                  rule.max_short_term_lufs, "LUFS"))
-    if rule.max_momentary_lufs is not None:
-        out.append(_limit_outcome(CHECK_MAX_MOMENTARY, "maximum momentary loudness", result.max_momentary_lufs,
-                                  rule.max_momentary_lufs, "LUFS"))
-    return out

@@ -21,16 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from specs.model import AudioTrackSpec, LoudnessSpec, Spec
+from specs.model import AudioTrackSpec, Spec
 from specs.severity import Severity
-from tasks.audio.loudness import LoudnessResult, LoudnessRule, RuleOutcome, evaluate_loudness_rule, measure_blocks
+from tasks.audio.loudness import LoudnessResult, measure_blocks
 from tasks.audio.reader import iter_ffmpeg_blocks, prefetch
 from tasks.media.probe import AudioStream, MediaInfo
 from tasks.qc.findings import Finding
+from tasks.qc.loudness import RuleOutcome, evaluate_loudness_rule
 from tasks.qc.metadata import make_finding
 from tasks.qc.picture import DEFAULT_COMMERCIAL_BLACK_MIN_S, ProgrammeClock
 
-__all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels", "loudness_rule",
+__all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels",
            "skip_samples", "RunTracker"]
 
 DEFAULT_SILENCE_DBFS = -90.0
@@ -59,14 +60,6 @@ def meter_labels(track: AudioTrackSpec, channels: int) -> list[str]:
     from tasks.audio.loudness import default_layout, layout_labels
 
     return list(layout_labels(default_layout(channels) or "stereo", None))
-
-
-def loudness_rule(spec: LoudnessSpec) -> LoudnessRule:
-    return LoudnessRule(
-        method=spec.method, target_lufs=spec.target_lufs, tolerance_minus_lu=spec.tolerance_lu.minus,
-        tolerance_plus_lu=spec.tolerance_lu.plus, max_true_peak_dbtp=spec.max_true_peak_dbtp,
-        lra_min_lu=spec.lra_lu.min if spec.lra_lu else None, lra_max_lu=spec.lra_lu.max if spec.lra_lu else None,
-        max_short_term_lufs=spec.max_short_term_lufs, max_momentary_lufs=spec.max_momentary_lufs)
 
 
 def skip_samples(blocks: Iterator[np.ndarray], count: int) -> Iterator[np.ndarray]:
@@ -415,13 +408,6 @@ def track_findings(spec: Spec, track: AudioTrackSpec, scan: TrackScan, clock: Pr
     return [f for f in found if f is not None]
 
 
-def _measure(info: MediaInfo, stream: AudioStream, labels: list[str], start_s: float, layout: str) -> LoudnessResult:
-    blocks = iter_ffmpeg_blocks(info.path, stream_index=stream.index, channels=stream.channels)
-    start = round(start_s * stream.sample_rate_hz)
-    return measure_blocks(prefetch(skip_samples(blocks, start)), stream.sample_rate_hz, labels, layout=layout,
-                          track_index=stream.index)
-
-
 def loudness_findings(spec: Spec, track: AudioTrackSpec, result: LoudnessResult,
                       clock: ProgrammeClock | None) -> list[Finding]:
     """Loudness rule findings of one track (with the spec's fallback method)."""
@@ -429,13 +415,13 @@ def loudness_findings(spec: Spec, track: AudioTrackSpec, result: LoudnessResult,
         return []
     tc_in = clock.tc(clock.ffoa_frame) if clock else None
     tc_out = clock.tc(clock.frame_count) if clock else None
-    outcomes = evaluate_loudness_rule(result, loudness_rule(track.loudness))
+    outcomes = evaluate_loudness_rule(result, track.loudness)
     integrated = next((o for o in outcomes if o.check == "audio.loudness.integrated"), None)
     fallback = track.loudness.fallback
     if fallback is not None and integrated is not None and integrated.status != "pass":
         # The spec's own procedure (e.g. Netflix): judge by the fallback method when the primary
         # cannot be measured or fails; the primary's not_measured stays visible as a warning.
-        fb = [o for o in evaluate_loudness_rule(result, loudness_rule(fallback)) if o.check == "audio.loudness.integrated"]
+        fb = [o for o in evaluate_loudness_rule(result, fallback) if o.check == "audio.loudness.integrated"]
         outcomes = [o for o in outcomes if o.check != "audio.loudness.integrated" or o.status == "not_measured"]
         outcomes += [o.model_copy(update={"message": f"fallback ({fallback.method}): {o.message}"}) for o in fb]
     return _outcome_findings(spec, track, outcomes, tc_in, tc_out)
