@@ -42,6 +42,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.params import NightlyRequest
+from tasks.media.files import atomic_output, is_partial
 
 __all__ = [
     "NightlyConfig", "load_nightly_config", "nightly_schedule", "scan_watch_folders", "spec_for_master",
@@ -210,10 +211,8 @@ class NightlyState:
                                 "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".partial")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        with atomic_output(self.path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
 
 
 def _matches(path: Path, patterns: list[str]) -> bool:
@@ -234,7 +233,7 @@ def scan_watch_folders(cfg: NightlyConfig, state: NightlyState, *, force_all: bo
             continue
         walker = root.rglob("*") if folder.recursive else root.glob("*")
         for p in sorted(walker):
-            if not p.is_file() or p.name.startswith(".") or ".partial" in p.name or not _matches(p, folder.patterns):
+            if not p.is_file() or p.name.startswith(".") or is_partial(p) or not _matches(p, folder.patterns):
                 continue
             st = p.stat()
             key = str(p.resolve())

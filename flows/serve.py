@@ -28,6 +28,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.params import ArchiveRequest, DeliverRequest, NightlyRequest, QCRequest, VerifyRequest
+from tasks.media.files import PARTIAL_GLOB
 
 __all__ = ["deliver_deployment", "qc_deployment", "archive_deployment", "verify_deployment", "deployments",
            "serve_all", "ensure_ffmpeg_limit", "cleanup_after_cancel", "OPS_ENV_DEFAULTS"]
@@ -89,7 +90,7 @@ def cleanup_after_cancel(out: str | os.PathLike[str]) -> dict[str, list[str]]:
             pass
     removed = []
     if root.exists():
-        for p in root.rglob("*.partial*"):
+        for p in root.rglob(PARTIAL_GLOB):
             try:
                 if p.is_file() or p.is_symlink():
                     p.unlink()

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from specs.errors import SpecError
+from specs.layouts import CHANNEL_LABELS, SPEC_LAYOUT_NAMES, spec_layout
 from specs.severity import CheckSeverity, Severity
 from specs.timecode import (
     DROP_FRAME_RATES,
@@ -55,8 +56,6 @@ __all__ = [
     "KNOWN_CHECKS",
     "CheckInfo",
     "HdrMode",
-    "LAYOUT_CHANNELS",
-    "CHANNEL_LABELS",
     "NAME_TEMPLATE_FIELDS",
     "Tolerance",
     "Range",
@@ -413,10 +412,6 @@ class PictureSpec(_Model):
 # Audio
 # --------------------------------------------------------------------------------------------
 
-#: Channel count per layout name.
-LAYOUT_CHANNELS: dict[str, int] = {"mono": 1, "2.0": 2, "3.0": 3, "4.0": 4, "5.0": 5, "5.1": 6, "7.1": 8}
-#: Channel labels a track may list (ITU/SMPTE names; Lt/Rt = matrixed stereo; M = mono).
-CHANNEL_LABELS = ("L", "R", "C", "LFE", "Ls", "Rs", "Lss", "Rss", "Lrs", "Rrs", "Lt", "Rt", "M", "Cs")
 
 
 class LoudnessSpec(_Model):
@@ -450,7 +445,7 @@ class AudioTrackSpec(_Model):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="stable id used by deliverables")
     label: str
-    layout: str = Field(description=f"one of {', '.join(LAYOUT_CHANNELS)}")
+    layout: str = Field(description=f"one of {', '.join(SPEC_LAYOUT_NAMES)}")
     channels: list[str] = Field(description="explicit channel order, e.g. [L, R, C, LFE, Ls, Rs]")
     loudness: LoudnessSpec | None = None
 
@@ -465,9 +460,9 @@ class AudioTrackSpec(_Model):
     def _layout(cls, value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = f"{float(value):.1f}"  # 5.1 written unquoted
-        if isinstance(value, str) and value not in LAYOUT_CHANNELS:
+        if isinstance(value, str) and value not in SPEC_LAYOUT_NAMES:
             raise _problem(f"'{value}' is not a known layout",
-                           did_you_mean(value, list(LAYOUT_CHANNELS)) or f"use one of {', '.join(LAYOUT_CHANNELS)}")
+                           did_you_mean(value, list(SPEC_LAYOUT_NAMES)) or f"use one of {', '.join(SPEC_LAYOUT_NAMES)}")
         return value
 
     @field_validator("channels")
@@ -485,7 +480,7 @@ class AudioTrackSpec(_Model):
 
     @model_validator(mode="after")
     def _count(self) -> AudioTrackSpec:
-        expected = LAYOUT_CHANNELS[self.layout]
+        expected = spec_layout(self.layout).channels
         if len(self.channels) != expected:
             raise _problem(f"layout {self.layout} has {expected} channel(s) but channels lists {len(self.channels)}",
                            "list every channel of the layout in order, e.g. [L, R, C, LFE, Ls, Rs] for 5.1",

@@ -17,9 +17,7 @@ baseline.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
 import re
 import tempfile
 import time
@@ -33,11 +31,11 @@ import ffmpeg
 from pydantic import BaseModel, Field
 
 from specs.errors import BadInputError, MediaError, VerificationError
+from specs.layouts import ffmpeg_layout
 from specs.model import AVC_INTRA_PIX_FMT, AVC_INTRA_PROFILE, Deliverable, Spec, render_deliverable_name
 from specs.timecode import Timecode
-from tasks.layback import FFMPEG_LAYOUTS
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
-from tasks.media.files import fsync_path, partial_name
+from tasks.media.files import partial_name, publish
 from tasks.media.probe import MediaInfo, pix_depth, probe, tagged_light_level
 
 __all__ = ["DeliverableResult", "TranscodeAllResult", "RunFields", "transcode_all",
@@ -58,7 +56,6 @@ _CLIP_DBFS = -0.01  # a downmix sample this close to full scale was clipped when
 _AAC_TOLERANCE_LU = 1.0  # a lossy encode moves integrated loudness by a few tenths of a LU
 _PCM_TOLERANCE_LU = 0.5
 THUMBNAILS = 6
-_METER_LAYOUTS = {"2.0": "stereo", "1.0": "mono"}  # spec layout words -> the loudness meter's
 THUMB_WIDTH_PX = 480
 
 
@@ -336,7 +333,7 @@ def _audio_filter_node(d: Deliverable, i: int, spec: Spec, src: int) -> _Filter:
     """Audio map ``i``'s downmix (pan's one option is named ``args``) or its track's channel layout."""
     if d.audio[i].downmix == "2.0":
         return _f("pan", args=DOWNMIX_20.removeprefix("pan="))
-    return _f("aformat", channel_layouts=FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo"))
+    return _f("aformat", channel_layouts=ffmpeg_layout(spec.audio.tracks[src].layout) or "stereo")
 
 
 def _audio_chain(d: Deliverable, i: int, spec: Spec, master: MediaInfo, src: int, head: int) -> list[_Filter]:
@@ -361,7 +358,7 @@ def _map_tracks(d: Deliverable, i: int, spec: Spec, src: int, stream: Any) -> li
     n = _map_channels(d, i, spec)
     if not d.audio[i].mono_tracks or n == 1:
         return [stream]
-    layout = "stereo" if d.audio[i].downmix == "2.0" else FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo")
+    layout = "stereo" if d.audio[i].downmix == "2.0" else ffmpeg_layout(spec.audio.tracks[src].layout) or "stereo"
     node = stream.filter_multi_output("channelsplit", channel_layout=layout)  # outputs in the layout's order
     return [node.stream(k) for k in range(n)]
 
@@ -449,7 +446,7 @@ def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, wo
                 track.loudness.max_true_peak_dbtp if track.loudness and track.loudness.max_true_peak_dbtp is not None
                 else -1.0)
             correct_loudness(raw, fixed, target_lufs=amap.loudness_target_lufs, max_true_peak_dbtp=ceiling,
-                             layout="stereo" if amap.downmix == "2.0" else _METER_LAYOUTS.get(track.layout, track.layout))
+                             layout="stereo" if amap.downmix == "2.0" else ffmpeg_layout(track.layout) or track.layout)
             raw.unlink(missing_ok=True)
             out[(d.id, i)] = fixed
     return out
@@ -531,12 +528,12 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
                     partial.unlink(missing_ok=True)
                     failures.append(str(exc))
                     continue
-                _publish(partial, targets[d.id])
+                publish(partial, targets[d.id])
                 results.append(DeliverableResult(id=d.id, kind=d.kind, path=str(targets[d.id]),
                                                  size=targets[d.id].stat().st_size, duration_s=info.duration_s or 0.0,
                                                  wall_s=time.monotonic() - started, checks=checks))
             for p in extras_todo:
-                _publish(partial_name(p), p)
+                publish(partial_name(p), p)
             if failures:
                 raise VerificationError(" | ".join(failures))
             done += results
@@ -547,23 +544,6 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
     done.sort(key=lambda r: order[r.id])
     return TranscodeAllResult(deliverables=done, extras=[str(p) for p in extras], wall_s=time.monotonic() - started,
                               ffmpeg_runs=runs)
-
-
-def _publish(partial: Path, final: Path) -> None:
-    """fsync and rename without ever replacing an existing file (link fails if ``final`` exists)."""
-    fsync_path(partial)
-    try:
-        os.link(partial, final)
-    except FileExistsError:
-        partial.unlink(missing_ok=True)
-        raise BadInputError(f"{final} appeared while it was being made; not overwritten") from None
-    except OSError:
-        if final.exists():
-            raise BadInputError(f"{final} appeared while it was being made; not overwritten") from None
-        os.replace(partial, final)
-    partial.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        fsync_path(final.parent)
 
 
 def _extra_frames(spec: Spec, master: MediaInfo, n: int) -> list[int]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from specs.layouts import default_layout, layout_labels, loudness_labels
 from specs.model import AudioTrackSpec, Spec
 from specs.severity import Severity
 from tasks.audio.loudness import LoudnessResult, measure_blocks
@@ -48,18 +49,12 @@ TWO_POP_DBFS = -40.0
 PHASE_PAIRS = (("L", "R"), ("Ls", "Rs"), ("Lss", "Rss"), ("Lrs", "Rrs"), ("Lb", "Rb"))
 MAX_FINDINGS_PER_CHECK = 20
 
-# Spec channel names -> the meter's names (BS.1770-4 weights: side/surround pair at 60-120 degrees
-# +1.5 dB, rear pair 1.0, LFE excluded).
-_METER_LABEL = {"Lss": "Ls", "Rss": "Rs", "Lrs": "Lb", "Rrs": "Rb"}
-
-
 def meter_labels(track: AudioTrackSpec, channels: int) -> list[str]:
     """The meter's channel labels for a spec track (falls back to the layout when counts differ)."""
     if len(track.channels) == channels:
-        return [_METER_LABEL.get(c, c) for c in track.channels]
-    from tasks.audio.loudness import default_layout, layout_labels
-
-    return list(layout_labels(default_layout(channels) or "stereo", None))
+        return list(loudness_labels(track.channels))
+    layout = default_layout(channels)
+    return list(loudness_labels(layout.labels) if layout is not None else layout_labels("stereo"))
 
 
 def skip_samples(blocks: Iterator[np.ndarray], count: int) -> Iterator[np.ndarray]:
