@@ -43,6 +43,7 @@ from specs.errors import SpecError
 from specs.layouts import CHANNEL_LABELS, SPEC_LAYOUT_NAMES, spec_layout
 from specs.severity import CheckSeverity, Severity
 from specs.timecode import (
+    CANONICAL_TIMECODE_PATTERN,
     DROP_FRAME_RATES,
     FrameRateError,
     TimecodeError,
@@ -220,10 +221,6 @@ FrameRate = Annotated[
     }),
 ]
 
-#: The form a spec writes timecode in (JSON schema for editors; parsing is specs.timecode's).
-_TIMECODE_TEXT_PATTERN = r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$"
-
-
 def _timecode_fields(text: Any) -> TimecodeFields:
     """A spec's timecode text: two digits each, ``;`` before the frames for drop-frame, hours 00-23."""
     try:
@@ -252,7 +249,7 @@ def _timecode(value: Any) -> Any:
 #: Timecode as a spec writes it (text; it becomes a :class:`specs.timecode.Timecode` once the
 #: master's rate is known).
 TimecodeText = Annotated[str, BeforeValidator(_timecode), WithJsonSchema(
-    {"type": "string", "pattern": _TIMECODE_TEXT_PATTERN, "examples": ["10:00:00:00", "01:00:00:00", "00:59:59;28"]})]
+    {"type": "string", "pattern": CANONICAL_TIMECODE_PATTERN, "examples": ["10:00:00:00", "01:00:00:00", "00:59:59;28"]})]
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "nominal_fps",
     "frames_to_seconds",
     "seconds_to_frames",
+    "CANONICAL_TIMECODE_PATTERN",
     "TimecodeFields",
     "split_timecode",
     "Timecode",
@@ -151,6 +152,9 @@ def seconds_to_frames(seconds: float | Fraction, rate: Fraction) -> int:
 #: ``H:MM:SS:FF`` or ``HH:MM:SS:FF``; ``;`` (or ``,``) before the frames marks drop-frame, ``.`` is
 #: a non-drop separator some tools write; three frame digits for rates above 99 fps.
 _TC_RE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d{2,3})$")
+#: The canonical form (:attr:`TimecodeFields.canonical`), the one a spec must write; given to
+#: editors as the JSON-schema pattern of spec timecodes.
+CANONICAL_TIMECODE_PATTERN = r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$"
 _TC_HINT = "write HH:MM:SS:FF, e.g. 10:00:00:00 (HH:MM:SS;FF for drop-frame)"
 
 

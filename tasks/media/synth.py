@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from specs.errors import BadInputError
 from specs.layouts import SPEC_LAYOUT_NAMES, spec_layout
-from specs.timecode import Timecode, parse_frame_rate
+from specs.timecode import DROP_FRAME_RATES, Timecode, parse_frame_rate
 from tasks.media.ffmpeg import FFmpegProgress, run_ffmpeg
 from tasks.media.files import atomic_output
 
@@ -222,7 +222,7 @@ class _TimingSpec(BaseModel):
     @property
     def is_drop_frame(self) -> bool:
         if self.drop_frame is None:
-            return self.rate in (Fraction(30000, 1001), Fraction(60000, 1001))
+            return self.rate in DROP_FRAME_RATES
         return self.drop_frame
 
 
