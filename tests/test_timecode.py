@@ -60,3 +60,14 @@ def test_malformed_timecode():
         Timecode.parse("1:00:00", Fraction(25))
     with pytest.raises(BadInputError, match="out of range"):
         Timecode.parse("00:00:00:25", Fraction(25))
+
+
+@pytest.mark.parametrize("text,rate", [("23.98", Fraction(24000, 1001)), ("47.95", Fraction(48000, 1001)),
+                                       ("119.88", Fraction(120000, 1001))])
+def test_two_decimal_ntsc_spellings_snap(text, rate):
+    assert parse_frame_rate(text) == rate
+
+
+def test_non_standard_decimal_rate_is_refused():
+    with pytest.raises(BadInputError, match="not a standard rate"):
+        parse_frame_rate("12.5")
