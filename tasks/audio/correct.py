@@ -9,8 +9,9 @@ dynamic gain riding. A mastering deliverable wants the mix untouched except for 
 2. gain = target - integrated; predicted true peak = true peak + gain;
 3. if the prediction crosses the ceiling, run a look-ahead **true-peak** limiter (4x oversampled
    envelope, same interpolator as the meter) that only acts around the offending peaks;
-4. write 24-bit PCM atomically (``name.partial.wav``, fsync, no-clobber rename: :func:`tasks.media.files.atomic_output`), re-measure the
-   rendered file, and fail the step (:class:`LoudnessCorrectionError`) if it is out of tolerance.
+4. write 24-bit PCM atomically (``name.partial.wav``, fsync, no-clobber rename:
+   :func:`tasks.media.files.atomic_output`), re-measure the rendered file, and fail the step
+   (:class:`LoudnessCorrectionError`) if it is out of tolerance.
 
 References:
     ITU-R BS.1770-4 (loudness and true peak); EBU R 128 (2020); EBU Tech 3343 (2023) §3.4.
