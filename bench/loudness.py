@@ -120,10 +120,11 @@ def bench_ours(path: Path) -> dict[str, Any]:
 
 
 def bench_ours_single_thread(path: Path) -> dict[str, Any]:
-    from tasks.audio.loudness import LAYOUTS, LoudnessMeter, channel_weights
+    from specs.layouts import channel_weights, layout_labels
+    from tasks.audio.loudness import LoudnessMeter
     from tasks.audio.reader import iter_soundfile_blocks
 
-    labels = LAYOUTS["5.1"]
+    labels = layout_labels("5.1")
     meter = LoudnessMeter(FS, channel_weights(labels), labels=labels, threads=False)
     for block in iter_soundfile_blocks(path):
         meter.process(block)

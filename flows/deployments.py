@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from specs.errors import BadInputError
 from specs.loader import builtin_names
 from tasks.layback import MixInput, parse_mix_arg
+from tasks.media.files import PARTIAL_GLOB
 
 __all__ = ["SpecName", "DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
            "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit", "cleanup_after_cancel",
@@ -223,7 +224,7 @@ def cleanup_after_cancel(out: str | os.PathLike[str]) -> dict[str, list[str]]:
             pass
     removed = []
     if root.exists():
-        for p in root.rglob("*.partial*"):
+        for p in root.rglob(PARTIAL_GLOB):
             try:
                 if p.is_file() or p.is_symlink():
                     p.unlink()

@@ -12,6 +12,7 @@ __all__ = [
     "BadInputError",
     "SpecError",
     "MediaError",
+    "OutputExistsError",
     "VerificationError",
     "InfrastructureError",
     "FFmpegError",
@@ -45,6 +46,10 @@ class SpecError(BadInputError):
 
 class MediaError(BadInputError):
     """A media file is missing, unreadable, corrupt or not what the spec allows."""
+
+
+class OutputExistsError(BadInputError, FileExistsError):
+    """An output name is taken: deliver never overwrites a master, a mix or a deliverable (exit 2)."""
 
 
 class VerificationError(DeliverError):

@@ -40,16 +40,23 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from specs.errors import SpecError
+from specs.layouts import CHANNEL_LABELS, SPEC_LAYOUT_NAMES, spec_layout
+from specs.severity import CheckSeverity, Severity
+from specs.timecode import (
+    CANONICAL_TIMECODE_PATTERN,
+    DROP_FRAME_RATES,
+    FrameRateError,
+    TimecodeError,
+    TimecodeFields,
+    parse_frame_rate,
+    split_timecode,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "KNOWN_CHECKS",
     "CheckInfo",
-    "Severity",
-    "CheckSeverity",
     "HdrMode",
-    "LAYOUT_CHANNELS",
-    "CHANNEL_LABELS",
     "NAME_TEMPLATE_FIELDS",
     "Tolerance",
     "Range",
@@ -73,8 +80,6 @@ __all__ = [
     "WhenRule",
     "ManualCheck",
     "Spec",
-    "parse_frame_rate",
-    "parse_timecode",
     "check_name_template",
     "render_deliverable_name",
     "did_you_mean",
@@ -83,8 +88,6 @@ __all__ = [
 #: The spec file format version this code reads and writes (YAML key ``schema``).
 SCHEMA_VERSION = 1
 
-Severity = Literal["error", "warning", "info"]
-CheckSeverity = Literal["error", "warning", "info", "off"]
 HdrMode = Literal["none", "hdr10", "hlg", "dolby-vision"]
 
 
@@ -180,7 +183,6 @@ def _unit(unit: str, lo: float | None = None, hi: float | None = None, *, sign_h
 _NEG = "loudness and peak levels are negative; did you mean {neg:g}?"
 Lufs = Annotated[float, *_unit("LUFS", -70.0, 0.0, sign_hint=_NEG)]
 Dbtp = Annotated[float, *_unit("dBTP", -30.0, 0.0, sign_hint=_NEG)]
-Lu = Annotated[float, *_unit("LU", 0.0, 40.0)]
 Seconds = Annotated[float, *_unit("s", 0.0, 86_400.0)]
 Percent = Annotated[float, *_unit("%", 0.0, 100.0)]
 Hertz = Annotated[int, *_unit("Hz", 8_000, 384_000, integer=True)]
@@ -193,61 +195,12 @@ Frames = Annotated[int, *_unit("frames", 0, 1_000_000, integer=True)]
 # Frame rates and timecode
 # --------------------------------------------------------------------------------------------
 
-#: Integer bases of the NTSC x/1001 family; decimal spellings snap to them.
-_NTSC_BASES = (24, 30, 48, 60, 120)
-DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
-
-
-def parse_frame_rate(value: Any) -> Fraction:
-    """A frame rate as an exact rational.
-
-    Accepts ``25``, ``"25"``, ``"24000/1001"``, a :class:`~fractions.Fraction`, and decimal NTSC
-    spellings ``23.976``/``29.97``/``59.94`` (snapped to ``x/1001``). Raises a validation error with
-    a hint otherwise.
-    """
-    rate: Fraction
-    if isinstance(value, bool) or value is None:
-        raise _problem(f"{value!r} is not a frame rate", "write 25, 24000/1001 or 29.97")
-    if isinstance(value, Fraction):
-        rate = value
-    elif isinstance(value, int):
-        rate = Fraction(value)
-    elif isinstance(value, float):
-        rate = _snap_rate(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"\d+\s*/\s*\d+", text):
-            num, den = (int(p) for p in text.split("/"))
-            if den == 0:
-                raise _problem(f"'{value}' divides by zero", "write 24000/1001, 25 or 30000/1001")
-            rate = Fraction(num, den)
-        elif re.fullmatch(r"\d+", text):
-            rate = Fraction(int(text))
-        elif re.fullmatch(r"\d*\.\d+", text):
-            rate = _snap_rate(float(text))
-        else:
-            hint = "write the rate as a number or fraction: 25, 24000/1001, 29.97"
-            if re.fullmatch(r"\d+(\.\d+)?\s*(p|i|psf|fps|hz)", text, re.IGNORECASE):
-                hint = ("write the frame rate alone (e.g. 25) and put interlace/progressive in "
-                        "picture.scan")
-            raise _problem(f"'{value}' is not a frame rate", hint)
-    else:
-        raise _problem(f"{value!r} is not a frame rate", "write 25, 24000/1001 or 29.97")
-    if rate <= 0 or rate > 300:
-        raise _problem(f"frame rate {rate} is out of range", "frame rates are between 1 and 300 fps")
-    return rate
-
-
-def _snap_rate(value: float) -> Fraction:
-    nearest = round(value)
-    if abs(value - nearest) < 1e-9:
-        return Fraction(nearest)
-    for base in _NTSC_BASES:
-        ntsc = Fraction(base * 1000, 1001)
-        if abs(value - float(ntsc)) < 0.006:
-            return ntsc
-    raise _problem(f"{value:g} fps is not a standard rate",
-                   "write non-standard rates as an exact fraction, e.g. 30000/1001")
+def _frame_rate(value: Any) -> Fraction:
+    """:func:`specs.timecode.parse_frame_rate` as a validator: its problem and hint for the linter."""
+    try:
+        return parse_frame_rate(value)
+    except FrameRateError as exc:
+        raise _problem(exc.problem, exc.hint) from None
 
 
 def _rate_to_json(rate: Fraction) -> int | str:
@@ -256,7 +209,7 @@ def _rate_to_json(rate: Fraction) -> int | str:
 
 FrameRate = Annotated[
     Fraction,
-    BeforeValidator(parse_frame_rate),
+    BeforeValidator(_frame_rate),
     PlainSerializer(_rate_to_json, when_used="json"),
     WithJsonSchema({
         "anyOf": [
@@ -268,21 +221,19 @@ FrameRate = Annotated[
     }),
 ]
 
-_TC = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$")
-
-
-def parse_timecode(text: str) -> tuple[int, int, int, int, bool]:
-    """``"HH:MM:SS:FF"`` (``;`` before frames means drop-frame) -> (h, m, s, f, drop_frame)."""
-    match = _TC.match(text.strip()) if isinstance(text, str) else None
-    if not match:
+def _timecode_fields(text: Any) -> TimecodeFields:
+    """A spec's timecode text: two digits each, ``;`` before the frames for drop-frame, hours 00-23."""
+    try:
+        fields = split_timecode(text)
+    except TimecodeError as exc:
+        raise _problem(exc.problem, exc.hint) from None
+    if not fields.canonical:
         raise _problem(f"'{text}' is not a timecode", "write HH:MM:SS:FF, e.g. 10:00:00:00 (HH:MM:SS;FF for "
                        "drop-frame)")
-    hours, minutes, seconds, sep, frames = match.groups()
-    h, m, s, f = int(hours), int(minutes), int(seconds), int(frames)
-    if h > 23 or m > 59 or s > 59:
+    if fields.hours > 23 or fields.minutes > 59 or fields.seconds > 59:
         raise _problem(f"'{text}' is not a valid timecode (hours 00-23, minutes and seconds 00-59)",
                        "write HH:MM:SS:FF, e.g. 10:00:00:00")
-    return h, m, s, f, sep == ";"
+    return fields
 
 
 def _timecode(value: Any) -> Any:
@@ -291,12 +242,14 @@ def _timecode(value: Any) -> Any:
     if not isinstance(value, str):
         raise _problem(f"timecode must be text like \"10:00:00:00\", got {value!r}",
                        "quote it: \"10:00:00:00\"")
-    parse_timecode(value)
+    _timecode_fields(value)
     return value.strip()
 
 
-Timecode = Annotated[str, BeforeValidator(_timecode), WithJsonSchema(
-    {"type": "string", "pattern": _TC.pattern, "examples": ["10:00:00:00", "01:00:00:00", "00:59:59;28"]})]
+#: Timecode as a spec writes it (text; it becomes a :class:`specs.timecode.Timecode` once the
+#: master's rate is known).
+TimecodeText = Annotated[str, BeforeValidator(_timecode), WithJsonSchema(
+    {"type": "string", "pattern": CANONICAL_TIMECODE_PATTERN, "examples": ["10:00:00:00", "01:00:00:00", "00:59:59;28"]})]
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,10 +409,6 @@ class PictureSpec(_Model):
 # Audio
 # --------------------------------------------------------------------------------------------
 
-#: Channel count per layout name.
-LAYOUT_CHANNELS: dict[str, int] = {"mono": 1, "2.0": 2, "3.0": 3, "4.0": 4, "5.0": 5, "5.1": 6, "7.1": 8}
-#: Channel labels a track may list (ITU/SMPTE names; Lt/Rt = matrixed stereo; M = mono).
-CHANNEL_LABELS = ("L", "R", "C", "LFE", "Ls", "Rs", "Lss", "Rss", "Lrs", "Rrs", "Lt", "Rt", "M", "Cs")
 
 
 class LoudnessSpec(_Model):
@@ -493,7 +442,7 @@ class AudioTrackSpec(_Model):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="stable id used by deliverables")
     label: str
-    layout: str = Field(description=f"one of {', '.join(LAYOUT_CHANNELS)}")
+    layout: str = Field(description=f"one of {', '.join(SPEC_LAYOUT_NAMES)}")
     channels: list[str] = Field(description="explicit channel order, e.g. [L, R, C, LFE, Ls, Rs]")
     loudness: LoudnessSpec | None = None
 
@@ -508,9 +457,9 @@ class AudioTrackSpec(_Model):
     def _layout(cls, value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = f"{float(value):.1f}"  # 5.1 written unquoted
-        if isinstance(value, str) and value not in LAYOUT_CHANNELS:
+        if isinstance(value, str) and value not in SPEC_LAYOUT_NAMES:
             raise _problem(f"'{value}' is not a known layout",
-                           did_you_mean(value, list(LAYOUT_CHANNELS)) or f"use one of {', '.join(LAYOUT_CHANNELS)}")
+                           did_you_mean(value, list(SPEC_LAYOUT_NAMES)) or f"use one of {', '.join(SPEC_LAYOUT_NAMES)}")
         return value
 
     @field_validator("channels")
@@ -528,7 +477,7 @@ class AudioTrackSpec(_Model):
 
     @model_validator(mode="after")
     def _count(self) -> AudioTrackSpec:
-        expected = LAYOUT_CHANNELS[self.layout]
+        expected = spec_layout(self.layout).channels
         if len(self.channels) != expected:
             raise _problem(f"layout {self.layout} has {expected} channel(s) but channels lists {len(self.channels)}",
                            "list every channel of the layout in order, e.g. [L, R, C, LFE, Ls, Rs] for 5.1",
@@ -568,7 +517,7 @@ class TimingSpec(_Model):
     ``tail_black_s`` bound the black before/after the programme (streaming: 1 frame .. 1 s).
     """
 
-    ffoa_timecode: Timecode | None = None
+    ffoa_timecode: TimecodeText | None = None
     drop_frame: bool = False
     head_black_s: Range | None = None
     tail_black_s: Range | None = None
@@ -698,7 +647,6 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
     "package.imf": CheckInfo("off", "delivery must be an IMF package (not supported by deliver yet)"),
 }
 
-_CHECK_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
 class CheckSpec(_Model):
@@ -972,7 +920,7 @@ class Condition(_Model):
                 try:
                     if parse_frame_rate(actual) not in wanted:
                         return False
-                except PydanticCustomError:
+                except FrameRateError:
                     return False
             elif isinstance(wanted, Range):
                 if not wanted.contains(float(actual)):
@@ -1092,7 +1040,8 @@ class Spec(_Model):
                                  "drop-frame exists only at 29.97 (30000/1001) and 59.94 (60000/1001); "
                                  "set drop_frame: false or limit picture.frame_rates"))
         if timing.ffoa_timecode:
-            h, m, s, f, _ = parse_timecode(timing.ffoa_timecode)
+            tc = _timecode_fields(timing.ffoa_timecode)
+            m, s, f = tc.minutes, tc.seconds, tc.frames
             for rate in rates:
                 nominal = math.ceil(rate)
                 if f >= nominal:

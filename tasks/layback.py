@@ -32,23 +32,17 @@ import soundfile as sf
 from pydantic import BaseModel
 
 from specs.errors import BadInputError, MediaError, VerificationError
-from specs.model import CHANNEL_LABELS, AudioTrackSpec, Spec
-from tasks.audio.loudness import FFMPEG_LAYOUT_POSITIONS
+from specs.layouts import CHANNEL_LABELS, SPEC_LAYOUT_NAMES, Layout, default_layout, labels_for_positions, spec_layout
+from specs.model import AudioTrackSpec, Spec
+from specs.timecode import Timecode
 from tasks.audio.reader import mask_positions, wav_channel_mask
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import atomic_output
 from tasks.media.probe import MediaInfo
-from tasks.media.timecode import Timecode
 
 __all__ = ["MixInput", "MixSource", "TrackAssignment", "LaybackPlan", "LaybackResult", "parse_mix_arg",
-           "mix_sources", "plan_layback", "layback", "video_packet_hash", "FFMPEG_LAYOUTS"]
+           "mix_sources", "plan_layback", "layback", "video_packet_hash"]
 
-# Spec layout words -> ffmpeg channel layout names (order L R C LFE Ls Rs for 5.1 per ITU/SMPTE).
-FFMPEG_LAYOUTS = {"mono": "mono", "1.0": "mono", "2.0": "stereo", "stereo": "stereo", "3.0": "3.0", "4.0": "4.0",
-                  "5.0": "5.0", "5.1": "5.1", "7.1": "7.1"}
-# Default labels by channel count when a file carries no channel mask (ITU-R BS.775 / SMPTE ST 428-3 order).
-_DEFAULT_LABELS = {1: ("M",), 2: ("L", "R"), 6: ("L", "R", "C", "LFE", "Ls", "Rs"),
-                   8: ("L", "R", "C", "LFE", "Lss", "Rss", "Lrs", "Rrs")}
 _CANONICAL = {label.lower(): label for label in CHANNEL_LABELS}
 _MONO_SUFFIX = re.compile(r"^(?P<prefix>.+?)[ _.-](?P<label>[A-Za-z]+)\.(?:wav|bwf|w64|rf64)$", re.IGNORECASE)
 TWO_POP_BEFORE_FFOA_S = 2
@@ -148,13 +142,7 @@ def _labels_from_mask(path: str, channels: int) -> tuple[str, ...] | None:
     pos = mask_positions(mask)
     if len(pos) != channels:
         return None
-    side = "SL" in pos
-    names = {"FL": "L", "FR": "R", "FC": "C", "LFE": "LFE", "BC": "Cs",
-             "BL": "Lrs" if side else "Ls", "BR": "Rrs" if side else "Rs",
-             "SL": "Lss" if "BL" in pos else "Ls", "SR": "Rss" if "BR" in pos else "Rs"}
-    if pos == ["FC"]:
-        return ("M",)
-    out = tuple(names.get(p, p) for p in pos)
+    out = labels_for_positions(pos)
     return out if all(o in CHANNEL_LABELS for o in out) else None
 
 
@@ -193,7 +181,9 @@ def mix_sources(mixes: list[tuple[MixInput, MediaInfo]]) -> list[MixSource]:
             else:
                 group_key = "explicit channel map"
         if labels is None:
-            labels = _labels_from_mask(mix.path, a.channels) or _DEFAULT_LABELS.get(a.channels)
+            # No mask: the layout a channel count means (ITU-R BS.775 / SMPTE ST 428-3 order).
+            default = default_layout(a.channels)
+            labels = _labels_from_mask(mix.path, a.channels) or (default.labels if default else None)
         if labels is None:
             labels = tuple(f"ch{i + 1}" for i in range(a.channels))  # matched by count, in order
         tref = _time_reference(info)
@@ -223,12 +213,13 @@ def mix_sources(mixes: list[tuple[MixInput, MediaInfo]]) -> list[MixSource]:
     return sources
 
 
-def _ffmpeg_layout(track: AudioTrackSpec) -> str:
+def _layout(track: AudioTrackSpec) -> Layout:
     try:
-        return FFMPEG_LAYOUTS[track.layout]
+        return spec_layout(track.layout)
     except KeyError:
+        words = sorted({w for name in SPEC_LAYOUT_NAMES for w in (name, *spec_layout(name).aliases)})
         raise BadInputError(f"layout {track.layout!r} of track {track.id} is not supported for layback; "
-                            f"use one of {', '.join(sorted(FFMPEG_LAYOUTS))}") from None
+                            f"use one of {', '.join(words)}") from None
 
 
 def _match(track: AudioTrackSpec, sources: list[MixSource], used: dict[int, set[str]]) -> tuple[int, list[int]] | None:
@@ -409,15 +400,15 @@ def layback_graph(plan: LaybackPlan, spec: Spec, out_path: Path) -> Any:
     tracks = []
     for t in plan.tracks:
         track = next(tr for tr in spec.audio.tracks if tr.id == t.track_id)
-        layout = _ffmpeg_layout(track)
+        layout = _layout(track)
         for p in t.mix_paths:
             mixes.setdefault(p, ffmpeg.input(p))
         used_files = sorted({r[0] for r in t.channel_refs})
         # join only references buffers: channel selection and re-order stay bit-exact.
         mapping = "|".join(f"{used_files.index(f)}.{c}-{name}"
-                           for (f, c), name in zip(t.channel_refs, FFMPEG_LAYOUT_POSITIONS[layout]))
+                           for (f, c), name in zip(t.channel_refs, layout.positions))
         audio = ffmpeg.filter([mixes[t.mix_paths[f]].audio for f in used_files], "join", inputs=len(used_files),
-                              channel_layout=layout, map=mapping)
+                              channel_layout=layout.ffmpeg, map=mapping)
         if t.offset_samples > 0:
             audio = audio.filter("adelay", delays=f"{t.offset_samples}S", all=1)
         elif t.offset_samples < 0:

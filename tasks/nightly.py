@@ -42,6 +42,7 @@ from specs.errors import BadInputError
 from tasks.archive.targets import deliver_home
 from tasks.archive.verify import VerifyReport
 from tasks.archive.hashing import hash_file_xxh128
+from tasks.media.files import atomic_output, is_partial
 from tasks.report import Report
 
 __all__ = [
@@ -191,10 +192,8 @@ class NightlyState:
                                 "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".partial")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        with atomic_output(self.path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
 
 
 def state_path(cfg: NightlyConfig) -> Path:
@@ -220,7 +219,7 @@ def scan_watch_folders(cfg: NightlyConfig, state: NightlyState, *, force_all: bo
             continue
         walker = root.rglob("*") if folder.recursive else root.glob("*")
         for p in sorted(walker):
-            if not p.is_file() or p.name.startswith(".") or ".partial" in p.name or not _matches(p, folder.patterns):
+            if not p.is_file() or p.name.startswith(".") or is_partial(p) or not _matches(p, folder.patterns):
                 continue
             st = p.stat()
             key = str(p.resolve())

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from specs.errors import DeliverError
+from specs.timecode import Timecode
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.files import atomic_output
-from tasks.media.timecode import Timecode
 from tasks.qc.findings import Finding
 from tasks.report import Report
 

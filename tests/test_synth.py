@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from specs.errors import BadInputError
+from specs.timecode import Timecode
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import (
@@ -29,7 +30,6 @@ from tasks.media.synth import (
     make_mix,
     make_sample_set,
 )
-from tasks.media.timecode import Timecode
 
 W, H = 320, 180
 FULL_RANGE_51 = [0, 1, 2, 4, 5]  # L R C Ls Rs, pyloudnorm's channel order

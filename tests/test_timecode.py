@@ -3,7 +3,7 @@ from fractions import Fraction
 import pytest
 
 from specs.errors import BadInputError
-from tasks.media.timecode import Timecode, parse_rate
+from specs.timecode import Timecode, parse_frame_rate
 
 NTSC30 = Fraction(30000, 1001)
 
@@ -11,13 +11,13 @@ NTSC30 = Fraction(30000, 1001)
 @pytest.mark.parametrize("text,rate", [("24000/1001", Fraction(24000, 1001)), ("23.976", Fraction(24000, 1001)),
                                        ("29.97", NTSC30), ("25", Fraction(25)), ("59.94", Fraction(60000, 1001)),
                                        ("50", Fraction(50))])
-def test_parse_rate_is_exact_and_snaps_ntsc_decimals(text, rate):
-    assert parse_rate(text) == rate
+def test_parse_frame_rate_is_exact_and_snaps_ntsc_decimals(text, rate):
+    assert parse_frame_rate(text) == rate
 
 
-def test_parse_rate_rejects_garbage():
+def test_parse_frame_rate_rejects_garbage():
     with pytest.raises(BadInputError, match="not a number"):
-        parse_rate("fast")
+        parse_frame_rate("fast")
 
 
 def test_ndf_round_trip_at_25():
@@ -60,3 +60,14 @@ def test_malformed_timecode():
         Timecode.parse("1:00:00", Fraction(25))
     with pytest.raises(BadInputError, match="out of range"):
         Timecode.parse("00:00:00:25", Fraction(25))
+
+
+@pytest.mark.parametrize("text,rate", [("23.98", Fraction(24000, 1001)), ("47.95", Fraction(48000, 1001)),
+                                       ("119.88", Fraction(120000, 1001))])
+def test_two_decimal_ntsc_spellings_snap(text, rate):
+    assert parse_frame_rate(text) == rate
+
+
+def test_non_standard_decimal_rate_is_refused():
+    with pytest.raises(BadInputError, match="not a standard rate"):
+        parse_frame_rate("12.5")

@@ -32,6 +32,7 @@ from tasks.archive.local import LocalDestination
 from tasks.archive.mhl import MHL_FOLDER, package_files, write_mhl_generation
 from tasks.archive.s3 import S3Destination
 from tasks.archive.targets import ArchiveCopy, LocalTarget, S3Target, redact, resolve_target
+from tasks.media.files import is_partial
 
 __all__ = ["archive_package", "MANIFEST_SUFFIX", "describe_mismatches"]
 
@@ -161,7 +162,7 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
         mhl_digests: dict[str, FileDigests] = {}
         mhl_bytes: dict[str, bytes] = {}
         for p in sorted((root / MHL_FOLDER).rglob("*")):
-            if p.is_file() and not p.name.endswith(".deliver-partial"):
+            if p.is_file() and not is_partial(p):
                 rel = p.relative_to(root).as_posix()
                 mhl_bytes[rel] = p.read_bytes()
                 dg = StreamDigester()

@@ -1,6 +1,6 @@
 """Local/NAS folder copies: atomic writes fed by the single read pass, verified by reading back.
 
-Each file is written to ``.<name>.deliver-partial`` beside its final name, fsynced and renamed, so a
+Each file is written to ``name.partial.ext`` beside its final name, fsynced and renamed, so a
 crash never leaves a half file under a final name. An existing final file is never overwritten: it
 is kept and must match the source at verification (a rerun after a crash therefore resumes).
 Verification re-reads the destination (page cache dropped first, best effort) and compares xxh128
@@ -15,23 +15,15 @@ from pathlib import Path
 from specs.errors import BadInputError, InfrastructureError
 from tasks.archive.hashing import FileDigests, Mismatch, digest_file
 from tasks.archive.targets import LocalTarget
+from tasks.media.files import atomic_output, partial_name, publish
 
-__all__ = ["LocalDestination", "LocalFileSink", "partial_name", "atomic_copy_bytes"]
-
-
-def partial_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.deliver-partial")
+__all__ = ["LocalDestination", "LocalFileSink", "atomic_copy_bytes"]
 
 
 def atomic_copy_bytes(data: bytes, final: Path) -> None:
     """Write small ``data`` (e.g. an MHL manifest) to ``final`` atomically (replacing it)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_name(final)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    with atomic_output(final, overwrite=True) as tmp:
+        tmp.write_bytes(data)
 
 
 class LocalFileSink:
@@ -54,10 +46,9 @@ class LocalFileSink:
         if self._fh is None:
             return
         self._fh.flush()
-        os.fsync(self._fh.fileno())
         self._fh.close()
         self._fh = None
-        os.replace(self._tmp, self.final)
+        publish(self._tmp, self.final)
 
     def abort(self) -> None:
         if self._fh is not None:

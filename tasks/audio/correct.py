@@ -9,8 +9,9 @@ dynamic gain riding. A mastering deliverable wants the mix untouched except for 
 2. gain = target - integrated; predicted true peak = true peak + gain;
 3. if the prediction crosses the ceiling, run a look-ahead **true-peak** limiter (4x oversampled
    envelope, same interpolator as the meter) that only acts around the offending peaks;
-4. write 24-bit PCM atomically (``<dst>.partial``, fsync, no-clobber rename), re-measure the
-   rendered file, and fail the step (:class:`LoudnessCorrectionError`) if it is out of tolerance.
+4. write 24-bit PCM atomically (``name.partial.wav``, fsync, no-clobber rename:
+   :func:`tasks.media.files.atomic_output`), re-measure the rendered file, and fail the step
+   (:class:`LoudnessCorrectionError`) if it is out of tolerance.
 
 References:
     ITU-R BS.1770-4 (loudness and true peak); EBU R 128 (2020); EBU Tech 3343 (2023) §3.4.
@@ -28,7 +29,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict
 from scipy.ndimage import minimum_filter1d
 
-from specs.errors import EXIT_FAILED, BadInputError, DeliverError
+from specs.errors import EXIT_FAILED, DeliverError, OutputExistsError
 from tasks.audio.loudness import (
     TRUE_PEAK_TAPS,
     LoudnessResult,
@@ -38,11 +39,11 @@ from tasks.audio.loudness import (
     true_peak_phases,
 )
 from tasks.audio.reader import DEFAULT_BLOCK_FRAMES, iter_soundfile_blocks, soundfile_info
+from tasks.media.files import atomic_output
 
 __all__ = [
     "CorrectionResult",
     "LoudnessCorrectionError",
-    "OutputExistsError",
     "correct_loudness",
     "TRUE_PEAK_CHECK_TOLERANCE_DB",
 ]
@@ -63,10 +64,6 @@ class LoudnessCorrectionError(DeliverError):
     """The corrected file is out of tolerance after re-measurement (the step fails, exit 1)."""
 
     exit_code = EXIT_FAILED
-
-
-class OutputExistsError(BadInputError, FileExistsError):
-    """The destination exists; deliver never overwrites a deliverable (exit 2)."""
 
 
 class CorrectionResult(BaseModel):
@@ -116,14 +113,13 @@ def correct_loudness(src_path: str | Path, dst_path: str | Path, *, target_lufs:
         raise LoudnessCorrectionError(f"{src} has no measurable loudness (silence or < 400 ms); "
                                       "cannot normalise it. Check that the right file was given.")
     gain_db = target_lufs - before.integrated_lufs
-    partial = dst.with_name(dst.name + ".partial")
     ceiling_lin = 10.0 ** ((max_true_peak_dbtp - LIMITER_MARGIN_DB) / 20.0)
     # WAVEX keeps the source's channel mask (patched in after writing), so the rendered file maps
     # to the same speakers; without a source mask the count-based convention applies to both.
     fmt = "RF64" if info.frames * info.channels * 3 > _WAV_LIMIT_BYTES else ("WAVEX" if info.channel_mask else "WAV")
     limiter = before.true_peak_dbtp is not None and before.true_peak_dbtp + gain_db > max_true_peak_dbtp
     after: LoudnessResult | None = None
-    try:
+    with atomic_output(dst) as partial:
         for _ in range(MAX_RENDERS):
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()  # a stale partial of ours from an interrupted run
@@ -145,11 +141,6 @@ def correct_loudness(src_path: str | Path, dst_path: str | Path, *, target_lufs:
                 f"loudness correction of {src} failed: {problems} (gain {gain_db:+.2f} dB, limiter "
                 f"{'on' if limiter else 'off'}). The mix needs more peak reduction than a transparent limiter "
                 "gives; revise the mix or the target.")
-        _publish(partial, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-        raise
     return CorrectionResult(dst_path=str(dst), gain_db=gain_db, limiter_engaged=limiter, before=before,
                             after=after)
 
@@ -185,26 +176,6 @@ def _patch_channel_mask(path: Path, mask: int) -> None:
                     os.fsync(fh.fileno())
                 return
             fh.seek(size + (size & 1), 1)
-
-
-def _publish(partial: Path, dst: Path) -> None:
-    """Move ``partial`` to ``dst`` atomically without ever replacing an existing ``dst``."""
-    try:
-        os.link(partial, dst)  # fails with FileExistsError if dst appeared meanwhile
-    except FileExistsError as exc:
-        raise OutputExistsError(f"{dst} appeared while rendering; not overwritten") from exc
-    except OSError:  # filesystem without hard links: checked rename
-        if dst.exists():
-            raise OutputExistsError(f"{dst} appeared while rendering; not overwritten") from None
-        os.rename(partial, dst)
-    else:
-        partial.unlink()
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(dst.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _render(src: Path, partial: Path, *, fmt: str, subtype: str, samplerate: int, channels: int, frames: int,

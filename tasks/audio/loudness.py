@@ -1,4 +1,4 @@
-"""Streaming BS.1770-4 / EBU R 128 loudness meter, and loudness rules.
+"""Streaming BS.1770-4 / EBU R 128 loudness meter.
 
 What is measured (per file or per audio track):
 
@@ -23,9 +23,8 @@ is computed in a worker thread alongside the K-weighting, and is *pruned exactly
 sample can never exceed ``max|x in the filter window| * max_phase sum|h|``, so groups of samples
 whose bound is below the peak already found are skipped without changing the result.
 
-Channel weights (BS.1770-4 Table 3 / Annex 3): LFE 0; channels at 60-120 degrees azimuth
-(5.1 surrounds, 7.1 side pair) 1.41 (+1.5 dB); every other channel (incl. 7.1 back pair) 1.0.
-Mono is one channel with weight 1.0 (no dual-mono +3 dB).
+Channel weights (BS.1770-4 Table 3 / Annex 3) and channel labels come from the one layout table,
+:mod:`specs.layouts`.
 
 References:
     ITU-R BS.1770-4 (10/2015), "Algorithms to measure audio programme loudness and true-peak
@@ -42,12 +41,21 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from specs.errors import MediaError
+from specs.layouts import (
+    LAYOUTS,
+    channel_weights,
+    default_layout,
+    ffmpeg_positions,
+    labels_for_positions,
+    layout_labels,
+    layout_name,
+    loudness_labels,
+)
 from tasks.audio.reader import (
     DEFAULT_BLOCK_FRAMES,
     iter_ffmpeg_blocks,
@@ -61,13 +69,7 @@ __all__ = [
     "ChannelPeaks",
     "LoudnessResult",
     "LoudnessMeter",
-    "LoudnessRule",
-    "default_layout",
-    "RuleOutcome",
-    "LAYOUTS",
-    "layout_labels",
-    "labels_for_positions",
-    "channel_weights",
+    "file_labels",
     "k_weighting_sos",
     "true_peak_phases",
     "measure_blocks",
@@ -75,7 +77,6 @@ __all__ = [
     "measure_file",
     "measure_media",
     "measure_files_as_layout",
-    "evaluate_loudness_rule",
 ]
 
 # --- BS.1770 constants -------------------------------------------------------------------------
@@ -95,122 +96,36 @@ SHORT_TERM_WINDOW_S = 3.0
 GATING_HOP_S = 0.1  # 400 ms blocks with 75 % overlap (BS.1770-4 §2.5); LRA short-term every 100 ms
 SERIES_RATE_HZ = 10.0
 
-SURROUND_WEIGHT = 1.41  # BS.1770-4 Table 3: 60°..120° azimuth, +1.5 dB
-LFE_WEIGHT = 0.0
-FRONT_WEIGHT = 1.0
-
 TRUE_PEAK_TAPS = 49  # libebur128-compatible Hann-windowed sinc
 
 
-# --- layouts -----------------------------------------------------------------------------------
+# --- layouts (the table is specs.layouts) ------------------------------------------------------
 
-#: Our channel-order conventions for plain files (no channel mask): film order, L R C LFE Ls Rs
-#: Lb Rb. ``Ls/Rs`` are the surround pair at ±90..110° (weight 1.41), ``Lb/Rb`` the 7.1 back pair
-#: at ±135..150° (weight 1.0).
-LAYOUTS: dict[str, tuple[str, ...]] = {
-    "mono": ("M",),
-    "stereo": ("L", "R"),
-    "5.0": ("L", "R", "C", "Ls", "Rs"),
-    "5.1": ("L", "R", "C", "LFE", "Ls", "Rs"),
-    "7.1": ("L", "R", "C", "LFE", "Ls", "Rs", "Lb", "Rb"),
-}
-_DEFAULT_LAYOUT_BY_CHANNELS = {1: "mono", 2: "stereo", 5: "5.0", 6: "5.1", 8: "7.1"}
+def file_labels(path: str | Path, channels: int, channel_mask: int | None,
+                layout: str | None) -> tuple[str, ...]:
+    """Loudness labels of a file: explicit ``layout``, else its WAVE channel mask, else the count.
 
-_LABEL_WEIGHTS = {"LFE": LFE_WEIGHT, "LFE2": LFE_WEIGHT, "Ls": SURROUND_WEIGHT, "Rs": SURROUND_WEIGHT}
-
-#: ffmpeg channel-layout names (``ffprobe channel_layout``) -> speaker positions in ffmpeg's
-#: channel order, which is the order of the decoded samples on the pipe.
-FFMPEG_LAYOUT_POSITIONS: dict[str, tuple[str, ...]] = {
-    "mono": ("FC",),
-    "stereo": ("FL", "FR"),
-    "2.1": ("FL", "FR", "LFE"),
-    "3.0": ("FL", "FR", "FC"),
-    "3.0(back)": ("FL", "FR", "BC"),
-    "quad": ("FL", "FR", "BL", "BR"),
-    "quad(side)": ("FL", "FR", "SL", "SR"),
-    "4.0": ("FL", "FR", "FC", "BC"),
-    "4.1": ("FL", "FR", "FC", "LFE", "BC"),
-    "5.0": ("FL", "FR", "FC", "BL", "BR"),
-    "5.0(side)": ("FL", "FR", "FC", "SL", "SR"),
-    "5.1": ("FL", "FR", "FC", "LFE", "BL", "BR"),
-    "5.1(side)": ("FL", "FR", "FC", "LFE", "SL", "SR"),
-    "6.0": ("FL", "FR", "FC", "BC", "SL", "SR"),
-    "6.1": ("FL", "FR", "FC", "LFE", "BC", "SL", "SR"),
-    "7.0": ("FL", "FR", "FC", "BL", "BR", "SL", "SR"),
-    "7.1": ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR"),
-    "7.1(wide)": ("FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC"),
-    "7.1(wide-side)": ("FL", "FR", "FC", "LFE", "FLC", "FRC", "SL", "SR"),
-}
-
-_POSITION_LABELS = {"FL": "L", "FR": "R", "FC": "C", "LFE": "LFE", "LFE2": "LFE2", "SL": "Ls", "SR": "Rs",
-                    "FLC": "Lc", "FRC": "Rc", "BC": "Cs"}
-
-
-def labels_for_positions(positions: Sequence[str]) -> tuple[str, ...]:
-    """Our channel labels for speaker positions (ffmpeg / WAVE names).
-
-    ``BL/BR`` are the surround pair (``Ls/Rs``, ±110°, weight 1.41) in layouts without side
-    channels (5.0/5.1 "back" flavours, quad), because that is where 5.1 surrounds sit
-    (ITU-R BS.775); with ``SL/SR`` present (7.1) they are the back pair ``Lb/Rb`` (±135°, 1.0).
-    ffmpeg gives 1.41 to both pairs of 7.1; BS.1770-4 does not.
+    Count-based assumption (no mask): 1 = mono, 2 = stereo, 5 = 5.0, 6 = 5.1, 8 = 7.1, in film
+    order L R C LFE Ls Rs [Lb Rb] (Ls/Rs = side/surround pair, weight 1.41; Lb/Rb = back pair,
+    1.0). A WAVE_FORMAT_EXTENSIBLE mask wins over the count, so an ffmpeg-written 7.1 WAV (mask
+    FL FR FC LFE BL BR SL SR) is read as L R C LFE Lb Rb Ls Rs.
     """
-    pos = [p.upper() for p in positions]
-    has_side = "SL" in pos or "SR" in pos
-    if pos == ["FC"]:
-        return ("M",)
-    out = []
-    for p in pos:
-        if p in ("BL", "BR"):
-            out.append(("Lb" if p == "BL" else "Rb") if has_side else ("Ls" if p == "BL" else "Rs"))
-        else:
-            out.append(_POSITION_LABELS.get(p, p))
-    return tuple(out)
-
-
-def channel_weights(labels: Sequence[str]) -> tuple[float, ...]:
-    """BS.1770-4 channel weights G_i for our labels (LFE 0, Ls/Rs 1.41, everything else 1.0)."""
-    return tuple(_LABEL_WEIGHTS.get(label, FRONT_WEIGHT) for label in labels)
-
-
-def layout_labels(layout: str, channels: int | None = None) -> tuple[str, ...]:
-    """Channel labels of a named layout: ours (:data:`LAYOUTS`) first, then ffmpeg's names.
-
-    Raises:
-        MediaError: unknown layout, or its channel count differs from ``channels``.
-    """
-    if layout in LAYOUTS:
-        labels = LAYOUTS[layout]
-    elif layout in FFMPEG_LAYOUT_POSITIONS:
-        labels = labels_for_positions(FFMPEG_LAYOUT_POSITIONS[layout])
-    else:
-        raise MediaError(f"unknown channel layout {layout!r}; use one of {', '.join(LAYOUTS)} "
-                         "(or an ffmpeg layout name such as 5.1(side))")
-    if channels is not None and len(labels) != channels:
-        raise MediaError(f"layout {layout!r} has {len(labels)} channels but the audio has {channels}")
-    return labels
-
-
-def _layout_name(labels: Sequence[str]) -> str:
-    for name, lab in LAYOUTS.items():
-        if tuple(labels) == lab:
-            return name
-    for name, lab in LAYOUTS.items():  # same speakers, another channel order (e.g. WAVE 7.1)
-        if sorted(labels) == sorted(lab):
-            return name
-    return "custom(" + " ".join(labels) + ")"
-
-
-def default_layout(channels: int) -> str | None:
-    """The layout we assume for a channel count without a channel mask (None when there is none)."""
-    return _DEFAULT_LAYOUT_BY_CHANNELS.get(channels)
+    if layout is not None:
+        return layout_labels(layout, channels)
+    if channel_mask:
+        positions = mask_positions(channel_mask)
+        if len(positions) == channels:
+            return loudness_labels(labels_for_positions(positions))
+    return _default_labels(channels, str(path))
 
 
 def _default_labels(channels: int, where: str) -> tuple[str, ...]:
-    name = default_layout(channels)
-    if name is None:
+    layout = default_layout(channels)
+    if layout is None:
+        names = ", ".join(lay.ffmpeg for lay in LAYOUTS if lay.default)
         raise MediaError(f"{where}: cannot infer the channel layout of {channels} channels; "
-                         f"pass layout= one of {', '.join(LAYOUTS)} or use a file with a channel mask")
-    return LAYOUTS[name]
+                         f"pass layout= one of {names} or use a file with a channel mask")
+    return loudness_labels(layout.labels)
 
 
 # --- filters -----------------------------------------------------------------------------------
@@ -427,7 +342,7 @@ class LoudnessMeter:
 
     Example::
 
-        meter = LoudnessMeter(48000, channel_weights(LAYOUTS["5.1"]), labels=LAYOUTS["5.1"])
+        meter = LoudnessMeter(48000, channel_weights(layout_labels("5.1")), labels=layout_labels("5.1"))
         for block in iter_soundfile_blocks("mix.wav"):
             meter.process(block)
         res = meter.result()
@@ -459,7 +374,7 @@ class LoudnessMeter:
         self.labels = tuple(labels) if labels is not None else tuple(f"ch{i + 1}" for i in range(self.channels))
         if len(self.labels) != self.channels:
             raise ValueError("labels and channel_weights differ in length")
-        self.layout = layout or _layout_name(self.labels)
+        self.layout = layout or layout_name(self.labels)
         self.track_index = track_index
         self._active = np.flatnonzero(weights > 0)
         self._weights = weights[self._active]
@@ -830,31 +745,13 @@ def measure_array(samples: np.ndarray, sample_rate_hz: int, *, layout: str | Non
     return measure_blocks(blocks, sample_rate_hz, labels, layout=layout)
 
 
-def file_labels(path: str | Path, channels: int, channel_mask: int | None,
-                layout: str | None) -> tuple[str, ...]:
-    """Channel labels of a file: explicit ``layout``, else its WAVE channel mask, else the count.
-
-    Count-based assumption (no mask): 1 = mono, 2 = stereo, 5 = 5.0, 6 = 5.1, 8 = 7.1, in film
-    order L R C LFE Ls Rs [Lb Rb] (Ls/Rs = side/surround pair, weight 1.41; Lb/Rb = back pair,
-    1.0). A WAVE_FORMAT_EXTENSIBLE mask wins over the count, so an ffmpeg-written 7.1 WAV (mask
-    FL FR FC LFE BL BR SL SR) is read as L R C LFE Lb Rb Ls Rs.
-    """
-    if layout is not None:
-        return layout_labels(layout, channels)
-    if channel_mask:
-        positions = mask_positions(channel_mask)
-        if len(positions) == channels:
-            return labels_for_positions(positions)
-    return _default_labels(channels, str(path))
-
-
 def measure_file(path: str | Path, *, layout: str | None = None, labels: Sequence[str] | None = None,
                  block_frames: int = DEFAULT_BLOCK_FRAMES, track_index: int | None = None) -> LoudnessResult:
     """Measure a WAV/BWF/RF64/FLAC file, streaming (flat memory).
 
     Args:
         path: the audio file.
-        layout: ``mono``, ``stereo``, ``5.0``, ``5.1``, ``7.1`` (film order, see :data:`LAYOUTS`) or
+        layout: ``mono``, ``stereo``, ``5.0``, ``5.1``, ``7.1`` (film order, see :data:`specs.layouts.LAYOUTS`) or
             an ffmpeg layout name; ``None`` infers it (see :func:`file_labels`).
         block_frames: read size.
         labels: explicit channel labels (e.g. from :func:`file_labels` of another file); wins
@@ -904,8 +801,9 @@ def measure_media(path: str | Path, *, block_frames: int = DEFAULT_BLOCK_FRAMES)
     results = []
     for stream in info.audio:
         labels: tuple[str, ...]
-        if stream.channel_layout and stream.channel_layout in FFMPEG_LAYOUT_POSITIONS:
-            labels = labels_for_positions(FFMPEG_LAYOUT_POSITIONS[stream.channel_layout])
+        positions = ffmpeg_positions(stream.channel_layout) if stream.channel_layout else None
+        if positions is not None:
+            labels = loudness_labels(labels_for_positions(positions))
             if len(labels) != stream.channels:
                 labels = _default_labels(stream.channels, f"{p} stream {stream.index}")
         else:
@@ -939,7 +837,7 @@ def measure_files_as_layout(paths: Sequence[str | Path], layout: str, *,
                             block_frames: int = DEFAULT_BLOCK_FRAMES) -> LoudnessResult:
     """Measure N mono files as the channels of one layout (e.g. six 5.1 stems L R C LFE Ls Rs).
 
-    Files are taken in the layout's channel order (:data:`LAYOUTS`); all must be mono at one
+    Files are taken in the layout's channel order (:func:`specs.layouts.layout_labels`); all must be mono at one
     sample rate. Files of different lengths are padded with silence to the longest.
 
     Raises:
@@ -956,115 +854,3 @@ def measure_files_as_layout(paths: Sequence[str | Path], layout: str, *,
         raise MediaError(f"files of one layout must share a sample rate; got {sorted(rates)} Hz")
     blocks = prefetch(_lockstep_blocks(ps, block_frames))
     return measure_blocks(blocks, rates.pop(), labels, layout=layout)
-
-
-# --- rules -------------------------------------------------------------------------------------
-
-RULE_EPSILON = 1e-9  # float noise only; values are compared unrounded
-
-CHECK_INTEGRATED = "audio.loudness.integrated"
-CHECK_TRUE_PEAK = "audio.loudness.true_peak"
-CHECK_LRA = "audio.loudness.lra"
-CHECK_MAX_SHORT_TERM = "audio.loudness.max_short_term"
-CHECK_MAX_MOMENTARY = "audio.loudness.max_momentary"
-
-
-class LoudnessRule(BaseModel):
-    """One track's loudness rule, as a delivery spec states it.
-
-    ``method="dialogue-gated"`` (Dolby Dialogue Intelligence, Netflix/Amazon -27 LKFS) cannot be
-    measured with an open meter: the integrated outcome is ``not_measured``, never ``pass``.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    method: Literal["bs1770-4", "dialogue-gated"] = "bs1770-4"
-    target_lufs: float | None = None
-    tolerance_minus_lu: float = 1.0
-    tolerance_plus_lu: float = 1.0
-    max_true_peak_dbtp: float | None = None
-    lra_min_lu: float | None = None
-    lra_max_lu: float | None = None
-    max_short_term_lufs: float | None = None
-    max_momentary_lufs: float | None = None
-
-
-class RuleOutcome(BaseModel):
-    """Result of one check of a loudness rule."""
-
-    model_config = ConfigDict(frozen=True)
-
-    check: str
-    status: Literal["pass", "fail", "not_measured"]
-    expected: str
-    actual: str
-    message: str
-
-
-def _fmt(v: float | None, unit: str) -> str:
-    return "undefined (silence)" if v is None else f"{v:.1f} {unit}"
-
-
-def _limit_outcome(check: str, what: str, value: float | None, limit: float, unit: str) -> RuleOutcome:
-    expected = f"<= {limit:.1f} {unit}"
-    if value is None:
-        return RuleOutcome(check=check, status="not_measured", expected=expected, actual=_fmt(value, unit),
-                           message=f"{what} is undefined (silent track); cannot check it")
-    ok = value <= limit + RULE_EPSILON
-    return RuleOutcome(check=check, status="pass" if ok else "fail", expected=expected, actual=_fmt(value, unit),
-                       message=f"{what} {value:.1f} {unit} {'within' if ok else 'exceeds'} the limit {limit:.1f} {unit}")
-
-
-def evaluate_loudness_rule(result: LoudnessResult, rule: LoudnessRule) -> list[RuleOutcome]:
-    """Check a measured track against a rule; one outcome per constraint the rule sets.
-
-    Undefined values (silence) give ``not_measured``; so does a dialogue-gated target.
-    """
-    out: list[RuleOutcome] = []
-    if rule.method == "dialogue-gated":
-        expected = ("dialogue-gated" + (f" {rule.target_lufs:.1f} LKFS -{rule.tolerance_minus_lu:.1f}/"
-                                        f"+{rule.tolerance_plus_lu:.1f} LU" if rule.target_lufs is not None else ""))
-        out.append(RuleOutcome(
-            check=CHECK_INTEGRATED, status="not_measured", expected=expected,
-            actual=f"programme (BS.1770-4 gated) {_fmt(result.integrated_lufs, 'LUFS')}",
-            message="dialogue-gated loudness needs a Dolby Dialogue Intelligence meter (e.g. Dolby Media Meter); "
-                    "no open implementation exists, so it was not measured. Measure it with a licensed meter "
-                    "or use a programme-loudness (bs1770-4) rule."))
-    elif rule.target_lufs is not None:
-        lo = rule.target_lufs - rule.tolerance_minus_lu
-        hi = rule.target_lufs + rule.tolerance_plus_lu
-        expected = f"{rule.target_lufs:.1f} LUFS -{rule.tolerance_minus_lu:.1f}/+{rule.tolerance_plus_lu:.1f} LU"
-        v = result.integrated_lufs
-        if v is None:
-            out.append(RuleOutcome(check=CHECK_INTEGRATED, status="not_measured", expected=expected,
-                                   actual=_fmt(v, "LUFS"),
-                                   message="integrated loudness is undefined (no block above the -70 LUFS gate)"))
-        else:
-            ok = lo - RULE_EPSILON <= v <= hi + RULE_EPSILON
-            out.append(RuleOutcome(check=CHECK_INTEGRATED, status="pass" if ok else "fail", expected=expected,
-                                   actual=_fmt(v, "LUFS"),
-                                   message=f"integrated loudness {v:.1f} LUFS is {'within' if ok else 'outside'} "
-                                           f"{lo:.1f}..{hi:.1f} LUFS (off target by {v - rule.target_lufs:+.1f} LU)"))
-    if rule.max_true_peak_dbtp is not None:
-        out.append(_limit_outcome(CHECK_TRUE_PEAK, "true peak", result.true_peak_dbtp, rule.max_true_peak_dbtp, "dBTP"))
-    if rule.lra_min_lu is not None or rule.lra_max_lu is not None:
-        lo_s = f">= {rule.lra_min_lu:.1f} LU" if rule.lra_min_lu is not None else ""
-        hi_s = f"<= {rule.lra_max_lu:.1f} LU" if rule.lra_max_lu is not None else ""
-        expected = " and ".join(s for s in (lo_s, hi_s) if s)
-        v = result.loudness_range_lu
-        if v is None:
-            out.append(RuleOutcome(check=CHECK_LRA, status="not_measured", expected=expected, actual=_fmt(v, "LU"),
-                                   message="loudness range is undefined (silence or shorter than 3 s)"))
-        else:
-            ok = ((rule.lra_min_lu is None or v >= rule.lra_min_lu - RULE_EPSILON)
-                  and (rule.lra_max_lu is None or v <= rule.lra_max_lu + RULE_EPSILON))
-            out.append(RuleOutcome(check=CHECK_LRA, status="pass" if ok else "fail", expected=expected,
-                                   actual=_fmt(v, "LU"),
-                                   message=f"loudness range {v:.1f} LU is {'within' if ok else 'outside'} {expected}"))
-    if rule.max_short_term_lufs is not None:
-        out.append(_limit_outcome(CHECK_MAX_SHORT_TERM, "maximum short-term loudness", result.max_short_term_lufs,
-                                  rule.max_short_term_lufs, "LUFS"))
-    if rule.max_momentary_lufs is not None:
-        out.append(_limit_outcome(CHECK_MAX_MOMENTARY, "maximum momentary loudness", result.max_momentary_lufs,
-                                  rule.max_momentary_lufs, "LUFS"))
-    return out

@@ -18,7 +18,9 @@ from typing import Any
 import ffmpeg
 
 from specs.errors import BadInputError
+from specs.layouts import ffmpeg_layout
 from specs.model import AVC_INTRA_PIX_FMT, Deliverable, Spec
+from specs.timecode import Timecode
 from tasks.deliverables.naming import RunFields, fill_text
 from tasks.deliverables.shape import (
     audio_sources,
@@ -31,10 +33,8 @@ from tasks.deliverables.shape import (
     programme_first_frame,
     tone_maps,
 )
-from tasks.layback import FFMPEG_LAYOUTS
 from tasks.media.ffmpeg import compile_args
 from tasks.media.probe import MediaInfo, tagged_light_level
-from tasks.media.timecode import Timecode
 
 __all__ = ["deliverables_graph", "deliverable_graph", "deliverable_args", "correction_source_graph",
            "DOWNMIX_20", "THUMB_WIDTH_PX"]
@@ -171,7 +171,7 @@ def _audio_filter_node(d: Deliverable, i: int, spec: Spec, src: int) -> _Filter:
     """Audio map ``i``'s downmix (pan's one option is named ``args``) or its track's channel layout."""
     if d.audio[i].downmix == "2.0":
         return _f("pan", args=DOWNMIX_20.removeprefix("pan="))
-    return _f("aformat", channel_layouts=FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo"))
+    return _f("aformat", channel_layouts=ffmpeg_layout(spec.audio.tracks[src].layout) or "stereo")
 
 
 def _audio_chain(d: Deliverable, i: int, spec: Spec, master: MediaInfo, src: int, head: int) -> list[_Filter]:
@@ -189,7 +189,7 @@ def _map_tracks(d: Deliverable, i: int, spec: Spec, src: int, stream: Any) -> li
     n = map_channels(d, i, spec)
     if not d.audio[i].mono_tracks or n == 1:
         return [stream]
-    layout = "stereo" if d.audio[i].downmix == "2.0" else FFMPEG_LAYOUTS.get(spec.audio.tracks[src].layout, "stereo")
+    layout = "stereo" if d.audio[i].downmix == "2.0" else ffmpeg_layout(spec.audio.tracks[src].layout) or "stereo"
     node = stream.filter_multi_output("channelsplit", channel_layout=layout)  # outputs in the layout's order
     return [node.stream(k) for k in range(n)]
 

@@ -9,8 +9,6 @@ rerun skips deliverables whose final file exists and verifies, so an interrupted
 
 from __future__ import annotations
 
-import contextlib
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,19 +18,19 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from specs.errors import BadInputError, MediaError, VerificationError
+from specs.layouts import ffmpeg_layout
 from specs.model import Deliverable, Spec
 from tasks.deliverables.graph import correction_source_graph, deliverables_graph
 from tasks.deliverables.naming import RunFields, deliverable_path
 from tasks.deliverables.shape import audio_sources, expected_duration_s, head_frames, master_frames
 from tasks.deliverables.verify import verify_deliverable
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
-from tasks.media.files import fsync_path, partial_name
+from tasks.media.files import partial_name, publish
 from tasks.media.probe import MediaInfo, probe
 
 __all__ = ["DeliverableResult", "TranscodeAllResult", "transcode_all", "THUMBNAILS"]
 
 THUMBNAILS = 6
-_METER_LAYOUTS = {"2.0": "stereo", "1.0": "mono"}  # spec layout words -> the loudness meter's
 
 
 class DeliverableResult(BaseModel):
@@ -77,7 +75,7 @@ def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, wo
                 else -1.0)
             correct_loudness(raw, fixed, target_lufs=amap.loudness_target_lufs, max_true_peak_dbtp=ceiling,
                              layout="stereo" if amap.downmix == "2.0"
-                             else _METER_LAYOUTS.get(track.layout, track.layout))
+                             else ffmpeg_layout(track.layout) or track.layout)
             raw.unlink(missing_ok=True)
             out[(d.id, i)] = fixed
     return out
@@ -159,12 +157,12 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
                     partial.unlink(missing_ok=True)
                     failures.append(str(exc))
                     continue
-                _publish(partial, targets[d.id])
+                publish(partial, targets[d.id])
                 results.append(DeliverableResult(id=d.id, kind=d.kind, path=str(targets[d.id]),
                                                  size=targets[d.id].stat().st_size, duration_s=info.duration_s or 0.0,
                                                  wall_s=time.monotonic() - started, checks=checks))
             for p in extras_todo:
-                _publish(partial_name(p), p)
+                publish(partial_name(p), p)
             if failures:
                 raise VerificationError(" | ".join(failures))
             done += results
@@ -175,23 +173,6 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
     done.sort(key=lambda r: order[r.id])
     return TranscodeAllResult(deliverables=done, extras=[str(p) for p in extras], wall_s=time.monotonic() - started,
                               ffmpeg_runs=runs)
-
-
-def _publish(partial: Path, final: Path) -> None:
-    """fsync and rename without ever replacing an existing file (link fails if ``final`` exists)."""
-    fsync_path(partial)
-    try:
-        os.link(partial, final)
-    except FileExistsError:
-        partial.unlink(missing_ok=True)
-        raise BadInputError(f"{final} appeared while it was being made; not overwritten") from None
-    except OSError:
-        if final.exists():
-            raise BadInputError(f"{final} appeared while it was being made; not overwritten") from None
-        os.replace(partial, final)
-    partial.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        fsync_path(final.parent)
 
 
 def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: dict[str, Path],

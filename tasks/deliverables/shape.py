@@ -12,7 +12,7 @@ from fractions import Fraction
 from specs.errors import BadInputError
 from specs.model import Deliverable, Spec
 from tasks.media.probe import MediaInfo, pix_depth
-from tasks.media.timecode import Timecode
+from specs.timecode import Timecode
 
 __all__ = ["head_frames", "programme_first_frame", "master_frames", "expected_duration_s", "is_scaled",
            "keeps_fields", "tone_maps", "out_colour", "audio_sources", "map_channels", "HDR_TRANSFERS"]

@@ -1,4 +1,15 @@
-"""Atomic outputs: nothing ever appears under a final name half-written, nothing is overwritten."""
+"""Atomic no-clobber publishing: the one way every output of deliver reaches its final name.
+
+A writer gets ``name.partial.ext`` beside the final name (the extension stays, so ffmpeg and
+libsndfile still recognise the format), writes it, and on success the file is fsynced and
+renamed into place, then the folder is fsynced so the rename survives a power cut. Nothing ever
+appears under a final name half-written. Without ``overwrite`` an existing final file is never
+replaced: the rename is a hard link that fails if the name is taken (POSIX ``link(2)``), so a file
+that appears while we write is kept too. ``overwrite=True`` is for the files a rerun must
+rewrite (manifest, report, state); it still never exposes a half-written file.
+
+``*.partial*`` is the one partial-name pattern: cancel clean-up and folder scans match it.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +18,23 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from specs.errors import BadInputError
+from specs.errors import OutputExistsError
 
-__all__ = ["atomic_output", "partial_name", "fsync_path"]
+__all__ = ["atomic_output", "publish", "partial_name", "is_partial", "fsync_path", "PARTIAL_GLOB"]
+
+#: Matches every partial file (``name.partial.ext``).
+PARTIAL_GLOB = "*.partial*"
 
 
 def partial_name(final: Path) -> Path:
     """``name.partial.ext``: keeps the extension so tools still recognise the format."""
+    final = Path(final)
     return final.with_name(f"{final.stem}.partial{final.suffix}")
+
+
+def is_partial(path: Path) -> bool:
+    """Whether ``path`` is a partial file (written, not yet published)."""
+    return ".partial" in Path(path).name
 
 
 def fsync_path(path: Path) -> None:
@@ -25,17 +45,46 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; on success fsync it and rename it into place.
+def publish(partial: Path, final: Path, *, overwrite: bool = False) -> None:
+    """fsync ``partial`` and rename it to ``final`` (never replacing ``final`` unless ``overwrite``).
 
     Raises:
-        BadInputError: ``final`` exists and ``overwrite`` is False (masters and deliverables are
-            never overwritten; choose another --out or version).
+        OutputExistsError: ``final`` exists (or appeared meanwhile) and ``overwrite`` is False;
+            ``partial`` is removed.
+    """
+    fsync_path(partial)
+    if overwrite:
+        os.replace(partial, final)
+    else:
+        try:
+            os.link(partial, final)  # fails with FileExistsError if final is taken
+        except FileExistsError:
+            partial.unlink(missing_ok=True)
+            raise OutputExistsError(f"{final} appeared while it was being written; not overwritten") from None
+        except OSError:  # a filesystem without hard links: checked rename
+            if final.exists():
+                partial.unlink(missing_ok=True)
+                raise OutputExistsError(f"{final} appeared while it was being written; not overwritten") from None
+            os.replace(partial, final)
+        partial.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        fsync_path(final.parent)
+
+
+@contextlib.contextmanager
+def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield the partial path of ``final``; on success publish it (:func:`publish`).
+
+    A leftover partial of a crashed run is replaced; on any error the partial is removed.
+
+    Raises:
+        OutputExistsError: ``final`` exists and ``overwrite`` is False (masters and deliverables
+            are never overwritten; choose another --out or version).
     """
     final = Path(final)
     if final.exists() and not overwrite:
-        raise BadInputError(f"{final} already exists and is never overwritten; choose another output folder or version")
+        raise OutputExistsError(f"{final} already exists and is never overwritten; choose another output folder "
+                                "or version")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_name(final)
     tmp.unlink(missing_ok=True)  # a leftover from a crashed run is ours to replace
@@ -43,11 +92,6 @@ def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp} was not written")
-        fsync_path(tmp)
-        if final.exists() and not overwrite:
-            raise BadInputError(f"{final} appeared while we were writing it; not overwriting")
-        os.replace(tmp, final)
-        with contextlib.suppress(OSError):
-            fsync_path(final.parent)
+        publish(tmp, final, overwrite=overwrite)
     finally:
         tmp.unlink(missing_ok=True)

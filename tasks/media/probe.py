@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from specs.errors import FFmpegError, MediaError
+from specs.timecode import Timecode
 from tasks.media.ffmpeg import run_ffprobe_json
-from tasks.media.timecode import Timecode
 
 __all__ = ["VideoStream", "AudioStream", "MediaInfo", "probe", "require_file", "pix_depth", "tagged_light_level"]
 

@@ -46,8 +46,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from specs.errors import BadInputError
+from specs.layouts import SPEC_LAYOUT_NAMES, spec_layout
+from specs.timecode import DROP_FRAME_RATES, Timecode, parse_frame_rate
 from tasks.media.ffmpeg import FFmpegProgress, run_ffmpeg
-from tasks.media.timecode import Timecode, parse_rate
+from tasks.media.files import atomic_output
 
 __all__ = [
     "DefectKind",
@@ -215,12 +217,12 @@ class _TimingSpec(BaseModel):
     @field_validator("rate", mode="before")
     @classmethod
     def _rate(cls, value: Any) -> Fraction:
-        return parse_rate(value)
+        return parse_frame_rate(value)
 
     @property
     def is_drop_frame(self) -> bool:
         if self.drop_frame is None:
-            return self.rate in (Fraction(30000, 1001), Fraction(60000, 1001))
+            return self.rate in DROP_FRAME_RATES
         return self.drop_frame
 
 
@@ -436,10 +438,6 @@ def _manifest_base(tl: _Timeline, spec: _TimingSpec, path: Path) -> dict[str, An
 # ---------------------------------------------------------------------------------------------
 # Atomic output
 # ---------------------------------------------------------------------------------------------
-def _partial_path(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
-
-
 def _check_target(path: Path, overwrite: bool) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
@@ -449,23 +447,6 @@ def _check_target(path: Path, overwrite: bool) -> Path:
     return path
 
 
-def _commit(partial: Path, path: Path) -> None:
-    """fsync ``partial`` and rename it onto ``path`` (and fsync the folder, so the rename survives)."""
-    with open(partial, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(partial, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories
-    finally:
-        os.close(fd)
-
-
-# ---------------------------------------------------------------------------------------------
-# Picture
-# ---------------------------------------------------------------------------------------------
 def _find_font() -> str | None:
     for candidate in _FONT_CANDIDATES:
         if os.path.isfile(candidate) and _SAFE_FILTER_PATH.match(candidate):
@@ -584,16 +565,12 @@ def make_master(
     tl = _timeline(spec)
     _validate_defects(tl, [d for d in defects if d.kind in PICTURE_DEFECTS], None)
     graph, injected = _picture_graph(spec, tl, defects)
-    partial = _partial_path(path)
-    args = ["-y", "-loglevel", "error", "-filter_complex", graph, "-map", "[out]", "-an",
-            "-c:v", spec.video_codec, *spec.codec_args, "-pix_fmt", spec.pix_fmt,
-            "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
-            "-timecode", str(tl.start), "-map_metadata", "-1", "-f", spec.container, str(partial)]
-    try:
+    with atomic_output(path, overwrite=overwrite) as partial:
+        args = ["-y", "-loglevel", "error", "-filter_complex", graph, "-map", "[out]", "-an",
+                "-c:v", spec.video_codec, *spec.codec_args, "-pix_fmt", spec.pix_fmt,
+                "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
+                "-timecode", str(tl.start), "-map_metadata", "-1", "-f", spec.container, str(partial)]
         run_ffmpeg(args, progress=progress, what=f"synthetic master {path.name}")
-        _commit(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return SynthManifest(
         **_manifest_base(tl, spec, path), media="picture",
         duration_s=Fraction(tl.total_frames) / tl.rate, width=spec.width, height=spec.height,
@@ -604,7 +581,6 @@ def make_master(
 # ---------------------------------------------------------------------------------------------
 # Mix
 # ---------------------------------------------------------------------------------------------
-_LABELS = {"5.1": ("L", "R", "C", "LFE", "Ls", "Rs"), "2.0": ("L", "R")}
 # WAVEFORMATEXTENSIBLE masks (KSAUDIO_SPEAKER_*): 6 -> 0x3F, what ffmpeg calls "5.1" (L R C LFE Ls Rs);
 # 4 -> quad, 8 -> 7.1; other counts carry no mask.
 _MASKS = {1: 0x4, 2: 0x3, 4: 0x33, 6: 0x3F, 8: 0x63F}
@@ -616,9 +592,9 @@ _KSUBFORMAT_PCM = bytes.fromhex("0100000000001000800000aa00389b71")
 def channel_labels(layout: str) -> tuple[str, ...]:
     """Channel labels of a layout, in file order (``5.1`` -> L R C LFE Ls Rs)."""
     try:
-        return _LABELS[layout]
+        return spec_layout(layout).labels
     except KeyError:
-        raise BadInputError(f"unknown layout {layout!r}; use one of {', '.join(_LABELS)}") from None
+        raise BadInputError(f"unknown layout {layout!r}; use one of {', '.join(SPEC_LAYOUT_NAMES)}") from None
 
 
 def _loudness_lufs(samples: np.ndarray, labels: Sequence[str], sample_rate_hz: int) -> float | None:
@@ -812,12 +788,8 @@ def make_mix(
     file_lufs = _loudness_lufs(as_float, written_labels, sr)
     time_reference = round(tl.start.seconds * sr)
 
-    partial = _partial_path(path)
-    try:
+    with atomic_output(path, overwrite=overwrite) as partial:
         _write_bwf(partial, ints, sr, time_reference, f"deliver synthetic {spec.layout} mix")
-        _commit(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return SynthManifest(
         **_manifest_base(tl, spec, path), media="mix",
         duration_s=Fraction(ints.shape[0], sr), layout=spec.layout, channel_labels=written_labels,
@@ -881,11 +853,7 @@ def make_sample_set(
     doc = {"master": master_manifest.model_dump(mode="json"),
            "mixes": {k: v.model_dump(mode="json") for k, v in manifests.items()}}
     manifest_path = paths[-1]
-    partial = _partial_path(manifest_path)
-    try:
+    with atomic_output(manifest_path, overwrite=overwrite) as partial:
         partial.write_text(json.dumps(doc, indent=2) + "\n")
-        _commit(partial, manifest_path)
-    finally:
-        partial.unlink(missing_ok=True)
     return SampleSet(out_dir=out, master=paths[0], master_manifest=master_manifest, mixes=mixes,
                      mix_manifests=manifests, manifest_json=manifest_path)

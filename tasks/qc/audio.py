@@ -21,14 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from specs.model import AudioTrackSpec, LoudnessSpec, Spec
-from tasks.audio.loudness import LoudnessResult, LoudnessRule, RuleOutcome, evaluate_loudness_rule, measure_blocks
+from specs.layouts import default_layout, layout_labels, loudness_labels
+from specs.model import AudioTrackSpec, Spec
+from specs.severity import Severity
+from tasks.audio.loudness import LoudnessResult, measure_blocks
 from tasks.audio.reader import iter_ffmpeg_blocks, prefetch
 from tasks.media.probe import AudioStream, MediaInfo
-from tasks.qc.findings import Finding, Severity, make_finding
+from tasks.qc.findings import Finding, make_finding
+from tasks.qc.loudness import RuleOutcome, evaluate_loudness_rule
 from tasks.qc.picture_checks import DEFAULT_COMMERCIAL_BLACK_MIN_S, ProgrammeClock
 
-__all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels", "loudness_rule",
+__all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels",
            "skip_samples", "RunTracker"]
 
 DEFAULT_SILENCE_DBFS = -90.0
@@ -45,26 +48,12 @@ TWO_POP_DBFS = -40.0
 PHASE_PAIRS = (("L", "R"), ("Ls", "Rs"), ("Lss", "Rss"), ("Lrs", "Rrs"), ("Lb", "Rb"))
 MAX_FINDINGS_PER_CHECK = 20
 
-# Spec channel names -> the meter's names (BS.1770-4 weights: side/surround pair at 60-120 degrees
-# +1.5 dB, rear pair 1.0, LFE excluded).
-_METER_LABEL = {"Lss": "Ls", "Rss": "Rs", "Lrs": "Lb", "Rrs": "Rb"}
-
-
 def meter_labels(track: AudioTrackSpec, channels: int) -> list[str]:
     """The meter's channel labels for a spec track (falls back to the layout when counts differ)."""
     if len(track.channels) == channels:
-        return [_METER_LABEL.get(c, c) for c in track.channels]
-    from tasks.audio.loudness import default_layout, layout_labels
-
-    return list(layout_labels(default_layout(channels) or "stereo", None))
-
-
-def loudness_rule(spec: LoudnessSpec) -> LoudnessRule:
-    return LoudnessRule(
-        method=spec.method, target_lufs=spec.target_lufs, tolerance_minus_lu=spec.tolerance_lu.minus,
-        tolerance_plus_lu=spec.tolerance_lu.plus, max_true_peak_dbtp=spec.max_true_peak_dbtp,
-        lra_min_lu=spec.lra_lu.min if spec.lra_lu else None, lra_max_lu=spec.lra_lu.max if spec.lra_lu else None,
-        max_short_term_lufs=spec.max_short_term_lufs, max_momentary_lufs=spec.max_momentary_lufs)
+        return list(loudness_labels(track.channels))
+    layout = default_layout(channels)
+    return list(loudness_labels(layout.labels) if layout is not None else layout_labels("stereo"))
 
 
 def skip_samples(blocks: Iterator[np.ndarray], count: int) -> Iterator[np.ndarray]:
@@ -413,13 +402,6 @@ def track_findings(spec: Spec, track: AudioTrackSpec, scan: TrackScan, clock: Pr
     return [f for f in found if f is not None]
 
 
-def _measure(info: MediaInfo, stream: AudioStream, labels: list[str], start_s: float, layout: str) -> LoudnessResult:
-    blocks = iter_ffmpeg_blocks(info.path, stream_index=stream.index, channels=stream.channels)
-    start = round(start_s * stream.sample_rate_hz)
-    return measure_blocks(prefetch(skip_samples(blocks, start)), stream.sample_rate_hz, labels, layout=layout,
-                          track_index=stream.index)
-
-
 def loudness_findings(spec: Spec, track: AudioTrackSpec, result: LoudnessResult,
                       clock: ProgrammeClock | None) -> list[Finding]:
     """Loudness rule findings of one track (with the spec's fallback method)."""
@@ -427,13 +409,13 @@ def loudness_findings(spec: Spec, track: AudioTrackSpec, result: LoudnessResult,
         return []
     tc_in = clock.tc(clock.ffoa_frame) if clock else None
     tc_out = clock.tc(clock.frame_count) if clock else None
-    outcomes = evaluate_loudness_rule(result, loudness_rule(track.loudness))
+    outcomes = evaluate_loudness_rule(result, track.loudness)
     integrated = next((o for o in outcomes if o.check == "audio.loudness.integrated"), None)
     fallback = track.loudness.fallback
     if fallback is not None and integrated is not None and integrated.status != "pass":
         # The spec's own procedure (e.g. Netflix): judge by the fallback method when the primary
         # cannot be measured or fails; the primary's not_measured stays visible as a warning.
-        fb = [o for o in evaluate_loudness_rule(result, loudness_rule(fallback)) if o.check == "audio.loudness.integrated"]
+        fb = [o for o in evaluate_loudness_rule(result, fallback) if o.check == "audio.loudness.integrated"]
         outcomes = [o for o in outcomes if o.check != "audio.loudness.integrated" or o.status == "not_measured"]
         outcomes += [o.model_copy(update={"message": f"fallback ({fallback.method}): {o.message}"}) for o in fb]
     return _outcome_findings(spec, track, outcomes, tc_in, tc_out)

@@ -8,24 +8,19 @@ measure is a finding with status ``not_measured`` — never a silent pass.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from specs.model import Spec
+from specs.severity import Severity
 
-__all__ = ["Severity", "Finding", "Verdict", "verdict_of", "count_by_severity", "make_finding"]
+__all__ = ["Finding", "Verdict", "verdict_of", "count_by_severity", "make_finding"]
 
-
-class Severity(str, Enum):
-    ERROR = "error"
-    WARNING = "warning"
-    INFO = "info"
 
 
 class Finding(BaseModel):
-    """One QC result worth reporting (DESIGN.md report.json contract)."""
+    """One QC result worth reporting (report.json ``findings[]``, see README)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
-from specs.model import DROP_FRAME_RATES, Spec
+from specs.model import Spec
+from specs.severity import Severity
+from specs.timecode import DROP_FRAME_RATES, Timecode
 from tasks.media.probe import MediaInfo, VideoStream
-from tasks.media.timecode import Timecode
-from tasks.qc.findings import Finding, Severity, make_finding
+from tasks.qc.findings import Finding, make_finding
 
 __all__ = ["check_metadata", "container_word", "display_aspect_ratio", "parse_aspect_ratio", "ratio_text",
            "ASPECT_RATIO_TOLERANCE"]

@@ -13,8 +13,8 @@ from fractions import Fraction
 import numpy as np
 
 from specs.model import Spec
+from specs.timecode import Timecode
 from tasks.media.probe import MediaInfo, tagged_light_level
-from tasks.media.timecode import Timecode
 from tasks.qc.findings import Finding, make_finding
 from tasks.qc.picture_analysis import BLACK_PICTURE_RATIO, FREEZE_NOISE, GAMUT_TOLERANCE, Interval, PictureSeries, runs
 

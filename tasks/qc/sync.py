@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from specs.model import AudioTrackSpec, Spec
+from specs.severity import Severity
 from tasks.qc.audio import TrackScan
-from tasks.qc.findings import Finding, Severity, make_finding
+from tasks.qc.findings import Finding, make_finding
 from tasks.qc.picture_analysis import PictureSeries
 from tasks.qc.picture_checks import ProgrammeClock
 

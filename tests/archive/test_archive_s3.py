@@ -22,6 +22,7 @@ from tasks.archive.mhl import mhl_expected
 from tasks.archive.restoring import restore
 from tasks.archive.s3 import UploadRejectedError, choose_part_size
 from tasks.archive.verify import verify_uri
+from tasks.media.files import PARTIAL_GLOB
 from tests.archive import s3server
 from tests.archive.helpers import S3_SMALL_PARTS, latest_process, make_package, mhl_rc
 
@@ -115,7 +116,7 @@ def test_local_and_two_s3_targets_from_one_read(s3, package, tmp_path, prefix, m
     local = tmp_path / "lto" / "FILM_v1"
     assert mhl_rc(local) == 0 and mhl_rc(package) == 0
     assert sorted(p.name for p in (local / "ascmhl").iterdir()) == sorted(p.name for p in (package / "ascmhl").iterdir())
-    assert not list(local.rglob("*.deliver-partial"))
+    assert not list(local.rglob(PARTIAL_GLOB))
 
 
 def test_server_validates_crc64nvme(s3, prefix, package, hooks):

@@ -8,15 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tasks.audio.correct import (
-    TRUE_PEAK_CHECK_TOLERANCE_DB,
-    LoudnessCorrectionError,
-    OutputExistsError,
-    correct_loudness,
-)
+from specs.errors import OutputExistsError
+from tasks.audio.correct import TRUE_PEAK_CHECK_TOLERANCE_DB, LoudnessCorrectionError, correct_loudness
 from tasks.audio.loudness import measure_file
 from tasks.audio.reader import wav_channel_mask
 from tasks.media.ffmpeg import run_ffmpeg
+from tasks.media.files import partial_name
 from tests.audio.signals import FS, noise, tone_segments
 
 TOL_LU = 0.5  # correct_loudness default tolerance
@@ -42,7 +39,7 @@ def test_gain_only_minus27_to_minus24(tmp_path: Path) -> None:
     assert res.after.integrated_lufs == pytest.approx(-24.0, abs=0.01)
     assert res.after.true_peak_dbtp == pytest.approx(res.before.true_peak_dbtp + res.gain_db, abs=0.01)
     assert sf.info(dst).subtype == "PCM_24"
-    assert not (tmp_path / "mix_-24.wav.partial").exists()
+    assert not partial_name(tmp_path / "mix_-24.wav").exists()
     # re-measuring the delivered file gives the same figures
     assert measure_file(dst).integrated_lufs == pytest.approx(res.after.integrated_lufs, abs=1e-9)
 
@@ -82,7 +79,7 @@ def test_out_of_tolerance_fails_and_leaves_nothing(tmp_path: Path) -> None:
     dst = tmp_path / "loud.wav"
     with pytest.raises(LoudnessCorrectionError):
         correct_loudness(src, dst, target_lufs=3.0, max_true_peak_dbtp=-1.0)
-    assert not dst.exists() and not (tmp_path / "loud.wav.partial").exists()
+    assert not dst.exists() and not partial_name(tmp_path / "loud.wav").exists()
 
 
 def test_silence_cannot_be_corrected(tmp_path: Path) -> None:

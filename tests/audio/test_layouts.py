@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tasks.audio.loudness import LAYOUTS, measure_array, measure_file, measure_files_as_layout
+from specs.layouts import layout_labels
+from tasks.audio.loudness import measure_array, measure_file, measure_files_as_layout
 from tasks.audio.reader import wav_channel_mask
 from tasks.media.ffmpeg import run_ffmpeg
 from tests.audio.signals import FS, sine, tone_segments
@@ -23,7 +24,7 @@ TOL_LU = 0.05
 
 
 def _one_channel(layout: str, label: str, fs: int = FS) -> np.ndarray:
-    labels = LAYOUTS[layout]
+    labels = layout_labels(layout)
     tone = tone_segments([(4.0, LEVEL_DBFS)], fs=fs, channels=1)[:, 0]
     x = np.zeros((len(tone), len(labels)), dtype=np.float32)
     x[:, labels.index(label)] = tone
@@ -45,7 +46,7 @@ def test_channel_weight(layout: str, label: str, offset_db: float) -> None:
     r = measure_array(_one_channel(layout, label), FS, layout=layout)
     assert r.integrated_lufs == pytest.approx(ONE_CHANNEL_LUFS + offset_db, abs=TOL_LU)
     assert r.layout == layout
-    assert [c.label for c in r.channels] == list(LAYOUTS[layout])
+    assert [c.label for c in r.channels] == list(layout_labels(layout))
 
 
 @pytest.mark.parametrize("layout", ["5.1", "7.1"])
@@ -91,7 +92,7 @@ def test_sample_rates(fs: int) -> None:
 
 @pytest.mark.parametrize("layout", ["mono", "stereo", "5.1"])
 def test_silence_gives_none(layout: str) -> None:
-    x = np.zeros((FS * 5, len(LAYOUTS[layout])), dtype=np.float32)
+    x = np.zeros((FS * 5, len(layout_labels(layout))), dtype=np.float32)
     r = measure_array(x, FS, layout=layout)
     assert r.duration_s == pytest.approx(5.0)
     for value in (r.integrated_lufs, r.loudness_range_lu, r.true_peak_dbtp, r.sample_peak_dbfs,
@@ -118,7 +119,7 @@ def test_series_is_10hz_short_term(tmp_path: Path) -> None:
 
 
 def test_n_mono_files_equal_interleaved(tmp_path: Path) -> None:
-    labels = LAYOUTS["5.1"]
+    labels = layout_labels("5.1")
     rng = np.random.default_rng(7)
     x = (rng.standard_normal((FS * 4, 6)) * np.array([0.1, 0.1, 0.2, 0.3, 0.05, 0.05])).astype(np.float32)
     paths = []

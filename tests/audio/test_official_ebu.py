@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.audio.loudness import LAYOUTS, LoudnessMeter, channel_weights, measure_file
+from specs.layouts import channel_weights, layout_labels
+from tasks.audio.loudness import LoudnessMeter, measure_file
 from tasks.audio.reader import iter_soundfile_blocks
 
 pytestmark = pytest.mark.ebu
@@ -43,7 +44,7 @@ def test_official_10_max_short_term(ebu_dir: Path, i: int) -> None:
 
 def test_official_12_momentary_constant(ebu_dir: Path) -> None:
     path = _file(ebu_dir, "seq-3341-12-24bit.wav")
-    meter = LoudnessMeter(48000, channel_weights(LAYOUTS["stereo"]), labels=LAYOUTS["stereo"])
+    meter = LoudnessMeter(48000, channel_weights(layout_labels("stereo")), labels=layout_labels("stereo"))
     for block in iter_soundfile_blocks(path):
         meter.process(block)
     ends, mom = meter.window_loudness_lufs(0.4)

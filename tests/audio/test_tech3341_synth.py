@@ -9,12 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.audio.loudness import (
-    LAYOUTS,
-    LoudnessMeter,
-    channel_weights,
-    measure_array,
-)
+from specs.layouts import channel_weights, layout_labels
+from tasks.audio.loudness import LoudnessMeter, measure_array
 from tests.audio.signals import FS, burst_signal, sine, tone_segments
 
 LOUDNESS_TOL_LU = 0.1  # Tech 3341 Table 1
@@ -24,7 +20,7 @@ TP_TOL_MINUS_DB = 0.4
 
 def _meter(x: np.ndarray, block: int = 7919) -> LoudnessMeter:
     """A stereo meter fed with an odd block size (exercises carried state across blocks)."""
-    labels = LAYOUTS["stereo"] if x.shape[1] == 2 else LAYOUTS["5.0"]
+    labels = layout_labels("stereo") if x.shape[1] == 2 else layout_labels("5.0")
     m = LoudnessMeter(FS, channel_weights(labels), labels=labels)
     for i in range(0, len(x), block):
         m.process(x[i:i + block])

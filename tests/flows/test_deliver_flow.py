@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import _register_commands, app
+from specs.timecode import Timecode
 from tasks.layback import video_packet_hash
 from tasks.media.synth import BlackDefect, make_sample_set
-from tasks.media.timecode import Timecode
 from tasks.archive.hashing import hash_file_xxh128
 from tasks.archive.mhl import verify_mhl
 

@@ -13,9 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 import soundfile as sf
 
+from specs.timecode import Timecode
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.synth import SampleSet, make_sample_set
-from tasks.media.timecode import Timecode
 
 RATE = Fraction(25)
 FFOA = Timecode.parse("01:00:00:00", RATE)

@@ -19,10 +19,10 @@ import pytest
 
 from specs.loader import load_spec
 from specs.model import CheckSpec, Range, Spec
+from specs.timecode import Timecode
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import MediaInfo, VideoStream, probe
 from tasks.media.synth import BlackDefect, MasterSpec, ShortMixDefect, SilenceDefect
-from tasks.media.timecode import Timecode
 from tasks.qc.engine import qc_master
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import check_metadata, display_aspect_ratio, parse_aspect_ratio

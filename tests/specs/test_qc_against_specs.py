@@ -55,11 +55,11 @@ import soundfile as sf
 
 from specs.loader import builtin_names, load_spec
 from specs.model import Spec
+from specs.timecode import Timecode
 from tasks.layback import layback, plan_layback
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import BlackDefect, ClippingDefect, MasterSpec, MixSpec, make_master, make_mix
-from tasks.media.timecode import Timecode
 from tasks.qc.engine import QCResult, facts_of, qc_master
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import check_metadata

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.audio.loudness import (
-    LoudnessResult,
-    LoudnessRule,
-    evaluate_loudness_rule,
-    measure_array,
-)
+from specs.model import LoudnessSpec
+from tasks.audio.loudness import LoudnessResult, measure_array
+from tasks.qc.loudness import evaluate_loudness_rule
 from tests.audio.signals import FS, tone_segments
 
 
@@ -25,15 +22,15 @@ def _status(outcomes: list, check: str) -> str:
 def test_integrated_asymmetric_tolerance(result: LoudnessResult) -> None:
     i = result.integrated_lufs
     assert i is not None
-    inside = LoudnessRule(target_lufs=i - 0.4, tolerance_minus_lu=1.0, tolerance_plus_lu=0.5)
-    outside = LoudnessRule(target_lufs=i - 0.6, tolerance_minus_lu=1.0, tolerance_plus_lu=0.5)
+    inside = LoudnessSpec(method="bs1770-4", target_lufs=i - 0.4, tolerance_lu={"minus": 1.0, "plus": 0.5})
+    outside = LoudnessSpec(method="bs1770-4", target_lufs=i - 0.6, tolerance_lu={"minus": 1.0, "plus": 0.5})
     assert _status(evaluate_loudness_rule(result, inside), "audio.loudness.integrated") == "pass"
     assert _status(evaluate_loudness_rule(result, outside), "audio.loudness.integrated") == "fail"
 
 
 def test_true_peak_lra_short_term(result: LoudnessResult) -> None:
-    rule = LoudnessRule(max_true_peak_dbtp=-21.0, lra_min_lu=1.0, lra_max_lu=18.0, max_short_term_lufs=-18.0,
-                        max_momentary_lufs=-30.0)
+    rule = LoudnessSpec(method="bs1770-4", max_true_peak_dbtp=-21.0, lra_lu={"min": 1.0, "max": 18.0},
+                        max_short_term_lufs=-18.0, max_momentary_lufs=-30.0)
     out = {o.check: o for o in evaluate_loudness_rule(result, rule)}
     assert out["audio.loudness.true_peak"].status == "fail"  # -20 dBTP > -21
     assert out["audio.loudness.lra"].status == "pass"  # ~4 LU
@@ -43,7 +40,7 @@ def test_true_peak_lra_short_term(result: LoudnessResult) -> None:
 
 
 def test_dialogue_gated_is_never_pass(result: LoudnessResult) -> None:
-    rule = LoudnessRule(method="dialogue-gated", target_lufs=-27.0, tolerance_minus_lu=2.0, tolerance_plus_lu=2.0)
+    rule = LoudnessSpec(method="dialogue-gated", target_lufs=-27.0, tolerance_lu=2.0)
     (o,) = evaluate_loudness_rule(result, rule)
     assert o.status == "not_measured"
     assert "Dialogue Intelligence" in o.message
@@ -53,5 +50,6 @@ def test_silence_is_not_measured() -> None:
     import numpy as np
 
     silent = measure_array(np.zeros((FS * 4, 2), dtype=np.float32), FS)
-    rule = LoudnessRule(target_lufs=-23.0, max_true_peak_dbtp=-1.0, lra_max_lu=20.0, max_short_term_lufs=-18.0)
+    rule = LoudnessSpec(method="bs1770-4", target_lufs=-23.0, max_true_peak_dbtp=-1.0, lra_lu={"max": 20.0},
+                        max_short_term_lufs=-18.0)
     assert {o.status for o in evaluate_loudness_rule(silent, rule)} == {"not_measured"}
