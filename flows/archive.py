@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
@@ -54,8 +55,9 @@ class _BytesProgress:
 
     def __init__(self, key: str, description: str) -> None:
         self._last = 0.0
+        self._id: UUID | None = None
         try:
-            self._id = create_progress_artifact(progress=0.0, key=key, description=description)
+            self._id = cast(UUID, create_progress_artifact(progress=0.0, key=key, description=description))
         except Exception:  # noqa: BLE001 - progress is nice to have, never a reason to fail an archive
             self._id = None
 

@@ -6,7 +6,8 @@ import contextlib
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
@@ -15,12 +16,15 @@ from rich.table import Table
 from flows.cli import app, clean_errors
 from specs.errors import EXIT_FAILED, EXIT_OK, BadInputError
 
+if TYPE_CHECKING:
+    from specs.model import Spec
+
 console = Console(stderr=True)
 
 __all__ = ["run_cmd", "qc_cmd", "demo_cmd", "loudness_cmd"]
 
 
-def _preflight(master: str, mixes: list[str], spec_name: str):
+def _preflight(master: str, mixes: list[str], spec_name: str) -> Spec:
     """Everything we can reject before starting Prefect: spec, files, media, channel counts (exit 2)."""
     from specs.loader import load_spec
     from tasks.layback import parse_mix_arg, plan_layback
@@ -45,7 +49,7 @@ def _absolute_mix(arg: str) -> str:
 
 
 @contextlib.contextmanager
-def _progress_bars():
+def _progress_bars() -> Iterator[None]:
     """A Rich bar per long step (layback, QC, deliverables, archive), fed by the steps' progress reports."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import typer
 
@@ -46,7 +46,7 @@ def create_notification_automation(*, name: str, webhook_url: Optional[str], blo
     block_name = f"{name}-notify"
     block_types = {"webhook": "custom-webhook", "slack": "slack-webhook", "teams": "ms-teams-webhook"}
     if block:
-        doc = Block.load(block if "/" in block else f"{block_types[kind]}/{block}")
+        doc: Block = cast(Block, Block.load(block if "/" in block else f"{block_types[kind]}/{block}"))
     elif webhook_url:
         if kind == "slack":
             doc = SlackWebhook(url=webhook_url)
@@ -57,11 +57,11 @@ def create_notification_automation(*, name: str, webhook_url: Optional[str], blo
                 name=block_name, url=webhook_url, method="POST",
                 json_data={"text": "{{subject}}", "body": "{{body}}"}, allow_private_urls=True)
         doc.save(block_name, overwrite=True)
-        doc = type(doc).load(block_name)
+        doc = cast(Block, type(doc).load(block_name))
     else:
         raise ValueError("give --webhook-url URL or --block NAME")
     try:
-        old = Automation.read(name=name)
+        old: Automation | None = cast(Automation, Automation.read(name=name))
     except Exception:  # noqa: BLE001 - not found
         old = None
     if old is not None:

@@ -77,7 +77,7 @@ def publish_report(report: Report, report_path: Path, spec: Spec, master: str | 
     """Write report.json (atomically), the HTML report next to it, and the Prefect artifacts: verdict
     markdown, findings table, links. Returns the report.json path."""
     report_path = write_report(report, report_path)
-    names = dict(spec.severity_names or {})
+    names: dict[str, str] = {k: v for k, v in (spec.severity_names or {}).items()}
     html_path = write_html_report(report, report_path.with_suffix(".html"), master=master, severity_names=names)
     summary = summary_markdown(report, names) + (
         f"\n\nReports: [{html_path.name}]({html_path.resolve().as_uri()}) · "

@@ -527,11 +527,11 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:
                     results[key] = (None, exc)
 
         by_path = {it.path: it for it in items}
-        for key, (res, exc) in results.items():
+        for key, (res, error) in results.items():
             it = by_path[key]
-            if exc is not None:
+            if error is not None:
                 rows.append({"kind": "qc", "item": key, "spec": it.spec, "result": "error",
-                             "detail": f"{type(exc).__name__}: {exc}"[:300], "report": "", "host": ""})
+                             "detail": f"{type(error).__name__}: {error}"[:300], "report": "", "host": ""})
                 continue
             state.record(it, verdict=res["verdict"])
             rows.append({"kind": "qc", "item": key, "spec": it.spec, "result": res["verdict"],

@@ -18,7 +18,7 @@ from specs.loader import builtin_names
 __all__ = ["SpecName", "DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest"]
 
 #: Built-in delivery specs (``specs/<name>.yaml``), a drop-down in the UI.
-SpecName = Enum("SpecName", {n.replace("-", "_"): n for n in builtin_names()}, type=str)  # type: ignore[misc]
+SpecName = Enum("SpecName", {n.replace("-", "_"): n for n in builtin_names()}, type=str)  # type: ignore[misc]  # members come from the spec folder; mypy needs literal names
 SpecName.__doc__ = "A built-in delivery spec (specs/<name>.yaml)."
 
 
@@ -27,7 +27,7 @@ class _Request(BaseModel):
 
 
 class _WithSpec(_Request):
-    spec: Optional[SpecName] = Field(None, description="Built-in distributor spec.")  # type: ignore[valid-type]
+    spec: Optional[SpecName] = Field(None, description="Built-in distributor spec.")
     spec_path: Optional[str] = Field(None, description="Or a spec YAML path (on storage the workers share).")
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.params import ArchiveRequest, DeliverRequest, NightlyRequest, QCRequest, VerifyRequest
 
@@ -60,6 +60,12 @@ forward_deliver_logs()
 
 def _cores() -> int:
     return max(1, os.cpu_count() or 1)
+
+
+def _threads(max_workers: int) -> TaskRunner[Any]:
+    """A ThreadPoolTaskRunner, typed as ``@flow(task_runner=...)`` accepts it (prefect types that parameter
+    ``TaskRunner[PrefectFuture[Any]]``, invariant, and ThreadPoolTaskRunner's future type is a subclass)."""
+    return ThreadPoolTaskRunner(max_workers=max_workers)
 
 
 def _ffmpeg_pids_writing_under(folder: Path) -> list[int]:
@@ -183,7 +189,7 @@ def _qc_run_name() -> str:
 
 
 @flow(name="deliver", flow_run_name=_deliver_run_name, log_prints=True,
-      task_runner=ThreadPoolTaskRunner(max_workers=_cores()), on_cancellation=[_on_cancel])
+      task_runner=_threads(_cores()), on_cancellation=[_on_cancel])
 def deliver_deployment(request: DeliverRequest) -> dict[str, Any]:
     """Lay back, QC, gate, transcode, package and archive one title (the ``deliver run`` flow)."""
     from flows.deliver import deliver_flow
@@ -199,7 +205,7 @@ def deliver_deployment(request: DeliverRequest) -> dict[str, Any]:
 
 
 @flow(name="qc", flow_run_name=_qc_run_name, log_prints=True,
-      task_runner=ThreadPoolTaskRunner(max_workers=_cores()), on_cancellation=[_on_cancel])
+      task_runner=_threads(_cores()), on_cancellation=[_on_cancel])
 def qc_deployment(request: QCRequest) -> dict[str, Any]:
     """QC one master against a spec; report.json is the only output."""
     from flows.qc import qc_flow
@@ -212,7 +218,7 @@ def qc_deployment(request: QCRequest) -> dict[str, Any]:
     return result
 
 
-@flow(name="archive", flow_run_name="archive-{request.title}", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="archive", flow_run_name="archive-{request.title}", task_runner=_threads(2))
 def archive_deployment(request: ArchiveRequest) -> list[Any]:
     """Archive a package to every target, verified."""
     from flows.archive import archive_flow
@@ -220,7 +226,7 @@ def archive_deployment(request: ArchiveRequest) -> list[Any]:
     return archive_flow.fn(package_dir=request.package_dir, targets=list(request.targets), title=request.title)
 
 
-@flow(name="verify-archive", flow_run_name="verify-archive", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="verify-archive", flow_run_name="verify-archive", task_runner=_threads(2))
 def verify_deployment(request: VerifyRequest) -> Any:
     """Fixity of an archived copy or target; emits ``deliver.archive.mismatch`` on a mismatch."""
     from flows.archive import verify_flow

@@ -19,7 +19,7 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -377,7 +377,7 @@ def _keys_of(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _describe(err: dict[str, Any], path: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, str | None, bool]:
+def _describe(err: Mapping[str, Any], path: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, str | None, bool]:
     """(message, hint, prefer_key_mark) for one pydantic error."""
     kind = err["type"]
     loc = err["loc"]

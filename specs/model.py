@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -168,7 +168,7 @@ def _example(lo: float | None, hi: float | None, integer: bool) -> str:
 
 def _unit(unit: str, lo: float | None = None, hi: float | None = None, *, sign_hint: str | None = None,
           integer: bool = False) -> Any:
-    bounds: dict[str, float] = {}
+    bounds: dict[str, Any] = {}
     if lo is not None:
         bounds["ge"] = lo
     if hi is not None:
@@ -1147,7 +1147,7 @@ class Spec(_Model):
 
     def severity_name(self, severity: str) -> str:
         """The distributor's word for ``severity`` (``error`` -> ``Blocker`` for Netflix)."""
-        return self.severity_names.get(severity, severity)  # type: ignore[call-overload]
+        return self.severity_names.get(cast(Severity, severity), severity)  # any other text is returned as is
 
     def track(self, track_id: str) -> AudioTrackSpec:
         """The audio track with ``track_id``."""

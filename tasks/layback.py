@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import ffmpeg
@@ -440,7 +441,8 @@ def layback_args(plan: LaybackPlan, spec: Spec, out_path: Path) -> list[str]:
     return [*args[:-1], *handlers, args[-1]]
 
 
-def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *, progress=None, verify: bool = True) -> LaybackResult:
+def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *,
+            progress: Callable[[float, float], None] | None = None, verify: bool = True) -> LaybackResult:
     """Write the married master: picture stream copy + one PCM track per spec track.
 
     Output appears atomically under ``out_path``; an existing file is never overwritten. With

@@ -13,7 +13,8 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -105,9 +106,9 @@ class ProgressReporter:
         self.key, self.description = key, description
         self.interval_s = interval_s
         self._last = 0.0
-        self._id = None
+        self._id: UUID | None = None
         try:
-            self._id = create_progress_artifact(progress=0.0, key=key, description=description)
+            self._id = cast(UUID, create_progress_artifact(progress=0.0, key=key, description=description))
         except Exception:  # noqa: BLE001 - progress is nice to have; never fail a transcode over it
             self._id = None
 

@@ -781,10 +781,10 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
                 checks.append(f"audio track {i + 1} {got:.2f} LUFS (target {amap.loudness_target_lufs})")
     if not problems:
         # A full decode catches truncated or corrupt essence that probing cannot see.
-        result = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0", "-f", "null", "-"],
+        decode = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0", "-f", "null", "-"],
                             what=f"verification decode of {d.id}")
-        if result.stderr_tail.strip():
-            problems.append(f"decode errors: {result.stderr_tail.splitlines()[-1]}")
+        if decode.stderr_tail.strip():
+            problems.append(f"decode errors: {decode.stderr_tail.splitlines()[-1]}")
         else:
             checks.append("full decode clean")
     if problems:

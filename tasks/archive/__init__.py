@@ -11,7 +11,14 @@ Public API (imported lazily so ``tasks.package`` and this package can import eac
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the types of the lazily imported names, for mypy
+    from tasks.archive.catalog import Location, locate
+    from tasks.archive.copy import archive_package
+    from tasks.archive.restoring import RestoreReport, restore
+    from tasks.archive.targets import ArchiveCopy
+    from tasks.archive.verify import VerifyReport, verify_uri
 
 __all__ = [
     "ArchiveCopy",

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
@@ -143,7 +143,7 @@ def _credentials_from_block(kind: str, name: str) -> dict[str, Any]:
     try:
         if kind == "aws-credentials":
             try:
-                from prefect_aws import AwsCredentials  # type: ignore[import-not-found]
+                from prefect_aws import AwsCredentials
             except ImportError as exc:
                 raise BadInputError("credentials_block aws-credentials/… needs prefect-aws; install it or use a "
                                     "secret/NAME block") from exc
@@ -158,7 +158,7 @@ def _credentials_from_block(kind: str, name: str) -> dict[str, Any]:
         if kind == "secret":
             from prefect.blocks.system import Secret
 
-            value = Secret.load(name).get()
+            value = cast(Secret, Secret.load(name)).get()
             if isinstance(value, str):
                 value = json.loads(value)
             return {k: value[k] for k in keys if value.get(k)}

@@ -17,7 +17,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
@@ -248,7 +248,7 @@ def redact(text: str) -> str:
     return _SECRET_RE.sub(r"\1=***", text)
 
 
-def __getattr__(name: str):  # PEP 562: ``from tasks.archive.targets import archive_package`` (contract)
+def __getattr__(name: str) -> Any:  # PEP 562: ``from tasks.archive.targets import archive_package`` (contract)
     if name == "archive_package":
         from tasks.archive.copy import archive_package
 

@@ -39,7 +39,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -242,7 +242,7 @@ def k_weighting_sos(sample_rate_hz: float) -> np.ndarray:
 
 # --- the IIR kernel ----------------------------------------------------------------------------
 
-def _load_sosfilt_kernel():  # type: ignore[no-untyped-def]
+def _load_sosfilt_kernel() -> Callable[..., None] | None:
     """scipy's compiled second-order-section kernel, without importing ``scipy.signal``.
 
     ``import scipy.signal`` costs ~0.6 s of start-up (it pulls in scipy.stats and the window
@@ -279,7 +279,7 @@ def _load_sosfilt_kernel():  # type: ignore[no-untyped-def]
     return getattr(mod, "_sosfilt", None) if mod is not None else None
 
 
-_SOSFILT_KERNEL = None
+_SOSFILT_KERNEL: Callable[..., None] | Literal[False] | None = None
 
 
 def sosfilt_inplace(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
@@ -665,6 +665,7 @@ class LoudnessMeter:
         y2 = sum c_k s_k; y1 = A + B, y3 = A - B with A = sum a_k s_k, B = sum b_k d_k, hence
         max(|y1|, |y3|) = |A| + |B|.
         """
+        assert self._sym is not None  # chosen by the caller only when the taps are symmetric
         a, b, c = self._sym
         k1 = self._taps - 1
         shape = (n, xb.shape[1])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import io
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from specs.errors import FFmpegError, InfrastructureError
 
@@ -317,7 +318,7 @@ def run_ffprobe_json(args: Sequence[str], *, timeout_s: float = 120.0) -> dict[s
 
 
 @contextlib.contextmanager
-def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[bytes]]:
+def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[io.BufferedReader]:
     """Start ffmpeg writing raw data to stdout (``pipe:1``) and yield that stream.
 
     Used for block-wise decoding (raw audio samples, raw video frames) with flat memory. The
@@ -332,7 +333,7 @@ def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[by
     stopped_early = True
     try:
         assert proc.stdout is not None
-        yield proc.stdout
+        yield cast(io.BufferedReader, proc.stdout)  # Popen's stdout with the default bufsize
         # A reader that stopped before EOF does not want the rest: stop ffmpeg rather than drain it.
         stopped_early = proc.stdout.read(1) != b""
     finally:
@@ -349,7 +350,7 @@ def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[by
                           stderr_tail="\n".join(tail))
 
 
-def read_exact(stream: IO[bytes], buf: bytearray | memoryview) -> int:
+def read_exact(stream: io.BufferedIOBase, buf: bytearray | memoryview) -> int:
     """Fill ``buf`` from ``stream``; return the bytes read (fewer only at end of stream).
 
     Pipes return short reads; raw frames and sample blocks must be whole.
@@ -357,7 +358,7 @@ def read_exact(stream: IO[bytes], buf: bytearray | memoryview) -> int:
     view = memoryview(buf)
     got = 0
     while got < len(view):
-        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        n = stream.readinto(view[got:])
         if not n:
             break
         got += n

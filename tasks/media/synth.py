@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -195,7 +195,7 @@ def parse_defects(items: Sequence[Any]) -> list[Any]:
     try:
         return _DEFECTS_ADAPTER.validate_python(list(items))
     except ValueError as exc:
-        raise BadInputError(f"invalid synthetic defect list: {exc}. Kinds: {', '.join(DefectKind.__args__)}") from exc
+        raise BadInputError(f"invalid synthetic defect list: {exc}. Kinds: {', '.join(get_args(DefectKind))}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,9 +408,10 @@ def _span_frames(tl: _Timeline, at_s: float, duration_s: float, kind: str) -> tu
 def _validate_defects(tl: _Timeline, defects: Sequence[Any], channels: int | None) -> None:
     """Reject misplaced defects before anything is written (so a sample set is all or nothing)."""
     for d in defects:
+        kind: str = d.kind
         if isinstance(d, _Timed):
-            first, end = _span_frames(tl, d.at_s, d.duration_s, d.kind)
-            if d.kind == "freeze" and end - first < 2:
+            first, end = _span_frames(tl, d.at_s, d.duration_s, kind)
+            if kind == "freeze" and end - first < 2:
                 raise BadInputError("freeze defect needs at least 2 frames; lengthen duration_s")
         elif d.kind == "clipping":
             if channels is not None and d.channel >= channels:

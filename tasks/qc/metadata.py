@@ -45,7 +45,7 @@ def make_finding(spec: Spec, check: str, message: str, *, expected: Any = None, 
     return Finding(check=check, severity=Severity(severity), message=message,
                    expected=None if expected is None else str(expected),
                    actual=None if actual is None else str(actual),
-                   timecode_in=timecode_in, timecode_out=timecode_out, track=track, status=status)  # type: ignore[arg-type]
+                   timecode_in=timecode_in, timecode_out=timecode_out, track=track, status=status)
 
 
 def _fmt_list(values: Sequence[Any]) -> str:
@@ -310,7 +310,7 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
         start = Timecode.parse(info.start_timecode, v.frame_rate)
         ffoa = Timecode.parse(timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
         end = start + (v.frame_count or round((v.duration_s or 0) * float(v.frame_rate)))
-        if not (start.frames <= ffoa.frames < end.frames):  # type: ignore[union-attr]
+        if not (start.frames <= ffoa.frames < end.frames):
             yield make_finding(spec, "metadata.start_timecode",
                                f"first frame of action {timing.ffoa_timecode} is outside the master "
                                f"({info.start_timecode} to {end})", expected=f"FFOA {timing.ffoa_timecode} inside the master",

@@ -173,8 +173,8 @@ def _tmcd_track(f: BinaryIO, trak: Box, movie_timescale: int) -> TimecodeTrack |
     tkhd = _child(f, trak, b"tkhd")
     track_id = 0
     if tkhd is not None:
-        d = _read(f, tkhd)
-        track_id = _u32(d, 20 if d[0] == 1 else 12)
+        head = _read(f, tkhd)
+        track_id = _u32(head, 20 if head[0] == 1 else 12)
     stbl = _path(f, trak, b"mdia", b"minf", b"stbl")
     mdhd = _path(f, trak, b"mdia", b"mdhd")
     if stbl is None or mdhd is None:

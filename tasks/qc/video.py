@@ -137,7 +137,7 @@ def _ycbcr_weights(v: VideoStream) -> tuple[str, float, float]:
     return name, kr, kb
 
 
-def _eotf(transfer: str | None) -> Callable[[np.ndarray], np.ndarray] | None:
+def _eotf(transfer: str | None) -> Callable[[np.ndarray | np.floating], np.ndarray] | None:
     """Signal 0..1 -> display light in cd/m2 for PQ and HLG (1000 cd/m2 reference display)."""
     if transfer not in ("smpte2084", "arib-std-b67"):
         return None
@@ -222,7 +222,7 @@ def analyse_picture(
     step = grid_step(h)
     rows, cols = np.arange(0, h, step), np.arange(0, w, step)
     # The chroma sample under each grid pixel: a strided view when the grid lands on chroma sites.
-    c_index: tuple[slice, slice] | tuple[np.ndarray, np.ndarray] = (
+    c_index: tuple[slice, slice] | tuple[np.ndarray, ...] = (
         (slice(None, None, step // ch), slice(None, None, step // cw)) if step % ch == 0 and step % cw == 0
         else np.ix_(rows // ch, cols // cw))
     matrix, kr, kb = _ycbcr_weights(v)
@@ -240,7 +240,7 @@ def analyse_picture(
     prev: np.ndarray | None = None
     n = 0
     for buf in prefetch(_iter_frames(info, v, pix_fmt, frame_bytes), depth=_PREFETCH_FRAMES):
-        frame = np.frombuffer(buf, dtype=dtype)
+        frame: np.ndarray = np.frombuffer(buf, dtype=dtype)
         y = frame[:y_size]
         c = frame[y_size:]
         y2 = y.reshape(h, w)
@@ -321,7 +321,7 @@ def analyse_picture(
 
 
 def _exact_max_nits(y2: np.ndarray, c: np.ndarray, hc: int, wc: int, ch: int, cw: int,
-                    eotf: Callable[[np.ndarray], np.ndarray], y_off: float, y_rng: float, c_off: float,
+                    eotf: Callable[[np.ndarray | np.floating], np.ndarray], y_off: float, y_rng: float, c_off: float,
                     c_rng: float, kr: float, kb: float, kg: float) -> float:
     """Brightest pixel of a frame, max(R, G, B) in cd/m2, over every pixel (nearest chroma)."""
     h, w = y2.shape
