@@ -41,7 +41,7 @@ def retry_on_infrastructure(task: Any, task_run: Any, state: Any) -> bool:
         state.result()
     except InfrastructureError:
         return True
-    except BaseException:  # VerificationError, BadInputError, bugs: surface them
+    except BaseException:  # noqa: BLE001 - classifies the failure: VerificationError, BadInputError, bugs surface
         return False
     return False
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -32,9 +31,9 @@ def _human(n: float) -> str:
 @clean_errors
 def archive_cmd(
     package_dir: Path = typer.Argument(..., help="Package folder (with its ascmhl/ history)."),
-    to: Optional[list[str]] = typer.Option(None, "--to", help="Target: s3://bucket/prefix, a folder, file:///path "
+    to: list[str] | None = typer.Option(None, "--to", help="Target: s3://bucket/prefix, a folder, file:///path "
                                            "or a name from configs/storage.yaml. Repeat for more copies."),
-    title: Optional[str] = typer.Option(None, "--title", help="Catalog title (default: the folder name)."),
+    title: str | None = typer.Option(None, "--title", help="Catalog title (default: the folder name)."),
     prefect: bool = typer.Option(False, "--prefect/--no-prefect", help="Run as a Prefect flow (retries, artifacts)."),
     as_json: bool = typer.Option(False, "--json", help="Print the copies as JSON."),
 ) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from pathlib import Path
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -108,11 +108,11 @@ def run_cmd(
     title: str = typer.Option(..., "--title", help="Title used in deliverable names."),
     out: Path = typer.Option(..., "--out", help="Output folder (deliverables, package, report.json)."),
     version: str = typer.Option("v1", "--version", help="Version used in deliverable names."),
-    archive: Optional[list[str]] = typer.Option(None, "--archive", help="Archive target URI (repeat): /path, file://, s3://."),
+    archive: list[str] | None = typer.Option(None, "--archive", help="Archive target URI (repeat): /path, file://, s3://."),
     force: bool = typer.Option(False, "--force", help="Deliver despite error findings (recorded in the report)."),
-    recipient: Optional[str] = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
+    recipient: str | None = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
                                             "for anti-piracy tracing; also the {recipient} name field."),
-    date: Optional[str] = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
+    date: str | None = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
     lang: str = typer.Option("und", "--lang", help="Language of this version for {lang} in names (BCP 47: en, de, fr-CA)."),
 ) -> None:
     """Lay back, QC, gate, transcode, package and archive one title. Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
@@ -139,7 +139,7 @@ def _check_title(title: str, version: str) -> None:
 def qc_cmd(
     path: str = typer.Argument(..., help="Master to check."),
     spec: str = typer.Option(..., "--spec", help="Built-in spec name or YAML path."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write report.json here (default: ./<name>.qc.json)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write report.json here (default: ./<name>.qc.json)."),
 ) -> None:
     """QC a master against a spec. Exit 0 pass, 1 fail, 2 bad input."""
     _preflight(path, [], spec)
@@ -155,7 +155,7 @@ def qc_cmd(
 @app.command("demo")
 @clean_errors
 def demo_cmd(
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the demo (default: ./deliver-demo/run-<time>)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the demo (default: ./deliver-demo/run-<time>)."),
 ) -> None:
     """Make a sample master + mix and run the whole deliver flow on them; print the report path."""
     from tasks.media.synth import make_sample_set
@@ -193,7 +193,7 @@ def loudness_cmd(
     table = Table(title=f"Loudness of {Path(path).name}")
     for col in ("track", "integrated LUFS", "LRA LU", "true peak dBTP", "sample peak dBFS", "max M LUFS", "max S LUFS"):
         table.add_column(col, justify="right")
-    for r, d in zip(results, docs):
+    for r, d in zip(results, docs, strict=True):
         table.add_row(str(r.track_index if r.track_index is not None else 0),
                       *[_fmt(d[k]) for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs",
                                              "max_momentary_lufs", "max_short_term_lufs")])

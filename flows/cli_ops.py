@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, cast
+from typing import Any, cast
 
 import typer
 
@@ -29,7 +29,7 @@ def _require_api() -> None:
                  "PREFECT_API_URL=http://HOST:4200/api", EXIT_BAD_INPUT)
 
 
-def create_notification_automation(*, name: str, webhook_url: Optional[str], block: Optional[str],
+def create_notification_automation(*, name: str, webhook_url: str | None, block: str | None,
                                    kind: str = "webhook", events: list[str] | None = None) -> Any:
     """Make (or replace) an automation notifying through a notification block on our events.
 
@@ -79,8 +79,8 @@ def create_notification_automation(*, name: str, webhook_url: Optional[str], blo
 @app.command("serve")
 @clean_errors
 def serve_cmd(
-    limit: Optional[int] = typer.Option(None, "--limit", help="Most flow runs at once in this process."),
-    ffmpeg_limit: Optional[int] = typer.Option(None, "--ffmpeg-limit",
+    limit: int | None = typer.Option(None, "--limit", help="Most flow runs at once in this process."),
+    ffmpeg_limit: int | None = typer.Option(None, "--ffmpeg-limit",
                                                help="Tag concurrency limit 'ffmpeg' if missing (default: CPU cores)."),
     no_schedule: bool = typer.Option(False, "--no-schedule", help="Serve nightly-qc without its cron schedule."),
 ) -> None:
@@ -97,9 +97,9 @@ def serve_cmd(
 @automation_app.command("create")
 @clean_errors
 def automation_create_cmd(
-    webhook_url: Optional[str] = typer.Option(None, "--webhook-url", help="Webhook to POST to (Slack/Teams/any)."),
+    webhook_url: str | None = typer.Option(None, "--webhook-url", help="Webhook to POST to (Slack/Teams/any)."),
     kind: str = typer.Option("webhook", "--kind", help="webhook (generic JSON POST), slack or teams."),
-    block: Optional[str] = typer.Option(None, "--block", help="Use an existing notification block (type/name)."),
+    block: str | None = typer.Option(None, "--block", help="Use an existing notification block (type/name)."),
     name: str = typer.Option("deliver-notify", "--name", help="Automation name (replaced if it exists)."),
 ) -> None:
     """Create an automation that notifies through a webhook block on QC failure, archive mismatch, failed runs."""

@@ -128,7 +128,7 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
     inputs = [master, *(p.path for p in parsed)]
     fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
     infos = [f.result() for f in probe_step.map(inputs, ["picture master"] + ["mix"] * len(mixes))]
-    plan = plan_layback(infos[0], list(zip(parsed, infos[1:])), spec)
+    plan = plan_layback(infos[0], list(zip(parsed, infos[1:], strict=True)), spec)
     for note in plan.notes:
         log.warning(note)
     married = work / f"{title}_{version}_layback.mov"

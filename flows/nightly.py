@@ -30,7 +30,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import xxhash
@@ -82,7 +82,7 @@ class Schedule(_Strict):
 
 class WatchFolder(_Strict):
     path: str
-    spec: Optional[str] = None  # masters without a sidecar and without a folder spec are reported, not checked
+    spec: str | None = None  # masters without a sidecar and without a folder spec are reported, not checked
     patterns: list[str] = Field(default_factory=lambda: ["*.mov", "*.mxf", "*.mp4"])
     recursive: bool = True
 
@@ -96,16 +96,16 @@ class Fixity(_Strict):
 class FanOut(_Strict):
     mode: Literal["tasks", "deployments"] = "tasks"
     task_runner: Literal["thread", "dask"] = "thread"
-    max_workers: Optional[int] = Field(None, ge=1)  # default: CPU cores
-    dask_address: Optional[str] = None  # tcp://scheduler:8786 for a shared cluster; default: a LocalCluster
+    max_workers: int | None = Field(None, ge=1)  # default: CPU cores
+    dask_address: str | None = None  # tcp://scheduler:8786 for a shared cluster; default: a LocalCluster
     deployment: str = "qc-item/qc-item"
 
 
 class NightlyConfig(_Strict):
     schedule: Schedule = Schedule()
     watch_folders: list[WatchFolder] = Field(default_factory=list)
-    reports: Optional[str] = None  # default $DELIVER_HOME/nightly/reports
-    state: Optional[str] = None  # default $DELIVER_HOME/nightly/state.json
+    reports: str | None = None  # default $DELIVER_HOME/nightly/reports
+    state: str | None = None  # default $DELIVER_HOME/nightly/state.json
     fixity: Fixity = Fixity()
     fan_out: FanOut = FanOut()
 
@@ -144,7 +144,7 @@ def nightly_schedule(cfg: NightlyConfig | None = None) -> Any:
 
 def night_of(now: dt.datetime | None, tz: str) -> dt.date:
     """The calendar night a run belongs to, in the configured timezone (a 02:00 run is that date)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return now.astimezone(ZoneInfo(tz)).date()
 
 
@@ -154,7 +154,7 @@ def night_ordinal(night: dt.date) -> int:
 
 # --------------------------------------------------------------------------- watch folders
 
-def spec_for_master(master: Path, folder: WatchFolder) -> tuple[Optional[str], str]:
+def spec_for_master(master: Path, folder: WatchFolder) -> tuple[str | None, str]:
     """The spec to check ``master`` against and where it came from ("sidecar" or "folder").
 
     A sidecar ``<master file name>.spec`` beside the master wins: one line, a built-in spec name or
@@ -175,11 +175,11 @@ class Item(BaseModel):
 
     path: str
     folder: str
-    spec: Optional[str]
+    spec: str | None
     spec_source: str
     size: int
     mtime_ns: int
-    xxh128: Optional[str] = None
+    xxh128: str | None = None
     reason: str  # new | changed | forced | unchanged
 
 
@@ -207,7 +207,7 @@ class NightlyState:
     def record(self, item: Item, *, verdict: str) -> None:
         self.data[item.path] = {"size": item.size, "mtime_ns": item.mtime_ns, "xxh128": item.xxh128,
                                 "spec": item.spec, "verdict": verdict,
-                                "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                                "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,7 +269,7 @@ def _bucket(uri: str, nights: int) -> int:
     return xxhash.xxh64_intdigest(uri.encode()) % nights
 
 
-def fixity_share(copies: list[tuple[str, Optional[dt.datetime]]], night: dt.date, nights: int,
+def fixity_share(copies: list[tuple[str, dt.datetime | None]], night: dt.date, nights: int,
                  now: dt.datetime | None = None) -> list[str]:
     """The archived copies to verify on ``night``: its bucket, plus any copy overdue (> N nights).
 
@@ -278,21 +278,21 @@ def fixity_share(copies: list[tuple[str, Optional[dt.datetime]]], night: dt.date
     verified at least once in any ``nights`` consecutive nights, and adding copies never reshuffles
     the others.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     tonight = night_ordinal(night) % nights
     overdue_before = now - dt.timedelta(days=nights, hours=12)
     out = []
     for uri, last in copies:
         if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=dt.timezone.utc)
+            last = last.replace(tzinfo=dt.UTC)
         if _bucket(uri, nights) == tonight or last is None or last < overdue_before:
             out.append(uri)
     return sorted(set(out))
 
 
-def archived_copies(cfg: NightlyConfig) -> list[tuple[str, Optional[dt.datetime]]]:
+def archived_copies(cfg: NightlyConfig) -> list[tuple[str, dt.datetime | None]]:
     """Every copy the archive catalog knows, plus the packages under the configured ``fixity.uris``."""
-    found: dict[str, Optional[dt.datetime]] = {}
+    found: dict[str, dt.datetime | None] = {}
     if cfg.fixity.catalog:
         from sqlalchemy import select
 
@@ -420,7 +420,7 @@ def make_task_runner(cfg: NightlyConfig | None = None) -> Any:
     return ThreadPoolTaskRunner(max_workers=workers)
 
 
-def _deployment_item_result(fr: Any) -> tuple[Any, Optional[BaseException]]:
+def _deployment_item_result(fr: Any) -> tuple[Any, BaseException | None]:
     """Outcome of one qc-item flow run: its (persisted) return value, else its report on shared storage."""
     state = fr.state
     if not state.is_completed():
@@ -476,7 +476,7 @@ def _nightly_run_name() -> str:
 
 @flow(name="nightly-qc", flow_run_name=_nightly_run_name, log_prints=True,
       task_runner=make_task_runner())
-def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:
+def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa: B008 - the UI form's default
     """QC new/changed masters of the watch folders and verify tonight's share of the archive.
 
     Writes one ``nightly-summary`` table artifact (every item, pass/fail/error) and a markdown
@@ -515,7 +515,7 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:
 
         if cfg.fan_out.mode == "deployments":
             finals = _wait_deployment_runs(qc_futures)
-            results: dict[str, tuple[Any, Optional[BaseException]]] = {}
+            results: dict[str, tuple[Any, BaseException | None]] = {}
             for key, fr in finals.items():
                 results[key] = _deployment_item_result(fr)
         else:

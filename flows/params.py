@@ -9,7 +9,6 @@ spec given as a path is still accepted through ``spec_path``.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,11 +26,11 @@ class _Request(BaseModel):
 
 
 class _WithSpec(_Request):
-    spec: Optional[SpecName] = Field(None, description="Built-in distributor spec.")
-    spec_path: Optional[str] = Field(None, description="Or a spec YAML path (on storage the workers share).")
+    spec: SpecName | None = Field(None, description="Built-in distributor spec.")
+    spec_path: str | None = Field(None, description="Or a spec YAML path (on storage the workers share).")
 
     @model_validator(mode="after")
-    def _one_spec(self) -> "_WithSpec":
+    def _one_spec(self) -> _WithSpec:
         if (self.spec is None) == (not self.spec_path):
             raise ValueError("give exactly one of spec (a built-in spec) or spec_path (a YAML file)")
         return self
@@ -74,8 +73,8 @@ class VerifyRequest(_Request):
 
 
 class NightlyRequest(_Request):
-    config: Optional[str] = Field(None, description="Nightly config file (default configs/nightly.yaml or "
+    config: str | None = Field(None, description="Nightly config file (default configs/nightly.yaml or "
                                   "$DELIVER_NIGHTLY_CONFIG).")
-    night: Optional[str] = Field(None, description="Night to run as (YYYY-MM-DD, in the configured timezone); "
+    night: str | None = Field(None, description="Night to run as (YYYY-MM-DD, in the configured timezone); "
                                  "default: tonight. Picks the fixity share.")
     force_all: bool = Field(False, description="QC every master, changed or not.")

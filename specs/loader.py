@@ -161,7 +161,7 @@ def _upgrade_0_to_1(doc: MarkedDoc) -> None:
             picture["frame_rates"] = [picture["frame_rates"]]
     doc.rename(("timing",), "start_timecode", "ffoa_timecode")
     tracks = doc.get(("audio", "tracks"))
-    for index, track in enumerate(tracks if isinstance(tracks, list) else []):
+    for index, _track in enumerate(tracks if isinstance(tracks, list) else []):
         base = ("audio", "tracks", index, "loudness")
         for old, new in (("target", "target_lufs"), ("true_peak", "max_true_peak_dbtp"),
                          ("tolerance", "tolerance_lu")):

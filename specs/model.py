@@ -746,7 +746,7 @@ def check_name_template(template: str) -> None:
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise _problem(f"name template '{template}' is malformed: {exc}",
-                       "write fields in single braces, e.g. {title}_{id}.mov; double a brace to write it literally")
+                       "write fields in single braces, e.g. {title}_{id}.mov; double a brace to write it literally") from exc
     for _, field, spec, conversion in parts:
         if field is None:
             continue

@@ -22,9 +22,9 @@ the spec has an FFOA the 2-pop (2 s before FFOA) is looked for in the aligned mi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import ffmpeg
@@ -311,7 +311,9 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
         prog_start = round(ffoa_frame * frame_samples)
         pic_end = round(pic_dur * sr)
         mix_end = offset + src.duration_samples
-        tc_of = lambda s: str(start + int(Fraction(s) / frame_samples))  # noqa: E731
+        def tc_of(s: int, start: Timecode = start, frame_samples: Fraction = frame_samples) -> str:
+            return str(start + int(Fraction(s) / frame_samples))
+
         if offset > prog_start + tol or mix_end < pic_end - tol:
             what = (f"starts at {tc_of(offset)}, {float((offset - prog_start) / frame_samples):.1f} frames after "
                     f"the programme start {tc_of(prog_start)}" if offset > prog_start + tol else
@@ -383,7 +385,7 @@ def _find_two_pop(src: MixSource, refs: list[tuple[int, int]], expected: int, sr
         starts = np.concatenate([[loud[0]], loud[breaks + 1]])
         ends = np.concatenate([loud[breaks], [loud[-1]]]) + 1
         best = None
-        for k, (s0, s1) in enumerate(zip(starts, ends)):
+        for k, (s0, s1) in enumerate(zip(starts, ends, strict=True)):
             quiet_before = s0 - (ends[k - 1] if k else 0) >= gap and (k or s0 >= gap)
             quiet_after = (starts[k + 1] if k + 1 < len(starts) else len(block)) - s1 >= gap
             if s1 - s0 <= 2 * frame_samples and quiet_before and quiet_after:
@@ -416,7 +418,7 @@ def layback_graph(plan: LaybackPlan, spec: Spec, out_path: Path) -> Any:
         used_files = sorted({r[0] for r in t.channel_refs})
         # join only references buffers: channel selection and re-order stay bit-exact.
         mapping = "|".join(f"{used_files.index(f)}.{c}-{name}"
-                           for (f, c), name in zip(t.channel_refs, FFMPEG_LAYOUT_POSITIONS[layout]))
+                           for (f, c), name in zip(t.channel_refs, FFMPEG_LAYOUT_POSITIONS[layout], strict=False))
         audio = ffmpeg.filter([mixes[t.mix_paths[f]].audio for f in used_files], "join", inputs=len(used_files),
                               channel_layout=layout, map=mapping)
         if t.offset_samples > 0:

@@ -56,7 +56,7 @@ class Report(BaseModel):
 
 def build_report(*, spec: str, findings: list[Finding], **extra: Any) -> Report:
     return Report(verdict=verdict_of(findings), spec=spec, findings=findings, counts=count_by_severity(findings),
-                  created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), host=platform.node(),
+                  created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), host=platform.node(),
                   **extra)
 
 

@@ -90,7 +90,7 @@ def infra_only(task: Any, task_run: Any, state: Any) -> bool:
         state.result()
     except InfrastructureError:
         return True
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - classifies the failure: anything else is not worth a retry
         return False
     return False
 

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-
 from typing import Any
 
 import ffmpeg
@@ -307,7 +306,7 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
     if enc.codec == "libx265" and d.container in ("mov", "mp4"):
         args["tag:v"] = "hvc1"  # ffmpeg's default hev1 does not play in QuickTime, Safari or on Apple devices
     # Keep the colour description of the master on every picture deliverable (BT.709 once tone-mapped).
-    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), _out_colour(d, master)):
+    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), _out_colour(d, master), strict=True):
         if value and value != "unknown":
             args[flag] = value
     return args
@@ -617,7 +616,7 @@ def deliverables_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, o
                 streams.append(track)
         outs.append(ffmpeg.output(*streams, str(outputs[d.id]), **opts,
                                   **_container_args(d, master, out_start, fields)))
-    for k, (p, frame) in enumerate(zip(extras, _extra_frames(spec, master, len(extras)))):
+    for k, (p, frame) in enumerate(zip(extras, _extra_frames(spec, master, len(extras)), strict=False)):
         chain = [_f("trim", start_frame=frame, end_frame=frame + 1)]
         if k:
             chain.append(_f("scale", w=f"min({THUMB_WIDTH_PX},iw)", h=-2))  # ffmpeg-python escapes the comma
@@ -678,7 +677,7 @@ def _picture_format_problems(d: Deliverable, vs: Any, master: MediaInfo | None) 
         problems.append(f"profile {vs.profile} instead of {want_profile}")
     if master is not None and master.primary_video is not None:
         for what, want in zip(("color_primaries", "color_transfer", "color_matrix", "color_range"),
-                              _out_colour(d, master)):
+                              _out_colour(d, master), strict=True):
             got = getattr(vs, what)
             if what == "color_range" and got in (None, "unknown"):
                 got = "tv"  # unsignalled range is limited (H.264/HEVC VUI default; x264 omits it without a matrix)
@@ -743,7 +742,7 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
     if len(info.audio) != len(want_channels):
         problems.append(f"{len(info.audio)} audio streams instead of {len(want_channels)}")
     else:
-        for i, (want, a) in enumerate(zip(want_channels, info.audio)):
+        for i, (want, a) in enumerate(zip(want_channels, info.audio, strict=True)):
             if a.channels != want:
                 problems.append(f"audio track {i + 1} has {a.channels} channels instead of {want}")
             if a.sample_rate_hz != spec.audio.sample_rate_hz:

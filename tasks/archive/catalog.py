@@ -110,7 +110,7 @@ _LOCK = threading.Lock()
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 class Catalog:

@@ -39,7 +39,7 @@ def atomic_copy_bytes(data: bytes, final: Path) -> None:
 class LocalFileSink:
     """Receives one file's blocks in order and writes them to the destination folder."""
 
-    def __init__(self, dest: "LocalDestination", rel: str, size: int) -> None:
+    def __init__(self, dest: LocalDestination, rel: str, size: int) -> None:
         self.final = dest.root / rel
         self.skip = self.final.exists()
         self._fh = None

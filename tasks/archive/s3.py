@@ -164,7 +164,7 @@ def _credentials_from_block(kind: str, name: str) -> dict[str, Any]:
             return {k: value[k] for k in keys if value.get(k)}
     except (BadInputError, InfrastructureError):
         raise
-    except Exception as exc:  # block missing, API down, bad JSON — never echo the value
+    except Exception as exc:  # noqa: BLE001 - block missing, API down, bad JSON: one error, never echo the value
         raise InfrastructureError(f"could not load Prefect block {kind}/{name} ({type(exc).__name__}); "
                                   "check that it exists and the Prefect API is reachable") from None
     raise BadInputError(f"credentials_block must be 'aws-credentials/NAME' or 'secret/NAME', not {kind!r}")
@@ -245,7 +245,7 @@ def head(client: Any, bucket: str, key: str) -> dict | None:
         if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise s3_errors(exc, f"s3://{bucket}/{key}") from None
-    except (BotoCoreError,) as exc:
+    except BotoCoreError as exc:
         raise s3_errors(exc, f"s3://{bucket}/{key}") from None
 
 
@@ -260,7 +260,7 @@ def _object_args(target: S3Target) -> dict[str, Any]:
     lock = target.object_lock
     if lock.mode and lock.retain_days:
         args["ObjectLockMode"] = lock.mode
-        args["ObjectLockRetainUntilDate"] = (_dt.datetime.now(_dt.timezone.utc)
+        args["ObjectLockRetainUntilDate"] = (_dt.datetime.now(_dt.UTC)
                                              + _dt.timedelta(days=lock.retain_days))
     if lock.legal_hold:
         args["ObjectLockLegalHoldStatus"] = "ON"
@@ -287,7 +287,7 @@ class S3Stats:
 class S3FileSink:
     """Receives one file's blocks in order and uploads them (single PUT or resumable multipart)."""
 
-    def __init__(self, dest: "S3Destination", rel: str, size: int) -> None:
+    def __init__(self, dest: S3Destination, rel: str, size: int) -> None:
         self.dest = dest
         self.rel = rel
         self.key = dest.key_for(rel)

@@ -210,7 +210,7 @@ def prefetch(blocks: Iterator[_Block], depth: int = 2) -> Iterator[_Block]:
                 if stop.is_set():
                     break
             q.put(_END) if not stop.is_set() else None
-        except BaseException as exc:  # handed to the consumer
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             if not stop.is_set():
                 q.put(exc)
         finally:

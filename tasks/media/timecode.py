@@ -74,7 +74,7 @@ class Timecode:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def parse(cls, text: str, rate: Fraction | str, drop_frame: bool | None = None) -> "Timecode":
+    def parse(cls, text: str, rate: Fraction | str, drop_frame: bool | None = None) -> Timecode:
         """Parse ``HH:MM:SS:FF`` (``;`` before frames means drop-frame)."""
         rate = parse_rate(rate)
         match = _TC_RE.match(text.strip())
@@ -97,14 +97,14 @@ class Timecode:
         return cls(frames, rate, df)
 
     @classmethod
-    def from_seconds(cls, seconds: float | Fraction, rate: Fraction, drop_frame: bool = False) -> "Timecode":
+    def from_seconds(cls, seconds: float | Fraction, rate: Fraction, drop_frame: bool = False) -> Timecode:
         return cls(seconds_to_frames(seconds, rate), rate, drop_frame)
 
     # -- arithmetic -----------------------------------------------------------------------------
-    def __add__(self, frames: int) -> "Timecode":
+    def __add__(self, frames: int) -> Timecode:
         return Timecode(self.frames + int(frames), self.rate, self.drop_frame)
 
-    def __sub__(self, other: "Timecode | int") -> "Timecode | int":
+    def __sub__(self, other: Timecode | int) -> Timecode | int:
         if isinstance(other, Timecode):
             return self.frames - other.frames
         return Timecode(self.frames - int(other), self.rate, self.drop_frame)

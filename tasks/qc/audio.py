@@ -101,7 +101,7 @@ class RunTracker:
             self._close(self._open, int(ends[0]))
             ends = ends[1:]
             self._open = None
-        for s, e in zip(starts, ends):
+        for s, e in zip(starts, ends, strict=False):  # a run still open has no end yet
             self._close(int(s), int(e))
         if starts.size > ends.size:
             self._open = int(starts[-1])
@@ -451,7 +451,7 @@ def scan_all(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None
              ) -> list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]]:
     """Decode and analyse every spec track present in the master (one decode per stream)."""
     return [(track, stream, *scan_track(info, stream, track, spec, clock))
-            for track, stream in zip(spec.audio.tracks, info.audio)]
+            for track, stream in zip(spec.audio.tracks, info.audio, strict=False)]
 
 
 def audio_findings(spec: Spec, scans: list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]],

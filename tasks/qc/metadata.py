@@ -222,7 +222,7 @@ def _audio_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
                            f"{len(info.audio)} audio tracks, spec wants {len(want.tracks)} "
                            f"({', '.join(t.label for t in want.tracks)})",
                            expected=len(want.tracks), actual=len(info.audio))
-    for track, stream in zip(want.tracks, info.audio):
+    for track, stream in zip(want.tracks, info.audio, strict=False):  # a count mismatch is reported above
         if stream.channels != len(track.channels):
             yield make_finding(spec, "metadata.audio_channels",
                                f"track {track.id} has {stream.channels} channels, spec wants {len(track.channels)} "
@@ -271,8 +271,8 @@ def _timecode_continuity(info: MediaInfo, spec: Spec) -> Iterable[Finding | None
         yield f.model_copy(update={"severity": Severity.WARNING}) if f else None
         return
     for track in tracks[:1]:  # the first timecode track is the one ffprobe and NLEs use
-        def label(frames: int | None) -> str:
-            return "none" if frames is None else str(Timecode(frames, v.frame_rate, track.drop_frame))
+        def label(frames: int | None, drop_frame: bool = track.drop_frame) -> str:
+            return "none" if frames is None else str(Timecode(frames, v.frame_rate, drop_frame))
 
         for at, want, have in track.breaks()[:20]:
             if at >= n_frames:
@@ -316,11 +316,10 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
                                f"({info.start_timecode} to {end})", expected=f"FFOA {timing.ffoa_timecode} inside the master",
                                actual=f"{info.start_timecode}-{end}")
     start = Timecode.parse(info.start_timecode, v.frame_rate) if info.start_timecode else Timecode(0, v.frame_rate)
-    rate = float(v.frame_rate)
     tol_frames = timing.av_tolerance_frames(v.frame_rate)
     tol_text = timing.av_tolerance_text(v.frame_rate)
     vid_s = v.duration_s or info.duration_s or 0.0
-    for track, stream in zip(spec.audio.tracks, info.audio):
+    for track, stream in zip(spec.audio.tracks, info.audio, strict=False):
         if stream.duration_s is None:
             continue
         diff_frames = abs(stream.duration_s - vid_s) * float(v.frame_rate)

@@ -217,7 +217,7 @@ def check_commercial_blacks(series: PictureSeries, clock: ProgrammeClock, spec: 
     rate = series.rate
     is_black = series.black_share >= BLACK_PICTURE_RATIO
     both = _in_programme(runs(is_black), clock)
-    for runs_, sr in zip(silences, sample_rates_hz):
+    for runs_, sr in zip(silences, sample_rates_hz, strict=True):
         frames = [iv for iv in (frame_span(s, e, sr, rate) for s, e in runs_) if iv is not None]
         both = _intersect(both, frames)
     out: list[Finding | None] = []

@@ -359,4 +359,4 @@ def runs(mask: np.ndarray, min_frames: int = 1, max_gap: int = 0) -> list[Interv
     edges = np.diff(np.concatenate(([0], m.view(np.int8), [0])))
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
-    return [Interval(int(s), int(e)) for s, e in zip(starts, ends) if e - s >= max(1, min_frames)]
+    return [Interval(int(s), int(e)) for s, e in zip(starts, ends, strict=True) if e - s >= max(1, min_frames)]

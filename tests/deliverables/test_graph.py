@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from specs.model import AudioMap, Deliverable
-from tasks.media.ffmpeg import compile_args, run_ffmpeg
-from tasks.transcode import RunFields, deliverables_graph, transcode_all
-from tests.deliverables.test_deliverables import FIELDS, H, W, _gray_frame, ebu  # noqa: F401 (fixture)
+from tasks.media.ffmpeg import compile_args
+from tasks.transcode import deliverables_graph, transcode_all
+from tests.deliverables.helpers import FIELDS, H, gray_frame
 
 AWKWARD = "it's 50% {title}: a\\b [x], y; z"
 
@@ -51,4 +49,4 @@ def test_awkward_burn_in_text_reaches_the_picture(ebu, tmp_path):
     assert "full decode clean" in made.checks
     plain = transcode_all([_screener("x")], spec, master, tmp_path / "b", fields=FIELDS).deliverables[0]
     top = slice(0, int(H * 0.15))  # the burn-in text line
-    assert np.mean(np.abs(_gray_frame(made.path, 0.5)[top] - _gray_frame(plain.path, 0.5)[top])) > 2
+    assert np.mean(np.abs(gray_frame(made.path, 0.5)[top] - gray_frame(plain.path, 0.5)[top])) > 2

@@ -3,7 +3,6 @@ retries on infrastructure errors only, bytes progress artifact, copies table art
 
 from __future__ import annotations
 
-
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey

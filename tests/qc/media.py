@@ -6,9 +6,10 @@ content, a wrong frame-rate tag) are made here by post-processing generated medi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import soundfile as sf
