@@ -68,7 +68,7 @@ class _BytesProgress:
         self._last = now
         try:
             update_progress_artifact(artifact_id=self._id, progress=100.0 if total <= 0 else 100.0 * done / total)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - progress is nice to have, never a reason to fail an archive
             pass
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import typer
 
@@ -55,12 +55,12 @@ def clean_errors(func: F) -> F:
                  else EXIT_BAD_INPUT)
         return None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # same signature (functools.wraps), so typer sees the same options
 
 
-def _register_commands() -> None:
-    # Imported for their side effect of adding commands to ``app``; each module owns one capability.
-    from flows import cli_archive, cli_media, cli_ops, cli_spec  # noqa: F401
+def register_commands() -> None:
+    """Add every command group to ``app`` (each ``flows.cli_*`` module adds its commands on import)."""
+    from flows import cli_archive, cli_media, cli_ops, cli_spec  # noqa: F401 - imported for their commands
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    _register_commands()
+    register_commands()
     try:
         app()
     except SystemExit:

@@ -68,7 +68,7 @@ def _threads(max_workers: int) -> TaskRunner[Any]:
     return ThreadPoolTaskRunner(max_workers=max_workers)
 
 
-def _ffmpeg_pids_writing_under(folder: Path) -> list[int]:
+def ffmpeg_pids_writing_under(folder: Path) -> list[int]:
     """ffmpeg/ffprobe processes whose command line mentions ``folder`` (Linux /proc)."""
     needle = str(folder.resolve())
     pids = []
@@ -87,7 +87,7 @@ def cleanup_after_cancel(out: str | os.PathLike[str]) -> dict[str, list[str]]:
     """Kill ffmpeg still writing under ``out`` and remove ``*.partial*`` files there (idempotent)."""
     root = Path(out)
     killed = []
-    for pid in _ffmpeg_pids_writing_under(root) if root.exists() else []:
+    for pid in ffmpeg_pids_writing_under(root) if root.exists() else []:
         try:
             os.kill(pid, signal.SIGKILL)
             killed.append(str(pid))

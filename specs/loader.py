@@ -510,7 +510,7 @@ def _spec_error(issues: list[LintIssue]) -> SpecError:
     else:
         message = f"{len(issues)} problems in spec: " + "; ".join(str(i) for i in issues)
     error = SpecError(message)
-    error.issues = issues  # type: ignore[attr-defined]
+    error.issues = issues
     return error
 
 
@@ -525,8 +525,8 @@ def lint_paths(paths: Iterable[str | Path]) -> list[LintIssue]:
             files += sorted(path.rglob("*.yaml"))
         elif path.is_file():
             files.append(path)
-        elif _builtin_path(str(raw)) is not None and not str(raw).endswith((".yaml", ".yml")):
-            files.append(_builtin_path(str(raw)))  # type: ignore[arg-type]
+        elif (builtin := _builtin_path(str(raw))) is not None and not str(raw).endswith((".yaml", ".yml")):
+            files.append(builtin)
         else:
             issues.append(LintIssue(str(raw), 1, 1, "no such file", "give a spec file, a folder of specs or a "
                                     "built-in name"))

@@ -27,6 +27,7 @@ from ascmhl.ignore import MHLIgnoreSpec
 from pydantic import BaseModel
 
 from specs.errors import BadInputError, VerificationError
+from tasks import __version__
 from tasks.archive.hashing import digest_file
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
 MHL_FOLDER = "ascmhl"
 HASH_FORMAT = "xxh128"
 TOOL_NAME = "deliver"
-TOOL_VERSION = "0.1.0"
 
 
 class Mismatch(BaseModel):
@@ -187,7 +187,7 @@ def write_mhl_generation(
                                 + " | ".join(parts) + ". Re-copy these files from a verified copy.")
 
     creator = MHLCreatorInfo()
-    creator.tool = MHLTool(TOOL_NAME, TOOL_VERSION)
+    creator.tool = MHLTool(TOOL_NAME, __version__)
     creator.creation_date = _mhl_utils.datetime_now_isostring()
     creator.host_name = platform.node()
     creator.location = location
@@ -197,7 +197,7 @@ def write_mhl_generation(
     proc.process = MHLProcess(process)
     if not files:
         # An empty package still gets a generation (documents "nothing here"), via an empty hash list.
-        session.new_hash_lists[history]  # noqa: B018 - defaultdict creates the list
+        session.new_hash_lists[history]  # defaultdict creates the list
     try:
         session.commit(creator, proc)
     except click.ClickException as exc:

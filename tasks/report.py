@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tasks import __version__
 from tasks.media.files import atomic_output
 from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
@@ -50,7 +51,7 @@ class Report(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     created: str = ""
     host: str = ""
-    tool: str = "deliver 0.1.0"
+    tool: str = f"deliver {__version__}"
     flow_run_id: str | None = None
 
 

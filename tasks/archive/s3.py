@@ -523,8 +523,9 @@ class S3Destination:
 
     def raise_if_failed(self) -> None:
         for fut in self._pending:
-            if fut.done() and fut.exception() is not None:
-                raise fut.exception()  # type: ignore[misc]
+            exc = fut.exception() if fut.done() else None
+            if exc is not None:
+                raise exc
 
     def file_sink(self, rel: str, size: int) -> S3FileSink:
         return S3FileSink(self, rel, size)

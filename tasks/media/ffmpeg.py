@@ -165,9 +165,9 @@ def _pdeathsig_setter() -> Callable[[], None] | None:
 def _spawn(cmd: list[str], *, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     LOGGER.info("$ %s", shlex.join(cmd))
     try:
-        proc = subprocess.Popen(  # noqa: S603 - list args, no shell
+        proc = subprocess.Popen(  # list args, no shell
             cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_pdeathsig_setter(),  # noqa: PLW1509 - one prctl call, no locks taken
+            preexec_fn=_pdeathsig_setter(),  # one prctl call, no locks taken
         )
     except OSError as exc:
         raise InfrastructureError(f"cannot start {cmd[0]}: {exc}. Check FFMPEG/FFPROBE and PATH.") from exc

@@ -362,7 +362,7 @@ class _Timeline:
 
     @property
     def start(self) -> Timecode:
-        return self.ffoa - self.head_frames  # type: ignore[return-value]
+        return self.ffoa - self.head_frames  # type: ignore[return-value]  # Timecode - int is a Timecode
 
     def tc(self, file_frame: int) -> str:
         """Timecode text of a file frame index."""

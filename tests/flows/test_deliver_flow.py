@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import _register_commands, app
+from flows.cli import app, register_commands
 from tasks.layback import video_packet_hash
 from tasks.media.synth import BlackDefect, make_sample_set
 from tasks.media.timecode import Timecode
 from tasks.package import hash_file_xxh128, verify_mhl
 
-_register_commands()
+register_commands()
 RATE = Fraction(25)
 
 

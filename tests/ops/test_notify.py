@@ -16,7 +16,7 @@ def test_qc_failure_event_reaches_the_webhook_through_the_automation(api, ops_ro
     received: list[dict] = []
 
     class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server API
+        def do_POST(self):  # the name http.server calls
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             received.append(json.loads(body or b"{}"))
             self.send_response(200)

@@ -110,7 +110,7 @@ class Made:
     master: Path  # the laid-back master QC runs on
     start_timecode: str
     raw: Path | None = None  # the synthetic picture (with its bars/countdown head)
-    result: QCResult = field(default=None)  # type: ignore[assignment]
+    result: QCResult | None = field(default=None)
 
     def path(self, stem: str, ext: str = "mov") -> Path:
         return self.root / f"{next(_SERIAL):03d}_{stem}.{ext}"
