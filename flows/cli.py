@@ -1,6 +1,6 @@
 """The ``deliver`` command line.
 
-Exit codes (DESIGN.md): 0 ok/delivered/pass, 1 QC failed / mismatch / lint errors, 2 bad input,
+Exit codes (the README's command table): 0 ok/delivered/pass, 1 QC failed / mismatch / lint errors, 2 bad input,
 3 infrastructure. Every :class:`~specs.errors.DeliverError` becomes one line on stderr, never a
 traceback. Command groups that belong to one capability live in their own module
 (``flows/cli_*.py``) and register themselves here.

@@ -175,7 +175,7 @@ def demo_cmd(
 @clean_errors
 def loudness_cmd(
     path: str = typer.Argument(..., help="Audio file (WAV/BWF/FLAC) or a container with audio tracks."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (DESIGN.md contract)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (fields in the README)."),
 ) -> None:
     """Integrated loudness, LRA, true peak, sample peak, max momentary/short-term per track. Exit 0, or 2 on bad input."""
     from tasks.audio.loudness import measure_media

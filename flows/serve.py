@@ -9,7 +9,8 @@ unbounded default) and ffmpeg-heavy tasks carry the ``ffmpeg`` tag, whose concur
 ``deliver serve`` creates (default: CPU cores) if it does not exist.
 
 Cancelling a run: the flow body's ``finally`` kills every ffmpeg process group it started
-(PrefectHQ/prefect §2.4 of the reference: threads are not interrupted), outputs are written under
+(Prefect does not interrupt the threads of a ThreadPoolTaskRunner, nor kill their child processes:
+PrefectHQ/prefect issue #20979, PR #21112 closed unmerged), outputs are written under
 ``*.partial`` names and removed on the way out, and an ``on_cancellation`` hook (run by the runner or
 worker after the flow process is gone) removes any ``*.partial`` left under the run's output folder
 and kills any ffmpeg still writing there.

@@ -1,7 +1,7 @@
 """Package checksums: xxh128 of files, ASC MHL generations, and verification against the history.
 
 The ASC MHL history (``<package>/ascmhl/``: numbered generation manifests + a C4-hashed chain) is
-written with the ``ascmhl`` library, pattern (b) of reference/archive-and-s3.md §1.4: we hash files
+written with the ``ascmhl`` library used as a library (it documents only its CLI): we hash files
 ourselves (often while copying them, so they are read once) and hand the hashes to an
 ``MHLGenerationCreationSession``. Unlike the ``ascmhl create`` CLI, a generation is **not** written
 when a file disagrees with the history or has gone missing: that is a :class:`VerificationError`.

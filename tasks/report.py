@@ -1,4 +1,4 @@
-"""report.json (the contract in DESIGN.md) and the human summaries built from it."""
+"""report.json (its fields are documented in the README) and the human summaries built from it."""
 
 from __future__ import annotations
 

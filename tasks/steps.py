@@ -1,8 +1,9 @@
 """Prefect ``@task`` wrappers around the plain functions of :mod:`tasks`.
 
 What lives here and nowhere else: retries (infrastructure only, never bad input), cache keys on
-content identity (path + size + mtime, never the bare path: PrefectHQ/prefect cache pitfall §2.6
-of the reference), concurrency tags, timeouts, and progress artifacts fed from ffmpeg ``-progress``.
+content identity (path + size + mtime, never the bare path: Prefect's ``INPUTS`` cache policy hashes a
+path argument's text, not the file, so a file rewritten in place would hit the old cache entry),
+concurrency tags, timeouts, and progress artifacts fed from ffmpeg ``-progress``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`deliver loudness --json`: the DESIGN.md contract, on real generated media."""
+"""`deliver loudness --json`: the fields the README documents, on real generated media."""
 
 from __future__ import annotations
 

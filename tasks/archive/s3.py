@@ -1,6 +1,7 @@
 """S3 copies with boto3 on any endpoint: resumable multipart, server-validated CRC64NVME, no re-download.
 
-How a file goes up (reference archive-and-s3.md §3):
+How a file goes up (Amazon S3 User Guide: "Uploading and copying objects using multipart upload",
+"Checking object integrity" for full-object CRC64NVME checksums):
 
 * below the target's multipart threshold: one ``PutObject`` with ``ChecksumCRC64NVME`` (the server
   rejects the object with ``BadDigest`` if the bytes it got differ);

@@ -1,6 +1,6 @@
 """Loudness correction for deliverables: static gain, true-peak limiting only where needed, re-measure.
 
-Why not ffmpeg ``loudnorm`` (reference/loudness.md §1.6, §4.3.7): its first pass runs dynamic
+Why not ffmpeg ``loudnorm`` (libavfilter/af_loudnorm.c, ffmpeg filters documentation): its first pass runs dynamic
 mode at 192 kHz, its "true peak" is a sample peak of an ffmpeg-resampled signal, its 192 kHz
 measurement differs from the native-rate one by up to 0.2 LU, and linear mode silently falls back to
 dynamic gain riding. A mastering deliverable wants the mix untouched except for one gain, so:

@@ -15,7 +15,7 @@ What is measured (per file or per audio track):
   up to 0.3 dB low). Reported true peak = max(true peak, sample peak);
 * sample peak per channel, and a short-term loudness series at 10 Hz for plots.
 
-How it stays fast with flat memory (see the reference, section 4.3): the signal is fed block by
+How it stays fast with flat memory: the signal is fed block by
 block; K-weighting is a two-biquad ``sosfilt`` whose state is carried between blocks; only the
 channel-weighted energy of every 10 ms sub-block is kept (100 float64 per second: 8.6 MB for a
 3-hour programme) and every gated or windowed measure is computed from those at the end. True peak
@@ -367,7 +367,7 @@ class LoudnessResult(BaseModel):
     track_index: int | None = None
 
     def contract_dict(self) -> dict[str, object]:
-        """The ``deliver loudness --json`` object of DESIGN.md (no series; 3 decimals)."""
+        """The ``deliver loudness --json`` object (README, "deliver loudness --json"): no series, 3 decimals."""
         def r(v: float | None) -> float | None:
             return None if v is None else round(v, 3)
         return {

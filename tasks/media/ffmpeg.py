@@ -48,8 +48,8 @@ LOGGER = logging.getLogger("deliver.ffmpeg")
 STDERR_TAIL_LINES = 25
 _TERMINATE_GRACE_S = 3.0
 
-# Live children, so that a flow's ``finally`` can kill everything still running (§2.4 of the
-# Prefect reference: threads of a ThreadPoolTaskRunner are not interrupted on cancellation).
+# Live children, so that a flow's ``finally`` can kill everything still running (Prefect does not
+# interrupt the threads of a ThreadPoolTaskRunner on cancellation: PrefectHQ/prefect issue #20979).
 _LIVE: set[subprocess.Popen[bytes]] = set()
 _LIVE_LOCK = threading.Lock()
 

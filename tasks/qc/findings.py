@@ -23,7 +23,7 @@ class Severity(str, Enum):
 
 
 class Finding(BaseModel):
-    """One QC result worth reporting (DESIGN.md report.json contract)."""
+    """One QC result worth reporting (an entry of report.json's ``findings``, see the README)."""
 
     model_config = ConfigDict(frozen=True)
 
