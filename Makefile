@@ -40,7 +40,7 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
 
 # Scale-out demonstration: local Prefect server, two process workers on one pool, a nightly-qc run
 # whose items spread over both (scripts/workers_demo.sh; docs/operations.md).

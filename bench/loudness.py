@@ -1,7 +1,7 @@
 """Loudness meter benchmark: ours vs ffmpeg ``ebur128=peak=true`` vs pyloudnorm, same run, as ratios.
 
 Run: ``.venv/bin/python -m bench.loudness [--minutes 10] [--repeat 2] [--keep DIR]`` (or ``make bench``;
-exit 1 when a target of issue 3 is missed: wall > 0.5x ffmpeg ``ebur128=peak=true``, not faster
+exit 1 when a target is missed: wall > 0.5x ffmpeg ``ebur128=peak=true``, not faster
 than pyloudnorm's integrated loudness, or peak RSS >= 250 MB on the 10-minute, 60-minute (5.1) or
 3-hour 7.1 file; the long files are generated block by block and deleted unless ``--keep``).
 

@@ -1,7 +1,7 @@
 """QC benchmark: the whole ``qc_master`` vs a bare ``ffmpeg -i master -f null -`` decode, same run.
 
 Run: ``.venv/bin/python -m bench.qc [--repeat 3] [--keep DIR]`` (or ``make bench``; exit 1 when
-QC takes more than 2.5x the bare decode's wall time — the target of issue 4).
+QC takes more than 2.5x the bare decode's wall time).
 
 Generates a 30 s 1920x1080p25 ProRes 422 HQ master (4 s head of bars/countdown/2-pop, 26 s of
 programme) with a 5.1 48 kHz 24-bit mix laid back by :mod:`tasks.layback`, then times, median of

@@ -1,4 +1,4 @@
-"""QC of generated masters against every built-in spec (issue 6).
+"""QC of generated masters against every built-in spec.
 
 For each built-in spec a master is made to that spec's parameters — picture size, frame rate, scan,
 codec/profile/pixel format, timecode (FFOA at ``timing.ffoa_timecode``), one mix per spec track

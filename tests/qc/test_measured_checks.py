@@ -1,4 +1,4 @@
-"""Checks beyond the issue's defect list, each on a generated master with a known right answer:
+"""QC checks that measure the essence, each on a generated master with a known right answer:
 timecode continuity, HDR MaxCLL/MaxFALL against the tags, letterbox, DC offset, identical
 channels, a 2-pop N frames late. Media: 320x180 25p, 4 s head + 4 s programme (tests/qc/media.py).
 """
