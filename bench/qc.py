@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         html = out / "report.html"
         if html.exists():
             html.unlink()
-        results["html"].append(_timed(lambda report=report, html=html: write_html_report(report, html, master=str(married))))
+        results["html"].append(_timed(lambda report=report, html=html: write_html_report(report, html,
+                                                                                       master=str(married))))
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in results.items()}
     ratio = med["qc"][0] / med["decode"][0]
     ratio_html = (med["qc"][0] + med["html"][0]) / med["decode"][0]

@@ -69,7 +69,8 @@ def create_notification_automation(*, name: str, webhook_url: str | None, block:
     return Automation(
         name=name,
         description="Notify operators of QC failures, archive mismatches and failed/crashed runs",
-        trigger=EventTrigger(expect=set(events or EVENTS), match={"prefect.resource.id": ["deliver.*", "prefect.flow-run.*"]},
+        trigger=EventTrigger(expect=set(events or EVENTS),
+                             match={"prefect.resource.id": ["deliver.*", "prefect.flow-run.*"]},
                              for_each={"prefect.resource.id"}, posture=Posture.Reactive, threshold=1),
         actions=[SendNotification(block_document_id=doc._block_document_id,
                                   subject="deliver: {{ event.event }}", body=BODY)],

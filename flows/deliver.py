@@ -45,7 +45,8 @@ def qc_step(info: MediaInfo, spec: Spec) -> QCResult:
 
 
 @task(name="package")
-def package_step(package_dir: str, deliverables: list[dict[str, Any]], title: str, version: str) -> list[DeliverableEntry]:
+def package_step(package_dir: str, deliverables: list[dict[str, Any]], title: str,
+                 version: str) -> list[DeliverableEntry]:
     """Hash every deliverable, write manifest.json and the first ASC MHL generation (in-place)."""
     root = Path(package_dir)
     entries = []
@@ -55,7 +56,8 @@ def package_step(package_dir: str, deliverables: list[dict[str, Any]], title: st
         digest = hash_file_xxh128(path)
         rel = path.relative_to(root).as_posix()
         hashes[rel] = digest
-        entries.append(DeliverableEntry(name=rel, path=str(path), size=path.stat().st_size, xxh128=digest, kind=d["kind"]))
+        entries.append(DeliverableEntry(name=rel, path=str(path), size=path.stat().st_size, xxh128=digest,
+                                        kind=d["kind"]))
     manifest = root / "manifest.json"
     with atomic_output(manifest, overwrite=True) as tmp:  # a rerun rewrites it; never half-written
         tmp.write_text(json.dumps({"title": title, "version": version,
@@ -143,7 +145,8 @@ def _deliver(master: str, mixes: list[str], spec_name: str, title: str, out: str
                              "flow_run_id": str(flow_run.get_id() or "") or None}
     report = build_report(spec=spec.name, findings=qc.findings, **extra)
     if report.verdict == "fail" and not force:
-        log.error(f"QC failed with {report.counts['error']} error findings; delivery stopped (use --force to deliver anyway)")
+        log.error(f"QC failed with {report.counts['error']} error findings; delivery stopped "
+                  "(use --force to deliver anyway)")
         publish_report(report, report_path, spec, married_info.path)
         return {"report": str(report_path), "verdict": report.verdict, "delivered": False}
     if report.verdict == "fail":

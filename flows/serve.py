@@ -126,7 +126,8 @@ def _links_markdown(result: dict[str, Any]) -> str:
     if html.exists():
         lines.append(f"- HTML report: [{html.name}]({html.resolve().as_uri()})")
     for d in data.get("deliverables") or []:
-        lines.append(f"- [{d['name']}]({Path(d['path']).resolve().as_uri()}) — {d['size']} bytes, xxh128 `{d['xxh128']}`")
+        lines.append(f"- [{d['name']}]({Path(d['path']).resolve().as_uri()}) — {d['size']} bytes, "
+                     f"xxh128 `{d['xxh128']}`")
     for a in data.get("archive") or []:
         lines.append(f"- archive copy: `{a['uri']}` ({'verified' if a['verified'] else 'NOT VERIFIED'})")
     return "\n".join(lines)

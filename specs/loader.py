@@ -223,7 +223,8 @@ class _Resolver:
         version = doc.data.get("schema", SCHEMA_VERSION)
         where = doc.value_marks.get(("schema",))
         if not isinstance(version, int) or isinstance(version, bool):
-            self.issue(display, where, f"schema must be a whole number, got {version!r}", f"write schema: {SCHEMA_VERSION}")
+            self.issue(display, where, f"schema must be a whole number, got {version!r}",
+                       f"write schema: {SCHEMA_VERSION}")
             return None, display
         if version > SCHEMA_VERSION:
             self.issue(display, where, f"schema {version} is newer than this deliver understands ({SCHEMA_VERSION})",
@@ -232,7 +233,8 @@ class _Resolver:
         while version < SCHEMA_VERSION:
             upgrade = _UPGRADES.get(version)
             if upgrade is None:
-                self.issue(display, where, f"schema {version} cannot be upgraded", f"rewrite for schema {SCHEMA_VERSION}")
+                self.issue(display, where, f"schema {version} cannot be upgraded",
+                           f"rewrite for schema {SCHEMA_VERSION}")
                 return None, display
             upgrade(doc)
             version += 1
@@ -413,7 +415,8 @@ def _describe(err: Mapping[str, Any], path: tuple[Any, ...], data: dict[str, Any
     if kind in ("int_parsing", "float_parsing", "int_type", "float_type", "decimal_parsing"):
         return f"{key} must be a number, got {value!r}", "write a plain number without quotes or units", False
     if kind == "int_from_float":
-        return f"{key} must be a whole number, got {value!r}", f"write {round(value) if isinstance(value, float) else 1}", False
+        return (f"{key} must be a whole number, got {value!r}",
+                f"write {round(value) if isinstance(value, float) else 1}", False)
     if kind in ("string_type",):
         return f"{key} must be text, got {value!r}", "quote the value", False
     if kind in ("bool_type", "bool_parsing"):

@@ -483,7 +483,8 @@ class LoudnessSpec(_Model):
     @field_validator("lra_lu")
     @classmethod
     def _lra(cls, value: Range | None) -> Range | None:
-        if value is not None and ((value.min is not None and value.min < 0) or (value.max is not None and value.max > 40)):
+        if value is not None and ((value.min is not None and value.min < 0)
+                                  or (value.max is not None and value.max > 40)):
             raise _problem("lra_lu must lie within 0..40 LU", "write e.g. {min: 4, max: 18}")
         return value
 
@@ -740,13 +741,15 @@ def check_name_template(template: str) -> None:
     """Refuse a template with unknown fields or one that could leave the output folder.
 
     Allowed: fields ``{title} {version} {id} {spec} {ext} {date} {deliverable} {lang} {recipient}``
-    and relative sub-folders (``{title}/{title}_{id}.{ext}``). Refused: absolute paths, ``..``, backslashes, empty parts.
+    and relative sub-folders (``{title}/{title}_{id}.{ext}``). Refused: absolute paths, ``..``, backslashes,
+    empty parts.
     """
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise _problem(f"name template '{template}' is malformed: {exc}",
-                       "write fields in single braces, e.g. {title}_{id}.mov; double a brace to write it literally") from exc
+                       "write fields in single braces, e.g. {title}_{id}.mov; double a brace to write it literally"
+                       ) from exc
     for _, field, spec, conversion in parts:
         if field is None:
             continue
@@ -895,7 +898,8 @@ class Deliverable(_Model):
     burn_in: BurnIn | None = None
     watermark: Watermark | None = None
     include_head: bool = Field(False, description="keep bars/countdown before the FFOA")
-    name: str = Field(description="template with {title} {version} {id} {spec} {ext} {date} {deliverable} {lang} {recipient}; relative to the output folder")
+    name: str = Field(description="template with {title} {version} {id} {spec} {ext} {date} {deliverable} {lang} "
+                                  "{recipient}; relative to the output folder")
 
     @field_validator("name")
     @classmethod
@@ -1047,7 +1051,8 @@ class Spec(_Model):
         names = data.get("severity_names")
         aliases: dict[str, str] = {}
         if isinstance(names, dict):
-            aliases = {str(v).lower(): k for k, v in names.items() if isinstance(k, str) and k in _DEFAULT_SEVERITY_NAMES}
+            aliases = {str(v).lower(): k for k, v in names.items()
+                       if isinstance(k, str) and k in _DEFAULT_SEVERITY_NAMES}
         data = dict(data)
         if "checks" in data:
             data["checks"] = _normalise_checks(data["checks"], aliases)

@@ -15,8 +15,9 @@ track's labels, and its channels are laid out in the spec's channel order (a ``[
 takes one channel of a source). Alignment comes from timecode: the picture's start timecode
 against the BWF time reference, sample-exact. The mix is padded with silence or trimmed to the
 picture's range; a mix that does not cover the programme (FFOA to the last frame) within the
-spec's A/V duration tolerance (``timing.av_duration_tolerance_frames`` or ``_s``) cannot be aligned and is refused (bad input). When
-the spec has an FFOA the 2-pop (2 s before FFOA) is looked for in the aligned mix and reported.
+spec's A/V duration tolerance (``timing.av_duration_tolerance_frames`` or ``_s``) cannot be aligned and
+is refused (bad input). When the spec has an FFOA the 2-pop (2 s before FFOA) is looked for in the
+aligned mix and reported.
 """
 
 from __future__ import annotations
@@ -253,7 +254,8 @@ def _match(track: AudioTrackSpec, sources: list[MixSource], used: dict[int, set[
     return None
 
 
-def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInput, MediaInfo]], spec: Spec) -> LaybackPlan:
+def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInput, MediaInfo]],
+                 spec: Spec) -> LaybackPlan:
     """Decide which mix feeds which spec track, in which channel order, and how far to shift it.
 
     Raises:
@@ -266,7 +268,8 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
         raise MediaError(f"{picture.path} has no video stream; --master must be the picture master")
     pairs = [m if isinstance(m, tuple) else (MixInput(path=m.path), m) for m in mixes]
     sources = mix_sources(pairs)
-    start = Timecode.parse(picture.start_timecode, v.frame_rate) if picture.start_timecode else Timecode(0, v.frame_rate)
+    start = (Timecode.parse(picture.start_timecode, v.frame_rate) if picture.start_timecode
+             else Timecode(0, v.frame_rate))
     pic_frames = v.frame_count or round(Fraction(v.duration_s or picture.duration_s or 0.0) * v.frame_rate)
     pic_dur = Fraction(pic_frames) / v.frame_rate
     tol_frames = spec.timing.av_tolerance_frames(v.frame_rate)
@@ -346,8 +349,8 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
                 if abs(delta) > tol:
                     raise MediaError(f"mix {src.name}: the 2-pop is {float(delta / frame_samples):+.1f} frames off "
                                      f"{tc_of(expected)} after aligning by the BWF time reference; spec {spec.name} "
-                                     f"allows {tol_frames:g} frame(s). The time reference and the mix content disagree: "
-                                     "fix the mix's time reference")
+                                     f"allows {tol_frames:g} frame(s). The time reference and the mix content "
+                                     "disagree: fix the mix's time reference")
                 notes.append(f"{src.name}: 2-pop at {tc_of(expected + delta)}, {delta:+d} samples from the "
                              "picture's 2-pop")
         tracks.append(assignment)
@@ -358,7 +361,8 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
                        picture_duration_s=float(pic_dur), picture_frames=pic_frames, tracks=tracks, notes=notes)
 
 
-def _find_two_pop(src: MixSource, refs: list[tuple[int, int]], expected: int, sr: int, frame_samples: Fraction) -> int | None:
+def _find_two_pop(src: MixSource, refs: list[tuple[int, int]], expected: int, sr: int,
+                  frame_samples: Fraction) -> int | None:
     """Onset (mix sample clock) of the 2-pop nearest ``expected`` within ±1 s, or ``None``.
 
     A 2-pop is a burst above -40 dBFS at most two frames long with at least 0.25 s of silence on

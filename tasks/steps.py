@@ -151,5 +151,6 @@ def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: Medi
                        fields: RunFields, extras_dir: str | None = None) -> TranscodeAllResult:
     """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by
     skipping deliverables whose final file exists and verifies, which is what a retry needs."""
-    progress = ProgressReporter("deliverables", f"{len(deliverables)} deliverables of {Path(master.path).name}, one decode")
+    progress = ProgressReporter("deliverables",
+                                f"{len(deliverables)} deliverables of {Path(master.path).name}, one decode")
     return transcode_all(deliverables, spec, master, out_dir, fields=fields, extras_dir=extras_dir, progress=progress)

@@ -295,7 +295,8 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
     if enc.pix_fmt:
         args["pix_fmt"] = enc.pix_fmt
     if enc.bitrate_kbps:
-        args |= {"b:v": f"{enc.bitrate_kbps}k", "maxrate": f"{enc.bitrate_kbps}k", "bufsize": f"{2 * enc.bitrate_kbps}k"}
+        args |= {"b:v": f"{enc.bitrate_kbps}k", "maxrate": f"{enc.bitrate_kbps}k",
+                 "bufsize": f"{2 * enc.bitrate_kbps}k"}
     elif enc.crf is not None:
         args["crf"] = str(enc.crf)
     if enc.codec in ("libx264", "libx265"):
@@ -306,7 +307,8 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
     if enc.codec == "libx265" and d.container in ("mov", "mp4"):
         args["tag:v"] = "hvc1"  # ffmpeg's default hev1 does not play in QuickTime, Safari or on Apple devices
     # Keep the colour description of the master on every picture deliverable (BT.709 once tone-mapped).
-    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), _out_colour(d, master), strict=True):
+    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), _out_colour(d, master),
+                           strict=True):
         if value and value != "unknown":
             args[flag] = value
     return args
@@ -448,7 +450,8 @@ def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, wo
                 track.loudness.max_true_peak_dbtp if track.loudness and track.loudness.max_true_peak_dbtp is not None
                 else -1.0)
             correct_loudness(raw, fixed, target_lufs=amap.loudness_target_lufs, max_true_peak_dbtp=ceiling,
-                             layout="stereo" if amap.downmix == "2.0" else _METER_LAYOUTS.get(track.layout, track.layout))
+                             layout="stereo" if amap.downmix == "2.0"
+                             else _METER_LAYOUTS.get(track.layout, track.layout))
             raw.unlink(missing_ok=True)
             out[(d.id, i)] = fixed
     return out
@@ -747,7 +750,8 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
                 problems.append(f"audio track {i + 1} has {a.channels} channels instead of {want}")
             if a.sample_rate_hz != spec.audio.sample_rate_hz:
                 problems.append(f"audio track {i + 1} is {a.sample_rate_hz} Hz instead of {spec.audio.sample_rate_hz}")
-        checks.append(f"{len(info.audio)} audio track(s): " + ", ".join(f"{a.codec} {a.channels} ch" for a in info.audio))
+        checks.append(f"{len(info.audio)} audio track(s): "
+                      + ", ".join(f"{a.codec} {a.channels} ch" for a in info.audio))
     tol_s = 1.0 / float(info.primary_video.frame_rate) if info.primary_video else 1.0 / 25
     got_s = info.duration_s or 0.0
     if abs(got_s - expected_s) > tol_s + 0.03:  # + one AAC frame of priming/padding

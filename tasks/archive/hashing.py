@@ -1,9 +1,9 @@
 """Digests computed while the bytes go by: xxh128 (ASC MHL) and CRC64NVME (S3 full-object checksum).
 
 Both run at several GB/s (SIMD implementations; ``python -m bench.archive`` times the whole pass), so
-one read pass can feed every copy and both digests without the hash becoming the bottleneck. CRC64NVME comes from ``awscrt`` (the same
-implementation botocore uses for ``ChecksumAlgorithm='CRC64NVME'``); its S3 wire form is the base64
-of the 8 big-endian bytes.
+one read pass can feed every copy and both digests without the hash becoming the bottleneck.
+CRC64NVME comes from ``awscrt`` (the same implementation botocore uses for
+``ChecksumAlgorithm='CRC64NVME'``); its S3 wire form is the base64 of the 8 big-endian bytes.
 """
 
 from __future__ import annotations

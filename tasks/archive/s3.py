@@ -347,7 +347,8 @@ class S3FileSink:
                         listed[p["PartNumber"]] = p
                 nparts = math.ceil(self.size / self.part_size)
                 ok = all(
-                    (p["Size"] == self.part_size if n < nparts else p["Size"] == self.size - self.part_size * (nparts - 1))
+                    (p["Size"] == self.part_size if n < nparts
+                     else p["Size"] == self.size - self.part_size * (nparts - 1))
                     for n, p in listed.items() if n <= nparts) and all(n <= nparts for n in listed)
                 if ok:
                     self.upload_id = upload["UploadId"]

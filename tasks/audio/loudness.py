@@ -1013,7 +1013,8 @@ def _limit_outcome(check: str, what: str, value: float | None, limit: float, uni
                            message=f"{what} is undefined (silent track); cannot check it")
     ok = value <= limit + RULE_EPSILON
     return RuleOutcome(check=check, status="pass" if ok else "fail", expected=expected, actual=_fmt(value, unit),
-                       message=f"{what} {value:.1f} {unit} {'within' if ok else 'exceeds'} the limit {limit:.1f} {unit}")
+                       message=f"{what} {value:.1f} {unit} {'within' if ok else 'exceeds'} the limit "
+                               f"{limit:.1f} {unit}")
 
 
 def evaluate_loudness_rule(result: LoudnessResult, rule: LoudnessRule) -> list[RuleOutcome]:

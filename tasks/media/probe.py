@@ -240,7 +240,8 @@ def probe(path: str | Path, what: str = "media file") -> MediaInfo:
     try:
         doc = run_ffprobe_json(["-show_format", "-show_streams", str(p)])
     except FFmpegError as exc:
-        raise MediaError(f"{what} {p} is not readable media ({exc.stderr_tail.splitlines()[-1] if exc.stderr_tail else exc}). "
+        last = exc.stderr_tail.splitlines()[-1] if exc.stderr_tail else exc
+        raise MediaError(f"{what} {p} is not readable media ({last}). "
                          "Check that it is a complete, uncorrupted media file.") from exc
     streams = doc.get("streams") or []
     fmt = doc.get("format") or {}

@@ -181,7 +181,8 @@ class ShortMixDefect(_DefectBase):
 
 
 Defect = Annotated[
-    BlackDefect | FreezeDefect | SilenceDefect | ClippingDefect | LoudnessOffsetDefect | IllegalLevelsDefect | WrongChannelCountDefect | ShortMixDefect,
+    BlackDefect | FreezeDefect | SilenceDefect | ClippingDefect | LoudnessOffsetDefect | IllegalLevelsDefect
+    | WrongChannelCountDefect | ShortMixDefect,
     Field(discriminator="kind"),
 ]
 _DEFECTS_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(list[Defect])

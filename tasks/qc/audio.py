@@ -313,7 +313,8 @@ def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, spec
     # Silence is paired with black in whole frames and the minimum is rounded to frames: track runs
     # from a frame below the minimum so that rounding loses none (the pairing applies the minimum).
     black_silence_min_s = (None if blacks.severity == "off" else
-                           max((blacks.min_duration_s or DEFAULT_COMMERCIAL_BLACK_MIN_S) - 1 / float(rate), 0.0) or None)
+                           max((blacks.min_duration_s or DEFAULT_COMMERCIAL_BLACK_MIN_S) - 1 / float(rate), 0.0)
+                           or None)
     pop = round((clock.seconds(clock.ffoa_frame) - 2.0) * sr) if clock and clock.ffoa_frame >= 2 * rate else None
     scan = AudioScan(
         sr, labels, start, round(sr / float(rate)),
@@ -384,7 +385,8 @@ def track_findings(spec: Spec, track: AudioTrackSpec, scan: TrackScan, clock: Pr
     chk = spec.check("audio.silence")
     for s, e in scan.silence[:MAX_FINDINGS_PER_CHECK]:
         add("audio.silence", f"{(e - s) / sr:.2f} s of silence on every channel", s, e,
-            f"no silence longer than {chk.min_duration_s or spec.timing.max_programme_silence_s or DEFAULT_SILENCE_MIN_S:g} s",
+            "no silence longer than "
+            f"{chk.min_duration_s or spec.timing.max_programme_silence_s or DEFAULT_SILENCE_MIN_S:g} s",
             f"{(e - s) / sr:.2f} s")
     clip_db = _dbfs(spec.check("audio.clipping").threshold, DEFAULT_CLIP_DBFS)
     for c, runs_ in scan.clipping.items():
@@ -409,8 +411,8 @@ def track_findings(spec: Spec, track: AudioTrackSpec, scan: TrackScan, clock: Pr
                 f"channels carry signal", s, e, f"{lab[c]} carries its own signal", "silent")
     for (a, b), ivs in scan.identical.items():
         for s, e in ivs[:MAX_FINDINGS_PER_CHECK]:
-            add("audio.channel_identity", f"channels {lab[a]} and {lab[b]} are identical for {(e - s) / sr:.2f} s", s, e,
-                f"{lab[a]} and {lab[b]} carry their own signals", "identical")
+            add("audio.channel_identity", f"channels {lab[a]} and {lab[b]} are identical for {(e - s) / sr:.2f} s",
+                s, e, f"{lab[a]} and {lab[b]} carry their own signals", "identical")
     return [f for f in found if f is not None]
 
 
@@ -434,7 +436,8 @@ def loudness_findings(spec: Spec, track: AudioTrackSpec, result: LoudnessResult,
     if fallback is not None and integrated is not None and integrated.status != "pass":
         # The spec's own procedure (e.g. Netflix): judge by the fallback method when the primary
         # cannot be measured or fails; the primary's not_measured stays visible as a warning.
-        fb = [o for o in evaluate_loudness_rule(result, loudness_rule(fallback)) if o.check == "audio.loudness.integrated"]
+        fb = [o for o in evaluate_loudness_rule(result, loudness_rule(fallback))
+              if o.check == "audio.loudness.integrated"]
         outcomes = [o for o in outcomes if o.check != "audio.loudness.integrated" or o.status == "not_measured"]
         outcomes += [o.model_copy(update={"message": f"fallback ({fallback.method}): {o.message}"}) for o in fb]
     return _outcome_findings(spec, track, outcomes, tc_in, tc_out)

@@ -273,7 +273,8 @@ def analyse_picture(
             # when that bound could beat the brightest pixel seen so far is the frame measured in
             # full (max(R',G',B') rises with Y', so each chroma site's brightest pixel is the one
             # with its block's highest Y': a block max of Y' and RGB at chroma resolution).
-            bound = (y_max - y_off) / y_rng + max(rgb_hi * (c_max - c_off) / c_rng, -g_lo * (c_min - c_off) / c_rng, 0.0)
+            bound = (y_max - y_off) / y_rng + max(rgb_hi * (c_max - c_off) / c_rng, -g_lo * (c_min - c_off) / c_rng,
+                                                  0.0)
             if float(eotf(np.float32(min(max(bound, 0.0), 1.0)))) > max(running_cll, frame_max):
                 frame_max = max(frame_max, _exact_max_nits(y2, c, hc, wc, ch, cw, eotf, y_off, y_rng, c_off, c_rng,
                                                            kr, kb, kg))

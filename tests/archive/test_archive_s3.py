@@ -108,7 +108,8 @@ def test_local_and_two_s3_targets_from_one_read(s3, package, tmp_path, prefix, m
     assert latest_process(package) == "transfer"
     local = tmp_path / "lto" / "FILM_v1"
     assert mhl_rc(local) == 0 and mhl_rc(package) == 0
-    assert sorted(p.name for p in (local / "ascmhl").iterdir()) == sorted(p.name for p in (package / "ascmhl").iterdir())
+    assert (sorted(p.name for p in (local / "ascmhl").iterdir())
+            == sorted(p.name for p in (package / "ascmhl").iterdir()))
     assert not list(local.rglob("*.deliver-partial"))
 
 
@@ -144,7 +145,8 @@ def test_server_validates_crc64nvme(s3, prefix, package, hooks):
     c = s3mod.client_for(s3mod.S3Target(name="x", bucket="archive-a"))
     from tasks.archive.hashing import crc64nvme, crc64nvme_b64
     with pytest.raises(Exception) as exc:
-        c.put_object(Bucket="archive-a", Key=f"{prefix}/bad", Body=b"abc", ChecksumCRC64NVME=crc64nvme_b64(crc64nvme(b"abd")))
+        c.put_object(Bucket="archive-a", Key=f"{prefix}/bad", Body=b"abc",
+                     ChecksumCRC64NVME=crc64nvme_b64(crc64nvme(b"abd")))
     assert "BadDigest" in str(exc.value) or "checksum" in str(exc.value).lower()
 
 

@@ -24,7 +24,8 @@ def test_compiled_graph_splits_once_and_escapes_drawtext(ebu, tmp_path):
     d = _screener(AWKWARD)
     stem = Deliverable(id="c", kind="audio-stem", container="wav", name="{title}_{id}.wav",
                        audio=[AudioMap(from_track="main-51", codec="pcm_s24le", loudness_target_lufs=-23.0)])
-    outputs = {"s": tmp_path / "s.partial.mp4", "c": tmp_path / "c.partial.wav", "mezzanine": tmp_path / "m.partial.mov"}
+    outputs = {"s": tmp_path / "s.partial.mp4", "c": tmp_path / "c.partial.wav",
+               "mezzanine": tmp_path / "m.partial.mov"}
     extras = [tmp_path / "poster.partial.jpg", tmp_path / "thumb.partial.jpg"]
     corrected = {("c", 0): tmp_path / "c.a0.corrected.wav"}
     args = compile_args(deliverables_graph([d, spec.deliverables[0], stem], spec, master, outputs, corrected, extras,

@@ -101,7 +101,8 @@ def test_qc_command_passes_a_clean_master(clean_set, tmp_path):
     # layback of the clean run's inputs through `deliver qc` on a married master.
     out = tmp_path / "out"
     assert _run(["run", "--master", str(clean_set.master), "--mix", str(clean_set.mixes["5.1"]),
-                 "--mix", str(clean_set.mixes["2.0"]), "--spec", "demo", "--title", "QC", "--out", str(out)]).exit_code == 0
+                 "--mix", str(clean_set.mixes["2.0"]), "--spec", "demo", "--title", "QC",
+                 "--out", str(out)]).exit_code == 0
     married = out / "work" / "QC_v1_layback.mov"
     report = tmp_path / "qc.json"
     result = _run(["qc", str(married), "--spec", "demo", "--json", str(report)])

@@ -132,7 +132,8 @@ def break_timecode(src: Path, dst: Path, at_frame: int, jump_to: str | None, *, 
             n, d = struct.unpack_from(">II", raw, 8)
             assert struct.unpack_from(">I", raw, 4)[0] == 1 and n == 1, "expected a one-sample tmcd track"
             fd = label_at["fd"]  # frame duration (ffmpeg: media time scale = tmcd time scale)
-            return box(b"stts", raw[:4] + struct.pack(">III", 2, 1, at_frame * fd) + struct.pack(">II", 1, d - at_frame * fd))
+            return box(b"stts", raw[:4] + struct.pack(">III", 2, 1, at_frame * fd)
+                       + struct.pack(">II", 1, d - at_frame * fd))
         if b.kind == b"stsz":
             return box(b"stsz", raw[:4] + struct.pack(">II", 4, 2))
         if b.kind == b"stsc":
