@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg browser demo test bench clean
+.PHONY: setup ffmpeg browser demo lint test bench clean
 
 setup: ffmpeg $(VENV)/.installed
 
@@ -27,14 +27,20 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/deliver demo
 
-test: setup browser
+# Lint (ruff, rules in pyproject [tool.ruff]) and types (mypy on flows/ tasks/ specs/, [tool.mypy]) first:
+# they take seconds, the suite minutes.
+lint: setup
+	$(BIN)/ruff check flows tasks specs bench tests
+	$(BIN)/mypy
+
+test: setup browser lint
 	DELIVER_EBU_TEST_SET="$$( [ -d "$(EBU_SET)" ] && echo "$(EBU_SET)" )" $(BIN)/pytest
 
 bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
 
 # Scale-out demonstration: local Prefect server, two process workers on one pool, a nightly-qc run
 # whose items spread over both (scripts/workers_demo.sh; docs/operations.md).

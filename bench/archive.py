@@ -1,4 +1,4 @@
-"""Archive benchmark (issue 5): our one-pass archive of a 1 GB file vs a plain boto3 ``upload_file``.
+"""Archive benchmark: our one-pass archive of a 1 GB file vs a plain boto3 ``upload_file``.
 
 Run: ``.venv/bin/python -m bench.archive [--mb 1000] [--repeat 3] [--endpoint URL] [--max-ratio 1.15]``
 

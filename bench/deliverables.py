@@ -144,7 +144,7 @@ def bench_master(kind: str, root: Path, seconds: float, repeat: int) -> float:
     print("| repeat | separate wall s | separate CPU s | one graph wall s | one graph CPU s | bare decode CPU s "
           "| ratio (wall) | best possible ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for k, (r, ratio, bound) in enumerate(zip(rows, ratios, bounds), 1):
+    for k, (r, ratio, bound) in enumerate(zip(rows, ratios, bounds, strict=True), 1):
         print(f"| {k} | {r['separate'][0]:.1f} | {r['separate'][1]:.1f} | {r['one graph'][0]:.1f} | "
               f"{r['one graph'][1]:.1f} | {r['decode'][1]:.1f} | {ratio:.3f} | {bound:.3f} |")
     median = statistics.median(ratios)

@@ -1,12 +1,12 @@
 """Loudness meter benchmark: ours vs ffmpeg ``ebur128=peak=true`` vs pyloudnorm, same run, as ratios.
 
 Run: ``.venv/bin/python -m bench.loudness [--minutes 10] [--repeat 2] [--keep DIR]`` (or ``make bench``;
-exit 1 when a target of issue 3 is missed: wall > 0.5x ffmpeg ``ebur128=peak=true``, not faster
+exit 1 when a target is missed: wall > 0.5x ffmpeg ``ebur128=peak=true``, not faster
 than pyloudnorm's integrated loudness, or peak RSS >= 250 MB on the 10-minute, 60-minute (5.1) or
 3-hour 7.1 file; the long files are generated block by block and deleted unless ``--keep``).
 
 Generates a 5.1, 48 kHz, 24-bit WAV (white noise + 1 kHz tone in 0/-12/-24 dB steps every 5 s,
-the signal of reference/loudness.md §4.1 — a worst case for true-peak pruning) in a temp dir,
+a worst case for true-peak pruning) in a temp dir,
 then times, each in its own process so peak RSS is per method:
 
 * ``ffmpeg -af anull -f null``: bare decode (the floor);

@@ -20,6 +20,7 @@ from flows.events import emit_qc_failed
 from specs.errors import DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
+from tasks.deliverables.naming import RunFields
 from tasks.layback import layback_summary, plan_layback
 from tasks.media.ffmpeg import kill_all_children
 from tasks.report import (
@@ -42,7 +43,6 @@ from tasks.steps import (
     qc_step,
     transcode_all_step,
 )
-from tasks.deliverables.naming import RunFields
 
 __all__ = ["deliver_flow", "publish_report", "emit_if_failed"]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from specs.errors import BadInputError
 from specs.loader import builtin_names
 from tasks.layback import MixInput, parse_mix_arg
-from tasks.media.files import PARTIAL_GLOB
+from tasks.media.ffmpeg import cleanup_after_cancel
 
 __all__ = ["SpecName", "DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
-           "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit", "cleanup_after_cancel",
+           "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit",
            "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG"]
 
 FFMPEG_TAG = "ffmpeg"
@@ -195,43 +194,6 @@ def threads(max_workers: int) -> TaskRunner[Any]:
     """A bounded ThreadPoolTaskRunner, typed as ``@flow(task_runner=...)`` accepts it (Prefect types that
     parameter ``TaskRunner[PrefectFuture[Any]]``, invariant; the thread pool's future type is a subclass)."""
     return ThreadPoolTaskRunner(max_workers=max_workers)
-
-
-def _ffmpeg_pids_writing_under(folder: Path) -> list[int]:
-    """ffmpeg/ffprobe processes whose command line mentions ``folder`` (Linux /proc)."""
-    needle = str(folder.resolve())
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and Path(argv[0].decode(errors="replace")).name.startswith(("ffmpeg", "ffprobe")) and any(
-                needle in a.decode(errors="replace") for a in argv[1:]):
-            pids.append(int(proc.name))
-    return pids
-
-
-def cleanup_after_cancel(out: str | os.PathLike[str]) -> dict[str, list[str]]:
-    """Kill ffmpeg still writing under ``out`` and remove ``*.partial*`` files there (idempotent)."""
-    root = Path(out)
-    killed = []
-    for pid in _ffmpeg_pids_writing_under(root) if root.exists() else []:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed.append(str(pid))
-        except ProcessLookupError:
-            pass
-    removed = []
-    if root.exists():
-        for p in root.rglob(PARTIAL_GLOB):
-            try:
-                if p.is_file() or p.is_symlink():
-                    p.unlink()
-                    removed.append(str(p))
-            except OSError:
-                pass
-    return {"killed": killed, "removed": removed}
 
 
 def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:

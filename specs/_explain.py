@@ -84,7 +84,8 @@ def render_checklist(spec: Spec) -> str:
                      + (f", {p.scan}" if p.scan else "") + (f" ({p.field_order})" if p.field_order else ""))
     if p.pix_fmts or p.bit_depth or p.chroma_subsampling:
         lines.append(box + "Pixels: " + ", ".join(x for x in (
-            " or ".join(p.pix_fmts or []), f"{p.bit_depth}-bit" if p.bit_depth else "", p.chroma_subsampling or "") if x))
+            " or ".join(p.pix_fmts or []), f"{p.bit_depth}-bit" if p.bit_depth else "", p.chroma_subsampling or "")
+            if x))
     if p.colour:
         c = p.colour
         lines.append(box + f"Colour tags: primaries {c.primaries or 'any'}, transfer {c.transfer or 'any'}, "
@@ -107,7 +108,8 @@ def render_checklist(spec: Spec) -> str:
     t = spec.timing
     lines += ["## Timing", ""]
     if t.ffoa_timecode:
-        lines.append(box + f"First frame of action at {t.ffoa_timecode} ({'drop-frame' if t.drop_frame else 'non-drop-frame'})")
+        lines.append(box + f"First frame of action at {t.ffoa_timecode} "
+                     f"({'drop-frame' if t.drop_frame else 'non-drop-frame'})")
     if t.head_black_s:
         lines.append(box + f"Head black: {_range(t.head_black_s, 's')}")
     if t.tail_black_s:

@@ -7,6 +7,8 @@ wrong, where, and how to fix it. The CLI maps the class to the documented exit c
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "DeliverError",
     "BadInputError",
@@ -42,6 +44,8 @@ class BadInputError(DeliverError, ValueError):
 
 class SpecError(BadInputError):
     """A delivery spec is invalid; the message carries file:line:column."""
+
+    issues: list[Any]  # set by specs.loader: every problem found (LintIssue), not only the first
 
 
 class MediaError(BadInputError):

@@ -19,7 +19,7 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -161,7 +161,7 @@ def _upgrade_0_to_1(doc: MarkedDoc) -> None:
             picture["frame_rates"] = [picture["frame_rates"]]
     doc.rename(("timing",), "start_timecode", "ffoa_timecode")
     tracks = doc.get(("audio", "tracks"))
-    for index, track in enumerate(tracks if isinstance(tracks, list) else []):
+    for index, _track in enumerate(tracks if isinstance(tracks, list) else []):
         base = ("audio", "tracks", index, "loudness")
         for old, new in (("target", "target_lufs"), ("true_peak", "max_true_peak_dbtp"),
                          ("tolerance", "tolerance_lu")):
@@ -223,7 +223,8 @@ class _Resolver:
         version = doc.data.get("schema", SCHEMA_VERSION)
         where = doc.value_marks.get(("schema",))
         if not isinstance(version, int) or isinstance(version, bool):
-            self.issue(display, where, f"schema must be a whole number, got {version!r}", f"write schema: {SCHEMA_VERSION}")
+            self.issue(display, where, f"schema must be a whole number, got {version!r}",
+                       f"write schema: {SCHEMA_VERSION}")
             return None, display
         if version > SCHEMA_VERSION:
             self.issue(display, where, f"schema {version} is newer than this deliver understands ({SCHEMA_VERSION})",
@@ -232,7 +233,8 @@ class _Resolver:
         while version < SCHEMA_VERSION:
             upgrade = _UPGRADES.get(version)
             if upgrade is None:
-                self.issue(display, where, f"schema {version} cannot be upgraded", f"rewrite for schema {SCHEMA_VERSION}")
+                self.issue(display, where, f"schema {version} cannot be upgraded",
+                           f"rewrite for schema {SCHEMA_VERSION}")
                 return None, display
             upgrade(doc)
             version += 1
@@ -377,7 +379,7 @@ def _keys_of(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _describe(err: dict[str, Any], path: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, str | None, bool]:
+def _describe(err: Mapping[str, Any], path: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, str | None, bool]:
     """(message, hint, prefer_key_mark) for one pydantic error."""
     kind = err["type"]
     loc = err["loc"]
@@ -413,7 +415,8 @@ def _describe(err: dict[str, Any], path: tuple[Any, ...], data: dict[str, Any]) 
     if kind in ("int_parsing", "float_parsing", "int_type", "float_type", "decimal_parsing"):
         return f"{key} must be a number, got {value!r}", "write a plain number without quotes or units", False
     if kind == "int_from_float":
-        return f"{key} must be a whole number, got {value!r}", f"write {round(value) if isinstance(value, float) else 1}", False
+        return (f"{key} must be a whole number, got {value!r}",
+                f"write {round(value) if isinstance(value, float) else 1}", False)
     if kind in ("string_type",):
         return f"{key} must be text, got {value!r}", "quote the value", False
     if kind in ("bool_type", "bool_parsing"):
@@ -510,7 +513,7 @@ def _spec_error(issues: list[LintIssue]) -> SpecError:
     else:
         message = f"{len(issues)} problems in spec: " + "; ".join(str(i) for i in issues)
     error = SpecError(message)
-    error.issues = issues  # type: ignore[attr-defined]
+    error.issues = issues
     return error
 
 
@@ -525,8 +528,8 @@ def lint_paths(paths: Iterable[str | Path]) -> list[LintIssue]:
             files += sorted(path.rglob("*.yaml"))
         elif path.is_file():
             files.append(path)
-        elif _builtin_path(str(raw)) is not None and not str(raw).endswith((".yaml", ".yml")):
-            files.append(_builtin_path(str(raw)))  # type: ignore[arg-type]
+        elif (builtin := _builtin_path(str(raw))) is not None and not str(raw).endswith((".yaml", ".yml")):
+            files.append(builtin)
         else:
             issues.append(LintIssue(str(raw), 1, 1, "no such file", "give a spec file, a folder of specs or a "
                                     "built-in name"))

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -171,7 +171,7 @@ def _example(lo: float | None, hi: float | None, integer: bool) -> str:
 
 def _unit(unit: str, lo: float | None = None, hi: float | None = None, *, sign_hint: str | None = None,
           integer: bool = False) -> Any:
-    bounds: dict[str, float] = {}
+    bounds: dict[str, Any] = {}
     if lo is not None:
         bounds["ge"] = lo
     if hi is not None:
@@ -249,7 +249,8 @@ def _timecode(value: Any) -> Any:
 #: Timecode as a spec writes it (text; it becomes a :class:`specs.timecode.Timecode` once the
 #: master's rate is known).
 TimecodeText = Annotated[str, BeforeValidator(_timecode), WithJsonSchema(
-    {"type": "string", "pattern": CANONICAL_TIMECODE_PATTERN, "examples": ["10:00:00:00", "01:00:00:00", "00:59:59;28"]})]
+    {"type": "string", "pattern": CANONICAL_TIMECODE_PATTERN,
+     "examples": ["10:00:00:00", "01:00:00:00", "00:59:59;28"]})]
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,7 +433,8 @@ class LoudnessSpec(_Model):
     @field_validator("lra_lu")
     @classmethod
     def _lra(cls, value: Range | None) -> Range | None:
-        if value is not None and ((value.min is not None and value.min < 0) or (value.max is not None and value.max > 40)):
+        if value is not None and ((value.min is not None and value.min < 0)
+                                  or (value.max is not None and value.max > 40)):
             raise _problem("lra_lu must lie within 0..40 LU", "write e.g. {min: 4, max: 18}")
         return value
 
@@ -688,13 +690,15 @@ def check_name_template(template: str) -> None:
     """Refuse a template with unknown fields or one that could leave the output folder.
 
     Allowed: fields ``{title} {version} {id} {spec} {ext} {date} {deliverable} {lang} {recipient}``
-    and relative sub-folders (``{title}/{title}_{id}.{ext}``). Refused: absolute paths, ``..``, backslashes, empty parts.
+    and relative sub-folders (``{title}/{title}_{id}.{ext}``). Refused: absolute paths, ``..``, backslashes,
+    empty parts.
     """
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise _problem(f"name template '{template}' is malformed: {exc}",
-                       "write fields in single braces, e.g. {title}_{id}.mov; double a brace to write it literally")
+                       "write fields in single braces, e.g. {title}_{id}.mov; double a brace to write it literally"
+                       ) from exc
     for _, field, spec, conversion in parts:
         if field is None:
             continue
@@ -843,7 +847,8 @@ class Deliverable(_Model):
     burn_in: BurnIn | None = None
     watermark: Watermark | None = None
     include_head: bool = Field(False, description="keep bars/countdown before the FFOA")
-    name: str = Field(description="template with {title} {version} {id} {spec} {ext} {date} {deliverable} {lang} {recipient}; relative to the output folder")
+    name: str = Field(description="template with {title} {version} {id} {spec} {ext} {date} {deliverable} {lang} "
+                                  "{recipient}; relative to the output folder")
 
     @field_validator("name")
     @classmethod
@@ -995,7 +1000,8 @@ class Spec(_Model):
         names = data.get("severity_names")
         aliases: dict[str, str] = {}
         if isinstance(names, dict):
-            aliases = {str(v).lower(): k for k, v in names.items() if isinstance(k, str) and k in _DEFAULT_SEVERITY_NAMES}
+            aliases = {str(v).lower(): k for k, v in names.items()
+                       if isinstance(k, str) and k in _DEFAULT_SEVERITY_NAMES}
         data = dict(data)
         if "checks" in data:
             data["checks"] = _normalise_checks(data["checks"], aliases)
@@ -1096,7 +1102,7 @@ class Spec(_Model):
 
     def severity_name(self, severity: str) -> str:
         """The distributor's word for ``severity`` (``error`` -> ``Blocker`` for Netflix)."""
-        return self.severity_names.get(severity, severity)  # type: ignore[call-overload]
+        return self.severity_names.get(cast(Severity, severity), severity)  # any other text is returned as is
 
     def track(self, track_id: str) -> AudioTrackSpec:
         """The audio track with ``track_id``."""

@@ -15,13 +15,15 @@ track's labels, and its channels are laid out in the spec's channel order (a ``[
 takes one channel of a source). Alignment comes from timecode: the picture's start timecode
 against the BWF time reference, sample-exact. The mix is padded with silence or trimmed to the
 picture's range; a mix that does not cover the programme (FFOA to the last frame) within the
-spec's A/V duration tolerance (``timing.av_duration_tolerance_frames`` or ``_s``) cannot be aligned and is refused (bad input). When
-the spec has an FFOA the 2-pop (2 s before FFOA) is looked for in the aligned mix and reported.
+spec's A/V duration tolerance (``timing.av_duration_tolerance_frames`` or ``_s``) cannot be aligned and
+is refused (bad input). When the spec has an FFOA the 2-pop (2 s before FFOA) is looked for in the
+aligned mix and reported.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -243,7 +245,8 @@ def _match(track: AudioTrackSpec, sources: list[MixSource], used: dict[int, set[
     return None
 
 
-def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInput, MediaInfo]], spec: Spec) -> LaybackPlan:
+def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInput, MediaInfo]],
+                 spec: Spec) -> LaybackPlan:
     """Decide which mix feeds which spec track, in which channel order, and how far to shift it.
 
     Raises:
@@ -256,7 +259,8 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
         raise MediaError(f"{picture.path} has no video stream; --master must be the picture master")
     pairs = [m if isinstance(m, tuple) else (MixInput(path=m.path), m) for m in mixes]
     sources = mix_sources(pairs)
-    start = Timecode.parse(picture.start_timecode, v.frame_rate) if picture.start_timecode else Timecode(0, v.frame_rate)
+    start = (Timecode.parse(picture.start_timecode, v.frame_rate) if picture.start_timecode
+             else Timecode(0, v.frame_rate))
     pic_frames = v.frame_count or round(Fraction(v.duration_s or picture.duration_s or 0.0) * v.frame_rate)
     pic_dur = Fraction(pic_frames) / v.frame_rate
     tol_frames = spec.timing.av_tolerance_frames(v.frame_rate)
@@ -301,7 +305,9 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
         prog_start = round(ffoa_frame * frame_samples)
         pic_end = round(pic_dur * sr)
         mix_end = offset + src.duration_samples
-        tc_of = lambda s: str(start + int(Fraction(s) / frame_samples))  # noqa: E731
+        def tc_of(s: int, start: Timecode = start, frame_samples: Fraction = frame_samples) -> str:
+            return str(start + int(Fraction(s) / frame_samples))
+
         if offset > prog_start + tol or mix_end < pic_end - tol:
             what = (f"starts at {tc_of(offset)}, {float((offset - prog_start) / frame_samples):.1f} frames after "
                     f"the programme start {tc_of(prog_start)}" if offset > prog_start + tol else
@@ -334,8 +340,8 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
                 if abs(delta) > tol:
                     raise MediaError(f"mix {src.name}: the 2-pop is {float(delta / frame_samples):+.1f} frames off "
                                      f"{tc_of(expected)} after aligning by the BWF time reference; spec {spec.name} "
-                                     f"allows {tol_frames:g} frame(s). The time reference and the mix content disagree: "
-                                     "fix the mix's time reference")
+                                     f"allows {tol_frames:g} frame(s). The time reference and the mix content "
+                                     "disagree: fix the mix's time reference")
                 notes.append(f"{src.name}: 2-pop at {tc_of(expected + delta)}, {delta:+d} samples from the "
                              "picture's 2-pop")
         tracks.append(assignment)
@@ -346,7 +352,8 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
                        picture_duration_s=float(pic_dur), picture_frames=pic_frames, tracks=tracks, notes=notes)
 
 
-def _find_two_pop(src: MixSource, refs: list[tuple[int, int]], expected: int, sr: int, frame_samples: Fraction) -> int | None:
+def _find_two_pop(src: MixSource, refs: list[tuple[int, int]], expected: int, sr: int,
+                  frame_samples: Fraction) -> int | None:
     """Onset (mix sample clock) of the 2-pop nearest ``expected`` within ±1 s, or ``None``.
 
     A 2-pop is a burst above -40 dBFS at most two frames long with at least 0.25 s of silence on
@@ -373,7 +380,7 @@ def _find_two_pop(src: MixSource, refs: list[tuple[int, int]], expected: int, sr
         starts = np.concatenate([[loud[0]], loud[breaks + 1]])
         ends = np.concatenate([loud[breaks], [loud[-1]]]) + 1
         best = None
-        for k, (s0, s1) in enumerate(zip(starts, ends)):
+        for k, (s0, s1) in enumerate(zip(starts, ends, strict=True)):
             quiet_before = s0 - (ends[k - 1] if k else 0) >= gap and (k or s0 >= gap)
             quiet_after = (starts[k + 1] if k + 1 < len(starts) else len(block)) - s1 >= gap
             if s1 - s0 <= 2 * frame_samples and quiet_before and quiet_after:
@@ -406,7 +413,7 @@ def layback_graph(plan: LaybackPlan, spec: Spec, out_path: Path) -> Any:
         used_files = sorted({r[0] for r in t.channel_refs})
         # join only references buffers: channel selection and re-order stay bit-exact.
         mapping = "|".join(f"{used_files.index(f)}.{c}-{name}"
-                           for (f, c), name in zip(t.channel_refs, layout.positions))
+                           for (f, c), name in zip(t.channel_refs, layout.positions, strict=False))
         audio = ffmpeg.filter([mixes[t.mix_paths[f]].audio for f in used_files], "join", inputs=len(used_files),
                               channel_layout=layout.ffmpeg, map=mapping)
         if t.offset_samples > 0:
@@ -431,7 +438,8 @@ def layback_args(plan: LaybackPlan, spec: Spec, out_path: Path) -> list[str]:
     return [*args[:-1], *handlers, args[-1]]
 
 
-def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *, progress=None, verify: bool = True) -> LaybackResult:
+def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *,
+            progress: Callable[[float, float], None] | None = None, verify: bool = True) -> LaybackResult:
     """Write the married master: picture stream copy + one PCM track per spec track.
 
     Output appears atomically under ``out_path``; an existing file is never overwritten. With

@@ -39,9 +39,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from specs.errors import BadInputError
+from tasks.archive.hashing import hash_file_xxh128
 from tasks.archive.targets import deliver_home
 from tasks.archive.verify import VerifyReport
-from tasks.archive.hashing import hash_file_xxh128
 from tasks.media.files import atomic_output, is_partial
 from tasks.report import Report
 

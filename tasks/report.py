@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tasks import __version__
 from tasks.media.files import atomic_output
 from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
@@ -60,7 +61,7 @@ class Report(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     created: str = ""
     host: str = ""
-    tool: str = "deliver 0.1.0"
+    tool: str = f"deliver {__version__}"
     flow_run_id: str | None = None
 
 
@@ -82,7 +83,7 @@ class RunResult(BaseModel):
 
 def build_report(*, spec: str, findings: list[Finding], **extra: Any) -> Report:
     return Report(verdict=verdict_of(findings), spec=spec, findings=findings, counts=count_by_severity(findings),
-                  created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), host=platform.node(),
+                  created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), host=platform.node(),
                   **extra)
 
 

@@ -168,7 +168,8 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
         rows.append(
             f'<tr class="finding" data-check="{_esc(f.check)}" data-severity="{f.severity.value}">'
             f'<td class="sev" style="color:{colour}">{_esc(names.get(f.severity.value, f.severity.value))}</td>'
-            f"<td><code>{_esc(f.check)}</code>{' <span class=small>(not measured)</span>' if f.status == 'not_measured' else ''}"
+            f"<td><code>{_esc(f.check)}</code>"
+            f"{' <span class=small>(not measured)</span>' if f.status == 'not_measured' else ''}"
             f"{f'<br><span class=small>track {_esc(f.track)}</span>' if f.track else ''}</td>"
             f'<td class="tc">{_esc(f.timecode_in)}</td><td class="tc">{_esc(f.timecode_out)}</td>'
             f"<td>{_esc(f.message)}</td><td>{_esc(f.expected)}</td><td>{_esc(f.actual)}</td>"
@@ -187,7 +188,8 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
         for t in loud:
             sections.append(f"<tr><td>{_esc(t.get('track'))}</td><td>{_num(t.get('integrated_lufs'))}</td>"
                             f"<td>{_num(t.get('loudness_range_lu'))}</td><td>{_num(t.get('true_peak_dbtp'))}</td>"
-                            f"<td>{_num(t.get('max_short_term_lufs'))}</td><td class=tc>{_esc(t.get('measured_from'))}</td></tr>")
+                            f"<td>{_num(t.get('max_short_term_lufs'))}</td>"
+                            f"<td class=tc>{_esc(t.get('measured_from'))}</td></tr>")
         sections.append("</tbody></table>")
         series = [t.get("short_term_series_lufs") or [] for t in loud]
         rate_hz = float(loud[0].get("series_rate_hz") or 10.0)
@@ -207,8 +209,8 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
         spans = []
         for f in report.findings:
             if start is not None and f.timecode_in and f.timecode_out and f.check.startswith("picture."):
-                spans.append((_frame_of(f.timecode_in, start) / float(rate), _frame_of(f.timecode_out, start) / float(rate),
-                              _COLOURS.get(f.severity.value, "#999")))
+                spans.append((_frame_of(f.timecode_in, start) / float(rate),
+                              _frame_of(f.timecode_out, start) / float(rate), _COLOURS.get(f.severity.value, "#999")))
         ffoa_s = (pic.get("ffoa_frame") or 0) / float(rate)
         sections.append("<h3>Mean luma per frame (whole master; shaded: picture findings)</h3>" + svg_series(
             [luma], x_step_s=1.0 / float(rate), y_min=0.0, y_max=1.0, y_label="mean luma (0..1)",

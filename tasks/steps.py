@@ -145,7 +145,7 @@ class ProgressReporter:
         pct = 100.0 if total <= 0 else max(0.0, min(100.0, 100.0 * done / total))
         try:
             update_progress_artifact(artifact_id=self._id, progress=pct)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - progress is nice to have; never fail a transcode over it
             pass
 
     def done(self) -> None:

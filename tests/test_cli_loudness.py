@@ -1,4 +1,4 @@
-"""`deliver loudness --json`: the DESIGN.md contract, on real generated media."""
+"""`deliver loudness --json`: the fields the README documents, on real generated media."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.media.synth import MasterSpec, MixSpec, make_master, make_mix
+from specs.loader import load_spec
 from tasks.layback import layback, plan_layback
 from tasks.media.probe import probe
-from specs.loader import load_spec
+from tasks.media.synth import MasterSpec, MixSpec, make_master, make_mix
 
 DELIVER = str(Path(sys.executable).parent / "deliver")
 KEYS = {"integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs", "max_momentary_lufs",

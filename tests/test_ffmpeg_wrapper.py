@@ -1,12 +1,10 @@
-import os
 import time
 
 import pytest
 
-from specs.errors import FFmpegError, MediaError
+from specs.errors import BadInputError, FFmpegError
 from tasks.media import ffmpeg as ff
 from tasks.media.files import atomic_output, partial_name
-from specs.errors import BadInputError
 
 
 def test_progress_callback_reports_media_time(tmp_path):

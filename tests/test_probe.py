@@ -46,7 +46,8 @@ def test_probe_interlaced_field_order(tmp_path):
     assert v.scan == "interlaced" and v.field_order in ("tt", "tb")
 
 
-@pytest.mark.parametrize("content,needle", [(None, "not found"), (b"", "empty"), (b"not media at all\n", "not readable media")])
+@pytest.mark.parametrize("content,needle",
+                         [(None, "not found"), (b"", "empty"), (b"not media at all\n", "not readable media")])
 def test_probe_bad_input(tmp_path, content, needle):
     path = tmp_path / "x.mov"
     if content is not None:

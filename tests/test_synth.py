@@ -165,7 +165,8 @@ def test_rates_and_timecode(tmp_path: Path, rate: Fraction, start: str, ffoa: st
     assert (m.ffoa_timecode, m.head_frames, m.programme_frames) == (ffoa, 4 * fps, fps)
     mix = make_mix(tmp_path / "mix.wav", MixSpec(rate=rate, programme_s=1.0))
     tc = Timecode.parse(start, rate)
-    assert probe(tmp_path / "mix.wav").bwf_time_reference_samples == round(tc.seconds * 48000) == mix.time_reference_samples
+    assert (probe(tmp_path / "mix.wav").bwf_time_reference_samples == round(tc.seconds * 48000)
+            == mix.time_reference_samples)
     assert info.duration_s == pytest.approx(float(5 * fps / rate), abs=float(1 / rate))
     assert sf.info(str(tmp_path / "mix.wav")).frames == round(5 * fps / rate * 48000)
 

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import typer
 
@@ -57,10 +57,10 @@ def clean_errors(func: F) -> F:
                  else EXIT_BAD_INPUT)
         return None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # same signature (functools.wraps), so typer sees the same options
 
 
-def _register_commands() -> None:
+def register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``; each module owns one capability.
     from flows.cli import archive, media, ops, spec  # noqa: F401
 
@@ -71,7 +71,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    _register_commands()
+    register_commands()
     try:
         app()
     except SystemExit:

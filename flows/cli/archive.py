@@ -19,7 +19,7 @@ from specs.errors import EXIT_FAILED, BadInputError
 __all__ = ["archive_cmd", "verify_cmd", "restore_cmd", "locate_cmd"]
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ def _preflight(master: str, mixes: list[MixInput], spec_ref: str) -> None:
 
 
 @contextlib.contextmanager
-def _progress_bars():
+def _progress_bars() -> Iterator[None]:
     """A Rich bar per long step (layback, QC, deliverables, archive), fed by the steps' progress reports."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
@@ -87,7 +88,8 @@ def _run_deliver(request: DeliverRequest) -> int:
 @clean_errors
 def run_cmd(
     master: str = typer.Option(..., "--master", help="Conformed picture master (MOV/MXF)."),
-    mix: list[str] = typer.Option(..., "--mix", help="Final mix (repeat): an interleaved BWF per layout, mono BWFs named *_L.wav *_R.wav ..., or an explicit channel map L,R,C,LFE,Ls,Rs=file.wav."),
+    mix: list[str] = typer.Option(..., "--mix", help="Final mix (repeat): an interleaved BWF per layout, mono BWFs "
+                                  "named *_L.wav *_R.wav ..., or an explicit channel map L,R,C,LFE,Ls,Rs=file.wav."),
     spec: str = typer.Option(..., "--spec", help="Built-in spec name (deliver spec list) or a YAML path."),
     title: str = typer.Option(..., "--title", help="Title used in deliverable names."),
     out: Path = typer.Option(..., "--out", help="Output folder (deliverables, package, report.json)."),
@@ -97,9 +99,12 @@ def run_cmd(
     recipient: str | None = typer.Option(None, "--recipient", help="Screener recipient: burnt into the watermark "
                                             "for anti-piracy tracing; also the {recipient} name field."),
     date: str | None = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
-    lang: str = typer.Option("und", "--lang", help="Language of this version for {lang} in names (BCP 47: en, de, fr-CA)."),
+    lang: str = typer.Option("und", "--lang", help="Language of this version for {lang} in names "
+                             "(BCP 47: en, de, fr-CA)."),
 ) -> None:
-    """Lay back, QC, gate, transcode, package and archive one title. Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
+    """Lay back, QC, gate, transcode, package and archive one title.
+
+    Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
     from flows.deployments import DeliverRequest, build_request, spec_fields
 
     request = build_request(DeliverRequest, master=master, mixes=mix, title=title, version=version, out=str(out),
@@ -109,7 +114,8 @@ def run_cmd(
     if not request.archive:
         from tasks.archive.targets import load_storage_config
 
-        request = request.model_copy(update={"archive": list(load_storage_config().default_targets)})  # configs/storage.yaml
+        # the default targets of configs/storage.yaml
+        request = request.model_copy(update={"archive": list(load_storage_config().default_targets)})
     raise typer.Exit(_run_deliver(_absolute(request)))
 
 
@@ -170,7 +176,8 @@ def loudness_cmd(
     path: str = typer.Argument(..., help="Audio file (WAV/BWF/FLAC) or a container with audio tracks."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (the contract in the README)."),
 ) -> None:
-    """Integrated loudness, LRA, true peak, sample peak, max momentary/short-term per track. Exit 0, or 2 on bad input."""
+    """Integrated loudness, LRA, true peak, sample peak, max momentary/short-term per track. Exit 0, or 2 on bad
+    input."""
     from tasks.audio.loudness import measure_media
     from tasks.media.probe import probe
 
@@ -186,10 +193,10 @@ def loudness_cmd(
     table = Table(title=f"Loudness of {Path(path).name}")
     for col in ("track", "integrated LUFS", "LRA LU", "true peak dBTP", "sample peak dBFS", "max M LUFS", "max S LUFS"):
         table.add_column(col, justify="right")
-    for r, d in zip(results, docs):
+    for r, d in zip(results, docs, strict=True):
         table.add_row(str(r.track_index if r.track_index is not None else 0),
-                      *[_fmt(d[k]) for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs",
-                                             "max_momentary_lufs", "max_short_term_lufs")])
+                      *[_fmt(d[k]) for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp",
+                                             "sample_peak_dbfs", "max_momentary_lufs", "max_short_term_lufs")])
     Console().print(table)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import typer
 
@@ -46,7 +46,7 @@ def create_notification_automation(*, name: str, webhook_url: str | None, block:
     block_name = f"{name}-notify"
     block_types = {"webhook": "custom-webhook", "slack": "slack-webhook", "teams": "ms-teams-webhook"}
     if block:
-        doc = Block.load(block if "/" in block else f"{block_types[kind]}/{block}")
+        doc: Block = cast(Block, Block.load(block if "/" in block else f"{block_types[kind]}/{block}"))
     elif webhook_url:
         if kind == "slack":
             doc = SlackWebhook(url=webhook_url)
@@ -57,11 +57,11 @@ def create_notification_automation(*, name: str, webhook_url: str | None, block:
                 name=block_name, url=webhook_url, method="POST",
                 json_data={"text": "{{subject}}", "body": "{{body}}"}, allow_private_urls=True)
         doc.save(block_name, overwrite=True)
-        doc = type(doc).load(block_name)
+        doc = cast(Block, type(doc).load(block_name))
     else:
         raise ValueError("give --webhook-url URL or --block NAME")
     try:
-        old = Automation.read(name=name)
+        old: Automation | None = cast(Automation, Automation.read(name=name))
     except Exception:  # noqa: BLE001 - not found
         old = None
     if old is not None:
@@ -69,7 +69,8 @@ def create_notification_automation(*, name: str, webhook_url: str | None, block:
     return Automation(
         name=name,
         description="Notify operators of QC failures, archive mismatches and failed/crashed runs",
-        trigger=EventTrigger(expect=set(events or EVENTS), match={"prefect.resource.id": ["deliver.*", "prefect.flow-run.*"]},
+        trigger=EventTrigger(expect=set(events or EVENTS),
+                             match={"prefect.resource.id": ["deliver.*", "prefect.flow-run.*"]},
                              for_each={"prefect.resource.id"}, posture=Posture.Reactive, threshold=1),
         actions=[SendNotification(block_document_id=doc._block_document_id,
                                   subject="deliver: {{ event.event }}", body=BODY)],

@@ -110,7 +110,7 @@ _LOCK = threading.Lock()
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 class Catalog:
@@ -145,10 +145,12 @@ class Catalog:
                 if old is not None:
                     conn.execute(delete(files).where(files.c.copy_id == old))
                     conn.execute(delete(copies).where(copies.c.id == old))
-                cid = conn.execute(insert(copies).values(
+                key = conn.execute(insert(copies).values(
                     title=title, package=package, target=redact(target), uri=uri, kind=kind,
                     storage_class=storage_class, archived_at=now, last_verified_at=now if verified else None,
-                    last_verify_ok=verified)).inserted_primary_key[0]
+                    last_verify_ok=verified)).inserted_primary_key
+                assert key is not None  # a single-row INSERT always reports its primary key
+                cid = key[0]
                 if records:
                     conn.execute(insert(files), [dict(copy_id=cid, path=r.path, size=r.size, xxh128=r.xxh128,
                                                       crc64nvme=r.crc64nvme, version_id=r.version_id,

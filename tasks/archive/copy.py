@@ -178,7 +178,7 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
         # -- S3 manifests + catalog ----------------------------------------------------------------
         manifest = {
             "title": title, "package": root.name,
-            "archived_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "archived_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "files": {rel: {"size": fd.size, "xxh128": fd.xxh128, "crc64nvme": fd.crc64nvme}
                       for rel, fd in {**digests, **mhl_digests}.items()},
         }
@@ -187,7 +187,7 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
                 d.put_sidecar(MANIFEST_SUFFIX, json.dumps(manifest, indent=1, sort_keys=True).encode())
         catalog = Catalog(catalog_url)
         copies: list[ArchiveCopy] = []
-        for (spec, t), d in zip(resolved, dests):
+        for (spec, _target), d in zip(resolved, dests, strict=True):
             records = [FileRecord(path=rel, size=fd.size, xxh128=fd.xxh128, crc64nvme=fd.crc64nvme,
                                   version_id=getattr(d, "version_ids", {}).get(rel))
                        for rel, fd in digests.items()]

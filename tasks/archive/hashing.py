@@ -63,7 +63,7 @@ class StreamDigester:
     """Accumulates xxh128 + CRC64NVME over blocks fed in order."""
 
     size: int = 0
-    _xxh: "xxhash.xxh3_128" = field(default_factory=xxhash.xxh3_128)
+    _xxh: xxhash.xxh3_128 = field(default_factory=xxhash.xxh3_128)
     _crc: int = 0
 
     def update(self, block: bytes | bytearray | memoryview) -> None:

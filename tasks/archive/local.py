@@ -29,7 +29,7 @@ def atomic_copy_bytes(data: bytes, final: Path) -> None:
 class LocalFileSink:
     """Receives one file's blocks in order and writes them to the destination folder."""
 
-    def __init__(self, dest: "LocalDestination", rel: str, size: int) -> None:
+    def __init__(self, dest: LocalDestination, rel: str, size: int) -> None:
         self.final = dest.root / rel
         self.skip = self.final.exists()
         self._fh = None
@@ -76,9 +76,11 @@ class LocalDestination:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except PermissionError as exc:
-            raise BadInputError(f"{self.root}: cannot create the copy folder ({exc.strerror}); check permissions") from exc
+            raise BadInputError(f"{self.root}: cannot create the copy folder ({exc.strerror}); "
+                                "check permissions") from exc
         except OSError as exc:  # NAS gone, read-only mount …
-            raise InfrastructureError(f"{self.root}: target folder unreachable ({exc.strerror}); check the mount") from exc
+            raise InfrastructureError(f"{self.root}: target folder unreachable ({exc.strerror}); "
+                                      "check the mount") from exc
 
     def file_sink(self, rel: str, size: int) -> LocalFileSink:
         return LocalFileSink(self, rel, size)
@@ -100,7 +102,8 @@ class LocalDestination:
                 out.append(Mismatch(path=rel, kind="missing", expected=f"xxh128 {want.xxh128}", location=self.uri))
                 continue
             except OSError as exc:
-                out.append(Mismatch(path=rel, kind="unreadable", expected=want.xxh128, actual=str(exc), location=self.uri))
+                out.append(Mismatch(path=rel, kind="unreadable", expected=want.xxh128, actual=str(exc),
+                                    location=self.uri))
                 continue
             if got.size != want.size or got.xxh128 != want.xxh128:
                 out.append(Mismatch(path=rel, kind="mismatch", location=self.uri,

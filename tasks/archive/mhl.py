@@ -27,6 +27,7 @@ from ascmhl.history import MHLHistory
 from ascmhl.ignore import MHLIgnoreSpec
 
 from specs.errors import BadInputError, VerificationError
+from tasks import __version__
 from tasks.archive.hashing import Mismatch, hash_file_xxh128
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 MHL_FOLDER = "ascmhl"
 HASH_FORMAT = "xxh128"
 TOOL_NAME = "deliver"
-TOOL_VERSION = "0.1.0"
+TOOL_VERSION = __version__
 
 
 def _load_history(root: Path) -> MHLHistory:

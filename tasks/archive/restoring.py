@@ -165,7 +165,7 @@ def _restore_s3(uri: str, to_dir: Path | str) -> RestoreReport:
     package = copy_key.rsplit("/", 1)[-1]
     heads: dict[str, dict] = {}
     pending: list[PendingObject] = []
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     for key in sorted(keys):
         try:
             h = c.head_object(Bucket=target.bucket, Key=key, ChecksumMode="ENABLED")

@@ -1,6 +1,7 @@
 """S3 copies with boto3 on any endpoint: resumable multipart, server-validated CRC64NVME, no re-download.
 
-How a file goes up (reference archive-and-s3.md §3):
+How a file goes up (Amazon S3 User Guide: "Uploading and copying objects using multipart upload",
+"Checking object integrity" for full-object CRC64NVME checksums):
 
 * below the target's multipart threshold: one ``PutObject`` with ``ChecksumCRC64NVME`` (the server
   rejects the object with ``BadDigest`` if the bytes it got differ);
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
@@ -142,7 +143,7 @@ def _credentials_from_block(kind: str, name: str) -> dict[str, Any]:
     try:
         if kind == "aws-credentials":
             try:
-                from prefect_aws import AwsCredentials  # type: ignore[import-not-found]
+                from prefect_aws import AwsCredentials
             except ImportError as exc:
                 raise BadInputError("credentials_block aws-credentials/… needs prefect-aws; install it or use a "
                                     "secret/NAME block") from exc
@@ -157,13 +158,13 @@ def _credentials_from_block(kind: str, name: str) -> dict[str, Any]:
         if kind == "secret":
             from prefect.blocks.system import Secret
 
-            value = Secret.load(name).get()
+            value = cast(Secret, Secret.load(name)).get()
             if isinstance(value, str):
                 value = json.loads(value)
             return {k: value[k] for k in keys if value.get(k)}
     except (BadInputError, InfrastructureError):
         raise
-    except Exception as exc:  # block missing, API down, bad JSON — never echo the value
+    except Exception as exc:  # noqa: BLE001 - block missing, API down, bad JSON: one error, never echo the value
         raise InfrastructureError(f"could not load Prefect block {kind}/{name} ({type(exc).__name__}); "
                                   "check that it exists and the Prefect API is reachable") from None
     raise BadInputError(f"credentials_block must be 'aws-credentials/NAME' or 'secret/NAME', not {kind!r}")
@@ -244,7 +245,7 @@ def head(client: Any, bucket: str, key: str) -> dict | None:
         if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise s3_errors(exc, f"s3://{bucket}/{key}") from None
-    except (BotoCoreError,) as exc:
+    except BotoCoreError as exc:
         raise s3_errors(exc, f"s3://{bucket}/{key}") from None
 
 
@@ -259,7 +260,7 @@ def _object_args(target: S3Target) -> dict[str, Any]:
     lock = target.object_lock
     if lock.mode and lock.retain_days:
         args["ObjectLockMode"] = lock.mode
-        args["ObjectLockRetainUntilDate"] = (_dt.datetime.now(_dt.timezone.utc)
+        args["ObjectLockRetainUntilDate"] = (_dt.datetime.now(_dt.UTC)
                                              + _dt.timedelta(days=lock.retain_days))
     if lock.legal_hold:
         args["ObjectLockLegalHoldStatus"] = "ON"
@@ -286,7 +287,7 @@ class S3Stats:
 class S3FileSink:
     """Receives one file's blocks in order and uploads them (single PUT or resumable multipart)."""
 
-    def __init__(self, dest: "S3Destination", rel: str, size: int) -> None:
+    def __init__(self, dest: S3Destination, rel: str, size: int) -> None:
         self.dest = dest
         self.rel = rel
         self.key = dest.key_for(rel)
@@ -345,7 +346,8 @@ class S3FileSink:
                         listed[p["PartNumber"]] = p
                 nparts = math.ceil(self.size / self.part_size)
                 ok = all(
-                    (p["Size"] == self.part_size if n < nparts else p["Size"] == self.size - self.part_size * (nparts - 1))
+                    (p["Size"] == self.part_size if n < nparts
+                     else p["Size"] == self.size - self.part_size * (nparts - 1))
                     for n, p in listed.items() if n <= nparts) and all(n <= nparts for n in listed)
                 if ok:
                     self.upload_id = upload["UploadId"]
@@ -522,8 +524,9 @@ class S3Destination:
 
     def raise_if_failed(self) -> None:
         for fut in self._pending:
-            if fut.done() and fut.exception() is not None:
-                raise fut.exception()  # type: ignore[misc]
+            exc = fut.exception() if fut.done() else None
+            if exc is not None:
+                raise exc
 
     def file_sink(self, rel: str, size: int) -> S3FileSink:
         return S3FileSink(self, rel, size)

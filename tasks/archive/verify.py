@@ -95,7 +95,8 @@ def s3_target_for_uri(uri: str) -> S3Target:
     return t
 
 
-def s3_expected(target: S3Target, copy_key: str, catalog: Catalog) -> dict[str, tuple[int, str | None, str | None]] | None:
+def s3_expected(target: S3Target, copy_key: str,
+                catalog: Catalog) -> dict[str, tuple[int, str | None, str | None]] | None:
     """``{rel: (size, crc64nvme b64, xxh128)}`` for a copy: from the catalog, else the S3 manifest."""
     uri = f"s3://{target.bucket}/{copy_key}"
     rec = catalog.files_of(uri)

@@ -1,8 +1,8 @@
 """Loudness correction for deliverables: static gain, true-peak limiting only where needed, re-measure.
 
-Why not ffmpeg ``loudnorm`` (reference/loudness.md §1.6, §4.3.7): its first pass runs dynamic
-mode at 192 kHz, its "true peak" is a sample peak of an ffmpeg-resampled signal, its 192 kHz
-measurement differs from the native-rate one by up to 0.2 LU, and linear mode silently falls back to
+Why not ffmpeg ``loudnorm`` (libavfilter/af_loudnorm.c, ffmpeg filters documentation): its first
+pass runs dynamic mode at 192 kHz, its "true peak" is a sample peak of an ffmpeg-resampled signal, its
+192 kHz measurement differs from the native-rate one by up to 0.2 LU, and linear mode silently falls back to
 dynamic gain riding. A mastering deliverable wants the mix untouched except for one gain, so:
 
 1. measure the source (native rate, :func:`tasks.audio.loudness.measure_file`);
@@ -268,7 +268,8 @@ class _TruePeakLimiter:
         idx = np.arange(n, dtype=np.float64)
         # r[n] = min(g[n], r[n-1] + rate) == rate*n + running min of (g[k] - rate*k), k <= n
         r_db = self._release_db * idx + np.minimum.accumulate(
-            np.minimum(g_db - self._release_db * idx, np.r_[self._r_prev_db + self._release_db, np.full(n - 1, np.inf)]))
+            np.minimum(g_db - self._release_db * idx,
+                       np.r_[self._r_prev_db + self._release_db, np.full(n - 1, np.inf)]))
         r_db = np.minimum(r_db, 0.0)
         r_lin = 10.0 ** (r_db / 20.0)
         self._r_prev_db = float(r_db[-1])

@@ -15,7 +15,7 @@ What is measured (per file or per audio track):
   up to 0.3 dB low). Reported true peak = max(true peak, sample peak);
 * sample peak per channel, and a short-term loudness series at 10 Hz for plots.
 
-How it stays fast with flat memory (see the reference, section 4.3): the signal is fed block by
+How it stays fast with flat memory: the signal is fed block by
 block; K-weighting is a two-biquad ``sosfilt`` whose state is carried between blocks; only the
 channel-weighted energy of every 10 ms sub-block is kept (100 float64 per second: 8.6 MB for a
 3-hour programme) and every gated or windowed measure is computed from those at the end. True peak
@@ -38,9 +38,10 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -157,7 +158,7 @@ def k_weighting_sos(sample_rate_hz: float) -> np.ndarray:
 
 # --- the IIR kernel ----------------------------------------------------------------------------
 
-def _load_sosfilt_kernel():  # type: ignore[no-untyped-def]
+def _load_sosfilt_kernel() -> Callable[..., None] | None:
     """scipy's compiled second-order-section kernel, without importing ``scipy.signal``.
 
     ``import scipy.signal`` costs ~0.6 s of start-up (it pulls in scipy.stats and the window
@@ -194,7 +195,7 @@ def _load_sosfilt_kernel():  # type: ignore[no-untyped-def]
     return getattr(mod, "_sosfilt", None) if mod is not None else None
 
 
-_SOSFILT_KERNEL = None
+_SOSFILT_KERNEL: Callable[..., None] | Literal[False] | None = None
 
 
 def sosfilt_inplace(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
@@ -282,7 +283,7 @@ class LoudnessResult(BaseModel):
     track_index: int | None = None
 
     def contract_dict(self) -> dict[str, object]:
-        """The ``deliver loudness --json`` object of DESIGN.md (no series; 3 decimals)."""
+        """The ``deliver loudness --json`` object (README, "deliver loudness --json"): no series, 3 decimals."""
         def r(v: float | None) -> float | None:
             return None if v is None else round(v, 3)
         return {
@@ -580,6 +581,7 @@ class LoudnessMeter:
         y2 = sum c_k s_k; y1 = A + B, y3 = A - B with A = sum a_k s_k, B = sum b_k d_k, hence
         max(|y1|, |y3|) = |A| + |B|.
         """
+        assert self._sym is not None  # chosen by the caller only when the taps are symmetric
         a, b, c = self._sym
         k1 = self._taps - 1
         shape = (n, xb.shape[1])

@@ -19,9 +19,10 @@ from __future__ import annotations
 import queue
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 import soundfile as sf
@@ -121,7 +122,7 @@ def mask_positions(mask: int) -> list[str]:
 
 def iter_soundfile_blocks(path: str | Path, *, block_frames: int = DEFAULT_BLOCK_FRAMES,
                           dtype: str = "float32", start_frame: int = 0,
-                          stop_frame: int | None = None) -> Iterator[np.ndarray]:
+                          stop_frame: int | None = None) -> Generator[np.ndarray, None, None]:
     """Yield ``[frames, channels]`` blocks of a WAV/BWF/RF64/FLAC file, in order.
 
     Args:
@@ -184,9 +185,10 @@ def iter_ffmpeg_blocks(path: str | Path, *, stream_index: int, channels: int,
 
 
 _END = object()
+_Block = TypeVar("_Block")
 
 
-def prefetch(blocks: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
+def prefetch(blocks: Iterator[_Block], depth: int = 2) -> Iterator[_Block]:
     """Run a block iterator in a background thread, ``depth`` blocks ahead of the consumer.
 
     Decoding (libsndfile, ffmpeg pipe reads) releases the GIL, so it overlaps with the meter's
@@ -208,7 +210,7 @@ def prefetch(blocks: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarra
                 if stop.is_set():
                     break
             q.put(_END) if not stop.is_set() else None
-        except BaseException as exc:  # handed to the consumer
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             if not stop.is_set():
                 q.put(exc)
         finally:
@@ -225,7 +227,7 @@ def prefetch(blocks: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarra
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            yield cast(_Block, item)
     finally:
         stop.set()
         while thread.is_alive():

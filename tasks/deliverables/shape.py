@@ -11,8 +11,8 @@ from fractions import Fraction
 
 from specs.errors import BadInputError
 from specs.model import Deliverable, Spec
-from tasks.media.probe import MediaInfo, pix_depth
 from specs.timecode import Timecode
+from tasks.media.probe import MediaInfo, pix_depth
 
 __all__ = ["head_frames", "programme_first_frame", "master_frames", "expected_duration_s", "is_scaled",
            "keeps_fields", "tone_maps", "out_colour", "audio_sources", "map_channels", "HDR_TRANSFERS"]

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from specs.errors import VerificationError
 from specs.model import AVC_INTRA_PROFILE, AudioMap, Deliverable, Spec
+from specs.timecode import Timecode
 from tasks.audio.loudness import LoudnessResult, measure_media
 from tasks.deliverables.shape import head_frames, keeps_fields, map_channels, out_colour
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import MediaInfo, VideoStream, probe
-from specs.timecode import Timecode
 
 __all__ = ["verify_deliverable", "stream_problems", "picture_geometry_problems", "picture_format_problems",
            "start_timecode_problems", "audio_track_problems", "duration_problems", "loudness_problems",

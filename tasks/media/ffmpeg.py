@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import io
 import json
 import logging
 import os
@@ -26,11 +27,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, cast
 
 from specs.errors import FFmpegError, InfrastructureError
+from tasks.media.files import PARTIAL_GLOB
 
 __all__ = [
+    "ffmpeg_pids_writing_under",
+    "cleanup_after_cancel",
     "FFmpegProgress",
     "FFmpegResult",
     "ffmpeg_binary",
@@ -47,8 +52,8 @@ LOGGER = logging.getLogger("deliver.ffmpeg")
 STDERR_TAIL_LINES = 25
 _TERMINATE_GRACE_S = 3.0
 
-# Live children, so that a flow's ``finally`` can kill everything still running (§2.4 of the
-# Prefect reference: threads of a ThreadPoolTaskRunner are not interrupted on cancellation).
+# Live children, so that a flow's ``finally`` can kill everything still running (Prefect does not
+# interrupt the threads of a ThreadPoolTaskRunner on cancellation: PrefectHQ/prefect issue #20979).
 _LIVE: set[subprocess.Popen[bytes]] = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -164,9 +169,9 @@ def _pdeathsig_setter() -> Callable[[], None] | None:
 def _spawn(cmd: list[str], *, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     LOGGER.info("$ %s", shlex.join(cmd))
     try:
-        proc = subprocess.Popen(  # noqa: S603 - list args, no shell
+        proc = subprocess.Popen(  # list args, no shell
             cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_pdeathsig_setter(),  # noqa: PLW1509 - one prctl call, no locks taken
+            preexec_fn=_pdeathsig_setter(),  # one prctl call, no locks taken
         )
     except OSError as exc:
         raise InfrastructureError(f"cannot start {cmd[0]}: {exc}. Check FFMPEG/FFPROBE and PATH.") from exc
@@ -317,7 +322,7 @@ def run_ffprobe_json(args: Sequence[str], *, timeout_s: float = 120.0) -> dict[s
 
 
 @contextlib.contextmanager
-def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[bytes]]:
+def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[io.BufferedReader]:
     """Start ffmpeg writing raw data to stdout (``pipe:1``) and yield that stream.
 
     Used for block-wise decoding (raw audio samples, raw video frames) with flat memory. The
@@ -332,7 +337,7 @@ def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[by
     stopped_early = True
     try:
         assert proc.stdout is not None
-        yield proc.stdout
+        yield cast(io.BufferedReader, proc.stdout)  # Popen's stdout with the default bufsize
         # A reader that stopped before EOF does not want the rest: stop ffmpeg rather than drain it.
         stopped_early = proc.stdout.read(1) != b""
     finally:
@@ -349,7 +354,7 @@ def open_ffmpeg_pipe(graph: Any, *, what: str = "ffmpeg pipe") -> Iterator[IO[by
                           stderr_tail="\n".join(tail))
 
 
-def read_exact(stream: IO[bytes], buf: bytearray | memoryview) -> int:
+def read_exact(stream: io.BufferedIOBase, buf: bytearray | memoryview) -> int:
     """Fill ``buf`` from ``stream``; return the bytes read (fewer only at end of stream).
 
     Pipes return short reads; raw frames and sample blocks must be whole.
@@ -357,8 +362,47 @@ def read_exact(stream: IO[bytes], buf: bytearray | memoryview) -> int:
     view = memoryview(buf)
     got = 0
     while got < len(view):
-        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        n = stream.readinto(view[got:])
         if not n:
             break
         got += n
     return got
+
+
+def ffmpeg_pids_writing_under(folder: Path) -> list[int]:
+    """ffmpeg/ffprobe processes whose command line mentions ``folder`` (Linux /proc)."""
+    needle = str(folder.resolve())
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and Path(argv[0].decode(errors="replace")).name.startswith(("ffmpeg", "ffprobe")) and any(
+                needle in a.decode(errors="replace") for a in argv[1:]):
+            pids.append(int(proc.name))
+    return pids
+
+
+def cleanup_after_cancel(out: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Kill ffmpeg still writing under ``out`` and remove partial files there (idempotent).
+
+    For a cancelled run whose flow process is gone (its own ``finally`` never ran)."""
+    root = Path(out)
+    killed = []
+    for pid in ffmpeg_pids_writing_under(root) if root.exists() else []:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(str(pid))
+        except ProcessLookupError:
+            pass
+    removed = []
+    if root.exists():
+        for p in root.rglob(PARTIAL_GLOB):
+            try:
+                if p.is_file() or p.is_symlink():
+                    p.unlink()
+                    removed.append(str(p))
+            except OSError:
+                pass
+    return {"killed": killed, "removed": removed}

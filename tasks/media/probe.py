@@ -187,7 +187,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
     side = s.get("side_data_list") or []
     side_types = {d.get("side_data_type", "") for d in side}
     rate = _fraction(s.get("r_frame_rate")) or _fraction(s.get("avg_frame_rate")) or Fraction(25)
-    frames = s.get("nb_frames")
+    frames: Any = s.get("nb_frames")
     return VideoStream(
         index=int(s["index"]),
         codec=s.get("codec_name", "unknown"),
@@ -215,7 +215,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
 
 
 def _audio(s: dict[str, Any]) -> AudioStream:
-    bits = s.get("bits_per_raw_sample") or s.get("bits_per_sample")
+    bits: Any = s.get("bits_per_raw_sample") or s.get("bits_per_sample")
     bit_depth = int(bits) if str(bits or "").isdigit() and int(bits) > 0 else None
     return AudioStream(
         index=int(s["index"]),
@@ -240,7 +240,8 @@ def probe(path: str | Path, what: str = "media file") -> MediaInfo:
     try:
         doc = run_ffprobe_json(["-show_format", "-show_streams", str(p)])
     except FFmpegError as exc:
-        raise MediaError(f"{what} {p} is not readable media ({exc.stderr_tail.splitlines()[-1] if exc.stderr_tail else exc}). "
+        last = exc.stderr_tail.splitlines()[-1] if exc.stderr_tail else exc
+        raise MediaError(f"{what} {p} is not readable media ({last}). "
                          "Check that it is a complete, uncorrupted media file.") from exc
     streams = doc.get("streams") or []
     fmt = doc.get("format") or {}
@@ -259,7 +260,7 @@ def probe(path: str | Path, what: str = "media file") -> MediaInfo:
         if timecode is None and tags.get("timecode"):
             timecode = tags["timecode"]
     timecode = timecode or fmt_tags.get("timecode")
-    tref = fmt_tags.get("time_reference")
+    tref: Any = fmt_tags.get("time_reference")
     return MediaInfo(
         path=str(p),
         format_name=fmt.get("format_name", "unknown"),

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -74,6 +74,8 @@ __all__ = [
     "make_sample_set",
     "parse_defects",
     "channel_labels",
+    "write_bwf",
+    "to_int24",
 ]
 
 DefectKind = Literal[
@@ -181,8 +183,8 @@ class ShortMixDefect(_DefectBase):
 
 
 Defect = Annotated[
-    Union[BlackDefect, FreezeDefect, SilenceDefect, ClippingDefect, LoudnessOffsetDefect,
-          IllegalLevelsDefect, WrongChannelCountDefect, ShortMixDefect],
+    BlackDefect | FreezeDefect | SilenceDefect | ClippingDefect | LoudnessOffsetDefect | IllegalLevelsDefect
+    | WrongChannelCountDefect | ShortMixDefect,
     Field(discriminator="kind"),
 ]
 _DEFECTS_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(list[Defect])
@@ -197,7 +199,7 @@ def parse_defects(items: Sequence[Any]) -> list[Any]:
     try:
         return _DEFECTS_ADAPTER.validate_python(list(items))
     except ValueError as exc:
-        raise BadInputError(f"invalid synthetic defect list: {exc}. Kinds: {', '.join(DefectKind.__args__)}") from exc
+        raise BadInputError(f"invalid synthetic defect list: {exc}. Kinds: {', '.join(get_args(DefectKind))}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,12 +239,12 @@ class MasterSpec(_TimingSpec):
     container: str = "mov"
 
     @classmethod
-    def fast_prores(cls, **kwargs: Any) -> "MasterSpec":
+    def fast_prores(cls, **kwargs: Any) -> MasterSpec:
         """ProRes 422 HQ from ffmpeg's ``prores_aw`` encoder: same profile, ~3x faster at 1080p."""
         return cls(**{"video_codec": "prores_aw", **kwargs})
 
     @classmethod
-    def h264(cls, **kwargs: Any) -> "MasterSpec":
+    def h264(cls, **kwargs: Any) -> MasterSpec:
         """A cheap H.264 8-bit 4:2:0 variant (smaller, faster; not a mastering format)."""
         base: dict[str, Any] = dict(video_codec="libx264", codec_args=("-preset", "ultrafast", "-crf", "18"),
                                     pix_fmt="yuv420p")
@@ -363,7 +365,7 @@ class _Timeline:
 
     @property
     def start(self) -> Timecode:
-        return self.ffoa - self.head_frames  # type: ignore[return-value]
+        return self.ffoa - self.head_frames  # type: ignore[return-value]  # Timecode - int is a Timecode
 
     def tc(self, file_frame: int) -> str:
         """Timecode text of a file frame index."""
@@ -410,9 +412,10 @@ def _span_frames(tl: _Timeline, at_s: float, duration_s: float, kind: str) -> tu
 def _validate_defects(tl: _Timeline, defects: Sequence[Any], channels: int | None) -> None:
     """Reject misplaced defects before anything is written (so a sample set is all or nothing)."""
     for d in defects:
+        kind: str = d.kind
         if isinstance(d, _Timed):
-            first, end = _span_frames(tl, d.at_s, d.duration_s, d.kind)
-            if d.kind == "freeze" and end - first < 2:
+            first, end = _span_frames(tl, d.at_s, d.duration_s, kind)
+            if kind == "freeze" and end - first < 2:
                 raise BadInputError("freeze defect needs at least 2 frames; lengthen duration_s")
         elif d.kind == "clipping":
             if channels is not None and d.channel >= channels:
@@ -643,8 +646,9 @@ def _bext_chunk(time_reference: int, sample_rate_hz: int, channels: int, descrip
     return b"bext" + struct.pack("<I", len(body)) + body
 
 
-def _write_bwf(path: Path, ints: np.ndarray, sample_rate_hz: int, time_reference: int, description: str) -> None:
-    """Write int24 samples (int32 array, shape (n, ch)) as WAVEFORMATEXTENSIBLE BWF."""
+def write_bwf(path: Path, ints: np.ndarray, sample_rate_hz: int, time_reference: int, description: str) -> None:
+    """Write int24 samples (int32 array, shape (n, ch), see :func:`to_int24`) as a WAVE_FORMAT_EXTENSIBLE
+    BWF whose bext chunk carries ``time_reference`` (samples since midnight, EBU Tech 3285)."""
     n, channels = ints.shape
     block_align = 3 * channels
     data_bytes = n * block_align
@@ -666,7 +670,8 @@ def _write_bwf(path: Path, ints: np.ndarray, sample_rate_hz: int, time_reference
             fh.write(b"\0")
 
 
-def _to_int24(x: np.ndarray) -> np.ndarray:
+def to_int24(x: np.ndarray) -> np.ndarray:
+    """Float samples (full scale 1.0) as 24-bit integers in an int32 array, rounded and clipped."""
     return np.clip(np.round(x * _FULL_SCALE), INT24_MIN, INT24_MAX).astype(np.int32)
 
 
@@ -761,7 +766,7 @@ def make_mix(
         for c in full_range:
             audio[:b1, c] = tone
 
-    ints = _to_int24(audio)
+    ints = to_int24(audio)
     written_labels: tuple[str, ...] = labels
     for d in (d for d in defects if d.kind == "wrong_channel_count"):
         n_ch = d.channels
@@ -789,7 +794,7 @@ def make_mix(
     time_reference = round(tl.start.seconds * sr)
 
     with atomic_output(path, overwrite=overwrite) as partial:
-        _write_bwf(partial, ints, sr, time_reference, f"deliver synthetic {spec.layout} mix")
+        write_bwf(partial, ints, sr, time_reference, f"deliver synthetic {spec.layout} mix")
     return SynthManifest(
         **_manifest_base(tl, spec, path), media="mix",
         duration_s=Fraction(ints.shape[0], sr), layout=spec.layout, channel_labels=written_labels,

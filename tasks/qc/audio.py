@@ -89,7 +89,7 @@ class RunTracker:
             self._close(self._open, int(ends[0]))
             ends = ends[1:]
             self._open = None
-        for s, e in zip(starts, ends):
+        for s, e in zip(starts, ends, strict=False):  # a run still open has no end yet
             self._close(int(s), int(e))
         if starts.size > ends.size:
             self._open = int(starts[-1])
@@ -301,7 +301,8 @@ def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, spec
     # Silence is paired with black in whole frames and the minimum is rounded to frames: track runs
     # from a frame below the minimum so that rounding loses none (the pairing applies the minimum).
     black_silence_min_s = (None if blacks.severity == "off" else
-                           max((blacks.min_duration_s or DEFAULT_COMMERCIAL_BLACK_MIN_S) - 1 / float(rate), 0.0) or None)
+                           max((blacks.min_duration_s or DEFAULT_COMMERCIAL_BLACK_MIN_S) - 1 / float(rate), 0.0)
+                           or None)
     pop = round((clock.seconds(clock.ffoa_frame) - 2.0) * sr) if clock and clock.ffoa_frame >= 2 * rate else None
     scan = AudioScan(
         sr, labels, start, round(sr / float(rate)),
@@ -372,7 +373,8 @@ def track_findings(spec: Spec, track: AudioTrackSpec, scan: TrackScan, clock: Pr
     chk = spec.check("audio.silence")
     for s, e in scan.silence[:MAX_FINDINGS_PER_CHECK]:
         add("audio.silence", f"{(e - s) / sr:.2f} s of silence on every channel", s, e,
-            f"no silence longer than {chk.min_duration_s or spec.timing.max_programme_silence_s or DEFAULT_SILENCE_MIN_S:g} s",
+            "no silence longer than "
+            f"{chk.min_duration_s or spec.timing.max_programme_silence_s or DEFAULT_SILENCE_MIN_S:g} s",
             f"{(e - s) / sr:.2f} s")
     clip_db = _dbfs(spec.check("audio.clipping").threshold, DEFAULT_CLIP_DBFS)
     for c, runs_ in scan.clipping.items():
@@ -397,8 +399,8 @@ def track_findings(spec: Spec, track: AudioTrackSpec, scan: TrackScan, clock: Pr
                 f"channels carry signal", s, e, f"{lab[c]} carries its own signal", "silent")
     for (a, b), ivs in scan.identical.items():
         for s, e in ivs[:MAX_FINDINGS_PER_CHECK]:
-            add("audio.channel_identity", f"channels {lab[a]} and {lab[b]} are identical for {(e - s) / sr:.2f} s", s, e,
-                f"{lab[a]} and {lab[b]} carry their own signals", "identical")
+            add("audio.channel_identity", f"channels {lab[a]} and {lab[b]} are identical for {(e - s) / sr:.2f} s",
+                s, e, f"{lab[a]} and {lab[b]} carry their own signals", "identical")
     return [f for f in found if f is not None]
 
 
@@ -432,7 +434,7 @@ def scan_all(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None
              ) -> list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]]:
     """Decode and analyse every spec track present in the master (one decode per stream)."""
     return [(track, stream, *scan_track(info, stream, track, spec, clock))
-            for track, stream in zip(spec.audio.tracks, info.audio)]
+            for track, stream in zip(spec.audio.tracks, info.audio, strict=False)]
 
 
 def audio_findings(spec: Spec, scans: list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]],

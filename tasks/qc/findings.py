@@ -60,4 +60,4 @@ def make_finding(spec: Spec, check: str, message: str, *, expected: Any = None, 
     return Finding(check=check, severity=Severity(severity), message=message,
                    expected=None if expected is None else str(expected),
                    actual=None if actual is None else str(actual),
-                   timecode_in=timecode_in, timecode_out=timecode_out, track=track, status=status)  # type: ignore[arg-type]
+                   timecode_in=timecode_in, timecode_out=timecode_out, track=track, status=status)

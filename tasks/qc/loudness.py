@@ -54,8 +54,9 @@ def _limit_outcome(check: str, what: str, value: float | None, limit: float, uni
         return RuleOutcome(check=check, status="not_measured", expected=expected, actual=_fmt(value, unit),
                            message=f"{what} is undefined (silent track); cannot check it")
     ok = value <= limit + RULE_EPSILON
+    verb = "within" if ok else "exceeds"
     return RuleOutcome(check=check, status="pass" if ok else "fail", expected=expected, actual=_fmt(value, unit),
-                       message=f"{what} {value:.1f} {unit} {'within' if ok else 'exceeds'} the limit {limit:.1f} {unit}")
+                       message=f"{what} {value:.1f} {unit} {verb} the limit {limit:.1f} {unit}")
 
 
 def evaluate_loudness_rule(result: LoudnessResult, rule: LoudnessSpec) -> list[RuleOutcome]:

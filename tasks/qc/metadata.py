@@ -47,7 +47,8 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
     pic = spec.picture
     container = container_word(info)
     if pic.containers and container not in pic.containers:
-        add(make_finding(spec, "metadata.container", f"container is {container}, spec wants {_fmt_list(pic.containers)}",
+        add(make_finding(spec, "metadata.container",
+                         f"container is {container}, spec wants {_fmt_list(pic.containers)}",
                          expected=_fmt_list(pic.containers), actual=container))
     v = info.primary_video
     if v is None:
@@ -57,27 +58,34 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
             add(make_finding(spec, "metadata.codec", f"video codec is {v.codec}, spec wants {pic.codec}",
                              expected=pic.codec, actual=v.codec))
         if pic.profiles and (v.profile or "") not in pic.profiles:
-            add(make_finding(spec, "metadata.profile", f"codec profile is {v.profile}, spec wants {_fmt_list(pic.profiles)}",
+            add(make_finding(spec, "metadata.profile",
+                             f"codec profile is {v.profile}, spec wants {_fmt_list(pic.profiles)}",
                              expected=_fmt_list(pic.profiles), actual=v.profile))
         if (pic.width and v.width != pic.width) or (pic.height and v.height != pic.height):
-            add(make_finding(spec, "metadata.size", f"picture is {v.width}x{v.height}, spec wants {pic.width}x{pic.height}",
+            add(make_finding(spec, "metadata.size",
+                             f"picture is {v.width}x{v.height}, spec wants {pic.width}x{pic.height}",
                              expected=f"{pic.width}x{pic.height}", actual=f"{v.width}x{v.height}"))
         if v.sample_aspect_ratio != 1:
-            add(make_finding(spec, "metadata.pixel_aspect", f"pixel aspect is {v.sample_aspect_ratio}, spec wants square pixels",
+            add(make_finding(spec, "metadata.pixel_aspect",
+                             f"pixel aspect is {v.sample_aspect_ratio}, spec wants square pixels",
                              expected="1:1", actual=str(v.sample_aspect_ratio).replace("/", ":")))
         out.extend(_aspect_ratio_findings(v, spec))
         out.extend(_bitrate_findings(v, spec))
         if pic.frame_rates and Fraction(v.frame_rate) not in {Fraction(r) for r in pic.frame_rates}:
-            add(make_finding(spec, "metadata.frame_rate", f"frame rate is {v.frame_rate}, spec wants {_fmt_list(pic.frame_rates)}",
+            add(make_finding(spec, "metadata.frame_rate",
+                             f"frame rate is {v.frame_rate}, spec wants {_fmt_list(pic.frame_rates)}",
                              expected=_fmt_list(pic.frame_rates), actual=str(v.frame_rate)))
         if pic.scan and v.scan != pic.scan:
-            add(make_finding(spec, "metadata.scan", f"scan is {v.scan} (field order {v.field_order}), spec wants {pic.scan}",
+            add(make_finding(spec, "metadata.scan",
+                             f"scan is {v.scan} (field order {v.field_order}), spec wants {pic.scan}",
                              expected=pic.scan, actual=v.scan))
         if pic.pix_fmts and v.pix_fmt not in pic.pix_fmts:
-            add(make_finding(spec, "metadata.pix_fmt", f"pixel format is {v.pix_fmt}, spec wants {_fmt_list(pic.pix_fmts)}",
+            add(make_finding(spec, "metadata.pix_fmt",
+                             f"pixel format is {v.pix_fmt}, spec wants {_fmt_list(pic.pix_fmts)}",
                              expected=_fmt_list(pic.pix_fmts), actual=v.pix_fmt))
         if pic.bit_depth and v.bit_depth != pic.bit_depth:
-            add(make_finding(spec, "metadata.bit_depth", f"picture bit depth is {v.bit_depth}, spec wants {pic.bit_depth}",
+            add(make_finding(spec, "metadata.bit_depth",
+                             f"picture bit depth is {v.bit_depth}, spec wants {pic.bit_depth}",
                              expected=pic.bit_depth, actual=v.bit_depth))
         if pic.chroma_subsampling and v.chroma_subsampling != pic.chroma_subsampling:
             add(make_finding(spec, "metadata.chroma_subsampling",
@@ -89,7 +97,8 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
                                      ("matrix", pic.colour.matrix, v.color_matrix),
                                      ("range", pic.colour.range, v.color_range)):
                 if want and have != want:
-                    add(make_finding(spec, "metadata.colour", f"colour {name} tag is {have or 'missing'}, spec wants {want}",
+                    add(make_finding(spec, "metadata.colour",
+                                     f"colour {name} tag is {have or 'missing'}, spec wants {want}",
                                      expected=want, actual=have or "missing"))
         out.extend(_hdr_findings(v, spec))
     out.extend(_audio_findings(info, spec))
@@ -194,7 +203,8 @@ def _hdr_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
                            expected="none", actual=v.color_transfer)
     elif want != "none" and v.color_transfer != _HDR_TRANSFER[want]:
         yield make_finding(spec, "metadata.hdr", f"transfer tag is {v.color_transfer or 'missing'}, spec wants {want} "
-                           f"({_HDR_TRANSFER[want]})", expected=_HDR_TRANSFER[want], actual=v.color_transfer or "missing")
+                           f"({_HDR_TRANSFER[want]})", expected=_HDR_TRANSFER[want],
+                           actual=v.color_transfer or "missing")
     if want == "hdr10":
         missing = [name for name, ok in (("mastering display metadata", v.has_mastering_display),
                                          ("MaxCLL/MaxFALL (content light level)", v.has_content_light_level)) if not ok]
@@ -210,19 +220,20 @@ def _audio_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
                            f"{len(info.audio)} audio tracks, spec wants {len(want.tracks)} "
                            f"({', '.join(t.label for t in want.tracks)})",
                            expected=len(want.tracks), actual=len(info.audio))
-    for track, stream in zip(want.tracks, info.audio):
+    for track, stream in zip(want.tracks, info.audio, strict=False):  # a count mismatch is reported above
         if stream.channels != len(track.channels):
             yield make_finding(spec, "metadata.audio_channels",
                                f"track {track.id} has {stream.channels} channels, spec wants {len(track.channels)} "
                                f"({' '.join(track.channels)})",
                                expected=len(track.channels), actual=stream.channels, track=track.id)
         if want.sample_rate_hz and stream.sample_rate_hz != want.sample_rate_hz:
-            yield make_finding(spec, "metadata.sample_rate", f"track {track.id} is {stream.sample_rate_hz} Hz, spec wants "
-                               f"{want.sample_rate_hz} Hz", expected=want.sample_rate_hz, actual=stream.sample_rate_hz,
-                               track=track.id)
+            yield make_finding(spec, "metadata.sample_rate",
+                               f"track {track.id} is {stream.sample_rate_hz} Hz, spec wants {want.sample_rate_hz} Hz",
+                               expected=want.sample_rate_hz, actual=stream.sample_rate_hz, track=track.id)
         if want.bit_depth and stream.bit_depth != want.bit_depth:
-            yield make_finding(spec, "metadata.audio_bit_depth", f"track {track.id} is {stream.bit_depth}-bit, spec wants "
-                               f"{want.bit_depth}-bit", expected=want.bit_depth, actual=stream.bit_depth, track=track.id)
+            yield make_finding(spec, "metadata.audio_bit_depth",
+                               f"track {track.id} is {stream.bit_depth}-bit, spec wants {want.bit_depth}-bit",
+                               expected=want.bit_depth, actual=stream.bit_depth, track=track.id)
         if want.codec and stream.codec != want.codec:
             yield make_finding(spec, "metadata.audio_codec", f"track {track.id} codec is {stream.codec}, spec wants "
                                f"{want.codec}", expected=want.codec, actual=stream.codec, track=track.id)
@@ -259,8 +270,8 @@ def _timecode_continuity(info: MediaInfo, spec: Spec) -> Iterable[Finding | None
         yield f.model_copy(update={"severity": Severity.WARNING}) if f else None
         return
     for track in tracks[:1]:  # the first timecode track is the one ffprobe and NLEs use
-        def label(frames: int | None) -> str:
-            return "none" if frames is None else str(Timecode(frames, v.frame_rate, track.drop_frame))
+        def label(frames: int | None, drop_frame: bool = track.drop_frame) -> str:
+            return "none" if frames is None else str(Timecode(frames, v.frame_rate, drop_frame))
 
         for at, want, have in track.breaks()[:20]:
             if at >= n_frames:
@@ -298,17 +309,17 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
         start = Timecode.parse(info.start_timecode, v.frame_rate)
         ffoa = Timecode.parse(timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
         end = start + (v.frame_count or round((v.duration_s or 0) * float(v.frame_rate)))
-        if not (start.frames <= ffoa.frames < end.frames):  # type: ignore[union-attr]
+        if not (start.frames <= ffoa.frames < end.frames):
             yield make_finding(spec, "metadata.start_timecode",
                                f"first frame of action {timing.ffoa_timecode} is outside the master "
-                               f"({info.start_timecode} to {end})", expected=f"FFOA {timing.ffoa_timecode} inside the master",
+                               f"({info.start_timecode} to {end})",
+                               expected=f"FFOA {timing.ffoa_timecode} inside the master",
                                actual=f"{info.start_timecode}-{end}")
     start = Timecode.parse(info.start_timecode, v.frame_rate) if info.start_timecode else Timecode(0, v.frame_rate)
-    rate = float(v.frame_rate)
     tol_frames = timing.av_tolerance_frames(v.frame_rate)
     tol_text = timing.av_tolerance_text(v.frame_rate)
     vid_s = v.duration_s or info.duration_s or 0.0
-    for track, stream in zip(spec.audio.tracks, info.audio):
+    for track, stream in zip(spec.audio.tracks, info.audio, strict=False):
         if stream.duration_s is None:
             continue
         diff_frames = abs(stream.duration_s - vid_s) * float(v.frame_rate)

@@ -137,7 +137,7 @@ def _ycbcr_weights(v: VideoStream) -> tuple[str, float, float]:
     return name, kr, kb
 
 
-def _eotf(transfer: str | None) -> Callable[[np.ndarray], np.ndarray] | None:
+def _eotf(transfer: str | None) -> Callable[[np.ndarray | np.floating], np.ndarray] | None:
     """Signal 0..1 -> display light in cd/m2 for PQ and HLG (1000 cd/m2 reference display)."""
     if transfer not in ("smpte2084", "arib-std-b67"):
         return None
@@ -222,7 +222,7 @@ def analyse_picture(
     step = grid_step(h)
     rows, cols = np.arange(0, h, step), np.arange(0, w, step)
     # The chroma sample under each grid pixel: a strided view when the grid lands on chroma sites.
-    c_index: tuple[slice, slice] | tuple[np.ndarray, np.ndarray] = (
+    c_index: tuple[slice, slice] | tuple[np.ndarray, ...] = (
         (slice(None, None, step // ch), slice(None, None, step // cw)) if step % ch == 0 and step % cw == 0
         else np.ix_(rows // ch, cols // cw))
     matrix, kr, kb = _ycbcr_weights(v)
@@ -240,7 +240,7 @@ def analyse_picture(
     prev: np.ndarray | None = None
     n = 0
     for buf in prefetch(_iter_frames(info, v, pix_fmt, frame_bytes), depth=_PREFETCH_FRAMES):
-        frame = np.frombuffer(buf, dtype=dtype)
+        frame: np.ndarray = np.frombuffer(buf, dtype=dtype)
         y = frame[:y_size]
         c = frame[y_size:]
         y2 = y.reshape(h, w)
@@ -273,7 +273,8 @@ def analyse_picture(
             # when that bound could beat the brightest pixel seen so far is the frame measured in
             # full (max(R',G',B') rises with Y', so each chroma site's brightest pixel is the one
             # with its block's highest Y': a block max of Y' and RGB at chroma resolution).
-            bound = (y_max - y_off) / y_rng + max(rgb_hi * (c_max - c_off) / c_rng, -g_lo * (c_min - c_off) / c_rng, 0.0)
+            bound = (y_max - y_off) / y_rng + max(rgb_hi * (c_max - c_off) / c_rng, -g_lo * (c_min - c_off) / c_rng,
+                                                  0.0)
             if float(eotf(np.float32(min(max(bound, 0.0), 1.0)))) > max(running_cll, frame_max):
                 frame_max = max(frame_max, _exact_max_nits(y2, c, hc, wc, ch, cw, eotf, y_off, y_rng, c_off, c_rng,
                                                            kr, kb, kg))
@@ -321,7 +322,7 @@ def analyse_picture(
 
 
 def _exact_max_nits(y2: np.ndarray, c: np.ndarray, hc: int, wc: int, ch: int, cw: int,
-                    eotf: Callable[[np.ndarray], np.ndarray], y_off: float, y_rng: float, c_off: float,
+                    eotf: Callable[[np.ndarray | np.floating], np.ndarray], y_off: float, y_rng: float, c_off: float,
                     c_rng: float, kr: float, kb: float, kg: float) -> float:
     """Brightest pixel of a frame, max(R, G, B) in cd/m2, over every pixel (nearest chroma)."""
     h, w = y2.shape
@@ -359,4 +360,4 @@ def runs(mask: np.ndarray, min_frames: int = 1, max_gap: int = 0) -> list[Interv
     edges = np.diff(np.concatenate(([0], m.view(np.int8), [0])))
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
-    return [Interval(int(s), int(e)) for s, e in zip(starts, ends) if e - s >= max(1, min_frames)]
+    return [Interval(int(s), int(e)) for s, e in zip(starts, ends, strict=True) if e - s >= max(1, min_frames)]

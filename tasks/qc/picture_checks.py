@@ -82,7 +82,8 @@ def _in_programme(intervals: list[Interval], clock: ProgrammeClock) -> list[Inte
     return out
 
 
-def check_picture(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info: MediaInfo | None = None) -> list[Finding]:
+def check_picture(series: PictureSeries, clock: ProgrammeClock, spec: Spec,
+                  info: MediaInfo | None = None) -> list[Finding]:
     """Black, freeze, levels, gamut, light level, bars and interlace findings over the programme."""
     found: list[Finding | None] = []
     rate = series.rate
@@ -102,13 +103,15 @@ def check_picture(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info
             found.append(make_finding(
                 spec, "picture.freeze", f"picture frozen for {clock.seconds(iv.frames):.2f} s",
                 expected=f"no freeze longer than {clock.seconds(freeze_min):g} s",
-                actual=f"{clock.seconds(iv.frames):.2f} s", timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
+                actual=f"{clock.seconds(iv.frames):.2f} s", timecode_in=clock.tc(iv.start),
+                timecode_out=clock.tc(iv.end)))
 
     # -- out-of-legal-range levels (EBU R 103) ----------------------------------------------------
     chk = spec.check("picture.illegal_levels")
     share = chk.max_share_percent if chk.max_share_percent is not None else DEFAULT_ILLEGAL_SHARE_PERCENT
     illegal = series.illegal_share * 100.0 > share
-    for iv in _in_programme(runs(illegal, _s_to_frames(chk.min_duration_s or 0.0, rate) if chk.min_duration_s else 1), clock):
+    min_frames = _s_to_frames(chk.min_duration_s or 0.0, rate) if chk.min_duration_s else 1
+    for iv in _in_programme(runs(illegal, min_frames), clock):
         worst = float(np.max(series.illegal_share[iv.start:iv.end]) * 100.0)
         found.append(make_finding(
             spec, "picture.illegal_levels",
@@ -216,7 +219,7 @@ def check_commercial_blacks(series: PictureSeries, clock: ProgrammeClock, spec: 
     rate = series.rate
     is_black = series.black_share >= BLACK_PICTURE_RATIO
     both = _in_programme(runs(is_black), clock)
-    for runs_, sr in zip(silences, sample_rates_hz):
+    for runs_, sr in zip(silences, sample_rates_hz, strict=True):
         frames = [iv for iv in (frame_span(s, e, sr, rate) for s, e in runs_) if iv is not None]
         both = _intersect(both, frames)
     out: list[Finding | None] = []
@@ -266,16 +269,19 @@ def _bars(series: PictureSeries, clock: ProgrammeClock, spec: Spec, is_black: np
         kind = " and ".join(k for k, on in (("letterbox", top + bottom), ("pillarbox", left + right)) if on)
         active = f"{series.width - left - right}x{series.height - top - bottom}"
         out.append(make_finding(
-            spec, "picture.letterbox", f"{kind or 'black bars'}: top {top}, bottom {bottom}, left {left}, right {right} px "
+            spec, "picture.letterbox",
+            f"{kind or 'black bars'}: top {top}, bottom {bottom}, left {left}, right {right} px "
             f"(active picture {active})", expected="full-frame active picture", actual=active,
             timecode_in=clock.tc(iv.start), timecode_out=clock.tc(iv.end)))
     return out
 
 
-def _interlaced(series: PictureSeries, clock: ProgrammeClock, spec: Spec, info: MediaInfo | None) -> list[Finding | None]:
+def _interlaced(series: PictureSeries, clock: ProgrammeClock, spec: Spec,
+                info: MediaInfo | None) -> list[Finding | None]:
     chk = spec.check("picture.interlaced")
     declared = (info.primary_video.scan if info and info.primary_video else "unknown")
-    if chk.severity == "off" or series.comb_share.size == 0 or declared == "interlaced" or spec.picture.scan == "interlaced":
+    if (chk.severity == "off" or series.comb_share.size == 0 or declared == "interlaced"
+            or spec.picture.scan == "interlaced"):
         return []
     ratio = chk.threshold if chk.threshold is not None else DEFAULT_COMB_RATIO
     min_frames = _s_to_frames(chk.min_duration_s or DEFAULT_INTERLACED_MIN_S, series.rate)

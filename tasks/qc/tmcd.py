@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO
 
@@ -111,7 +112,7 @@ class TimecodeTrack:
         Consecutive runs that continue each other (label + frames == next label) are one clean run;
         a run that starts elsewhere, or an empty edit, is a break at its first frame."""
         out: list[tuple[int, int | None, int | None]] = []
-        for prev, cur in zip(self.runs, self.runs[1:]):
+        for prev, cur in pairwise(self.runs):
             want = None if prev.first_label is None else prev.first_label + prev.frames
             if cur.first_label is None or want is None or cur.first_label != want:
                 if cur.first_label is None and prev.first_label is None:
@@ -173,8 +174,8 @@ def _tmcd_track(f: BinaryIO, trak: Box, movie_timescale: int) -> TimecodeTrack |
     tkhd = _child(f, trak, b"tkhd")
     track_id = 0
     if tkhd is not None:
-        d = _read(f, tkhd)
-        track_id = _u32(d, 20 if d[0] == 1 else 12)
+        head = _read(f, tkhd)
+        track_id = _u32(head, 20 if head[0] == 1 else 12)
     stbl = _path(f, trak, b"mdia", b"minf", b"stbl")
     mdhd = _path(f, trak, b"mdia", b"mdhd")
     if stbl is None or mdhd is None:
@@ -208,7 +209,7 @@ def _tmcd_track(f: BinaryIO, trak: Box, movie_timescale: int) -> TimecodeTrack |
     # frames covered by media time t: t * timescale / (media_timescale * frame_duration)
     samples: list[tuple[int, int, int]] = []
     t = 0
-    for d, label in zip(durations, labels):
+    for d, label in zip(durations, labels, strict=False):  # a short sample table ends the labels
         samples.append((t, t + d, label))
         t += d
     media_end = t

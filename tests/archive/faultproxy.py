@@ -79,7 +79,7 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self._thread.start()
         return self
 
@@ -87,7 +87,7 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 def make_package(root: Path, *, big_bytes: int = 12 * 1024 * 1024 + 12345, seed: int = 1) -> Path:
     """A small delivery package: a multipart-sized 'master', sidecars, a nested file, an empty file,
     and generation 1 of its ASC MHL history (process in-place)."""
-    from tasks.archive.mhl import write_mhl_generation
-
     import random
+
+    from tasks.archive.mhl import write_mhl_generation
 
     rnd = random.Random(seed)
     root.mkdir(parents=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import xxhash
 import pytest
+import xxhash
 
 from specs.errors import BadInputError, VerificationError
 from tasks.archive.hashing import crc64nvme, crc64nvme_b64, digest_file, hash_file_xxh128

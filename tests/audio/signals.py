@@ -1,4 +1,4 @@
-"""Test-signal synthesis from the EBU Tech 3341 / 3342 tables (reference/loudness.md §2).
+"""Test-signal synthesis from the EBU Tech 3341 / 3342 tables (Tech 3341 V4 Table 1, Tech 3342 V4 Table 1).
 
 Conventions (Tech 3341 §2.9 and the official files): 1000 Hz sine (not 997 Hz), level = peak
 level per channel in dBFS, same signal in phase on every channel, starting at sine phase 0 and

@@ -1,4 +1,4 @@
-"""`deliver loudness` start-up stays lean: no Prefect, no ``scipy.signal`` on that path (issue 3)."""
+"""`deliver loudness` start-up stays lean: no Prefect, no ``scipy.signal`` on that path."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Cross-checks against pyloudnorm 0.2.0 and ffmpeg ``ebur128`` on noise and tone (within 0.1 LU).
 
-pyloudnorm's default K-weighting design reads ~0.04 LU low (reference §1.2); still inside 0.1.
+pyloudnorm's default K-weighting design (Audio EQ Cookbook biquads, pyloudnorm/meter.py) reads ~0.04 LU
+low against the ITU-R BS.1770-4 Table 1/2 coefficients; still inside 0.1.
 """
 
 from __future__ import annotations

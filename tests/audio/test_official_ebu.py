@@ -1,4 +1,4 @@
-"""Every official EBU Loudness Test Set v05 file available (reference/loudness.md §2.5).
+"""Every official EBU Loudness Test Set v05 file available (EBU Tech 3341 / 3342 test cases).
 
 Read from the folder named by ``DELIVER_EBU_TEST_SET`` (skipped with the reason when unset).
 Note: #15-#23 carry a doubled ``.wav.wav`` extension as delivered by the EBU.

@@ -1,4 +1,4 @@
-"""EBU Tech 3341 minimum requirements on synthesized signals (reference/loudness.md §2.1).
+"""EBU Tech 3341 minimum requirements on synthesized signals (EBU Tech 3341 V4, Table 1).
 
 Every case that can be synthesized: #1-#6, #9-#23 (#7/#8 need the EBU programme files).
 Tolerances are the EBU ones: loudness ±0.1 LU, true peak +0.2/-0.4 dB.

@@ -9,13 +9,17 @@ import numpy as np
 import soundfile as sf
 
 from specs.model import Spec
+from tasks.deliverables.naming import RunFields
 from tasks.layback import layback, plan_layback
+from tasks.media import synth
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import MediaInfo, probe
-from tasks.media.synth import _to_int24, _write_bwf
 
 SR = 48000
 RATE = Fraction(25)
+# Frames are compared at this size (small: the comparisons are of means and boxes).
+W, H = 320, 180
+FIELDS = RunFields(title="FILM", version="v2", recipient="ACME Post", date="2031-01-02")
 LABELS_51 = ("L", "R", "C", "LFE", "Ls", "Rs")
 # A distinct tone per channel, every one on an exact FFT bin of a 1 s window.
 TONES_HZ = {"L": 500, "R": 700, "C": 900, "LFE": 60, "Ls": 1100, "Rs": 1300}
@@ -30,7 +34,7 @@ def tones(labels: tuple[str, ...], n_samples: int, level_dbfs: float = -20.0) ->
 def write_bwf(path: Path, samples: np.ndarray, time_reference: int) -> Path:
     """24-bit WAVE_FORMAT_EXTENSIBLE BWF with a bext TimeReference (samples since midnight)."""
     x = samples if samples.ndim == 2 else samples[:, None]
-    _write_bwf(path, _to_int24(x), SR, time_reference, "deliver test mix")
+    synth.write_bwf(path, synth.to_int24(x), SR, time_reference, "deliver test mix")
     return path
 
 
@@ -63,6 +67,13 @@ def video_framemd5(path: Path) -> list[str]:
     out = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"],
                      capture_stdout=True).stdout.decode()
     return [line for line in out.splitlines() if line and not line.startswith("#")]
+
+
+def gray_frame(path: str | Path, t_s: float) -> np.ndarray:
+    """The frame at ``t_s`` seconds of ``path``, scaled to W x H, as float64 luma (0..255)."""
+    raw = run_ffmpeg(["-v", "error", "-ss", str(t_s), "-i", str(path), "-frames:v", "1", "-vf", f"scale={W}:{H}",
+                      "-pix_fmt", "gray", "-f", "rawvideo", "-"], capture_stdout=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(H, W).astype(np.float64)
 
 
 def married(picture: str | Path, mixes: list[str | Path], spec: Spec, out: Path) -> MediaInfo:

@@ -15,36 +15,9 @@ from tasks.audio.loudness import measure_file
 from tasks.deliverables.make import transcode_all
 from tasks.deliverables.naming import RunFields, language_tag
 from tasks.deliverables.verify import verify_deliverable
-from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_sample_set
-from tests.deliverables.helpers import SR, level_db, married, read_track, tones, write_bwf
-
-W, H = 320, 180
-FIELDS = RunFields(title="FILM", version="v2", recipient="ACME Post", date="2031-01-02")
-
-
-def _married(tmp: Path, spec_name: str, ffoa: str):
-    spec = load_spec(spec_name)
-    media = make_sample_set(tmp / "media", layout="5.1", stereo=True,
-                            master=MasterSpec(ffoa_timecode=ffoa, head_s=4, programme_s=2))
-    return spec, married(media.master, list(media.mixes.values()), spec, tmp / "layback.mov")
-
-
-@pytest.fixture(scope="module")
-def ebu(tmp_path_factory):
-    return _married(tmp_path_factory.mktemp("ebu"), "ebu-r128", "10:00:00:00")
-
-
-@pytest.fixture(scope="module")
-def netflix(tmp_path_factory):
-    return _married(tmp_path_factory.mktemp("nflx"), "netflix", "01:00:00:00")
-
-
-def _gray_frame(path: str | Path, t_s: float) -> np.ndarray:
-    raw = run_ffmpeg(["-v", "error", "-ss", str(t_s), "-i", str(path), "-frames:v", "1", "-vf", f"scale={W}:{H}",
-                      "-pix_fmt", "gray", "-f", "rawvideo", "-"], capture_stdout=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(H, W).astype(np.float64)
+from tests.deliverables.helpers import FIELDS, SR, H, W, gray_frame, level_db, married, read_track, tones, write_bwf
 
 
 @pytest.mark.parametrize("which", ["ebu", "netflix"])
@@ -54,7 +27,7 @@ def test_every_deliverable_of_the_builtin_spec_is_made_and_verified(which, reque
                            extras_dir=tmp_path / "pkg" / "extras", thumbnails=3)
     assert [r.id for r in result.deliverables] == [d.id for d in spec.deliverables]
     assert result.ffmpeg_runs == 1  # one decode for every deliverable
-    for r, d in zip(result.deliverables, spec.deliverables):
+    for r, d in zip(result.deliverables, spec.deliverables, strict=True):
         assert Path(r.path).is_file() and Path(r.path).parent == tmp_path / "pkg"
         assert "full decode clean" in r.checks
         info = probe(r.path)
@@ -78,7 +51,7 @@ def test_every_deliverable_of_the_other_builtin_specs_is_made_and_verified(name,
     master = married(media.master, list(media.mixes.values()), spec, tmp_path / "layback.mov")
     result = transcode_all(spec.deliverables, spec, master, tmp_path / "pkg", fields=FIELDS)
     assert [r.id for r in result.deliverables] == [d.id for d in spec.deliverables]
-    for r, d in zip(result.deliverables, spec.deliverables):
+    for r, d in zip(result.deliverables, spec.deliverables, strict=True):
         assert "full decode clean" in r.checks, (d.id, r.checks)
         # The whole master (head included) when the deliverable keeps it or the spec names no FFOA.
         want_s = master.duration_s if d.include_head or not spec.timing.ffoa_timecode else 2.0
@@ -92,7 +65,7 @@ def test_ebu_screener_burn_in_is_visible_and_mezzanine_starts_at_its_timecode(eb
     assert probe(mezz).start_timecode == "09:59:56:00"  # include_head: the broadcast mezzanine keeps the head
     assert probe(screener).start_timecode == "10:00:00:00"  # the screener starts at FFOA
     assert result["viewing-copy"].duration_s == pytest.approx(2.0, abs=0.05)
-    a, b = _gray_frame(mezz, 4.5), _gray_frame(screener, 0.5)  # the same programme frame
+    a, b = gray_frame(mezz, 4.5), gray_frame(screener, 0.5)  # the same programme frame
     box = (slice(int(H * 0.86), int(H * 0.94)), slice(int(W * 0.35), int(W * 0.65)))
     top = slice(int(H * 0.1), int(H * 0.6))
     assert np.mean(np.abs(a[box] - b[box])) > 25  # the timecode box and digits
@@ -107,7 +80,7 @@ def test_netflix_screener_carries_the_recipient_watermark(netflix, tmp_path):
     screener = next(d for d in spec.deliverables if d.id == "screener")
     with_mark = transcode_all([screener], spec, master, tmp_path / "a", fields=FIELDS).deliverables[0].path
     no_recipient = transcode_all([screener], spec, master, tmp_path / "b", fields=plain).deliverables[0].path
-    a, b = _gray_frame(with_mark, 5.0), _gray_frame(no_recipient, 5.0)
+    a, b = gray_frame(with_mark, 5.0), gray_frame(no_recipient, 5.0)
     line = (slice(int(H * 0.6), int(H * 0.66)), slice(int(W * 0.3), int(W * 0.7)))  # recipient and date
     print(np.mean(np.abs(a[line] - b[line])))
     assert np.mean(np.abs(a[line] - b[line])) > 4
@@ -231,7 +204,7 @@ def test_hevc_screener_is_tagged_hvc1_with_burned_in_timecode(ebu, tmp_path):
     assert "full decode clean" in r.checks
     mezz = transcode_all([spec.deliverables[0]], spec, master, tmp_path / "m", fields=FIELDS).deliverables[0].path
     box = (slice(int(H * 0.86), int(H * 0.94)), slice(int(W * 0.35), int(W * 0.65)))
-    assert np.mean(np.abs(_gray_frame(mezz, 4.5)[box] - _gray_frame(r.path, 0.5)[box])) > 25  # the timecode burn-in
+    assert np.mean(np.abs(gray_frame(mezz, 4.5)[box] - gray_frame(r.path, 0.5)[box])) > 25  # the timecode burn-in
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from specs.model import AudioMap, Deliverable
 from tasks.deliverables.graph import deliverables_graph
 from tasks.deliverables.make import transcode_all
-from tasks.deliverables.naming import RunFields
-from tasks.media.ffmpeg import compile_args, run_ffmpeg
-from tests.deliverables.test_deliverables import FIELDS, H, W, _gray_frame, ebu  # noqa: F401 (fixture)
+from tasks.media.ffmpeg import compile_args
+from tests.deliverables.helpers import FIELDS, H, gray_frame
 
 AWKWARD = "it's 50% {title}: a\\b [x], y; z"
 
@@ -28,7 +25,8 @@ def test_compiled_graph_splits_once_and_escapes_drawtext(ebu, tmp_path):
     d = _screener(AWKWARD)
     stem = Deliverable(id="c", kind="audio-stem", container="wav", name="{title}_{id}.wav",
                        audio=[AudioMap(from_track="main-51", codec="pcm_s24le", loudness_target_lufs=-23.0)])
-    outputs = {"s": tmp_path / "s.partial.mp4", "c": tmp_path / "c.partial.wav", "mezzanine": tmp_path / "m.partial.mov"}
+    outputs = {"s": tmp_path / "s.partial.mp4", "c": tmp_path / "c.partial.wav",
+               "mezzanine": tmp_path / "m.partial.mov"}
     extras = [tmp_path / "poster.partial.jpg", tmp_path / "thumb.partial.jpg"]
     corrected = {("c", 0): tmp_path / "c.a0.corrected.wav"}
     args = compile_args(deliverables_graph([d, spec.deliverables[0], stem], spec, master, outputs, corrected, extras,
@@ -53,4 +51,4 @@ def test_awkward_burn_in_text_reaches_the_picture(ebu, tmp_path):
     assert "full decode clean" in made.checks
     plain = transcode_all([_screener("x")], spec, master, tmp_path / "b", fields=FIELDS).deliverables[0]
     top = slice(0, int(H * 0.15))  # the burn-in text line
-    assert np.mean(np.abs(_gray_frame(made.path, 0.5)[top] - _gray_frame(plain.path, 0.5)[top])) > 2
+    assert np.mean(np.abs(gray_frame(made.path, 0.5)[top] - gray_frame(plain.path, 0.5)[top])) > 2

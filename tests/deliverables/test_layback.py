@@ -15,8 +15,17 @@ from specs.loader import load_spec
 from tasks.layback import layback, layback_summary, parse_mix_arg, plan_layback
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, MixSpec, make_master, make_mix
-from tests.deliverables.helpers import (LABELS_51, RATE, SR, TONES_HZ, dominant_hz, read_track, tones, video_framemd5,
-                                        write_bwf)
+from tests.deliverables.helpers import (
+    LABELS_51,
+    RATE,
+    SR,
+    TONES_HZ,
+    dominant_hz,
+    read_track,
+    tones,
+    video_framemd5,
+    write_bwf,
+)
 
 DELIVER = Path(sys.executable).parent / "deliver"
 TIMING = dict(head_s=4.0, programme_s=2.0)

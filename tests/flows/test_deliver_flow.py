@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import _register_commands, app
+from flows.cli import app, register_commands
 from specs.timecode import Timecode
-from tasks.layback import video_packet_hash
-from tasks.media.synth import BlackDefect, make_sample_set
 from tasks.archive.hashing import hash_file_xxh128
 from tasks.archive.mhl import verify_mhl
+from tasks.layback import video_packet_hash
+from tasks.media.synth import BlackDefect, make_sample_set
 
-_register_commands()
+register_commands()
 RATE = Fraction(25)
 
 
@@ -102,7 +102,8 @@ def test_qc_command_passes_a_clean_master(clean_set, tmp_path):
     # layback of the clean run's inputs through `deliver qc` on a married master.
     out = tmp_path / "out"
     assert _run(["run", "--master", str(clean_set.master), "--mix", str(clean_set.mixes["5.1"]),
-                 "--mix", str(clean_set.mixes["2.0"]), "--spec", "demo", "--title", "QC", "--out", str(out)]).exit_code == 0
+                 "--mix", str(clean_set.mixes["2.0"]), "--spec", "demo", "--title", "QC",
+                 "--out", str(out)]).exit_code == 0
     married = out / "work" / "QC_v1_layback.mov"
     report = tmp_path / "qc.json"
     result = _run(["qc", str(married), "--spec", "demo", "--json", str(report)])

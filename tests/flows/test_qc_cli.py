@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import _register_commands, app
+from flows.cli import app, register_commands
 from tasks.media.synth import BlackDefect
 from tests.qc.media import married_set
 
-_register_commands()
+register_commands()
 
 
 def _qc(path, report):

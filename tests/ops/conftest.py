@@ -139,7 +139,7 @@ def served(api, ops_root):
             try:
                 if len(client.read_deployments()) >= 6:
                     break
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - API not up yet: ask again until the deadline
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"deployments not registered:\n{log.read_text()[-3000:]}")

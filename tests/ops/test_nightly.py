@@ -47,7 +47,7 @@ def test_config_errors_name_the_file(tmp_path):
 
 
 def test_night_is_the_date_in_the_configured_timezone():
-    at = dt.datetime(2026, 3, 1, 17, 30, tzinfo=dt.timezone.utc)  # 02:30 next day in Tokyo
+    at = dt.datetime(2026, 3, 1, 17, 30, tzinfo=dt.UTC)  # 02:30 next day in Tokyo
     assert night_of(at, "Asia/Tokyo") == dt.date(2026, 3, 2)
     assert night_of(at, "America/Los_Angeles") == dt.date(2026, 3, 1)
 
@@ -97,7 +97,7 @@ def test_sidecar_yaml_path_is_relative_to_the_master(tmp_path):
 
 
 def test_fixity_rotation_verifies_everything_once_every_n_nights():
-    now = dt.datetime(2026, 11, 21, 3, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 21, 3, tzinfo=dt.UTC)
     recent = now - dt.timedelta(hours=1)
     copies = [(f"file:///vault/pkg{i:03d}", recent) for i in range(200)]
     n = 7

@@ -16,7 +16,7 @@ def test_qc_failure_event_reaches_the_webhook_through_the_automation(api, ops_ro
     received: list[dict] = []
 
     class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server API
+        def do_POST(self):  # the name http.server calls
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             received.append(json.loads(body or b"{}"))
             self.send_response(200)
@@ -34,9 +34,9 @@ def test_qc_failure_event_reaches_the_webhook_through_the_automation(api, ops_ro
                               url, "--name", "ops-test-notify"], capture_output=True, text=True, env=env, timeout=120)
         assert res.returncode == 0, res.stderr
         assert "deliver.qc.failed" in res.stdout
-        from flows.events import emit_qc_failed
-
         from prefect.events.worker import EventsWorker
+
+        from flows.events import emit_qc_failed
 
         # The server's triggers service picks up a new automation asynchronously (seconds under
         # load): emit until the first webhook call arrives; one delivered event proves the path.

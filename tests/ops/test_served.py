@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from flows.deployments import _ffmpeg_pids_writing_under
+from tasks.media.ffmpeg import ffmpeg_pids_writing_under
 
 
 def _client():
@@ -110,7 +110,7 @@ def test_cancelling_a_running_transcode_leaves_no_ffmpeg_and_no_partial(served, 
     package = out / "SLOW_v1"
     deadline = time.monotonic() + 180
     while True:  # a deliverable transcode (throttled by the wrapper) is running and writing
-        pids = [p for p in _ffmpeg_pids_writing_under(package)] if package.exists() else []
+        pids = [p for p in ffmpeg_pids_writing_under(package)] if package.exists() else []
         if pids and list(package.rglob("*.partial*")):
             break
         assert time.monotonic() < deadline, served["log"].read_text()[-3000:]
@@ -122,9 +122,9 @@ def test_cancelling_a_running_transcode_leaves_no_ffmpeg_and_no_partial(served, 
     fr = _wait_final(run_id, 120)
     assert fr.state.is_cancelled(), fr.state
     deadline = time.monotonic() + 15
-    while _ffmpeg_pids_writing_under(out) and time.monotonic() < deadline:
+    while ffmpeg_pids_writing_under(out) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _ffmpeg_pids_writing_under(out) == []
+    assert ffmpeg_pids_writing_under(out) == []
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     assert not list(out.rglob("*.partial*"))

@@ -6,9 +6,10 @@ content, a wrong frame-rate tag) are made here by post-processing generated medi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -131,7 +132,8 @@ def break_timecode(src: Path, dst: Path, at_frame: int, jump_to: str | None, *, 
             n, d = struct.unpack_from(">II", raw, 8)
             assert struct.unpack_from(">I", raw, 4)[0] == 1 and n == 1, "expected a one-sample tmcd track"
             fd = label_at["fd"]  # frame duration (ffmpeg: media time scale = tmcd time scale)
-            return box(b"stts", raw[:4] + struct.pack(">III", 2, 1, at_frame * fd) + struct.pack(">II", 1, d - at_frame * fd))
+            return box(b"stts", raw[:4] + struct.pack(">III", 2, 1, at_frame * fd)
+                       + struct.pack(">II", 1, d - at_frame * fd))
         if b.kind == b"stsz":
             return box(b"stsz", raw[:4] + struct.pack(">II", 4, 2))
         if b.kind == b"stsc":

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from specs.loader import load_spec
 from specs.model import CheckSpec, Spec
 from tasks.media.probe import probe
-from tasks.media.synth import (BlackDefect, ClippingDefect, FreezeDefect, IllegalLevelsDefect, ShortMixDefect,
-                               SilenceDefect)
+from tasks.media.synth import (
+    BlackDefect,
+    ClippingDefect,
+    FreezeDefect,
+    IllegalLevelsDefect,
+    ShortMixDefect,
+    SilenceDefect,
+)
 from tasks.qc.engine import QCResult, qc_master
-from tests.qc.media import edit_mix, marry, married_set, reencode, sample_set, tc_at, within_one_frame
+from tests.qc.media import edit_mix, married_set, marry, reencode, sample_set, tc_at, within_one_frame
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +137,7 @@ def test_audio_defects_silence_clipping_short_mix(tmp_path, spec):
 
 def test_phase_inverted_channel(tmp_path, spec):
     media = sample_set(tmp_path / "media")
-    sr, a_s, b_s = 48000, 4 + 1.0, 4 + 2.4  # file seconds (4 s head)
+    a_s, b_s = 4 + 1.0, 4 + 2.4  # file seconds (4 s head)
 
     def invert(x, rate):
         x[round(a_s * rate):round(b_s * rate), 1] = -x[round(a_s * rate):round(b_s * rate), 0]  # R = -L

@@ -25,7 +25,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def html_report(tmp_path_factory) -> tuple[Path, object]:
     tmp = tmp_path_factory.mktemp("html")
-    media, married = married_set(tmp, [BlackDefect(at_s=1.0, duration_s=1.2), IllegalLevelsDefect(at_s=2.4, duration_s=0.4)])
+    media, married = married_set(tmp, [BlackDefect(at_s=1.0, duration_s=1.2),
+                                       IllegalLevelsDefect(at_s=2.4, duration_s=0.4)])
     spec = load_spec("demo")
     qc = qc_master(probe(married), spec)
     report = build_report(spec=spec.name, findings=qc.findings, measurements=qc.measurements, title="HTML-TEST")

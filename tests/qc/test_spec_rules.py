@@ -1,4 +1,4 @@
-"""Spec rules the QC engine once missed (found by tests/specs/test_qc_against_specs.py), each on tiny
+"""The spec rules below, each checked on tiny
 generated media with a known right answer, plus the edge cases as unit tests on hand-made data:
 
 * ``metadata.start_timecode``: the drop-frame flag of the master's timecode against ``timing.drop_frame``;

@@ -124,7 +124,8 @@ CASES = [
     ("negative-tolerance", "        tolerance_lu: 1", "        tolerance_lu: {minus: -1, plus: 2}", 18, 31,
      ["minus", "greater than or equal to 0"], None),
     ("param-not-used", "  picture.freeze: {severity: warning, min_duration_s: 5}",
-     "  picture.freeze: {severity: warning, min_duration_s: 5}\n  timing.head_tail_black: {severity: error, threshold: 3}",
+     "  picture.freeze: {severity: warning, min_duration_s: 5}\n"
+     "  timing.head_tail_black: {severity: error, threshold: 3}",
      28, 56, ["check timing.head_tail_black does not use threshold"], "no thresholds"),
     ("wav-with-video", "    container: mov", "    container: wav", 32, 5,
      ["a wav deliverable cannot have video"], "remove video"),
@@ -174,7 +175,7 @@ def test_many_problems_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as raised:
         load_spec(tmp_path / "broken.yaml")
     assert "3 problems" in str(raised.value) and "\n" not in str(raised.value)
-    assert len(raised.value.issues) == 3  # type: ignore[attr-defined]
+    assert len(raised.value.issues) == 3
 
 
 def test_extends_cycle(tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ def test_resolved_yaml_round_trips(name: str, tmp_path: Path) -> None:
 
 def test_committed_schema_is_in_sync() -> None:
     committed = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    assert committed == spec_json_schema(), "regenerate: python -c 'from specs.loader import write_json_schema; write_json_schema()'"
+    assert committed == spec_json_schema(), \
+        "regenerate: python -c 'from specs.loader import write_json_schema; write_json_schema()'"
     jsonschema.Draft202012Validator.check_schema(committed)
 
 

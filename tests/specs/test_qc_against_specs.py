@@ -1,4 +1,4 @@
-"""QC of generated masters against every built-in spec (issue 6).
+"""QC of generated masters against every built-in spec.
 
 For each built-in spec a master is made to that spec's parameters — picture size, frame rate, scan,
 codec/profile/pixel format, timecode (FFOA at ``timing.ffoa_timecode``), one mix per spec track
@@ -110,7 +110,7 @@ class Made:
     master: Path  # the laid-back master QC runs on
     start_timecode: str
     raw: Path | None = None  # the synthetic picture (with its bars/countdown head)
-    result: QCResult = field(default=None)  # type: ignore[assignment]
+    result: QCResult | None = field(default=None)
 
     def path(self, stem: str, ext: str = "mov") -> Path:
         return self.root / f"{next(_SERIAL):03d}_{stem}.{ext}"

@@ -1,4 +1,4 @@
-"""Checks beyond the issue's defect list, each on a generated master with a known right answer:
+"""QC checks that measure the essence, each on a generated master with a known right answer:
 timecode continuity, HDR MaxCLL/MaxFALL against the tags, letterbox, DC offset, identical
 channels, a 2-pop N frames late. Media: 320x180 25p, 4 s head + 4 s programme (tests/qc/media.py).
 """
@@ -10,7 +10,6 @@ import math
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from specs.loader import load_spec
@@ -18,8 +17,18 @@ from specs.model import Spec
 from tasks.media.probe import probe
 from tasks.qc.engine import QCResult, qc_master
 from tasks.qc.tmcd import read_timecode_tracks
-from tests.qc.media import (break_timecode, edit_mix, marry, pq_master, pq_nits, pq_code, reencode, sample_set,
-                            tc_at, within_one_frame)
+from tests.qc.media import (
+    break_timecode,
+    edit_mix,
+    marry,
+    pq_code,
+    pq_master,
+    pq_nits,
+    reencode,
+    sample_set,
+    tc_at,
+    within_one_frame,
+)
 
 FULL_SCALE = 2 ** 31  # soundfile int32 of 24-bit PCM
 

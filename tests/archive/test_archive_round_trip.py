@@ -1,4 +1,4 @@
-"""Issue 5's done-when scenario in one test: a delivery package archived to two S3 buckets and a local
+"""The whole archive round trip in one test: a delivery package archived to two S3 buckets and a local
 folder in one call, every copy verified (API and CLI), restored to new folders with identical xxh128 of
 every file, and ``deliver locate TITLE`` listing all three copies."""
 
