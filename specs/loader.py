@@ -196,6 +196,11 @@ class _Resolver:
         self.issues: list[LintIssue] = []
         self._cache: dict[Path, _Resolved | None] = {}
 
+    @property
+    def files(self) -> list[Path]:
+        """Every spec file read so far (the spec and its ``extends`` chain)."""
+        return list(self._cache)
+
     def issue(self, display: str, mark: Mark | None, message: str, hint: str | None = None) -> None:
         mark = mark or Mark(1, 1)
         self.issues.append(LintIssue(display, mark.line, mark.column, message, hint))
@@ -488,6 +493,9 @@ def load_spec(name_or_path: str | Path) -> Spec:
             the :class:`LintIssue` list.
     """
     path = spec_path(name_or_path)
+    cached = _LOADED.get(path)
+    if cached is not None and cached[0] == _stamps(cached[0]):
+        return cached[1]
     resolver = _Resolver()
     resolved = resolver.resolve(path)
     issues = list(resolver.issues)
@@ -504,7 +512,25 @@ def load_spec(name_or_path: str | Path) -> Spec:
     issues = _dedupe(issues)
     if issues or spec is None:
         raise _spec_error(issues or [LintIssue(_display(path), 1, 1, "spec could not be loaded")])
+    _LOADED[path] = (_stamps(tuple((f, 0, 0) for f in resolver.files)), spec)
     return spec
+
+
+#: Specs already loaded in this process, with the identity (path, mtime, size) of every file they were
+#: resolved from (``extends`` included): a run's pre-flight check and its flow share one load, and an
+#: edited file is read again.
+_LOADED: dict[Path, tuple[tuple[tuple[Path, int, int], ...], Spec]] = {}
+
+
+def _stamps(files: tuple[tuple[Path, int, int], ...]) -> tuple[tuple[Path, int, int], ...]:
+    out = []
+    for f, _mtime, _size in files:
+        try:
+            st = f.stat()
+        except OSError:
+            return ()
+        out.append((f, st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 def _spec_error(issues: list[LintIssue]) -> SpecError:
