@@ -50,14 +50,18 @@ def test_prefect_is_only_in_flows_and_steps() -> None:
     assert users == []
 
 
-def _definitions(kind: type[ast.AST], name: str) -> list[str]:
+def _nodes() -> list[tuple[str, ast.AST]]:
+    """Every AST node of flows/, tasks/ and specs/ with its ``file:line``."""
     out = []
     for package in PACKAGES:
         for p in _modules(package):
-            for node in ast.walk(ast.parse(p.read_text(), str(p))):
-                if isinstance(node, kind) and getattr(node, "name", None) == name:
-                    out.append(f"{p.relative_to(ROOT)}:{node.lineno}")
+            out += [(f"{p.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}", node)
+                    for node in ast.walk(ast.parse(p.read_text(), str(p)))]
     return out
+
+
+def _definitions(kind: type[ast.AST], name: str) -> list[str]:
+    return [where for where, node in _nodes() if isinstance(node, kind) and getattr(node, "name", None) == name]
 
 
 @pytest.mark.parametrize(("kind", "name", "home"), [
@@ -81,13 +85,10 @@ def test_one_definition_per_concept(kind: type[ast.AST], name: str, home: str) -
 
 def test_one_layout_table() -> None:
     tables = []
-    for package in PACKAGES:
-        for p in _modules(package):
-            for node in ast.walk(ast.parse(p.read_text(), str(p))):
-                targets = node.targets if isinstance(node, ast.Assign) else (
-                    [node.target] if isinstance(node, ast.AnnAssign) else [])
-                tables += [f"{p.relative_to(ROOT)}:{node.lineno}" for t in targets
-                           if isinstance(t, ast.Name) and t.id.lstrip("_").endswith("LAYOUTS")]
+    for where, node in _nodes():
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        tables += [where for t in targets if isinstance(t, ast.Name) and t.id.lstrip("_").endswith("LAYOUTS")]
     assert len(tables) == 1 and tables[0].startswith("specs/layouts.py:"), tables
 
 
