@@ -41,7 +41,8 @@ from tasks.report import DeliverableEntry, InputFingerprint, build_report, write
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
            "archive_step", "verify_step", "nightly_qc_step", "file_identity",
-           "content_cache_key", "ProgressReporter", "PROGRESS_LISTENERS", "retry_on_infrastructure", "FFMPEG_TAG",
+           "content_cache_key", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
+           "stage_event", "retry_on_infrastructure", "FFMPEG_TAG",
            "ARCHIVE_RETRIES", "ARCHIVE_BACKOFF_S"]
 
 FFMPEG_TAG = "ffmpeg"  # tag concurrency limit: `prefect concurrency-limit create ffmpeg <cores>`
@@ -117,6 +118,17 @@ def retry_on_infrastructure(task: Any, task_run: Any, state: Any) -> bool:
 
 #: In-process listeners ``(key, description, done, total)``: the CLI draws a Rich bar from them.
 PROGRESS_LISTENERS: list[Any] = []
+#: In-process listeners ``(stage, event, detail)``, event "start" or "finish": the CLI's stage view.
+STAGE_LISTENERS: list[Any] = []
+
+
+def stage_event(stage: str, event: str, detail: str = "") -> None:
+    """Tell the in-process stage listeners that ``stage`` starts or finishes (never fails a step)."""
+    for listener in list(STAGE_LISTENERS):
+        try:
+            listener(stage, event, detail)
+        except Exception:  # noqa: BLE001 - a terminal view must never fail a step
+            pass
 
 
 class ProgressReporter:
@@ -159,7 +171,10 @@ def _slug(text: str, length: int = 60) -> str:
 
 @task(name="probe", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_infrastructure)
 def probe_step(path: str, what: str = "media file") -> MediaInfo:
-    return probe(path, what)
+    stage_event("probe", "start", Path(path).name)
+    info = probe(path, what)
+    stage_event("probe", "finish", Path(path).name)
+    return info
 
 
 @task(name="fingerprint")
@@ -197,7 +212,10 @@ def qc_step(info: MediaInfo, spec: Spec) -> QCResult:
 @task(name="package")
 def package_step(package_dir: str, files: list[tuple[str, str]], title: str, version: str) -> list[DeliverableEntry]:
     """manifest.json and the first ASC MHL generation of a package (:func:`tasks.package.write_package`)."""
-    return write_package(Path(package_dir), [(Path(p), kind) for p, kind in files], title=title, version=version)
+    stage_event("package", "start", Path(package_dir).name)
+    entries = write_package(Path(package_dir), [(Path(p), kind) for p, kind in files], title=title, version=version)
+    stage_event("package", "finish", Path(package_dir).name)
+    return entries
 
 
 @task(name="archive-package", retries=ARCHIVE_RETRIES,

@@ -1,9 +1,11 @@
 """The ``deliver`` command line.
 
 Exit codes (the README's contract): 0 ok/delivered/pass, 1 QC failed / mismatch / lint errors,
-2 bad input, 3 infrastructure. Every :class:`~specs.errors.DeliverError` becomes one line on stderr,
-never a traceback. Each command group lives in its own module of this package (``spec``, ``media``:
-run/qc/demo/loudness, ``archive``, ``ops``: serve/automation) and registers itself on :data:`app`.
+2 bad input, 3 infrastructure. Every error, ours (:class:`~specs.errors.DeliverError`) or not, and
+wherever raised (in a flow too), becomes one line on stderr, never a traceback: that goes to the log
+file (:mod:`flows.cli.terminal`). Each command group lives in its own module of this package
+(``spec``, ``media``: run/qc/demo/loudness, ``archive``, ``ops``: serve/automation, ``server``: the
+local Prefect server) and registers itself on :data:`app`.
 Commands that start a flow build the flow's request model (:mod:`flows.deployments`), the same one
 the Prefect UI's form builds.
 """
@@ -14,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import typer
@@ -37,32 +40,83 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _log_traceback(exc: BaseException) -> Path:
+    """Write ``exc``'s traceback to the command's log file (``$DELIVER_HOME/deliver.log`` when the command
+    has none yet); return that file."""
+    import logging
+    import traceback
+
+    from flows.cli.terminal import current_log
+
+    log = current_log()
+    if log is not None and log.exists():
+        return log  # flows.cli.terminal.route_logs has written the traceback there already
+    log = Path(os.environ.get("DELIVER_HOME") or Path.home() / ".deliver") / "deliver.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(f"deliver {' '.join(sys.argv[1:])}\n{''.join(traceback.format_exception(exc))}\n")
+    except OSError:
+        logging.getLogger("deliver").debug("no log file for the traceback", exc_info=exc)
+    return log
+
+
+def _where(exc: OSError) -> str:
+    names = [n for n in (exc.filename, exc.filename2) if n]
+    return f" ({' -> '.join(str(n) for n in names)})" if names else ""
+
+
+#: OSErrors that mean the user pointed us at the wrong place (exit 2), not a failing disk or store (exit 3).
+_BAD_PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
 def clean_errors(func: F) -> F:
-    """Turn our errors (and Ctrl-C) into one line on stderr plus the documented exit code."""
+    """Every error becomes one line on stderr plus the documented exit code; never a traceback.
+
+    Errors raised inside a flow arrive here too (Prefect re-raises them after logging them, with their
+    traceback, to the run's log file: :func:`flows.cli.terminal.route_logs`). An unexpected exception
+    (a bug) says so, exit 3, and names the log file holding its traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from flows.cli.terminal import current_log, forget_log
+
+        forget_log()
         try:
             return func(*args, **kwargs)
-        except DeliverError as exc:
-            fail(f"error: {exc}", exc.exit_code)
+        except typer.Exit:
+            raise
+        except DeliverError as exc:  # says what and how to fix it; a traceback only when a run's log exists
+            fail(f"error: {exc}{_log_note(current_log())}", exc.exit_code)
         except KeyboardInterrupt:
             from tasks.media.ffmpeg import kill_all_children
 
             kill_all_children()
             fail("interrupted; nothing was written under a final name", 130)
-        except OSError as exc:  # disk full, permission denied on an output folder
-            fail(f"error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''}). Check the path "
-                 "and free space.", EXIT_INFRASTRUCTURE if not isinstance(exc, FileNotFoundError)
-                 else EXIT_BAD_INPUT)
+        except OSError as exc:  # disk full, permission denied, a file where a folder should be
+            log = _log_traceback(exc)
+            bad_path = isinstance(exc, _BAD_PATH_ERRORS)
+            fail(f"error: {exc.strerror or exc}{_where(exc)}. "
+                 f"{'Check the path.' if bad_path else 'Check the path and free space.'}{_log_note(log)}",
+                 EXIT_BAD_INPUT if bad_path else EXIT_INFRASTRUCTURE)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, traceback in the log
+            log = _log_traceback(exc)
+            fail(f"error: internal error {type(exc).__name__}: {exc} (traceback in {log}; please report it)",
+                 EXIT_INFRASTRUCTURE)
         return None
 
     return cast(F, wrapper)  # same signature (functools.wraps), so typer sees the same options
 
 
+def _log_note(log: Path | None) -> str:
+    from flows.cli.terminal import current_log
+
+    return f" (log: {log})" if log is not None and log == current_log() else ""
+
+
 def register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``; each module owns one capability.
-    from flows.cli import archive, media, ops, spec  # noqa: F401
+    from flows.cli import archive, media, ops, server, spec  # noqa: F401
 
 
 def main() -> None:
@@ -71,6 +125,9 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from flows.cli.terminal import early_setup
+
+    early_setup()  # third-party warnings go to the log file, never to the terminal
     register_commands()
     try:
         app()

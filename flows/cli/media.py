@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.cli import app, clean_errors
+from flows.cli.terminal import QC_STAGES, RUN_STAGES
 from specs.errors import EXIT_FAILED, EXIT_OK, BadInputError
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 
+VERBOSE_HELP = "Also print Prefect's and ffmpeg's logs (they always go to the log file)."
 __all__ = ["run_cmd", "qc_cmd", "demo_cmd", "loudness_cmd"]
 
 
@@ -39,48 +40,29 @@ def _preflight(master: str, mixes: list[MixInput], spec_ref: str) -> None:
         plan_layback(info, mix_infos, spec)
 
 
-@contextlib.contextmanager
-def _progress_bars() -> Iterator[None]:
-    """A Rich bar per long step (layback, QC, deliverables, archive), fed by the steps' progress reports."""
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+def _flow_run(flow: Callable[[Any], RunResult], request: Any, *, stages: tuple[str, ...], log_path: Path,
+              verbose: bool, as_json: bool, ui_url: str | None) -> RunResult:
+    """Run ``flow`` on ``request``: logs to ``log_path``, the live stage view, then the summary (or JSON)."""
+    from flows.cli.terminal import print_summary, result_json, route_logs, stage_view
 
-    from tasks.steps import PROGRESS_LISTENERS
-
-    bars = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=True, disable=not Console(stderr=True).is_terminal)
-    ids: dict[str, Any] = {}
-
-    def listener(key: str, description: str, done: float, total: float) -> None:
-        if key not in ids:
-            ids[key] = bars.add_task(description, total=total or 1.0)
-        bars.update(ids[key], completed=done, total=total or 1.0)
-
-    PROGRESS_LISTENERS.append(listener)
-    try:
-        with bars:
-            yield
-    finally:
-        PROGRESS_LISTENERS.remove(listener)
+    with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view:
+        result = flow(request)
+        view.close(stopped_at_gate=not result.report.delivered and result.verdict == "fail")
+    if as_json:
+        typer.echo(result_json(result))
+    print_summary(result, to_stderr=as_json, ui_url=ui_url, log_path=log_path)
+    return result
 
 
-def _print_findings(result: RunResult) -> None:
-    report = result.report
-    table = Table(title=f"{report.title or ''} — {report.verdict.upper()} against {report.spec}")
-    for col in ("severity", "check", "in", "out", "message"):
-        table.add_column(col)
-    for f in report.findings:
-        table.add_row(f.severity.value, f.check, f.timecode_in or "", f.timecode_out or "", f.message)
-    console.print(table)
+def _run_deliver(request: DeliverRequest, *, verbose: bool = False, as_json: bool = False) -> int:
+    """The deliver flow on ``request`` (logs in OUT/work/deliver.log); the summary; the exit code."""
+    from flows.server import ensure_api
 
-
-def _run_deliver(request: DeliverRequest) -> int:
-    """The deliver flow on ``request`` with progress bars; the findings table; the exit code."""
+    ui_url = ensure_api()
     from flows.deliver import deliver_flow
 
-    with _progress_bars():
-        result = deliver_flow(request)
-    _print_findings(result)
-    typer.echo(result.report_path)
+    result = _flow_run(deliver_flow, request, stages=RUN_STAGES, log_path=Path(request.out) / "work" / "deliver.log",
+                       verbose=verbose, as_json=as_json, ui_url=ui_url)
     return EXIT_OK if result.delivered else EXIT_FAILED
 
 
@@ -101,6 +83,8 @@ def run_cmd(
     date: str | None = typer.Option(None, "--date", help="Date for watermarks and {date} names (default: today)."),
     lang: str = typer.Option("und", "--lang", help="Language of this version for {lang} in names "
                              "(BCP 47: en, de, fr-CA)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the result object (RunResult) as JSON on stdout."),
 ) -> None:
     """Lay back, QC, gate, transcode, package and archive one title.
 
@@ -116,7 +100,7 @@ def run_cmd(
 
         # the default targets of configs/storage.yaml
         request = request.model_copy(update={"archive": list(load_storage_config().default_targets)})
-    raise typer.Exit(_run_deliver(_absolute(request)))
+    raise typer.Exit(_run_deliver(_absolute(request), verbose=verbose, as_json=as_json))
 
 
 def _absolute(request: DeliverRequest) -> DeliverRequest:
@@ -131,20 +115,29 @@ def _absolute(request: DeliverRequest) -> DeliverRequest:
 def qc_cmd(
     path: str = typer.Argument(..., help="Master to check."),
     spec: str = typer.Option(..., "--spec", help="Built-in spec name or YAML path."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write report.json here (default: ./<name>.qc.json)."),
+    json_out: str | None = typer.Option(None, "--json", help="Write report.json here (default: ./<name>.qc.json); "
+                                        "'-' prints the report on stdout for scripts (and writes the default file)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
-    """QC a master against a spec. Exit 0 pass, 1 fail, 2 bad input."""
+    """QC a master against a spec. Exit 0 pass, 1 fail, 2 bad input, 3 infrastructure.
+
+    The log (Prefect, ffmpeg) goes next to the report: NAME.qc.log beside NAME.qc.json."""
     from flows.deployments import QCRequest, build_request, spec_fields
 
-    report = json_out or Path(f"{Path(path).name}.qc.json")
+    to_stdout = json_out == "-"
+    report = Path(json_out) if json_out and not to_stdout else Path(f"{Path(path).name}.qc.json")
     request = build_request(QCRequest, path=str(Path(path).resolve()), report=str(report.resolve()),
                             **spec_fields(spec))
     _preflight(path, [], request.spec_ref)
+    from flows.server import ensure_api
+
+    ui_url = ensure_api()
     from flows.qc import qc_flow
 
-    result = qc_flow(request)
-    _print_findings(result)
-    typer.echo(result.report_path)
+    result = _flow_run(qc_flow, request, stages=QC_STAGES, log_path=Path(request.report).with_suffix(".log"),
+                       verbose=verbose, as_json=False, ui_url=ui_url)
+    if to_stdout:
+        typer.echo(result.report.model_dump_json(indent=2))
     raise typer.Exit(EXIT_OK if result.verdict == "pass" else EXIT_FAILED)
 
 
@@ -152,6 +145,7 @@ def qc_cmd(
 @clean_errors
 def demo_cmd(
     out: Path | None = typer.Option(None, "--out", help="Folder for the demo (default: ./deliver-demo/run-<time>)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
 ) -> None:
     """Make a sample master + mix and run the whole deliver flow on them; print the report path."""
     from tasks.media.synth import make_sample_set
@@ -167,7 +161,7 @@ def demo_cmd(
     request = DeliverRequest(spec="demo", master=str(sample.master.resolve()),
                              mixes=[MixInput(path=str(p.resolve())) for p in sample.mixes.values()], title="DEMO",
                              out=str((base / "delivery").resolve()), archive=[str((base / "vault").resolve())])
-    raise typer.Exit(_run_deliver(request))
+    raise typer.Exit(_run_deliver(request, verbose=verbose))
 
 
 @app.command("loudness")

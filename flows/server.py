@@ -1,0 +1,229 @@
+"""One local Prefect server for the command line: started on first use, reused by every command after.
+
+Why a persistent local server, and not Prefect's temporary one or no API at all. When
+``PREFECT_API_URL`` is not set, Prefect starts a temporary server inside each process that runs a
+flow and stops it at exit (Prefect docs, "Run a local Prefect server": ephemeral mode,
+``PREFECT_SERVER_ALLOW_EPHEMERAL_MODE``). On this 2-core machine that is 8-16 s for every
+``deliver qc``, and the run history dies with it. Running the flow functions without any API
+would be fastest, but nothing would be recorded, so a run could not be looked at in the UI, and
+``deliver serve``/the nightly job would see a different world from the terminal. One long-lived
+server keeps everything Prefect offers (recorded runs, artifacts, the UI, cached layback steps a
+rerun resumes from) and costs its start-up once; each later command pays only its API round
+trips, measured in ``bench/startup.py``.
+
+The server is ``prefect server start`` on a free loopback port, detached in its own session, with
+its own ``PREFECT_HOME`` (SQLite database) under ``$DELIVER_HOME/server``. Its address and pid are
+kept in ``$DELIVER_HOME/server/server.json``; a lock file keeps two commands from starting two
+servers. ``deliver server status|stop`` look after it. An explicit ``PREFECT_API_URL`` (a team's
+server, Prefect Cloud) always wins, and ``DELIVER_LOCAL_SERVER=0`` keeps Prefect's own temporary
+server instead.
+
+This module never imports Prefect: ``deliver server status`` stays quick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from specs.errors import InfrastructureError
+
+__all__ = ["LocalServer", "server_dir", "read_server", "ensure_api", "start_server", "stop_server",
+           "ui_url", "STARTUP_TIMEOUT_S"]
+
+#: Seconds to wait for a new server's health endpoint (a cold start takes 8-15 s on 2 busy cores).
+STARTUP_TIMEOUT_S = float(os.environ.get("DELIVER_SERVER_STARTUP_TIMEOUT_S", "120"))
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """The server this machine's deliver commands share."""
+
+    pid: int
+    port: int
+    api_url: str
+    prefect_home: str
+    log: str
+    started_unix_s: float
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+
+def server_dir() -> Path:
+    """``$DELIVER_HOME/server`` (``~/.deliver/server``): state file, log, the server's PREFECT_HOME."""
+    return Path(os.environ.get("DELIVER_HOME") or Path.home() / ".deliver") / "server"
+
+
+def _state_file() -> Path:
+    return server_dir() / "server.json"
+
+
+def _healthy(api_url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_server() -> LocalServer | None:
+    """The recorded local server if its process is alive and answers, else None."""
+    try:
+        doc = json.loads(_state_file().read_text())
+        server = LocalServer(**doc)
+    except (OSError, ValueError, TypeError):
+        return None
+    if not _alive(server.pid) or not _healthy(server.api_url):
+        return None
+    return server
+
+
+@contextlib.contextmanager
+def _lock() -> Iterator[None]:
+    server_dir().mkdir(parents=True, exist_ok=True)
+    with (server_dir() / "server.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _server_env(home: Path, api_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
+               PREFECT_API_URL=api_url, PREFECT_UI_API_URL=api_url, PREFECT_UI_URL=api_url.removesuffix("/api"))
+    return env
+
+
+def start_server(timeout_s: float = STARTUP_TIMEOUT_S) -> tuple[LocalServer, bool]:
+    """The running local server, or a new one; ``(server, started_now)``.
+
+    Raises:
+        InfrastructureError: the server did not answer within ``timeout_s`` (its log is named).
+    """
+    with _lock():
+        running = read_server()
+        if running is not None:
+            return running, False
+        port = _free_port()
+        api_url = f"http://127.0.0.1:{port}/api"
+        home = server_dir() / "prefect-home"
+        home.mkdir(parents=True, exist_ok=True)
+        log = server_dir() / "server.log"
+        prefect_cli = Path(sys.executable).parent / "prefect"
+        cmd = ([str(prefect_cli)] if prefect_cli.exists() else [sys.executable, "-m", "prefect"]) + [
+            "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=_server_env(home, api_url), start_new_session=True, cwd=str(server_dir()))
+        deadline = time.monotonic() + timeout_s
+        while not _healthy(api_url, 1.0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _terminate(proc.pid)
+                raise InfrastructureError(
+                    f"the local Prefect server did not start within {timeout_s:.0f} s (log: {log}); set "
+                    "PREFECT_API_URL to a running server, or DELIVER_LOCAL_SERVER=0 for Prefect's temporary one")
+            time.sleep(0.2)
+        server = LocalServer(pid=proc.pid, port=port, api_url=api_url, prefect_home=str(home), log=str(log),
+                             started_unix_s=time.time())
+        tmp = _state_file().with_suffix(".partial.json")
+        tmp.write_text(json.dumps(asdict(server), indent=2))
+        tmp.replace(_state_file())
+        return server, True
+
+
+def _terminate(pid: int, timeout_s: float = 20.0) -> None:
+    """SIGTERM the server's process group (it runs in its own session), SIGKILL after ``timeout_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            if not _alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def stop_server() -> LocalServer | None:
+    """Stop the local server if one runs; returns what was stopped."""
+    with _lock():
+        server = read_server()
+        if server is not None:
+            _terminate(server.pid)
+        _state_file().unlink(missing_ok=True)
+        return server
+
+
+def _configured_api_url() -> str | None:
+    """``PREFECT_API_URL`` from the environment, or from Prefect's settings when Prefect is already loaded
+    (a profile, or a test harness's temporary settings)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return PREFECT_API_URL.value() or None
+    return None
+
+
+def ensure_api(announce: bool = True) -> str | None:
+    """Point this process at a Prefect API before a flow runs; return the UI's base URL, if any.
+
+    The configured ``PREFECT_API_URL`` wins; otherwise the local server is reused or started (and its
+    UI address printed on stderr the one time it starts). ``DELIVER_LOCAL_SERVER=0``: nothing is done
+    and Prefect uses its temporary server.
+    """
+    configured = _configured_api_url()
+    if configured:
+        return ui_url(configured)
+    if os.environ.get("DELIVER_LOCAL_SERVER", "1") in ("0", "false", "no", "off"):
+        return None
+    server, started = start_server()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    if "prefect.context" in sys.modules:  # settings already read: read them again from the environment
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
+    if started and announce:
+        print(f"deliver: started a local Prefect server for run history: {server.ui_url} "
+              "(stays up for the next commands; `deliver server stop` stops it)", file=sys.stderr)
+    return server.ui_url
+
+
+def ui_url(api_url: str) -> str:
+    """The UI's base address for an API address (``PREFECT_UI_URL`` when set)."""
+    return os.environ.get("PREFECT_UI_URL") or api_url.rstrip("/").removesuffix("/api")
