@@ -129,11 +129,15 @@ def _layout(v: VideoStream) -> tuple[str, int, tuple[int, int]]:
     return "yuv444p16le", 16, (1, 1)
 
 
-def _ycbcr_weights(v: VideoStream) -> tuple[str, float, float]:
-    import colour  # colour-science; imported lazily (slow import, noisy without matplotlib)
+#: Kr, Kb of each matrix: ITU-R BT.709-6 item 3.2, BT.2020-2 table 4, BT.601-7 item 2.5.1, SMPTE ST 240:1999
+#: (the values of colour-science's ``WEIGHTS_YCBCR``, without its 2 s import on the command line's path).
+_KR_KB = {"ITU-R BT.709": (0.2126, 0.0722), "ITU-R BT.2020": (0.2627, 0.0593), "ITU-R BT.601": (0.299, 0.114),
+          "SMPTE-240M": (0.2122, 0.0865)}
 
+
+def _ycbcr_weights(v: VideoStream) -> tuple[str, float, float]:
     name = _WEIGHTS.get(v.color_matrix or "", "ITU-R BT.709")
-    kr, kb = (float(k) for k in colour.WEIGHTS_YCBCR[name])
+    kr, kb = _KR_KB[name]
     return name, kr, kb
 
 
