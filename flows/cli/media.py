@@ -41,16 +41,17 @@ def _preflight(master: str, mixes: list[MixInput], spec_ref: str) -> None:
 
 
 def _flow_run(flow: Callable[[Any], RunResult], request: Any, *, stages: tuple[str, ...], log_path: Path,
-              verbose: bool, as_json: bool, ui_url: str | None) -> RunResult:
-    """Run ``flow`` on ``request``: logs to ``log_path``, the live stage view, then the summary (or JSON)."""
-    from flows.cli.terminal import print_summary, result_json, route_logs, stage_view
+              verbose: bool, json_of: Callable[[RunResult], str] | None, ui_url: str | None) -> RunResult:
+    """Run ``flow`` on ``request``: logs to ``log_path``, the live stage view, then the summary (on stderr
+    when ``json_of`` gives stdout the result object)."""
+    from flows.cli.terminal import print_summary, route_logs, stage_view
 
     with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view:
         result = flow(request)
         view.close(stopped_at_gate=not result.report.delivered and result.verdict == "fail")
-    if as_json:
-        typer.echo(result_json(result))
-    print_summary(result, to_stderr=as_json, ui_url=ui_url, log_path=log_path)
+    if json_of is not None:
+        typer.echo(json_of(result))
+    print_summary(result, to_stderr=json_of is not None, ui_url=ui_url, log_path=log_path)
     return result
 
 
@@ -62,7 +63,8 @@ def _run_deliver(request: DeliverRequest, *, verbose: bool = False, as_json: boo
     from flows.deliver import deliver_flow
 
     result = _flow_run(deliver_flow, request, stages=RUN_STAGES, log_path=Path(request.out) / "work" / "deliver.log",
-                       verbose=verbose, as_json=as_json, ui_url=ui_url)
+                       verbose=verbose, json_of=(lambda r: r.model_dump_json(indent=2)) if as_json else None,
+                       ui_url=ui_url)
     return EXIT_OK if result.delivered else EXIT_FAILED
 
 
@@ -135,9 +137,8 @@ def qc_cmd(
     from flows.qc import qc_flow
 
     result = _flow_run(qc_flow, request, stages=QC_STAGES, log_path=Path(request.report).with_suffix(".log"),
-                       verbose=verbose, as_json=False, ui_url=ui_url)
-    if to_stdout:
-        typer.echo(result.report.model_dump_json(indent=2))
+                       verbose=verbose, json_of=(lambda r: r.report.model_dump_json(indent=2)) if to_stdout else None,
+                       ui_url=ui_url)
     raise typer.Exit(EXIT_OK if result.verdict == "pass" else EXIT_FAILED)
 
 

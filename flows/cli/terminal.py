@@ -251,8 +251,3 @@ def print_summary(result: RunResult, *, to_stderr: bool = False, ui_url: str | N
         console.print(f"Log:    {log_path}", highlight=False)
     if ui_url and report.flow_run_id:
         console.print(f"Run:    {ui_url}/runs/flow-run/{report.flow_run_id}", highlight=False)
-
-
-def result_json(result: Any) -> str:
-    """The result object for scripts (``--json``)."""
-    return str(result.model_dump_json(indent=2))
