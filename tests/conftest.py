@@ -19,6 +19,16 @@ os.environ.pop("PREFECT_API_URL", None)
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _stop_local_prefect_server():
+    """A ``deliver run``/``qc`` subprocess starts the local Prefect server (flows.server) under this
+    session's DELIVER_HOME on first use; stop it when the session ends."""
+    yield
+    from flows.server import stop_server
+
+    stop_server()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _require_ffmpeg() -> None:
     if not shutil.which(os.environ.get("FFMPEG", "ffmpeg")):
         pytest.exit("ffmpeg is required for the test suite; run `make test` (installs it) or apt-get install ffmpeg", 3)

@@ -1,7 +1,7 @@
 """Command-line tests on the installed console script (``.venv/bin/deliver``) in subprocesses.
 
 They share one local Prefect server (:mod:`flows.server`), started by the first ``deliver qc``/``run``
-under the test session's ``DELIVER_HOME`` (tests/conftest.py), and stopped when the session ends.
+under the test session's ``DELIVER_HOME``; tests/conftest.py stops it when the session ends.
 """
 
 from __future__ import annotations
@@ -21,14 +21,6 @@ def deliver(*args: str, cwd: Path | None = None, timeout_s: float = 600) -> subp
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     return subprocess.run([str(DELIVER), *args], capture_output=True, text=True, timeout=timeout_s, cwd=cwd,
                           env=env, stdin=subprocess.DEVNULL)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _stop_local_server():
-    yield
-    from flows.server import stop_server
-
-    stop_server()
 
 
 @pytest.fixture(scope="session")
