@@ -99,3 +99,38 @@ def test_local_server_status_and_stop(clip: Path, tmp_path: Path) -> None:
     assert "started a local Prefect server" in again.stderr  # the UI address, printed once when it starts
     third = deliver("qc", str(clip), "--spec", "demo", "--json", str(tmp_path / "q3.json"))
     assert "started a local Prefect server" not in third.stderr  # reused, not announced again
+
+
+def test_verbose_prints_prefect_and_ffmpeg_logs(clip: Path, tmp_path: Path) -> None:
+    proc = deliver("qc", str(clip), "--spec", "demo", "--json", str(tmp_path / "q.json"), "--verbose")
+    assert proc.returncode == 0, proc.stderr
+    assert "Beginning flow run" in proc.stderr and "deliver.ffmpeg" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Beginning flow run" in (tmp_path / "q.log").read_text()  # and still in the log
+
+
+def test_stage_view_draws_every_stage_with_bars_and_archive_speed() -> None:
+    """The live view, fed as the steps feed it, on a (forced) terminal."""
+    import io
+
+    from rich.console import Console
+
+    from flows.cli.terminal import RUN_STAGES, _StageView
+
+    buf = io.StringIO()
+    view = _StageView(RUN_STAGES, Console(file=buf, force_terminal=True, width=120, color_system=None))
+    with view.progress:
+        view.on_stage("probe", "start", "master.mov")
+        view.on_stage("probe", "finish", "master.mov")
+        view.on_progress("layback-demo", "Layback", 5.0, 10.0)
+        view.on_progress("layback-demo", "Layback", 10.0, 10.0)
+        view.on_progress("qc-analysis", "QC", 4.0, 4.0)
+        view.on_progress("deliverables", "3 deliverables", 2.0, 8.0)
+        view.on_stage("package", "start", "DEMO_v1")
+        view.on_stage("package", "finish", "DEMO_v1")
+        view.on_progress("archive-progress-demo-v1", "archive", 50e6, 100e6)
+        view.close(stopped_at_gate=False)
+    text = buf.getvalue()
+    for stage in RUN_STAGES:
+        assert f"✓ {stage}" in text, (stage, text[-2000:])
+    assert "100%" in text and "B/s" in text
