@@ -43,6 +43,7 @@ _KEY_STAGES = (("layback-", "layback"), ("qc-analysis", "QC"), ("deliverables", 
 _LOG_FORMAT = "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(threadName)s | %(name)s - %(message)s"
 _held_warnings: list[logging.LogRecord] = []
 _state: dict[str, Path | None] = {"log": None}
+_console_script = False  # set by early_setup: this process is the ``deliver`` command
 
 
 class _Hold(logging.Handler):
@@ -54,6 +55,8 @@ class _Hold(logging.Handler):
 
 def early_setup() -> None:
     """At process start: third-party warnings become log records, held until the log file is known."""
+    global _console_script
+    _console_script = True
     logging.captureWarnings(True)
     held = logging.getLogger("py.warnings")
     held.addHandler(_Hold())
@@ -88,10 +91,14 @@ def route_logs(log_path: Path, verbose: bool = False) -> Iterator[Path]:
     handler = logging.FileHandler(log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%H:%M:%S"))
     root = logging.getLogger()
-    removed = [] if verbose else [h for h in root.handlers if _is_console(h)]
-    for h in removed:
-        root.removeHandler(h)
-    root.addHandler(handler)
+    loggers = [root, *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    removed = [] if verbose else [(lg, h) for lg in loggers for h in lg.handlers if _is_console(h)]
+    for lg, h in removed:
+        lg.removeHandler(h)
+    # loggers that do not propagate (Prefect's internal one) write to the file themselves
+    private = {lg for lg, _ in removed if lg is not root and not lg.propagate}
+    for lg in (root, *private):
+        lg.addHandler(handler)
     deliver_logger = logging.getLogger("deliver")
     if deliver_logger.getEffectiveLevel() > logging.INFO:
         deliver_logger.setLevel(logging.INFO)  # the ffmpeg command lines
@@ -112,13 +119,17 @@ def route_logs(log_path: Path, verbose: bool = False) -> Iterator[Path]:
         logging.getLogger("deliver").error("deliver stopped: %s: %s", type(exc).__name__, exc, exc_info=True)
         raise
     finally:
-        root.removeHandler(handler)
-        handler.close()
-        for h in removed:
-            root.addHandler(h)
-        for h in held:
-            warned.addHandler(h)
-        warned.propagate = False
+        if not _console_script:  # in a test or a library caller: put logging back as it was
+            for lg in (root, *private):
+                lg.removeHandler(handler)
+            handler.close()
+            for lg, h in removed:
+                lg.addHandler(h)
+            for h in held:
+                warned.addHandler(h)
+            warned.propagate = False
+        # The console script keeps the file as the one destination until the process exits: lines logged
+        # at shutdown (Prefect's log and event workers flushing) never reach the terminal either.
 
 
 class _StageView:
