@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, cast
 
 import typer
@@ -21,12 +20,12 @@ BODY = ("deliver: {{ event.event }} on {{ event.resource.get('prefect.resource.n
 
 
 def _require_api() -> None:
-    if not os.environ.get("PREFECT_API_URL"):
-        from prefect.settings import PREFECT_API_URL
+    """PREFECT_API_URL, else the local server the run/qc commands share (:mod:`flows.server`)."""
+    from flows.server import ensure_api
 
-        if not PREFECT_API_URL.value():
-            fail("PREFECT_API_URL is not set: start a server (prefect server start) and export "
-                 "PREFECT_API_URL=http://HOST:4200/api", EXIT_BAD_INPUT)
+    if not ensure_api():
+        fail("no Prefect API: set PREFECT_API_URL=http://HOST:4200/api, or unset DELIVER_LOCAL_SERVER=0 to use "
+             "the local server", EXIT_BAD_INPUT)
 
 
 def create_notification_automation(*, name: str, webhook_url: str | None, block: str | None,
