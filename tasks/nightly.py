@@ -31,7 +31,7 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import xxhash
@@ -41,11 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from specs.errors import BadInputError
 from tasks.archive.hashing import hash_file_xxh128
 from tasks.archive.targets import deliver_home
+from tasks.archive.verify import VerifyReport
 from tasks.media.files import atomic_output, is_partial
 from tasks.report import Report
-
-if TYPE_CHECKING:  # boto3 and SQLAlchemy stay off deliver qc's import path
-    from tasks.archive.verify import VerifyReport
 
 __all__ = [
     "NightlyConfig", "Schedule", "WatchFolder", "Fixity", "FanOut", "config_path", "load_nightly_config",

@@ -15,7 +15,7 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import task
@@ -27,7 +27,9 @@ from prefect.tasks import exponential_backoff
 from specs.errors import InfrastructureError
 from specs.loader import load_spec
 from specs.model import Deliverable, Spec
+from tasks.archive.copy import archive_package
 from tasks.archive.targets import ArchiveCopy
+from tasks.archive.verify import VerifyReport, verify_uri
 from tasks.deliverables.make import TranscodeAllResult, transcode_all
 from tasks.deliverables.naming import RunFields
 from tasks.layback import LaybackPlan, LaybackResult, layback
@@ -36,9 +38,6 @@ from tasks.nightly import QCItemOutcome, qc_item_outcome
 from tasks.package import fingerprint_file, write_package
 from tasks.qc.engine import QCResult, qc_master
 from tasks.report import DeliverableEntry, InputFingerprint, build_report, write_report
-
-if TYPE_CHECKING:
-    from tasks.archive.verify import VerifyReport
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
            "archive_step", "verify_step", "nightly_qc_step", "file_identity",
@@ -227,8 +226,6 @@ def archive_step(package_dir: str, targets: list[str], title: str) -> list[Archi
 
     A retry resumes: interrupted multipart uploads continue from their uploaded parts, finished
     objects and files are kept and re-checked. A checksum mismatch is never retried."""
-    from tasks.archive.copy import archive_package  # boto3 and SQLAlchemy: imported when archiving, not by qc
-
     name = Path(package_dir).name
     progress = ProgressReporter(f"archive-progress-{_slug(name, 50)}", f"Bytes read for the archive of {name}")
     copies = archive_package(Path(package_dir), targets, title=title, progress=progress)
@@ -241,8 +238,6 @@ def archive_step(package_dir: str, targets: list[str], title: str) -> list[Archi
       retry_condition_fn=retry_on_infrastructure, cache_policy=NO_CACHE)
 def verify_step(uri: str) -> VerifyReport:
     """Fixity of a copy or of every package under a target (:func:`tasks.archive.verify.verify_uri`)."""
-    from tasks.archive.verify import verify_uri  # boto3 and SQLAlchemy: imported when verifying
-
     return verify_uri(uri)
 
 
