@@ -163,7 +163,8 @@ header.head{border-bottom:2px solid #222;padding-bottom:10px;margin-bottom:14px}
 dl.facts{display:grid;grid-template-columns:max-content 1fr max-content 1fr;gap:2px 14px;margin:8px 0 0}
 dl.facts dt{color:#555}dl.facts dd{margin:0;font-weight:600}
 nav.toc a{margin-right:14px;color:#1565c0;text-decoration:none}
-code.hash,td.hash{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
+code.hash,td.hash,td.xxh{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
+td.xxh{white-space:nowrap;word-break:normal}
 td.num{text-align:right;white-space:nowrap}.bad{color:#c62828;font-weight:700}.ok{color:#2e7d32;font-weight:700}
 tr.group td{background:#fafafa;color:#555;font-weight:600}
 figure{margin:0 12px 12px 0;display:inline-block;vertical-align:top}figure img{border:1px solid #ccc;display:block}
@@ -269,11 +270,14 @@ def _header_html(report: Report, names: dict[str, str], pictures: Sequence[Embed
         delivered = "made, but not archived" if report.archive_error else "not yet"
     else:
         delivered = "no" if report.verdict == "fail" else "—"
-    facts = [("Title", report.title or "—"), ("Version", report.version or "—"), ("Spec", report.spec),
-             ("Verdict", report.verdict.upper()), ("Date", _date(report.created)), ("Delivered", delivered),
-             ("Deliverables", str(sum(1 for d in report.deliverables if d.kind != "extra"))),
-             ("Archive copies", f"{sum(1 for a in report.archive if a.verified)} verified of {len(report.archive)}"
-              if report.archive else "—")]
+    facts = [("Title", report.title or "—"), ("Spec", report.spec), ("Verdict", report.verdict.upper()),
+             ("Date", _date(report.created))]
+    if report.version is not None:  # a deliver run (a QC-only report has no version and delivers nothing)
+        facts[1:1] = [("Version", report.version)]
+        facts += [("Delivered", delivered),
+                  ("Deliverables", str(sum(1 for d in report.deliverables if d.kind != "extra"))),
+                  ("Archive copies", f"{sum(1 for a in report.archive if a.verified)} verified of "
+                   f"{len(report.archive)}" if report.archive else "none requested")]
     toc = [("deliverables", "Deliverables", bool(report.deliverables)),
            ("archive", "Archive copies", bool(report.archive or report.archive_error)),
            ("programme", "Poster and thumbnails", bool(pictures)), ("findings", "Findings", True),
@@ -282,8 +286,7 @@ def _header_html(report: Report, names: dict[str, str], pictures: Sequence[Embed
     return (f"<header class=head><h1>{_esc(report.title or 'QC report')} {_esc(report.version or '')} "
             f"<span class='verdict {report.verdict}' id=verdict>{report.verdict.upper()}</span></h1>"
             f"<dl class=facts>{''.join(f'<dt>{k}</dt><dd>{_esc(v)}</dd>' for k, v in facts)}</dl>"
-            f"<div class=meta>spec <b>{_esc(report.spec)}</b> · {_esc(report.created)} · {_esc(report.tool)}"
-            f"{' · ' + _esc(report.host) if report.host else ''}"
+            f"<div class=meta>made by {_esc(report.tool)}{' on ' + _esc(report.host) if report.host else ''}"
             f"{' · <b>delivered with --force</b>' if report.forced else ''}</div><div class=counts>{counts}</div>"
             f"<nav class=toc>{''.join(f'<a href=#{a}>{t}</a>' for a, t, on in toc if on)}</nav></header>")
 
@@ -309,7 +312,7 @@ def _deliverable_row(d: DeliverableEntry) -> str:
             f"<td><b>{_esc(d.name)}</b>{kind}</td><td>{_format_text(d)}</td>"
             f"<td class=tc>{_duration(d.duration_s)}</td><td class=tc>{_esc(d.start_timecode or '—')}</td>"
             f"<td class=num>{human_bytes(d.size)}<br><span class=small>{d.size:,} bytes</span></td>"
-            f"<td class=hash>{_esc(d.xxh128)}</td></tr>")
+            f"<td class=xxh>{_esc(d.xxh128)}</td></tr>")
 
 
 def _format_text(d: DeliverableEntry) -> str:

@@ -88,3 +88,48 @@ def test_layback_section_shows_offset_alignment_and_two_pop():
     assert "padded at the head" in rows[0] and "<td>+0.00</td>" in rows[0]
     assert "stereo-20" in rows[1] and "not found" in rows[1]
     assert "0123abcd" in html and "+3840 samples (+2.00 frames)" in html
+
+
+def test_an_older_report_json_still_loads_and_renders_its_deliverables_and_archive():
+    """report.json written before the format, duration, start timecode and verified_at fields: loads, and the
+    report shows what it has, with a dash where a fact is missing."""
+    from tasks.report import Report
+    from tasks.report_html import render_html_report
+
+    old = {"verdict": "pass", "spec": "demo", "findings": [], "title": "OLD", "version": "v1", "delivered": True,
+           "deliverables": [{"name": "OLD_v1_mezzanine.mov", "path": "/gone/OLD_v1_mezzanine.mov", "size": 1536,
+                             "xxh128": "00112233445566778899aabbccddeeff", "kind": "mezzanine"}],
+           "archive": [{"target": "/vault", "uri": "file:///vault/OLD_v1", "verified": True},
+                       {"target": "s3://b/p", "uri": "s3://b/p/OLD_v1", "verified": False}],
+           "archive_error": "archive copies failed verification: s3://b/p/OLD_v1"}
+    report = Report.model_validate(old)
+    assert report.deliverables[0].format is None and report.archive[0].verified_at is None
+    text = render_html_report(report)
+    (row,) = re.findall(r'<tr class="deliverable" data-name="OLD_v1_mezzanine.mov" data-size="1536" '
+                        r'data-xxh128="00112233445566778899aabbccddeeff">(.*?)</tr>', text)
+    assert "1.5 KiB" in row and "1,536 bytes" in row and row.count("<td class=tc>—</td>") == 2
+    copies = re.findall(r'<tr class="archive-copy" data-verified="(\w+)">(.*?)</tr>', text)
+    assert [v for v, _ in copies] == ["true", "false"]
+    assert "NOT VERIFIED" in copies[1][1] and "<td class=tc>—</td>" in copies[0][1]
+    assert "Archive failed: archive copies failed verification" in text
+    assert "<dt>Archive copies</dt><dd>1 verified of 2</dd>" in text
+
+
+def test_a_qc_only_report_has_no_delivery_facts_and_prints_cleanly():
+    from tasks.report_html import render_html_report
+
+    text = render_html_report(build_report(spec="demo", findings=[], title="master.mov"))
+    facts = re.findall(r"<dt>([^<]+)</dt>", text)
+    assert facts == ["Title", "Spec", "Verdict", "Date"]
+    assert "id=deliverables" not in text and "id=archive" not in text and "id=programme" not in text
+    assert "@media print" in text and "@page{size:A4 landscape" in text
+
+
+def test_sizes_and_durations_read_as_people_write_them():
+    from tasks.report import human_bytes
+    from tasks.report_html import _duration, _rate
+
+    assert [human_bytes(n) for n in (0, 1023, 1024, 7_698_427, 3 * 2**40)] == [
+        "0 B", "1023 B", "1.0 KiB", "7.3 MiB", "3.0 TiB"]
+    assert _duration(4.0) == "0:00:04.000" and _duration(5405.12) == "1:30:05.120" and _duration(None) == "—"
+    assert _rate("24000/1001") == "23.976" and _rate("25") == "25"
