@@ -342,9 +342,9 @@ def _archive_html(report: Report) -> str:
             f"{'verified' if a.verified else 'NOT VERIFIED'}</td><td class=tc>{_esc(_date(a.verified_at))}</td></tr>"
             for a in report.archive]
     table = ("<table><thead><tr><th>target</th><th>copy</th><th>check</th><th>verified at</th></tr></thead>"
-             f"<tbody>{''.join(rows)}</tbody></table><p class=small>Each copy was read back (an S3 object by its "
-             "CRC64NVME checksum) and matched the package file by file; its ASC MHL history records the "
-             "transfer.</p>") if rows else ""
+             f"<tbody>{''.join(rows)}</tbody></table><p class=small>Each copy was checked against the package file by "
+             "file (a local copy read back and hashed, an S3 object by its CRC64NVME checksum and size); its "
+             "ASC MHL history records the transfer.</p>") if rows else ""
     error = f"<p class=bad>Archive failed: {_esc(report.archive_error)}</p>" if report.archive_error else ""
     return f"<h2 id=archive>Archive copies</h2>{error}{table}"
 

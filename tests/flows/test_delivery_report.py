@@ -10,7 +10,6 @@ import datetime as dt
 import html
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from flows.cli import app, register_commands
 from tasks.media.synth import make_sample_set
 from tasks.report import Report, human_bytes
 from tasks.report_html import POSTER_WIDTH_PX, PROGRAMME_THUMB_WIDTH_PX
+from tests.browser import CHROMIUM, chromium
 
 register_commands()
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _ffprobe(path: Path) -> dict:
@@ -130,11 +129,6 @@ def test_poster_and_thumbnails_are_embedded_downscaled(delivered, tmp_path):
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text)  # still self-contained
 
 
-def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}",
-           *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package (apt-get install chromium)")
@@ -146,7 +140,7 @@ def test_chromium_renders_the_tables_as_visible_text_and_a_screenshot(delivered,
     probe_page.write_text(text.replace("</body>", "<script>const t=document.body.innerText;"
                                        "const p=document.createElement('pre');p.id='visible-text';p.textContent=t;"
                                        "document.documentElement.appendChild(p);</script></body>"))
-    dom = _chromium("--dump-dom", probe_page.resolve().as_uri(), tmp=tmp_path).stdout
+    dom = chromium("--dump-dom", probe_page.resolve().as_uri(), tmp=tmp_path).stdout
     found = re.search(r'<pre id="visible-text">(.*?)</pre>', dom, re.S)
     assert found, dom[-2000:]
     visible = html.unescape(found.group(1))
@@ -157,7 +151,7 @@ def test_chromium_renders_the_tables_as_visible_text_and_a_screenshot(delivered,
     assert "verified" in visible and report["archive"][0]["verified_at"][:10] in visible
     # A screenshot with ink, and the images decoded by the browser (naturalWidth > 0 for every picture).
     shot = tmp_path / "shot.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1200,1800", (out / "report.html").resolve().as_uri(),
+    chromium(f"--screenshot={shot}", "--window-size=1200,1800", (out / "report.html").resolve().as_uri(),
               tmp=tmp_path)
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(shot), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
                          capture_output=True, timeout=60).stdout
@@ -170,11 +164,11 @@ def test_chromium_renders_the_tables_as_visible_text_and_a_screenshot(delivered,
                                    ".querySelectorAll('figure img').length;const p=document.createElement('pre');"
                                    "p.id='images';p.textContent=n+' '+bad;document.documentElement.appendChild(p);"
                                    "</script></body>"))
-    dom = _chromium("--dump-dom", "--virtual-time-budget=5000", images.resolve().as_uri(), tmp=tmp_path).stdout
+    dom = chromium("--dump-dom", "--virtual-time-budget=5000", images.resolve().as_uri(), tmp=tmp_path).stdout
     assert re.search(r'<pre id="images">7 0</pre>', dom), dom[-500:]
     # Print: a PDF comes out (A4 landscape from the report's @page rule)
     pdf = tmp_path / "report.pdf"
-    _chromium(f"--print-to-pdf={pdf}", "--no-pdf-header-footer", (out / "report.html").resolve().as_uri(),
+    chromium(f"--print-to-pdf={pdf}", "--no-pdf-header-footer", (out / "report.html").resolve().as_uri(),
               tmp=tmp_path)
     assert pdf.read_bytes()[:5] == b"%PDF-"
     box = re.search(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf.read_bytes())

@@ -4,7 +4,6 @@ rendered by headless Chromium (Debian's chromium package) to a non-blank screens
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,9 +16,8 @@ from tasks.media.synth import BlackDefect, IllegalLevelsDefect
 from tasks.qc.engine import qc_master
 from tasks.report import build_report
 from tasks.report_html import write_html_report
+from tests.browser import CHROMIUM, chromium
 from tests.qc.media import married_set
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +41,6 @@ def test_html_is_self_contained_with_findings_thumbnails_and_plots(html_report):
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text)  # nothing external
 
 
-def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}",
-           *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
 
@@ -57,7 +50,7 @@ def test_html_screenshot_not_blank_and_dom_has_findings(html_report, tmp_path):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     path, report = html_report
     shot = tmp_path / "shot.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1200,1600", path.resolve().as_uri(), tmp=tmp_path)
+    chromium(f"--screenshot={shot}", "--window-size=1200,1600", path.resolve().as_uri(), tmp=tmp_path)
     assert shot.is_file()
     # Decode the PNG with ffmpeg to grey pixels: a rendered page has ink, a blank one is uniform.
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(shot), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
@@ -65,7 +58,7 @@ def test_html_screenshot_not_blank_and_dom_has_findings(html_report, tmp_path):
     pixels = np.frombuffer(raw, np.uint8)
     assert pixels.size > 1000
     assert (pixels < 128).mean() > 0.005 and pixels.std() > 10
-    dom = _chromium("--dump-dom", path.resolve().as_uri(), tmp=tmp_path).stdout
+    dom = chromium("--dump-dom", path.resolve().as_uri(), tmp=tmp_path).stdout
     rows = re.findall(r'<tr class="finding" data-check="([a-z_.]+)" data-severity="(\w+)"', dom)
     assert ("picture.black", "error") in rows
     assert ("picture.illegal_levels", "warning") in rows
