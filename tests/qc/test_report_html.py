@@ -126,3 +126,26 @@ def test_sizes_and_durations_read_as_people_write_them():
         "0 B", "1023 B", "1.0 KiB", "7.3 MiB", "3.0 TiB"]
     assert _duration(4.0) == "0:00:04.000" and _duration(5405.12) == "1:30:05.120" and _duration(None) == "—"
     assert _rate("24000/1001") == "23.976" and _rate("25") == "25"
+
+
+def test_programme_pictures_downscale_a_large_poster_and_skip_what_is_gone(tmp_path):
+    """A 1920x1080 poster is embedded 480 px wide (aspect kept); a missing thumbnail is left out of the
+    pictures (the deliverables table still lists it)."""
+    import base64
+    import subprocess
+
+    from tasks.report import DeliverableEntry
+    from tasks.report_html import POSTER_WIDTH_PX, _jpeg_size, programme_pictures
+
+    poster = tmp_path / "T_v1_poster.jpg"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25", "-frames:v", "1",
+                    str(poster)], check=True, timeout=60)
+    entries = [DeliverableEntry(name=f"extras/{poster.name}", path=str(poster), size=poster.stat().st_size,
+                                xxh128="0" * 32, kind="extra"),
+               DeliverableEntry(name="extras/T_v1_thumb_01.jpg", path=str(tmp_path / "gone.jpg"), size=1,
+                                xxh128="1" * 32, kind="extra")]
+    (pic,) = programme_pictures(entries)
+    assert (pic.role, pic.width_px, pic.height_px) == ("poster", POSTER_WIDTH_PX, 270)
+    data = base64.b64decode(pic.data_uri.removeprefix("data:image/jpeg;base64,"))
+    assert _jpeg_size(data) == (480, 270) and len(data) < poster.stat().st_size
+    assert _jpeg_size(b"\x89PNG\r\n\x1a\n") is None
