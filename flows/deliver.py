@@ -114,7 +114,8 @@ def _deliver(request: DeliverRequest) -> RunResult:
     if request.archive:
         try:
             copies = archive_step(str(package_dir), request.archive, title)
-            report.archive = [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified) for c in copies]
+            report.archive = [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified,
+                                          verified_at=c.verified_at) for c in copies]
             bad = [a for a in report.archive if not a.verified]
             if bad:
                 raise VerificationError(f"archive copies failed verification: {', '.join(a.uri for a in bad)}")

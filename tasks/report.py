@@ -15,7 +15,8 @@ from tasks import __version__
 from tasks.media.files import atomic_output
 from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
-__all__ = ["InputFingerprint", "DeliverableEntry", "ArchiveEntry", "Report", "RunResult", "build_report",
+__all__ = ["InputFingerprint", "AudioTrackFormat", "DeliverableFormat", "DeliverableEntry", "ArchiveEntry",
+           "human_bytes", "Report", "RunResult", "build_report",
            "write_report", "findings_markdown", "summary_markdown", "loudness_markdown", "links_markdown",
            "sparkline"]
 
@@ -28,18 +29,58 @@ class InputFingerprint(BaseModel):
     xxh128: str
 
 
+# -- deliverables and archive copies as report.json records them --------------------------------------
+# Every field added after the first release is optional, so older report.json files still load.
+
+class AudioTrackFormat(BaseModel):
+    """One audio stream of a deliverable, as probed."""
+
+    codec: str
+    channels: int
+    sample_rate_hz: int
+    channel_layout: str | None = None
+
+
+class DeliverableFormat(BaseModel):
+    """What a deliverable is, as probed after it was written: container, picture, audio tracks."""
+
+    container: str  # ffprobe's format name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    video_codec: str | None = None
+    video_profile: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frame_rate: str | None = None  # rational as text: "25", "24000/1001"
+    pix_fmt: str | None = None
+    audio: list[AudioTrackFormat] = Field(default_factory=list)
+
+
 class DeliverableEntry(BaseModel):
     name: str
     path: str
     size: int
     xxh128: str
     kind: str | None = None
+    format: DeliverableFormat | None = None  # None for files that are not media (or older reports)
+    duration_s: float | None = None
+    start_timecode: str | None = None  # SMPTE ST 12-1 timecode of the first frame, when the file carries one
 
 
 class ArchiveEntry(BaseModel):
     target: str
     uri: str
     verified: bool
+    verified_at: str | None = None  # ISO 8601 UTC time the copy was read back and matched the source
+
+
+def human_bytes(n: float) -> str:
+    """A size for people, in binary units (IEC 80000-13): ``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+# -- end of the deliverables and archive block ---------------------------------------------------------
 
 
 class Report(BaseModel):

@@ -15,16 +15,9 @@ import typer
 
 from flows.cli import app, clean_errors, fail
 from specs.errors import EXIT_FAILED, BadInputError
+from tasks.report import human_bytes
 
 __all__ = ["archive_cmd", "verify_cmd", "restore_cmd", "locate_cmd"]
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 @app.command("archive")
@@ -59,7 +52,7 @@ def archive_cmd(
         typer.echo(json.dumps([c.model_dump() for c in copies], indent=2))
         return
     for c in copies:
-        typer.echo(f"verified  {c.uri}  {c.files} files  {_human(c.bytes)}"
+        typer.echo(f"verified  {c.uri}  {c.files} files  {human_bytes(c.bytes)}"
                    f"{'  ' + c.storage_class if c.storage_class else ''}")
 
 
@@ -113,7 +106,7 @@ def restore_cmd(
                    f"({report.pending[0].storage_class}, tier {report.pending[0].tier}); expected ready by {when}. "
                    "Run the same command again then.")
         return
-    typer.echo(f"restored and verified  {report.dest}  {report.files} files  {_human(report.bytes)}  "
+    typer.echo(f"restored and verified  {report.dest}  {report.files} files  {human_bytes(report.bytes)}  "
                f"(ASC MHL {report.mhl_generation})")
 
 

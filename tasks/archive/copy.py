@@ -146,8 +146,10 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
 
         # -- verify every copy ---------------------------------------------------------------------
         problems: list[Mismatch] = []
+        verified_at: dict[str, str] = {}
         for d in dests:
             problems += d.verify(digests)
+            verified_at[d.uri] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         if problems:
             raise VerificationError(f"archive copies do not match the source: {describe_mismatches(problems)}. "
                                     "The damaged copies were not recorded; remove them and archive again.")
@@ -196,7 +198,7 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
                                 storage_class=d.storage_class, records=records, verified=True)
             copies.append(ArchiveCopy(target=redact(spec), uri=d.uri, verified=True, files=len(digests),
                                       bytes=total, storage_class=d.storage_class,
-                                      mhl_generation=gens[d.uri].name))
+                                      mhl_generation=gens[d.uri].name, verified_at=verified_at[d.uri]))
         return copies
     except DeliverError:
         raise

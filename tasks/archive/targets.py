@@ -148,6 +148,7 @@ class ArchiveCopy(BaseModel):
     bytes: int
     storage_class: str | None = None
     mhl_generation: str | None = None
+    verified_at: str | None = None  # ISO 8601 UTC time the copy was read back (or HEAD-checked) and matched
 
 
 def deliver_home() -> Path:
