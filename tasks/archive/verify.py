@@ -96,10 +96,21 @@ def local_packages(root: Path) -> list[Path]:
             return inside
     if root.exists() and not root.is_dir():
         raise BadInputError(f"{root}: a file, not a package copy or a folder of packages")
-    parent = root.parent
-    beside = sorted(p.as_posix() for p in parent.iterdir() if p.is_dir() and _is_local_package(p)) \
-        if parent.is_dir() else []
-    raise no_package_error(str(root), beside)
+    raise no_package_error(str(root), [p.as_posix() for p in _local_packages_under(root.parent)])
+
+
+def _local_packages_under(folder: Path, depth: int = 2) -> list[Path]:
+    """Package copies in ``folder``'s subfolders, down to ``depth`` levels (a target, or a target's parent)."""
+    if depth == 0 or not folder.is_dir():
+        return []
+    found: list[Path] = []
+    try:
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and p.name != MHL_FOLDER)
+    except OSError:
+        return []
+    for p in subs:
+        found += [p] if _is_local_package(p) else _local_packages_under(p, depth - 1)
+    return found
 
 
 def _s3_packages_under(target: S3Target, prefix: str) -> list[str]:
