@@ -7,6 +7,9 @@ directory entries, several generations) are read and extended. Unlike the ``ascm
 generation is **not** written when a file disagrees with the history or has gone missing: that is a
 :class:`VerificationError`.
 
+Our generations carry directory and root hashes (xxh128) like ``ascmhl create``, computed from the
+file hashes, so the reference ``ascmhl verify --directory_hash`` works on them too.
+
 Interop (ASC MHL v1.0 sections "Directory hashes", "Hash formats", "Nested histories", "Ignore
 patterns"): directory entries are folders, never missing files; a file is verified against the format
 the history recorded for it (xxh128 when any generation has it, else its original md5/sha1/xxh64/xxh3/
@@ -30,10 +33,13 @@ from typing import Literal
 
 import click
 from ascmhl import utils as _mhl_utils
+from ascmhl.commands import get_ignore_spec_including_nested_ignores
 from ascmhl.generator import MHLGenerationCreationSession
+from ascmhl.hasher import DirectoryHashContext
 from ascmhl.hashlist import MHLAuthor, MHLCreatorInfo, MHLProcess, MHLProcessInfo, MHLTool
 from ascmhl.history import MHLHistory
 from ascmhl.ignore import MHLIgnoreSpec
+from ascmhl.traverse import post_order_lexicographic
 
 from specs.errors import BadInputError, VerificationError
 from tasks import __version__
@@ -176,6 +182,33 @@ def formats_to_record(records: Mapping[str, MhlRecord], rel: str) -> tuple[str, 
     return (r.format, HASH_FORMAT)
 
 
+def _append_directory_hashes(session: MHLGenerationCreationSession, root: Path, history: MHLHistory,
+                             xxh128: Mapping[str, str]) -> None:
+    """Directory (content + structure) xxh128 hashes of every folder and the root, as ``ascmhl create``
+    records them (ASC MHL v1.0 "Directory hashes"), computed from the file hashes already known: same
+    traversal and ignore rules as the reference tool, no file read again. Left out when the traversal
+    meets a file without a hash (then the generation only lists files, as ``ascmhl create -n`` does)."""
+    spec = get_ignore_spec_including_nested_ignores(history, []).get_path_spec()
+    walk = list(post_order_lexicographic(str(root), spec))
+    if any(not is_dir and Path(folder, name).relative_to(root).as_posix() not in xxh128
+           for folder, children in walk for name, is_dir in children):
+        return
+    done: dict[str, tuple[str, str]] = {}
+    for folder, children in walk:
+        ctx = DirectoryHashContext(HASH_FORMAT)
+        for name, is_dir in children:
+            path = os.path.join(folder, name)
+            if is_dir:
+                content, structure = done.pop(path)
+                ctx.append_directory_hashes(path, content, structure)
+            else:
+                ctx.append_file_hash(path, xxh128[Path(path).relative_to(root).as_posix()])
+        done[folder] = (ctx.final_content_hash_str(), ctx.final_structure_hash_str())
+        mtime = _dt.datetime.fromtimestamp(os.path.getmtime(folder))
+        session.append_multiple_format_directory_hashes(folder, mtime, {HASH_FORMAT: done[folder][0]},
+                                                        {HASH_FORMAT: done[folder][1]})
+
+
 def write_mhl_generation(
     root: Path,
     *,
@@ -219,6 +252,7 @@ def write_mhl_generation(
 
     session = MHLGenerationCreationSession(history, _ignore_spec(history))
     failed: list[str] = []
+    xxh128: dict[str, str] = {}
     for rel in files:
         path = root / rel
         st = path.stat()
@@ -227,6 +261,7 @@ def write_mhl_generation(
         if any(f not in have for f in want):
             have = {**have, **digest_file(path, formats=want).mhl_hashes()}
         mtime = _dt.datetime.fromtimestamp(st.st_mtime)
+        xxh128[rel] = have[HASH_FORMAT]
         for fmt in want:  # the original format first: a new xxh128 is accepted beside a verified original
             if not session.append_file_hash(str(path), st.st_size, mtime, fmt, have[fmt]):
                 rec = records.get(rel)
@@ -241,6 +276,8 @@ def write_mhl_generation(
             parts.append("missing: " + ", ".join(missing))
         raise VerificationError(f"{root}: files differ from the ASC MHL history, no generation written — "
                                 + " | ".join(parts) + ". Re-copy these files from a verified copy.")
+
+    _append_directory_hashes(session, root, history, xxh128)
 
     creator = MHLCreatorInfo()
     creator.tool = MHLTool(TOOL_NAME, TOOL_VERSION)

@@ -33,6 +33,13 @@ def reference_verify_rc(root: Path) -> int:
     return ascmhl("verify", root, tool="ascmhl-debug").returncode
 
 
+def reference_directory_hash_errors(root: Path) -> str:
+    """What the reference ``ascmhl-debug verify --directory_hash`` reports against every generation's
+    directory and root hashes ("" when they all match)."""
+    r = ascmhl("verify", "--directory_hash", root, tool="ascmhl-debug")
+    return "" if r.returncode == 0 and "ERROR" not in r.stdout + r.stderr else r.stdout + r.stderr
+
+
 @pytest.fixture
 def run():
     runner = CliRunner()
@@ -109,6 +116,14 @@ def test_reference_histories_archive_verify_restore(kind, s3, tmp_path, prefix, 
     assert reference_verify_rc(src) == 0
     assert data_files(copy_local) == expected_files  # ignored files were not copied
     assert reference_verify_rc(copy_local) == 0
+    new = (src / "ascmhl" / after[-1]).read_text()
+    assert "<roothash>" in new and "<path lastmodificationdate" in new  # our generation has directory hashes
+    # the reference -dh check itself crashes on its own -n generations (no root hash: AttributeError) and
+    # on its own nested md5-in-xxh128 history (KeyError 'md5'), before deliver touched them
+    dir_hashes_checkable = kind not in ("xxh128-no-dir-hashes", "nested")
+    if dir_hashes_checkable:
+        assert reference_directory_hash_errors(src) == ""
+        assert reference_directory_hash_errors(copy_local) == ""
     if kind in ("md5", "sha1", "xxh64", "xxh3", "c4"):
         # a file recorded in another format: the new generation verified it in that format and added xxh128
         text = (src / "ascmhl" / after[len(before)]).read_text()  # the first generation deliver added
@@ -131,6 +146,8 @@ def test_reference_histories_archive_verify_restore(kind, s3, tmp_path, prefix, 
         assert data_files(restored) == expected_files
         assert reference_verify_rc(restored) == 0
         assert latest_process(restored) == "transfer"
+        if dir_hashes_checkable:
+            assert reference_directory_hash_errors(restored) == ""
 
 
 def test_changed_file_in_md5_history_is_named_in_its_format(tmp_path, run):
