@@ -15,10 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-import flows.cli.archive  # noqa: F401 - registers the commands
-from flows.cli import app
 from tests.archive.helpers import S3_SMALL_PARTS, latest_process
 
 BIN = Path(sys.executable).parent
@@ -38,16 +35,6 @@ def reference_directory_hash_errors(root: Path) -> str:
     directory and root hashes ("" when they all match)."""
     r = ascmhl("verify", "--directory_hash", root, tool="ascmhl-debug")
     return "" if r.returncode == 0 and "ERROR" not in r.stdout + r.stderr else r.stdout + r.stderr
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
 
 
 def make_folder(root: Path) -> Path:
