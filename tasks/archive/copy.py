@@ -37,6 +37,7 @@ from tasks.archive.mhl import (
     history_files,
     mhl_records,
     package_files,
+    package_folders,
     write_mhl_generation,
 )
 from tasks.archive.s3 import S3Destination
@@ -150,6 +151,9 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
             digests[rel] = fd
         for d in dests:
             d.flush()
+            if isinstance(d, LocalDestination):  # empty folders too: the directory hashes count them
+                for rel in package_folders(root):
+                    (d.root / rel).mkdir(parents=True, exist_ok=True)
         read_s = time.monotonic() - t0
         log.info("read %d files, %d bytes once for %d target(s) in %.1f s", len(rels), total, len(dests), read_s)
 

@@ -50,6 +50,7 @@ __all__ = [
     "HASH_FORMAT",
     "MhlRecord",
     "package_files",
+    "package_folders",
     "history_files",
     "mhl_records",
     "mhl_expected",
@@ -95,9 +96,9 @@ def _owner(rel: str, hists: list[tuple[str, MHLHistory]]) -> tuple[str, MHLHisto
     return best
 
 
-def package_files(root: Path, history: MHLHistory | None = None) -> Iterator[str]:
-    """Relative POSIX paths of every file of a package, sorted, without ``ascmhl/`` folders and the files
-    the ignore patterns of the history that holds them exclude."""
+def _walk(root: Path, history: MHLHistory | None) -> tuple[list[str], list[str]]:
+    """(files, folders) of a package as relative POSIX paths, sorted, without ``ascmhl/`` folders and
+    what the ignore patterns of the history that holds each path exclude."""
     root = Path(root)
     history = history if history is not None else _load_history(root)
     hists = _histories(root, history)
@@ -109,7 +110,8 @@ def package_files(root: Path, history: MHLHistory | None = None) -> Iterator[str
         spec = specs[prefix]
         return bool(spec.match_file(local) or (is_dir and spec.match_file(local + "/")))
 
-    found: list[str] = []
+    files: list[str] = []
+    folders: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         keep = []
@@ -117,12 +119,24 @@ def package_files(root: Path, history: MHLHistory | None = None) -> Iterator[str
             rel = d if rel_dir == "." else f"{rel_dir}/{d}"
             if d != MHL_FOLDER and not ignored(rel, True):
                 keep.append(d)
+                folders.append(rel)
         dirnames[:] = keep
         for name in filenames:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             if not ignored(rel, False):
-                found.append(rel)
-    return iter(sorted(found))
+                files.append(rel)
+    return sorted(files), sorted(folders)
+
+
+def package_files(root: Path, history: MHLHistory | None = None) -> Iterator[str]:
+    """Relative POSIX paths of every file of a package, sorted, without ``ascmhl/`` folders and the files
+    the ignore patterns of the history that holds them exclude."""
+    return iter(_walk(root, history)[0])
+
+
+def package_folders(root: Path, history: MHLHistory | None = None) -> list[str]:
+    """Relative POSIX paths of every folder of a package (empty ones too: directory hashes count them)."""
+    return _walk(root, history)[1]
 
 
 def history_files(root: Path) -> list[str]:

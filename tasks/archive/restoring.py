@@ -27,7 +27,7 @@ from specs.errors import BadInputError, VerificationError
 from tasks.archive.catalog import Catalog
 from tasks.archive.copy import describe_mismatches
 from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester, digest_file
-from tasks.archive.mhl import history_files, mhl_records, package_files, write_mhl_generation
+from tasks.archive.mhl import history_files, mhl_records, package_files, package_folders, write_mhl_generation
 from tasks.archive.s3 import ARCHIVE_CLASSES, client_for, s3_errors
 from tasks.archive.targets import redact, refuse_credentials
 from tasks.archive.verify import (
@@ -158,6 +158,8 @@ def _restore_local(src: Path, to_dir: Path | str, uri: str) -> RestoreReport:
     src = found[0]
     dest, staging = _prepare(to_dir, src.name)
     rels = list(package_files(src)) + history_files(src)
+    for rel in package_folders(src):  # empty folders too: the directory hashes count them
+        (staging / rel).mkdir(parents=True, exist_ok=True)
     digests, total = {}, 0
     try:
         for rel in rels:

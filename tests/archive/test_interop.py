@@ -252,3 +252,17 @@ def test_credentials_in_uris_are_refused_and_never_printed(uri, tmp_path, run):
         assert len(r.stderr.strip().splitlines()) == 1 and "credentials are not accepted in a URI" in r.stderr
         assert SECRET not in out and KEY_ID not in out and "***" in r.stderr
     assert not (src / "ascmhl").exists() and not (tmp_path / "r").exists()
+
+
+def test_empty_folders_reach_local_copies_so_directory_hashes_verify(tmp_path, run):
+    src = make_folder(tmp_path / "CARD")
+    (src / "clips" / "A002").mkdir()  # an empty folder counts in its parent's directory hashes
+    assert ascmhl("create", "-h", "xxh128", src).returncode == 0
+    assert run("archive", src, "--to", tmp_path / "lto").exit_code == 0
+    copy = tmp_path / "lto" / "CARD"
+    assert (copy / "clips" / "A002").is_dir()
+    assert reference_directory_hash_errors(copy) == ""
+    r = run("restore", copy, "--to", tmp_path / "back")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "back" / "CARD" / "clips" / "A002").is_dir()
+    assert reference_directory_hash_errors(tmp_path / "back" / "CARD") == ""
