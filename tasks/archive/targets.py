@@ -196,6 +196,8 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": 
 def _from_uri(uri: str, *, name: str, settings: dict | None = None) -> LocalTarget | S3Target:
     refuse_credentials(uri)
     settings = dict(settings or {})
+    if isinstance(settings.get("endpoint_url"), str):
+        refuse_credentials(settings["endpoint_url"])
     parts = urlsplit(uri)
     if parts.scheme == "s3":
         if not parts.netloc:

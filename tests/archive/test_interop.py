@@ -266,3 +266,13 @@ def test_empty_folders_reach_local_copies_so_directory_hashes_verify(tmp_path, r
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "back" / "CARD" / "clips" / "A002").is_dir()
     assert reference_directory_hash_errors(tmp_path / "back" / "CARD") == ""
+
+
+def test_credentials_in_a_configured_endpoint_are_refused_and_never_printed(tmp_path, run, monkeypatch):
+    config = tmp_path / "storage.yaml"
+    config.write_text(f"targets:\n  offsite:\n    uri: s3://archive-a/x\n"
+                      f"    endpoint_url: http://{KEY_ID}:{SECRET}@127.0.0.1:9\n")
+    monkeypatch.setenv("DELIVER_STORAGE_CONFIG", str(config))
+    r = run("archive", make_folder(tmp_path / "PKG"), "--to", "offsite")
+    assert r.exit_code == 2 and "credentials are not accepted in a URI" in r.stderr
+    assert SECRET not in r.stdout + r.stderr and KEY_ID not in r.stdout + r.stderr
