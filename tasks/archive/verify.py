@@ -85,7 +85,7 @@ def local_packages(root: Path) -> list[Path]:
     (a target given to ``deliver archive``: the copy is ``TARGET/PACKAGE``).
 
     Raises:
-        BadInputError: none; the message names packages found beside ``root`` instead.
+        BadInputError: no package there; the message names the packages found beside ``root`` instead.
     """
     root = root.expanduser().resolve()
     if _is_local_package(root):
@@ -129,7 +129,7 @@ def s3_packages(target: S3Target, catalog: Catalog) -> list[str]:
     """Keys of the package copies at ``target.prefix``: the copy itself, or the copies of a target.
 
     Raises:
-        BadInputError: none; the message names packages found beside the prefix instead.
+        BadInputError: no package there; the message names the packages found beside the prefix instead.
     """
     key = target.prefix
     if key and (catalog.files_of(f"s3://{target.bucket}/{key}") is not None
