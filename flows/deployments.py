@@ -3,9 +3,10 @@
 One request per flow (:class:`DeliverRequest`, :class:`QCRequest`, :class:`ArchiveRequest`,
 :class:`VerifyRequest`, :class:`NightlyRequest`), validated once, built alike by the ``deliver``
 command line and by the Prefect UI: Prefect builds each deployment's parameter form from the flow's
-signature, so a pydantic model becomes a nested form with titles and descriptions and an
-:class:`enum.Enum` a drop-down (:class:`SpecName`: the specs shipped in ``specs/``). A spec given
-as a path is accepted through ``spec_path``.
+signature, so a pydantic model becomes a nested form with titles and descriptions. The spec is one
+required field: a drop-down of the built-in specs (``specs/<name>.yaml``) or a YAML path (the form's
+two choices of one JSON-schema ``anyOf``); optional fields are plain inputs (their ``null`` branch is
+dropped from the schema, so the form shows no "None" toggle).
 
 Each deployment's entry point IS its flow (``flows/deliver.py:deliver_flow`` …): no wrapper
 re-spells the parameters. Flows use a bounded task runner and ffmpeg-heavy tasks carry the
@@ -22,55 +23,64 @@ from __future__ import annotations
 
 import logging
 import os
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from specs.errors import BadInputError
+from specs.errors import BadInputError, DeliverError
 from specs.loader import builtin_names
 from tasks.layback import MixInput, parse_mix_arg
 from tasks.media.ffmpeg import cleanup_after_cancel
 
-__all__ = ["SpecName", "DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
+__all__ = ["DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
            "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit",
-           "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG"]
+           "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG", "run_flow", "bind_run_logging"]
 
 FFMPEG_TAG = "ffmpeg"
 
 # --------------------------------------------------------------------------- the requests
 
-#: Built-in delivery specs (``specs/<name>.yaml``), a drop-down in the UI.
-SpecName = Enum("SpecName", {n.replace("-", "_"): n for n in builtin_names()}, type=str)  # type: ignore[misc]
-SpecName.__doc__ = "A built-in delivery spec (specs/<name>.yaml)."
+def _plain_optionals(schema: dict[str, Any]) -> None:
+    """Drop the ``null`` branch of ``X | None`` properties: the UI form then shows a plain input (left
+    empty, the field takes its default) instead of a type toggle reading 'Property is type "None"'."""
+    for prop in schema.get("properties", {}).values():
+        branches = prop.get("anyOf")
+        if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+            (kept,) = [b for b in branches if b != {"type": "null"}]
+            del prop["anyOf"]
+            prop.update({k: v for k, v in kept.items() if k not in prop})
+
+
+def _spec_schema(prop: dict[str, Any]) -> None:
+    """The spec field in the form: one required choice between a built-in spec (drop-down) and a path."""
+    description = prop.get("description", "")
+    prop.clear()
+    prop.update({"title": "Spec", "description": description, "anyOf": [
+        {"title": "Built-in spec", "type": "string", "enum": builtin_names()},
+        {"title": "Spec file (YAML path)", "type": "string", "minLength": 1}]})
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_plain_optionals)
 
 
 class _WithSpec(_Request):
-    spec: SpecName | None = Field(None, description="Built-in distributor spec.")
-    spec_path: str | None = Field(None, description="Or a spec YAML path (on storage the workers share).")
-
-    @model_validator(mode="after")
-    def _one_spec(self) -> _WithSpec:
-        if (self.spec is None) == (not self.spec_path):
-            raise ValueError("give exactly one of spec (a built-in spec) or spec_path (a YAML file)")
-        return self
+    spec: str = Field(..., min_length=1, json_schema_extra=_spec_schema,
+                      description="Built-in distributor spec (deliver spec list), or the path of a spec YAML file "
+                                  "on storage the workers share.")
 
     @property
     def spec_ref(self) -> str:
         """The value ``load_spec`` takes: a built-in name or a path."""
-        return self.spec.value if self.spec is not None else str(self.spec_path)
+        return self.spec
 
 
 def spec_fields(ref: str) -> dict[str, str]:
-    """``--spec S`` as request fields: a built-in name goes to ``spec``, anything else to ``spec_path``
-    (``load_spec`` then says what is wrong with it)."""
-    return {"spec": ref} if ref in builtin_names() else {"spec_path": ref}
+    """``--spec S`` as request fields (one field: a built-in name or a path; ``load_spec`` says what is
+    wrong with it)."""
+    return {"spec": ref}
 
 
 def _file_name_part(label: str, value: str) -> str:
@@ -81,6 +91,7 @@ def _file_name_part(label: str, value: str) -> str:
 
 def _mixes_accept_text(schema: dict[str, Any]) -> None:
     """The form (and API clients) may give a mix as an object or as ``deliver run --mix`` text."""
+    _plain_optionals(schema)
     mixes = schema.get("properties", {}).get("mixes")
     if mixes and "items" in mixes:
         mixes["items"] = {"anyOf": [mixes["items"], {"type": "string", "title": "--mix text",
@@ -96,16 +107,22 @@ class DeliverRequest(_WithSpec):
     mixes: list[MixInput] = Field(..., min_length=1, description="Final mix, one entry per file: an interleaved "
                                   "BWF per layout, mono BWFs named *_L.wav *_R.wav …, or an explicit channel map "
                                   "(labels in file order). Text in the deliver run --mix form is accepted too.")
-    title: str = Field(..., description="Title used in deliverable names.")
-    version: str = Field("v1", description="Version used in deliverable names.")
-    out: str = Field(..., description="Output folder (deliverables, package, report.json).")
-    archive: list[str] = Field(default_factory=list, description="Archive targets: names from configs/storage.yaml "
-                               "or URIs (/path, file://, s3://).")
-    force: bool = Field(False, description="Deliver despite error findings (recorded in the report).")
+    title: str = Field(..., description="Title used in deliverable names (deliver run --title).")
+    version: str = Field("v1", description="Version used in deliverable names (deliver run --version).")
+    out: str = Field(..., description="Output folder on shared storage: deliverables, package, report.json, "
+                     "report.html (deliver run --out).")
+    archive: list[str] = Field(default_factory=list, description="Archive targets, each verified: names from "
+                               "configs/storage.yaml or URIs (/path, file://, s3://). Empty: no archive copy "
+                               "(deliver run --archive, repeatable).")
+    force: bool = Field(False, description="Deliver despite error findings; recorded in the report "
+                        "(deliver run --force).")
     recipient: str | None = Field(None, description="Screener recipient: burnt into the watermark for "
-                                     "anti-piracy tracing; also the {recipient} name field.")
-    date: str | None = Field(None, description="Date for watermarks and {date} names (default: today).")
-    lang: str = Field("und", description="Language of this version for {lang} in names (BCP 47: en, de, fr-CA).")
+                                     "anti-piracy tracing; also the {recipient} name field. Empty: none "
+                                     "(deliver run --recipient).")
+    date: str | None = Field(None, description="Date (ISO 8601, YYYY-MM-DD) for watermarks and {date} names. "
+                             "Empty: today (deliver run --date).")
+    lang: str = Field("und", description="Language of this version for {lang} in names, BCP 47 (en, de, fr-CA); "
+                      "und: undetermined (deliver run --lang).")
 
     @field_validator("mixes", mode="before")
     @classmethod
@@ -239,6 +256,69 @@ def forward_deliver_logs() -> None:
 
 
 forward_deliver_logs()  # every flow module imports this one: served runs and worker runs alike
+
+
+#: The flow run this process is running (a served or worker run is one process per flow run): the run
+#: that log records from threads started without Prefect's run context belong to.
+_PROCESS_RUN_ID: str | None = None
+
+
+class _ThreadRecordsToRun(logging.Filter):
+    """Attribute a record logged outside any run context (a worker thread of the QC analysis or the
+    audio reader: :class:`concurrent.futures.ThreadPoolExecutor` does not copy context variables) to
+    this process's flow run, so that Prefect's API handler sends it instead of dropping it with
+    "attempted to send logs to the API without a flow run id"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _PROCESS_RUN_ID and not getattr(record, "flow_run_id", None):
+            from prefect.context import FlowRunContext, TaskRunContext
+
+            if FlowRunContext.get() is None and TaskRunContext.get() is None:
+                record.flow_run_id = _PROCESS_RUN_ID
+        return True
+
+
+class _OneLineErrors(logging.Formatter):
+    """The run's logs (Prefect UI) show our own errors (:class:`~specs.errors.DeliverError`: bad input,
+    infrastructure, a mismatch; each message says what and how to fix) as their message, without the
+    traceback; anything else keeps its traceback. Other handlers (a log file) are not affected."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, DeliverError):
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
+
+
+def bind_run_logging(flow_run_id: str | None) -> None:
+    """Called first in every flow: records from any thread of this process reach the run's logs (ffmpeg
+    command lines of the QC analysis included), and our errors read as one line there."""
+    global _PROCESS_RUN_ID
+    from prefect.logging.handlers import APILogHandler
+
+    forward_deliver_logs()
+    _PROCESS_RUN_ID = flow_run_id or _PROCESS_RUN_ID
+    for name in ("deliver", "prefect.flow_runs", "prefect.task_runs", "prefect.extra"):
+        for handler in logging.getLogger(name).handlers:
+            if not isinstance(handler, APILogHandler):
+                continue
+            if not any(isinstance(f, _ThreadRecordsToRun) for f in handler.filters):
+                handler.addFilter(_ThreadRecordsToRun())
+            if not isinstance(handler.formatter, _OneLineErrors):
+                handler.setFormatter(_OneLineErrors())
+
+
+def run_flow(flow: Any, request: Any) -> Any:
+    """Run ``flow(request)`` in this process and return its typed result whatever the verdict.
+
+    A flow whose QC failed ends in a Failed state carrying its :class:`~tasks.report.RunResult` (the UI
+    shows it failed; the CLI exits 1 from the result); a flow refused for bad input ends Failed carrying
+    the :class:`~specs.errors.DeliverError`, raised again here (the CLI's one line and exit code)."""
+    state = flow(request, return_state=True)
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, BaseException):
+        raise value
+    return value
 
 
 def deployments(*, nightly_schedule: bool = True, limit_per_deployment: int | None = None) -> list[Any]:
