@@ -118,7 +118,9 @@ def _deliver(request: DeliverRequest) -> RunResult:
     spec = load_spec(request.spec_ref)
     inputs = [request.master, *(m.path for m in request.mixes)]
     # probed first: a missing or unreadable input is named ("picture master not found: …") before any work
-    infos = [f.result() for f in probe_step.map(inputs, ["picture master"] + ["mix"] * len(request.mixes))]
+    probes = probe_step.map(inputs, ["picture master"] + ["mix"] * len(request.mixes))
+    probes.wait()  # every input checked (none killed half-way by the first error), then the first error raised
+    infos = probes.result()
     fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
     out_dir = Path(request.out)
     out_dir.mkdir(parents=True, exist_ok=True)
