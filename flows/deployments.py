@@ -214,13 +214,36 @@ def threads(max_workers: int) -> TaskRunner[Any]:
 
 
 def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
-    """``on_cancellation`` hook of the deliver and qc flows: clean the run's output folder."""
+    """``on_cancellation`` hook of the deliver and qc flows: clean the run's output folder (ffmpeg still
+    writing there killed, partial files removed, folders left empty removed) and say what was cleaned up,
+    in the run's logs and a markdown artifact, so that the cancelled run reads as such."""
+    from prefect.logging.loggers import flow_run_logger
+
+    from tasks.media.files import prune_empty_folders
+    from tasks.report import artifact_key, cancelled_markdown
+
     req = (flow_run.parameters or {}).get("request") or {}
     if not isinstance(req, dict):
         req = req.model_dump()
     out = req.get("out") or (str(Path(req["report"]).parent) if req.get("report") else None)
-    if out:
-        cleanup_after_cancel(out)
+    if not out:
+        return
+    cleaned = cleanup_after_cancel(out)
+    cleaned["folders"] = prune_empty_folders(out)
+    title = req.get("title") or Path(req.get("path") or "run").name
+    markdown = cancelled_markdown(f"{title} {req.get('version') or ''}".strip(), out, cleaned)
+    log = flow_run_logger(flow_run, flow)
+    log.info("cancelled: %s", markdown.splitlines()[2])
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import ArtifactCreate
+
+        with get_client(sync_client=True) as client:
+            client.create_artifact(artifact=ArtifactCreate(
+                key=artifact_key("cancelled", title, req.get("version")), type="markdown", data=markdown,
+                description=f"Cancelled: what was cleaned up under {out}", flow_run_id=flow_run.id))
+    except Exception as exc:  # noqa: BLE001 - the log line says it too
+        log.warning("could not publish the clean-up artifact: %s", exc)
 
 
 def request_field(name: str, default: str) -> str:

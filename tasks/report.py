@@ -17,7 +17,7 @@ from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
 __all__ = ["InputFingerprint", "DeliverableEntry", "ArchiveEntry", "Report", "RunResult", "build_report",
            "write_report", "findings_markdown", "summary_markdown", "loudness_markdown", "links_markdown",
-           "report_markdown", "refused_markdown", "outcome_line", "artifact_key", "sparkline"]
+           "report_markdown", "refused_markdown", "cancelled_markdown", "outcome_line", "artifact_key", "sparkline"]
 
 
 class InputFingerprint(BaseModel):
@@ -227,6 +227,18 @@ def refused_markdown(title: str, reason: str, kind: str = "Bad input") -> str:
     """Why a run was refused before any work (markdown artifact): the one-line reason and what to do."""
     return "\n".join([f"# {title}: {kind.lower()}", "", f"**{kind}:** {reason}", "",
                       "Nothing was delivered. Fix the parameter and start the run again."])
+
+
+def cancelled_markdown(title: str, out: str, cleaned: dict[str, list[str]]) -> str:
+    """What a cancelled run cleaned up under its output folder ``out``: ffmpeg processes killed, partial
+    files removed, empty folders removed (``cleaned``: ``killed``, ``removed``, ``folders``)."""
+    killed, removed, folders = cleaned.get("killed", []), cleaned.get("removed", []), cleaned.get("folders", [])
+    lines = [f"# {title}: cancelled", "",
+             f"Killed {len(killed)} ffmpeg process(es), removed {len(removed)} partial file(s) and "
+             f"{len(folders)} empty folder(s) under {out}. Finished files were kept; a new run resumes from them."]
+    lines += [""] + [f"- removed `{Path(p).relative_to(out) if Path(p).is_relative_to(out) else p}`"
+                     for p in [*removed, *folders]] if removed or folders else []
+    return "\n".join(lines)
 
 
 _BARS = "▁▂▃▄▅▆▇█"
