@@ -153,7 +153,8 @@ def _deliver(request: DeliverRequest) -> RunResult:
 
     # deliverables from one decode, then the package
     package_dir = out_dir / f"{title}_{version}"
-    fields = RunFields(title=title, version=version, recipient=request.recipient, lang=request.lang,
+    fields = RunFields(title=title, version=version, recipient=request.recipient or None,
+                       lang=request.lang,
                        **({"date": request.date} if request.date else {}))
     made = transcode_all_step(spec.deliverables, spec, married_info, str(package_dir), fields,
                               str(package_dir / "extras"))

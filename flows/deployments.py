@@ -42,15 +42,11 @@ FFMPEG_TAG = "ffmpeg"
 
 # --------------------------------------------------------------------------- the requests
 
-def _plain_optionals(schema: dict[str, Any]) -> None:
-    """Drop the ``null`` branch of ``X | None`` properties: the UI form then shows a plain input (left
-    empty, the field takes its default) instead of a type toggle reading 'Property is type "None"'."""
-    for prop in schema.get("properties", {}).values():
-        branches = prop.get("anyOf")
-        if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
-            (kept,) = [b for b in branches if b != {"type": "null"}]
-            del prop["anyOf"]
-            prop.update({k: v for k, v in kept.items() if k not in prop})
+def _none_is_empty(value: Any) -> Any:
+    """Optional text fields are plain strings, empty when not given: the UI form shows a plain input
+    (no "X | None" type toggle reading 'Property is type "None"'), and the server's parameter schema
+    check accepts the form's empty value. ``None`` (the CLI's "not given") is read as empty."""
+    return "" if value is None else value
 
 
 def _spec_schema(prop: dict[str, Any]) -> None:
@@ -63,7 +59,7 @@ def _spec_schema(prop: dict[str, Any]) -> None:
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_plain_optionals)
+    model_config = ConfigDict(extra="forbid")
 
 
 class _WithSpec(_Request):
@@ -91,7 +87,6 @@ def _file_name_part(label: str, value: str) -> str:
 
 def _mixes_accept_text(schema: dict[str, Any]) -> None:
     """The form (and API clients) may give a mix as an object or as ``deliver run --mix`` text."""
-    _plain_optionals(schema)
     mixes = schema.get("properties", {}).get("mixes")
     if mixes and "items" in mixes:
         mixes["items"] = {"anyOf": [mixes["items"], {"type": "string", "title": "--mix text",
@@ -116,13 +111,15 @@ class DeliverRequest(_WithSpec):
                                "(deliver run --archive, repeatable).")
     force: bool = Field(False, description="Deliver despite error findings; recorded in the report "
                         "(deliver run --force).")
-    recipient: str | None = Field(None, description="Screener recipient: burnt into the watermark for "
+    recipient: str = Field("", description="Screener recipient: burnt into the watermark for "
                                      "anti-piracy tracing; also the {recipient} name field. Empty: none "
                                      "(deliver run --recipient).")
-    date: str | None = Field(None, description="Date (ISO 8601, YYYY-MM-DD) for watermarks and {date} names. "
+    date: str = Field("", description="Date (ISO 8601, YYYY-MM-DD) for watermarks and {date} names. "
                              "Empty: today (deliver run --date).")
     lang: str = Field("und", description="Language of this version for {lang} in names, BCP 47 (en, de, fr-CA); "
                       "und: undetermined (deliver run --lang).")
+
+    _optional_text = field_validator("recipient", "date", mode="before")(_none_is_empty)
 
     @field_validator("mixes", mode="before")
     @classmethod
@@ -180,11 +177,13 @@ class VerifyRequest(_Request):
 class NightlyRequest(_Request):
     """One night of QC of the watch folders and archive fixity."""
 
-    config: str | None = Field(None, description="Nightly config file (default configs/nightly.yaml or "
+    config: str = Field("", description="Nightly config file (empty: configs/nightly.yaml or "
                                   "$DELIVER_NIGHTLY_CONFIG).")
-    night: str | None = Field(None, description="Night to run as (YYYY-MM-DD, in the configured timezone); "
+    night: str = Field("", description="Night to run as (YYYY-MM-DD, in the configured timezone); "
                                  "default: tonight. Picks the fixity share.")
     force_all: bool = Field(False, description="QC every master, changed or not.")
+
+    _optional_text = field_validator("config", "night", mode="before")(_none_is_empty)
 
 
 def build_request(model: type[_Request], **fields: Any) -> Any:
@@ -231,7 +230,8 @@ def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
     cleaned = cleanup_after_cancel(out)
     cleaned["folders"] = prune_empty_folders(out)
     title = req.get("title") or Path(req.get("path") or "run").name
-    markdown = cancelled_markdown(f"{title} {req.get('version') or ''}".strip(), out, cleaned)
+    version = req.get("version") or (DeliverRequest.model_fields["version"].default if req.get("title") else None)
+    markdown = cancelled_markdown(f"{title} {version or ''}".strip(), out, cleaned)
     log = flow_run_logger(flow_run, flow)
     log.info("cancelled: %s", markdown.splitlines()[2])
     try:
@@ -240,7 +240,7 @@ def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
 
         with get_client(sync_client=True) as client:
             client.create_artifact(artifact=ArtifactCreate(
-                key=artifact_key("cancelled", title, req.get("version")), type="markdown", data=markdown,
+                key=artifact_key("cancelled", title, version), type="markdown", data=markdown,
                 description=f"Cancelled: what was cleaned up under {out}", flow_run_id=flow_run.id))
     except Exception as exc:  # noqa: BLE001 - the log line says it too
         log.warning("could not publish the clean-up artifact: %s", exc)

@@ -160,7 +160,7 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa:
 
     bind_run_logging(str(flow_run.get_id() or "") or None)
     log = get_run_logger()
-    cfg = load_nightly_config(request.config)
+    cfg = load_nightly_config(request.config or None)
     night = dt.date.fromisoformat(request.night) if request.night else night_of(None, cfg.schedule.timezone)
     state = NightlyState(state_path(cfg))
     items = scan_watch_folders(cfg, state, force_all=request.force_all)
