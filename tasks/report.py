@@ -151,7 +151,7 @@ def summary_markdown(report: Report, severity_names: dict[str, str] | None = Non
                         f"`{sparkline(t.get('short_term_series_lufs') or [])}` |")
     head += ["", "## Findings", "", findings_markdown(report.findings, severity_names)]
     if report.deliverables:
-        head += ["", "## Deliverables", "", "| name | format | size | xxh128 |", "|---|---|---|---|"]
+        head += ["", "## Deliverables", "", "| name | kind | size | xxh128 |", "|---|---|---|---|"]
         head += [f"| {d.name} | {d.kind or Path(d.name).suffix.lstrip('.')} | {_size(d.size)} | `{d.xxh128}` |"
                  for d in report.deliverables]
     if report.archive_error:
@@ -205,7 +205,8 @@ def report_markdown(report: Report, severity_names: dict[str, str] | None = None
     """The whole report as markdown (a Prefect artifact readable from any machine, where the HTML report's
     file:// link does not open): outcome, findings with timecodes, loudness, layback, deliverables with
     format, size and xxh128, archive copies, inputs."""
-    lines = [summary_markdown(report, severity_names), "", f"**Outcome:** {outcome_line(report)}"]
+    head, _, rest = summary_markdown(report, severity_names).partition("\n\n")
+    lines = [head, "", f"**Outcome:** {outcome_line(report)}", "", rest]
     lb = report.layback or {}
     if lb.get("tracks"):
         lines += ["", "## Layback", "", f"Picture start {lb.get('start_timecode', '')} · picture packets md5 "
@@ -215,7 +216,7 @@ def report_markdown(report: Report, severity_names: dict[str, str] | None = None
             pop = t.get("two_pop_offset_frames")
             lines.append(f"| {t.get('track')} | {t.get('channels', '')} | {t.get('offset_frames', '')} | "
                          f"{t.get('alignment', '')} | {'—' if pop is None else pop} |")
-        lines += [f"- {n}" for n in lb.get("notes") or []]
+        lines += [""] + [f"- {n}" for n in lb["notes"]] if lb.get("notes") else []
     if report.inputs:
         lines += ["", "## Inputs", "", "| file | size | xxh128 |", "|---|---|---|"]
         lines += [f"| {Path(i.path).name} | {_size(i.size)} | `{i.xxh128}` |" for i in report.inputs]
