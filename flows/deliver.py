@@ -19,7 +19,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from flows.deployments import DeliverRequest, bind_run_logging, cores, on_cancel, request_field, threads
+from flows.deployments import DeliverRequest, QCFailed, bind_run_logging, cores, on_cancel, request_field, threads
 from flows.events import emit_input_refused, emit_qc_failed
 from specs.errors import EXIT_BAD_INPUT, DeliverError, VerificationError
 from specs.loader import load_spec
@@ -86,10 +86,12 @@ def deliver_flow(request: DeliverRequest) -> State[RunResult]:
 
 def final_state(result: RunResult) -> State[RunResult]:
     """Completed when delivered or QC passed; Failed named "QC failed" when error findings stopped the
-    delivery (the UI shows it failed, the message says why); the result is the state's data either way."""
+    delivery (the UI shows it failed, the message says why); the result is in the state's data either way
+    (for Failed, inside :class:`~flows.deployments.QCFailed`: Prefect resolves a Failed state's data into an
+    exception)."""
     message = outcome_line(result.report)
     if result.report.verdict == "fail" and not result.report.delivered:
-        return Failed(name="QC failed", message=message, data=result)
+        return Failed(name="QC failed", message=message, data=QCFailed(message, result))
     return Completed(message=message, data=result)
 
 

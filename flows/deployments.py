@@ -29,14 +29,15 @@ from typing import Any
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from specs.errors import BadInputError, DeliverError
+from specs.errors import EXIT_FAILED, BadInputError, DeliverError
 from specs.loader import builtin_names
 from tasks.layback import MixInput, parse_mix_arg
 from tasks.media.ffmpeg import cleanup_after_cancel
 
 __all__ = ["DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
            "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit",
-           "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG", "run_flow", "bind_run_logging"]
+           "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG", "run_flow", "bind_run_logging",
+           "QCFailed"]
 
 FFMPEG_TAG = "ffmpeg"
 
@@ -301,6 +302,30 @@ class _ThreadRecordsToRun(logging.Filter):
         return True
 
 
+class QCFailed(DeliverError):
+    """The data of a run's Failed "QC failed" state: error findings stopped the delivery (exit 1). Carries
+    the run's :class:`~tasks.report.RunResult` (the report was written); Prefect resolves a Failed state's
+    data into an exception, hence an exception rather than the bare result."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (QCFailed, (str(self), self.result))
+
+
+class _QuietOwnFailures(logging.Filter):
+    """Drop the flow engine's generic "Engine execution exited with unexpected exception" record when the
+    exception is ours: the run's final state (Bad input, QC failed) already says what happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, DeliverError) and str(record.msg).startswith("Engine execution exited"))
+
+
 class _OneLineErrors(logging.Formatter):
     """The run's logs (Prefect UI) show our own errors (:class:`~specs.errors.DeliverError`: bad input,
     infrastructure, a mismatch; each message says what and how to fix) as their message, without the
@@ -327,6 +352,7 @@ def bind_run_logging(flow_run_id: str | None) -> None:
                 continue
             if not any(isinstance(f, _ThreadRecordsToRun) for f in handler.filters):
                 handler.addFilter(_ThreadRecordsToRun())
+                handler.addFilter(_QuietOwnFailures())
             if not isinstance(handler.formatter, _OneLineErrors):
                 handler.setFormatter(_OneLineErrors())
 
@@ -339,6 +365,8 @@ def run_flow(flow: Any, request: Any) -> Any:
     the :class:`~specs.errors.DeliverError`, raised again here (the CLI's one line and exit code)."""
     state = flow(request, return_state=True)
     value = state.result(raise_on_failure=False)
+    if isinstance(value, QCFailed):
+        return value.result
     if isinstance(value, BaseException):
         raise value
     return value

@@ -56,6 +56,17 @@ def _logs(run_id: UUID) -> list[str]:
                 return out
 
 
+def _final_logs(run_id: UUID, timeout_s: float = 30) -> list[str]:
+    """The run's logs once its engine's last line ("Finished in state …") has arrived (logs are batched)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        logs = _logs(run_id)
+        if any(m.startswith("Finished in state") for m in logs):
+            return logs
+        assert time.monotonic() < deadline, logs
+        time.sleep(1)
+
+
 def test_deployments_render_typed_forms_and_nightly_schedule(served):
     with _client() as c:
         names = {f"{c.read_flow(d.flow_id).name}/{d.name}" for d in c.read_deployments()}
@@ -320,7 +331,7 @@ def test_bad_parameter_fails_the_run_at_once_with_one_line_and_no_traceback(serv
     assert fr.state.is_failed() and fr.state.name == "Bad input", fr.state
     assert fr.state.message == f"picture master not found: {missing}. Check the path."
     assert not out.exists()  # nothing written, no empty folder
-    logs = _logs(run_id)
+    logs = _final_logs(run_id)
     assert not [m for m in logs if "Traceback" in m], [m for m in logs if "Traceback" in m][:1]
     assert f"bad input: picture master not found: {missing}. Check the path." in logs
     arts = {a.key: a for a in _artifacts(run_id) if a.key}
@@ -330,7 +341,7 @@ def test_bad_parameter_fails_the_run_at_once_with_one_line_and_no_traceback(serv
                                             "spec": "netflx", "title": "TYPO2", "out": str(ops_root / "typo2")})
     fr2 = _wait_final(spec_run, 120)
     assert fr2.state.name == "Bad input" and "did you mean 'netflix'" in fr2.state.message
-    assert not [m for m in _logs(spec_run) if "Traceback" in m]
+    assert not [m for m in _final_logs(spec_run) if "Traceback" in m]
     # the run page shows the failure and its reason
     base = served["api"].rsplit("/api", 1)[0]
     shot = ops_root / "bad-input-run.png"
@@ -351,4 +362,4 @@ def test_failed_qc_run_ends_failed_named_qc_failed(served, ops_root):
     assert (out / "report.json").is_file() and not (out / "BLACK_v1").exists()  # the report, no deliverables
     arts = {a.key: a for a in _artifacts(run_id) if a.key}
     assert "FAIL" in arts["qc-summary-black-v1"].data and "picture.black" in arts["report-black-v1"].data
-    assert not [m for m in _logs(run_id) if "Traceback" in m]
+    assert not [m for m in _final_logs(run_id) if "Traceback" in m]
