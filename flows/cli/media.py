@@ -76,9 +76,10 @@ def _print_findings(result: RunResult) -> None:
 def _run_deliver(request: DeliverRequest) -> int:
     """The deliver flow on ``request`` with progress bars; the findings table; the exit code."""
     from flows.deliver import deliver_flow
+    from flows.deployments import run_flow
 
     with _progress_bars():
-        result = deliver_flow(request)
+        result = run_flow(deliver_flow, request)
     _print_findings(result)
     typer.echo(result.report_path)
     return EXIT_OK if result.delivered else EXIT_FAILED
@@ -140,9 +141,10 @@ def qc_cmd(
     request = build_request(QCRequest, path=str(Path(path).resolve()), report=str(report.resolve()),
                             **spec_fields(spec))
     _preflight(path, [], request.spec_ref)
+    from flows.deployments import run_flow
     from flows.qc import qc_flow
 
-    result = qc_flow(request)
+    result = run_flow(qc_flow, request)
     _print_findings(result)
     typer.echo(result.report_path)
     raise typer.Exit(EXIT_OK if result.verdict == "pass" else EXIT_FAILED)
