@@ -80,6 +80,7 @@ def human_bytes(n: float) -> str:
         n /= 1024
     return str(n)
 
+
 # -- end of the deliverables and archive block ---------------------------------------------------------
 
 
@@ -193,7 +194,7 @@ def summary_markdown(report: Report, severity_names: dict[str, str] | None = Non
     head += ["", "## Findings", "", findings_markdown(report.findings, severity_names)]
     if report.deliverables:
         head += ["", "## Deliverables", "", "| name | kind | size | xxh128 |", "|---|---|---|---|"]
-        head += [f"| {d.name} | {d.kind or Path(d.name).suffix.lstrip('.')} | {_size(d.size)} | `{d.xxh128}` |"
+        head += [f"| {d.name} | {d.kind or Path(d.name).suffix.lstrip('.')} | {human_bytes(d.size)} | `{d.xxh128}` |"
                  for d in report.deliverables]
     if report.archive_error:
         head += ["", f"**Archive failed:** {report.archive_error}"]
@@ -234,14 +235,6 @@ def links_markdown(report: Report, report_path: Path, html_path: Path | None) ->
     return "\n".join(lines)
 
 
-def _size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 def report_markdown(report: Report, severity_names: dict[str, str] | None = None) -> str:
     """The whole report as markdown (a Prefect artifact readable from any machine, where the HTML report's
     file:// link does not open): outcome, findings with timecodes, loudness, layback, deliverables with
@@ -260,7 +253,7 @@ def report_markdown(report: Report, severity_names: dict[str, str] | None = None
         lines += [""] + [f"- {n}" for n in lb["notes"]] if lb.get("notes") else []
     if report.inputs:
         lines += ["", "## Inputs", "", "| file | size | xxh128 |", "|---|---|---|"]
-        lines += [f"| {Path(i.path).name} | {_size(i.size)} | `{i.xxh128}` |" for i in report.inputs]
+        lines += [f"| {Path(i.path).name} | {human_bytes(i.size)} | `{i.xxh128}` |" for i in report.inputs]
     lines += ["", f"_{report.tool} on {report.host or 'unknown host'}, {report.created}_"]
     return "\n".join(lines)
 
