@@ -20,9 +20,9 @@ from flows.events import emit_qc_failed
 from specs.errors import DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
-from tasks.deliverables.naming import RunFields
 from tasks.layback import layback_summary, plan_layback
 from tasks.media.ffmpeg import kill_all_children
+from tasks.preflight import preflight_run
 from tasks.report import (
     ArchiveEntry,
     Report,
@@ -69,6 +69,10 @@ def _deliver(request: DeliverRequest) -> RunResult:
 
     # spec and inputs
     spec = load_spec(request.spec_ref)
+    # paths and name fields first (a UI run never met the CLI's preflight): nothing is written before
+    fields = preflight_run(spec=spec, master=request.master, mixes=[m.path for m in request.mixes],
+                           out=request.out, archive=request.archive, title=title, version=version,
+                           recipient=request.recipient, date=request.date, lang=request.lang)
     out_dir = Path(request.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "work"
@@ -103,8 +107,6 @@ def _deliver(request: DeliverRequest) -> RunResult:
 
     # deliverables from one decode, then the package
     package_dir = out_dir / f"{title}_{version}"
-    fields = RunFields(title=title, version=version, recipient=request.recipient, lang=request.lang,
-                       **({"date": request.date} if request.date else {}))
     made = transcode_all_step(spec.deliverables, spec, married_info, str(package_dir), fields,
                               str(package_dir / "extras"))
     files = [(r.path, r.kind) for r in made.deliverables] + [(p, "extra") for p in made.extras]

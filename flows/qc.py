@@ -16,6 +16,7 @@ from flows.deliver import emit_if_failed, publish_report
 from flows.deployments import QCRequest, cores, on_cancel, request_field, threads
 from specs.loader import load_spec
 from tasks.media.ffmpeg import kill_all_children
+from tasks.preflight import preflight_qc
 from tasks.report import RunResult, build_report
 from tasks.steps import fingerprint_step, probe_step, qc_step
 
@@ -32,6 +33,7 @@ def qc_flow(request: QCRequest) -> RunResult:
     """QC one master against a spec; report.json is the only output."""
     try:
         spec = load_spec(request.spec_ref)
+        preflight_qc(path=request.path, report=request.report)  # a UI run never met the CLI's preflight
         info = probe_step(request.path, "master")
         fingerprint = fingerprint_step(request.path)
         qc = qc_step(info, spec)
