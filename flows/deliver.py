@@ -92,7 +92,7 @@ def _deliver(request: DeliverRequest) -> RunResult:
     married_info = probe_step(lb.path, "layback master")
 
     # QC and the gate
-    qc = qc_step(married_info, spec)
+    qc = qc_step(married_info, spec, lb.plan)
     report = build_report(spec=spec.name, findings=qc.findings, title=title, version=version, inputs=fingerprints,
                           forced=False, measurements=qc.measurements, layback=layback_summary(lb),
                           flow_run_id=str(flow_run.get_id() or "") or None)
