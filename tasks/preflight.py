@@ -103,6 +103,9 @@ def check_report_path(report: str | Path, option: str = "--json") -> Path:
     path = resolved(report, option)
     if path.is_dir():
         raise BadInputError(f"{option} {report} is a folder; give a file name such as {Path(report) / 'report.json'}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise BadInputError(f"{option} {report}: {path.parent} is a regular file, so no report can be written in "
+                            "it; choose a path in a folder")
     if path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
         raise BadInputError(f"{option} {report}: its folder {path.parent} is not writable; choose another path")
     _check_creatable_folder(path.parent, option, report)
