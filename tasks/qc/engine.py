@@ -77,9 +77,9 @@ def qc_master(info: MediaInfo, spec: Spec, *, layback: LaybackPlan | None = None
         sync_findings, two_pop = check_two_pop(spec, clock, series, [(t, s) for t, _, _, s in scans])
         findings += sync_findings
         if layback is not None:
-            judged = {f.track for f in sync_findings if f.status == "fail" and f.track}
-            judged |= {m["track"] for m in two_pop if m.get("offset_frames") is not None}
-            findings += check_layback(spec, layback, judged)
+            # a track whose beep QC measured against the flash frame is judged there, not again by placement
+            measured = {m["track"] for m in two_pop if m.get("offset_frames") is not None}
+            findings += check_layback(spec, layback, measured)
         measurements["picture"] = {
             "frames": series.frame_count,
             "rate": str(series.rate),

@@ -18,7 +18,8 @@ from tasks.layback import layback, plan_layback
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, MixSpec, make_master, make_mix
 from tasks.qc.engine import qc_master
-from tests.deliverables.helpers import SR, read_track, write_bwf
+from tasks.qc.sync import check_layback
+from tests.deliverables.helpers import LABELS_51, SR, read_track, tones, write_bwf
 
 DELIVER = str(Path(sys.executable).parent / "deliver")
 TIMING = dict(head_s=4.0, programme_s=2.0)
@@ -60,6 +61,23 @@ def test_late_mix_is_placed_and_its_gap_has_the_specs_severity(late_set: dict[st
         assert "starts 2.0 frames after the programme start 01:00:00:00" in found[0].message
     off = {**spec.checks, "audio.layback_coverage": CheckSpec(severity="off")}
     assert _coverage(qc_master(info, spec.model_copy(update={"checks": off}), layback=plan).findings) == []
+
+
+def test_mix_much_longer_than_the_picture_is_trimmed_and_reported(late_set: dict[str, Path], tmp_path: Path) -> None:
+    spec = load_spec("demo")
+    picture = probe(late_set["master"])
+    n = 6 * SR  # the picture: 00:59:56:00 .. 01:00:02:00
+    long_mix = write_bwf(tmp_path / "long51.wav", tones(LABELS_51, n + 3 * SR), 3596 * SR)
+    assert long_mix.exists()
+    plan = plan_layback(picture, [probe(long_mix), probe(late_set["stereo"])], spec)
+    assert (plan.tracks[0].tail_trim_samples, plan.tracks[0].head_gap_samples) == (3 * SR, 0)
+    assert any("144000 samples after the picture's last frame; trimmed" in n for n in plan.notes)
+    found = [f for f in check_layback(spec, plan) if f.track == "main-51"]
+    assert [(f.check, f.severity.value, f.timecode_in) for f in found] == [
+        ("audio.layback_trim", "warning", "01:00:02:00")]
+    assert "75.0 frames (3.00 s) of the mix long51.wav lie after the picture's last frame" in found[0].message
+    married = layback(plan, spec, tmp_path / "lb.mov")
+    assert read_track(Path(married.path), 0).shape[0] == n  # exactly the picture's length
 
 
 def _run(late_set: dict[str, Path], out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
