@@ -24,10 +24,10 @@ from flows.events import emit_input_refused, emit_qc_failed
 from specs.errors import EXIT_BAD_INPUT, DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
-from tasks.deliverables.naming import RunFields
 from tasks.layback import layback_summary, plan_layback
 from tasks.media.ffmpeg import kill_all_children
 from tasks.media.files import folders_under, prune_empty_folders
+from tasks.preflight import preflight_run
 from tasks.report import (
     ArchiveEntry,
     Report,
@@ -123,6 +123,10 @@ def _deliver(request: DeliverRequest) -> RunResult:
     probes = probe_step.map(inputs, ["picture master"] + ["mix"] * len(request.mixes))
     probes.wait()  # every input checked (none killed half-way by the first error), then the first error raised
     infos = probes.result()
+    # then paths and name fields (a UI run never met the CLI's preflight): nothing is written before
+    fields = preflight_run(spec=spec, master=request.master, mixes=[m.path for m in request.mixes],
+                           out=request.out, archive=request.archive, title=title, version=version,
+                           recipient=request.recipient or None, date=request.date or None, lang=request.lang)
     fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
     out_dir = Path(request.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +144,7 @@ def _deliver(request: DeliverRequest) -> RunResult:
     married_info = probe_step(lb.path, "layback master")
 
     # QC and the gate
-    qc = qc_step(married_info, spec)
+    qc = qc_step(married_info, spec, lb.plan)
     report = build_report(spec=spec.name, findings=qc.findings, title=title, version=version, inputs=fingerprints,
                           forced=False, measurements=qc.measurements, layback=layback_summary(lb),
                           flow_run_id=_run_id())
@@ -155,9 +159,6 @@ def _deliver(request: DeliverRequest) -> RunResult:
 
     # deliverables from one decode, then the package
     package_dir = out_dir / f"{title}_{version}"
-    fields = RunFields(title=title, version=version, recipient=request.recipient or None,
-                       lang=request.lang,
-                       **({"date": request.date} if request.date else {}))
     made = transcode_all_step(spec.deliverables, spec, married_info, str(package_dir), fields,
                               str(package_dir / "extras"))
     files = [(r.path, r.kind) for r in made.deliverables] + [(p, "extra") for p in made.extras]

@@ -184,11 +184,12 @@ def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: Medi
 
 
 @task(name="qc", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)
-def qc_step(info: MediaInfo, spec: Spec) -> QCResult:
-    """Every QC check of the spec on one master, from one analysis decode."""
+def qc_step(info: MediaInfo, spec: Spec, layback: LaybackPlan | None = None) -> QCResult:
+    """Every QC check of the spec on one master, from one analysis decode (and the placement of its mixes when
+    ``layback`` made it)."""
     progress = ProgressReporter(artifact_key("qc-analysis", Path(info.path).stem),
                                 f"Picture and audio analysis of {Path(info.path).name}")
-    return qc_master(info, spec, progress=progress)
+    return qc_master(info, spec, layback=layback, progress=progress)
 
 
 @task(name="package")

@@ -17,8 +17,7 @@ from flows.cli import app, clean_errors
 from specs.errors import EXIT_FAILED, EXIT_OK, BadInputError
 
 if TYPE_CHECKING:
-    from flows.deployments import DeliverRequest
-    from tasks.layback import MixInput
+    from flows.deployments import DeliverRequest, QCRequest
     from tasks.report import RunResult
 
 console = Console(stderr=True)
@@ -26,17 +25,27 @@ console = Console(stderr=True)
 __all__ = ["run_cmd", "qc_cmd", "demo_cmd", "loudness_cmd"]
 
 
-def _preflight(master: str, mixes: list[MixInput], spec_ref: str) -> None:
-    """Everything we can reject before starting Prefect: spec, files, media, channel counts (exit 2)."""
+def _preflight(request: DeliverRequest | QCRequest) -> None:
+    """Everything we can reject before starting Prefect (exit 2, nothing written): the spec, the paths
+    (output folder, report, archive targets), the name fields and every deliverable name, the media,
+    the channel counts and the placement of every mix (:mod:`tasks.preflight`, :func:`tasks.layback.plan_layback`)."""
+    from flows.deployments import QCRequest
     from specs.loader import load_spec
     from tasks.layback import plan_layback
     from tasks.media.probe import probe
+    from tasks.preflight import preflight_qc, preflight_run
 
-    spec = load_spec(spec_ref)
-    info = probe(master, "picture master")
-    mix_infos = [(m, probe(m.path, "mix")) for m in mixes]
-    if mixes:
-        plan_layback(info, mix_infos, spec)
+    spec = load_spec(request.spec_ref)
+    if isinstance(request, QCRequest):
+        preflight_qc(path=request.path, report=request.report)
+        probe(request.path, "master")
+        return
+    preflight_run(spec=spec, master=request.master, mixes=[m.path for m in request.mixes], out=request.out,
+                  archive=request.archive, title=request.title, version=request.version,
+                  recipient=request.recipient or None, date=request.date or None, lang=request.lang)
+    info = probe(request.master, "picture master")
+    mix_infos = [(m, probe(m.path, "mix")) for m in request.mixes]
+    plan_layback(info, mix_infos, spec)
 
 
 @contextlib.contextmanager
@@ -111,12 +120,12 @@ def run_cmd(
     request = build_request(DeliverRequest, master=master, mixes=mix, title=title, version=version, out=str(out),
                             archive=list(archive or []), force=force, recipient=recipient, date=date, lang=lang,
                             **spec_fields(spec))
-    _preflight(request.master, request.mixes, request.spec_ref)
     if not request.archive:
         from tasks.archive.targets import load_storage_config
 
         # the default targets of configs/storage.yaml
         request = request.model_copy(update={"archive": list(load_storage_config().default_targets)})
+    _preflight(request)
     raise typer.Exit(_run_deliver(_absolute(request)))
 
 
@@ -136,11 +145,12 @@ def qc_cmd(
 ) -> None:
     """QC a master against a spec. Exit 0 pass, 1 fail, 2 bad input."""
     from flows.deployments import QCRequest, build_request, spec_fields
+    from tasks.preflight import resolved
 
     report = json_out or Path(f"{Path(path).name}.qc.json")
-    request = build_request(QCRequest, path=str(Path(path).resolve()), report=str(report.resolve()),
+    request = build_request(QCRequest, path=str(resolved(path, "master")), report=str(resolved(report, "--json")),
                             **spec_fields(spec))
-    _preflight(path, [], request.spec_ref)
+    _preflight(request)
     from flows.deployments import run_flow
     from flows.qc import qc_flow
 
