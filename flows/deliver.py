@@ -3,8 +3,11 @@
 Orchestration only: order, gating and artifacts. The steps (retries, caching, progress) are in
 :mod:`tasks.steps`, the work in :mod:`tasks`. The flow takes one :class:`~flows.deployments.DeliverRequest`,
 built alike by ``deliver run`` and by the deployment's form in the Prefect UI, and returns a
-:class:`~tasks.report.RunResult`. QC failure is a result, not an exception: the report is written
-either way.
+:class:`~tasks.report.RunResult` as the data of its final state: Completed when delivered, Failed named
+"QC failed" when error findings stopped the delivery (the report is written either way), Failed named
+"Bad input" with the one-line reason when a parameter is wrong (no traceback in the run's logs, no
+empty folder left). :func:`flows.deployments.run_flow` turns the state back into the result (or the
+error) for ``deliver run``.
 """
 
 from __future__ import annotations
@@ -14,22 +17,28 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
 
-from flows.deployments import DeliverRequest, cores, on_cancel, request_field, threads
-from flows.events import emit_qc_failed
-from specs.errors import DeliverError, VerificationError
+from flows.deployments import DeliverRequest, QCFailed, bind_run_logging, cores, on_cancel, request_field, threads
+from flows.events import emit_input_refused, emit_qc_failed
+from specs.errors import EXIT_BAD_INPUT, DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
-from tasks.deliverables.naming import RunFields
 from tasks.layback import layback_summary, plan_layback
 from tasks.media.ffmpeg import kill_all_children
+from tasks.media.files import folders_under, prune_empty_folders
+from tasks.preflight import preflight_run
 from tasks.report import (
     ArchiveEntry,
     Report,
     RunResult,
+    artifact_key,
     build_report,
     links_markdown,
     loudness_markdown,
+    outcome_line,
+    refused_markdown,
+    report_markdown,
     summary_markdown,
     write_report,
 )
@@ -44,22 +53,62 @@ from tasks.steps import (
     transcode_all_step,
 )
 
-__all__ = ["deliver_flow", "publish_report", "emit_if_failed"]
+__all__ = ["deliver_flow", "publish_report", "emit_if_failed", "final_state", "refuse"]
 
 
 def _run_name() -> str:
     return f"deliver-{request_field('title', 'title')}-{request_field('version', 'v1')}"
 
 
+def _run_id() -> str | None:
+    return str(flow_run.get_id() or "") or None
+
+
 @flow(name="deliver", flow_run_name=_run_name, log_prints=True, task_runner=threads(cores()),
       on_cancellation=[on_cancel])
-def deliver_flow(request: DeliverRequest) -> RunResult:
-    """Lay back, QC, gate, transcode, package, archive and report one title."""
+def deliver_flow(request: DeliverRequest) -> State[RunResult]:
+    """Lay back, QC, gate, transcode, package, archive and report one title.
+
+    Ends Completed (delivered), Failed "QC failed" (error findings, nothing delivered; the report is
+    written and is the state's data) or Failed "Bad input" (one line, no traceback, nothing left behind)."""
+    bind_run_logging(_run_id())
+    existed = folders_under(request.out)
     try:
-        return _deliver(request)
+        return final_state(_deliver(request))
+    except DeliverError as exc:
+        prune_empty_folders(request.out, existed)
+        return refuse(exc, request.title, request.version, request.spec_ref)
     finally:
         # Threads of a task runner are not interrupted on cancellation; kill ffmpeg ourselves.
         kill_all_children()
+        prune_empty_folders(request.out, existed)
+
+
+def final_state(result: RunResult) -> State[RunResult]:
+    """Completed when delivered or QC passed; Failed named "QC failed" when error findings stopped the
+    delivery (the UI shows it failed, the message says why); the result is in the state's data either way
+    (for Failed, inside :class:`~flows.deployments.QCFailed`: Prefect resolves a Failed state's data into an
+    exception)."""
+    message = outcome_line(result.report)
+    if result.report.verdict == "fail" and not result.report.delivered:
+        return Failed(name="QC failed", message=message, data=QCFailed(message, result))
+    return Completed(message=message, data=result)
+
+
+def refuse(exc: DeliverError, title: str, version: str | None, spec: str) -> State[RunResult]:
+    """A run that cannot go on (bad parameter, unreachable storage): the one-line reason as the state
+    message, a log line and a markdown artifact, a ``deliver.input.refused`` event for bad input; the
+    error is the state's data (``deliver run`` raises it again: its one line and exit code)."""
+    kind = "Bad input" if exc.exit_code == EXIT_BAD_INPUT else "Failed"
+    get_run_logger().error("%s: %s", kind.lower() if kind != "Failed" else "error", exc)
+    try:
+        create_markdown_artifact(markdown=refused_markdown(f"{title} {version or ''}".strip(), str(exc), kind),
+                                 key=artifact_key("run-error", title, version), description=f"{kind}: {exc}"[:500])
+    except Exception as art_exc:  # noqa: BLE001 - the state message still says it
+        get_run_logger().warning("could not publish the error artifact: %s", art_exc)
+    if exc.exit_code == EXIT_BAD_INPUT:
+        emit_input_refused(title=title, version=version, reason=str(exc), spec=spec)
+    return Failed(name=kind, message=str(exc), data=exc)
 
 
 def _deliver(request: DeliverRequest) -> RunResult:
@@ -69,13 +118,20 @@ def _deliver(request: DeliverRequest) -> RunResult:
 
     # spec and inputs
     spec = load_spec(request.spec_ref)
+    inputs = [request.master, *(m.path for m in request.mixes)]
+    # probed first: a missing or unreadable input is named ("picture master not found: …") before any work
+    probes = probe_step.map(inputs, ["picture master"] + ["mix"] * len(request.mixes))
+    probes.wait()  # every input checked (none killed half-way by the first error), then the first error raised
+    infos = probes.result()
+    # then paths and name fields (a UI run never met the CLI's preflight): nothing is written before
+    fields = preflight_run(spec=spec, master=request.master, mixes=[m.path for m in request.mixes],
+                           out=request.out, archive=request.archive, title=title, version=version,
+                           recipient=request.recipient or None, date=request.date or None, lang=request.lang)
+    fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
     out_dir = Path(request.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "work"
     work.mkdir(exist_ok=True)
-    inputs = [request.master, *(m.path for m in request.mixes)]
-    fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
-    infos = [f.result() for f in probe_step.map(inputs, ["picture master"] + ["mix"] * len(request.mixes))]
 
     # layback: the mixes married to the picture, placed by their BWF time reference
     plan = plan_layback(infos[0], list(zip(request.mixes, infos[1:], strict=True)), spec)
@@ -88,10 +144,10 @@ def _deliver(request: DeliverRequest) -> RunResult:
     married_info = probe_step(lb.path, "layback master")
 
     # QC and the gate
-    qc = qc_step(married_info, spec)
+    qc = qc_step(married_info, spec, lb.plan)
     report = build_report(spec=spec.name, findings=qc.findings, title=title, version=version, inputs=fingerprints,
                           forced=False, measurements=qc.measurements, layback=layback_summary(lb),
-                          flow_run_id=str(flow_run.get_id() or "") or None)
+                          flow_run_id=_run_id())
     report_path = out_dir / "report.json"
     if report.verdict == "fail" and not request.force:
         log.error(f"QC failed with {report.counts['error']} error findings; delivery stopped (use --force to deliver "
@@ -103,8 +159,6 @@ def _deliver(request: DeliverRequest) -> RunResult:
 
     # deliverables from one decode, then the package
     package_dir = out_dir / f"{title}_{version}"
-    fields = RunFields(title=title, version=version, recipient=request.recipient, lang=request.lang,
-                       **({"date": request.date} if request.date else {}))
     made = transcode_all_step(spec.deliverables, spec, married_info, str(package_dir), fields,
                               str(package_dir / "extras"))
     files = [(r.path, r.kind) for r in made.deliverables] + [(p, "extra") for p in made.extras]
@@ -114,7 +168,8 @@ def _deliver(request: DeliverRequest) -> RunResult:
     if request.archive:
         try:
             copies = archive_step(str(package_dir), request.archive, title)
-            report.archive = [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified) for c in copies]
+            report.archive = [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified,
+                                          verified_at=c.verified_at) for c in copies]
             bad = [a for a in report.archive if not a.verified]
             if bad:
                 raise VerificationError(f"archive copies failed verification: {', '.join(a.uri for a in bad)}")
@@ -131,7 +186,8 @@ def _finish(report: Report, report_path: Path, spec: Spec, master: str, request:
     """Report, artifacts (verdict, findings, loudness, links) and the qc-failed event."""
     result = publish_report(report, report_path, spec, master)
     create_markdown_artifact(markdown=links_markdown(report, report_path, Path(result.html_path)),
-                             key="deliverable-links", description="Links to the report and the deliverables")
+                             key=artifact_key("deliverable-links", report.title, report.version),
+                             description=f"Links to the report and the deliverables of {report.title}")
     emit_if_failed(result, request.master, request.spec_ref)
     return result
 
@@ -145,22 +201,29 @@ def publish_report(report: Report, report_path: Path, spec: Spec, master: str | 
     summary = summary_markdown(report, names) + (
         f"\n\nReports: [{html_path.name}]({html_path.resolve().as_uri()}) · "
         f"[{report_path.name}]({report_path.resolve().as_uri()})")
-    create_markdown_artifact(markdown=summary, key="qc-summary",
-                             description=f"QC verdict for {report.title or report.spec}")
+    title, version = report.title or Path(master or report_path).name, report.version
+    create_markdown_artifact(markdown=summary, key=artifact_key("qc-summary", title, version),
+                             description=f"QC verdict for {title} {version or ''}: {outcome_line(report)}"[:500])
+    create_markdown_artifact(markdown=report_markdown(report, names), key=artifact_key("report", title, version),
+                             description=f"The report of {title} {version or ''} (as report.html)")
     rows = [{"severity": names.get(f.severity.value, f.severity.value), "check": f.check, "status": f.status,
              "track": f.track or "", "in": f.timecode_in or "", "out": f.timecode_out or "", "message": f.message,
              "expected": f.expected or "", "actual": f.actual or ""}
             for f in report.findings]
     empty = {"severity": "", "check": "no findings", "status": "", "track": "", "in": "", "out": "", "message": "",
              "expected": "", "actual": ""}
-    create_table_artifact(table=rows or [empty], key="qc-findings", description="QC findings with timecodes")
-    create_link_artifact(link=report_path.resolve().as_uri(), link_text="report.json", key="qc-report",
+    create_table_artifact(table=rows or [empty], key=artifact_key("qc-findings", title, version),
+                          description=f"QC findings with timecodes, {title}")
+    create_link_artifact(link=report_path.resolve().as_uri(), link_text="report.json",
+                         key=artifact_key("qc-report", title, version),
                          description="Machine-readable report")
-    create_link_artifact(link=html_path.resolve().as_uri(), link_text=html_path.name, key="qc-report-html",
+    create_link_artifact(link=html_path.resolve().as_uri(), link_text=html_path.name,
+                         key=artifact_key("qc-report-html", title, version),
                          description="QC report to read: findings with thumbnails, loudness and luma plots")
     loud = loudness_markdown(report)
     if loud:
-        create_markdown_artifact(markdown=loud, key="loudness-summary", description="Loudness of every track")
+        create_markdown_artifact(markdown=loud, key=artifact_key("loudness-summary", title, version),
+                                 description=f"Loudness of every track, {title}")
     return RunResult(report=report, report_path=str(report_path), html_path=str(html_path))
 
 
@@ -169,5 +232,6 @@ def emit_if_failed(result: RunResult, path: str, spec: str) -> None:
     if result.verdict == "pass":
         return
     errors = [f for f in result.report.findings if f.severity.value == "error"]
-    emit_qc_failed(title=result.report.title or Path(path).name, path=path, spec=spec, report=result.report_path,
-                   errors=len(errors), first_error=errors[0].message if errors else "")
+    emit_qc_failed(title=result.report.title or Path(path).name, version=result.report.version, path=path,
+                   spec=spec, report=result.report_path, errors=len(errors),
+                   first_error=errors[0].message if errors else "", message=outcome_line(result.report))

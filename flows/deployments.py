@@ -3,9 +3,10 @@
 One request per flow (:class:`DeliverRequest`, :class:`QCRequest`, :class:`ArchiveRequest`,
 :class:`VerifyRequest`, :class:`NightlyRequest`), validated once, built alike by the ``deliver``
 command line and by the Prefect UI: Prefect builds each deployment's parameter form from the flow's
-signature, so a pydantic model becomes a nested form with titles and descriptions and an
-:class:`enum.Enum` a drop-down (:class:`SpecName`: the specs shipped in ``specs/``). A spec given
-as a path is accepted through ``spec_path``.
+signature, so a pydantic model becomes a nested form with titles and descriptions. The spec is one
+required field: a drop-down of the built-in specs (``specs/<name>.yaml``) or a YAML path (the form's
+two choices of one JSON-schema ``anyOf``); optional fields are plain inputs (their ``null`` branch is
+dropped from the schema, so the form shows no "None" toggle).
 
 Each deployment's entry point IS its flow (``flows/deliver.py:deliver_flow`` …): no wrapper
 re-spells the parameters. Flows use a bounded task runner and ffmpeg-heavy tasks carry the
@@ -22,29 +23,40 @@ from __future__ import annotations
 
 import logging
 import os
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from specs.errors import BadInputError
+from specs.errors import EXIT_FAILED, BadInputError, DeliverError
 from specs.loader import builtin_names
 from tasks.layback import MixInput, parse_mix_arg
 from tasks.media.ffmpeg import cleanup_after_cancel
 
-__all__ = ["SpecName", "DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
+__all__ = ["DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
            "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit",
-           "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG"]
+           "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG", "run_flow", "bind_run_logging",
+           "QCFailed"]
 
 FFMPEG_TAG = "ffmpeg"
 
 # --------------------------------------------------------------------------- the requests
 
-#: Built-in delivery specs (``specs/<name>.yaml``), a drop-down in the UI.
-SpecName = Enum("SpecName", {n.replace("-", "_"): n for n in builtin_names()}, type=str)  # type: ignore[misc]
-SpecName.__doc__ = "A built-in delivery spec (specs/<name>.yaml)."
+def _none_is_empty(value: Any) -> Any:
+    """Optional text fields are plain strings, empty when not given: the UI form shows a plain input
+    (no "X | None" type toggle reading 'Property is type "None"'), and the server's parameter schema
+    check accepts the form's empty value. ``None`` (the CLI's "not given") is read as empty."""
+    return "" if value is None else value
+
+
+def _spec_schema(prop: dict[str, Any]) -> None:
+    """The spec field in the form: one required choice between a built-in spec (drop-down) and a path."""
+    description = prop.get("description", "")
+    prop.clear()
+    prop.update({"title": "Spec", "description": description, "anyOf": [
+        {"title": "Built-in spec", "type": "string", "enum": builtin_names()},
+        {"title": "Spec file (YAML path)", "type": "string", "minLength": 1}]})
 
 
 class _Request(BaseModel):
@@ -52,25 +64,20 @@ class _Request(BaseModel):
 
 
 class _WithSpec(_Request):
-    spec: SpecName | None = Field(None, description="Built-in distributor spec.")
-    spec_path: str | None = Field(None, description="Or a spec YAML path (on storage the workers share).")
-
-    @model_validator(mode="after")
-    def _one_spec(self) -> _WithSpec:
-        if (self.spec is None) == (not self.spec_path):
-            raise ValueError("give exactly one of spec (a built-in spec) or spec_path (a YAML file)")
-        return self
+    spec: str = Field(..., min_length=1, json_schema_extra=_spec_schema,
+                      description="Built-in distributor spec (deliver spec list), or the path of a spec YAML file "
+                                  "on storage the workers share.")
 
     @property
     def spec_ref(self) -> str:
         """The value ``load_spec`` takes: a built-in name or a path."""
-        return self.spec.value if self.spec is not None else str(self.spec_path)
+        return self.spec
 
 
 def spec_fields(ref: str) -> dict[str, str]:
-    """``--spec S`` as request fields: a built-in name goes to ``spec``, anything else to ``spec_path``
-    (``load_spec`` then says what is wrong with it)."""
-    return {"spec": ref} if ref in builtin_names() else {"spec_path": ref}
+    """``--spec S`` as request fields (one field: a built-in name or a path; ``load_spec`` says what is
+    wrong with it)."""
+    return {"spec": ref}
 
 
 def _file_name_part(label: str, value: str) -> str:
@@ -96,16 +103,24 @@ class DeliverRequest(_WithSpec):
     mixes: list[MixInput] = Field(..., min_length=1, description="Final mix, one entry per file: an interleaved "
                                   "BWF per layout, mono BWFs named *_L.wav *_R.wav …, or an explicit channel map "
                                   "(labels in file order). Text in the deliver run --mix form is accepted too.")
-    title: str = Field(..., description="Title used in deliverable names.")
-    version: str = Field("v1", description="Version used in deliverable names.")
-    out: str = Field(..., description="Output folder (deliverables, package, report.json).")
-    archive: list[str] = Field(default_factory=list, description="Archive targets: names from configs/storage.yaml "
-                               "or URIs (/path, file://, s3://).")
-    force: bool = Field(False, description="Deliver despite error findings (recorded in the report).")
-    recipient: str | None = Field(None, description="Screener recipient: burnt into the watermark for "
-                                     "anti-piracy tracing; also the {recipient} name field.")
-    date: str | None = Field(None, description="Date for watermarks and {date} names (default: today).")
-    lang: str = Field("und", description="Language of this version for {lang} in names (BCP 47: en, de, fr-CA).")
+    title: str = Field(..., description="Title used in deliverable names (deliver run --title).")
+    version: str = Field("v1", description="Version used in deliverable names (deliver run --version).")
+    out: str = Field(..., description="Output folder on shared storage: deliverables, package, report.json, "
+                     "report.html (deliver run --out).")
+    archive: list[str] = Field(default_factory=list, description="Archive targets, each verified: names from "
+                               "configs/storage.yaml or URIs (/path, file://, s3://). Empty: no archive copy "
+                               "(deliver run --archive, repeatable).")
+    force: bool = Field(False, description="Deliver despite error findings; recorded in the report "
+                        "(deliver run --force).")
+    recipient: str = Field("", description="Screener recipient: burnt into the watermark for "
+                                     "anti-piracy tracing; also the {recipient} name field. Empty: none "
+                                     "(deliver run --recipient).")
+    date: str = Field("", description="Date (ISO 8601, YYYY-MM-DD) for watermarks and {date} names. "
+                             "Empty: today (deliver run --date).")
+    lang: str = Field("und", description="Language of this version for {lang} in names, BCP 47 (en, de, fr-CA); "
+                      "und: undetermined (deliver run --lang).")
+
+    _optional_text = field_validator("recipient", "date", mode="before")(_none_is_empty)
 
     @field_validator("mixes", mode="before")
     @classmethod
@@ -163,11 +178,13 @@ class VerifyRequest(_Request):
 class NightlyRequest(_Request):
     """One night of QC of the watch folders and archive fixity."""
 
-    config: str | None = Field(None, description="Nightly config file (default configs/nightly.yaml or "
+    config: str = Field("", description="Nightly config file (empty: configs/nightly.yaml or "
                                   "$DELIVER_NIGHTLY_CONFIG).")
-    night: str | None = Field(None, description="Night to run as (YYYY-MM-DD, in the configured timezone); "
+    night: str = Field("", description="Night to run as (YYYY-MM-DD, in the configured timezone); "
                                  "default: tonight. Picks the fixity share.")
     force_all: bool = Field(False, description="QC every master, changed or not.")
+
+    _optional_text = field_validator("config", "night", mode="before")(_none_is_empty)
 
 
 def build_request(model: type[_Request], **fields: Any) -> Any:
@@ -197,13 +214,37 @@ def threads(max_workers: int) -> TaskRunner[Any]:
 
 
 def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
-    """``on_cancellation`` hook of the deliver and qc flows: clean the run's output folder."""
+    """``on_cancellation`` hook of the deliver and qc flows: clean the run's output folder (ffmpeg still
+    writing there killed, partial files removed, folders left empty removed) and say what was cleaned up,
+    in the run's logs and a markdown artifact, so that the cancelled run reads as such."""
+    from prefect.logging.loggers import flow_run_logger
+
+    from tasks.media.files import prune_empty_folders
+    from tasks.report import artifact_key, cancelled_markdown
+
     req = (flow_run.parameters or {}).get("request") or {}
     if not isinstance(req, dict):
         req = req.model_dump()
     out = req.get("out") or (str(Path(req["report"]).parent) if req.get("report") else None)
-    if out:
-        cleanup_after_cancel(out)
+    if not out:
+        return
+    cleaned = cleanup_after_cancel(out)
+    cleaned["folders"] = prune_empty_folders(out)
+    title = req.get("title") or Path(req.get("path") or "run").name
+    version = req.get("version") or (DeliverRequest.model_fields["version"].default if req.get("title") else None)
+    markdown = cancelled_markdown(f"{title} {version or ''}".strip(), out, cleaned)
+    log = flow_run_logger(flow_run, flow)
+    log.info("cancelled: %s", markdown.splitlines()[2])
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import ArtifactCreate
+
+        with get_client(sync_client=True) as client:
+            client.create_artifact(artifact=ArtifactCreate(
+                key=artifact_key("cancelled", title, version), type="markdown", data=markdown,
+                description=f"Cancelled: what was cleaned up under {out}", flow_run_id=flow_run.id))
+    except Exception as exc:  # noqa: BLE001 - the log line says it too
+        log.warning("could not publish the clean-up artifact: %s", exc)
 
 
 def request_field(name: str, default: str) -> str:
@@ -239,6 +280,96 @@ def forward_deliver_logs() -> None:
 
 
 forward_deliver_logs()  # every flow module imports this one: served runs and worker runs alike
+
+
+#: The flow run this process is running (a served or worker run is one process per flow run): the run
+#: that log records from threads started without Prefect's run context belong to.
+_PROCESS_RUN_ID: str | None = None
+
+
+class _ThreadRecordsToRun(logging.Filter):
+    """Attribute a record logged outside any run context (a worker thread of the QC analysis or the
+    audio reader: :class:`concurrent.futures.ThreadPoolExecutor` does not copy context variables) to
+    this process's flow run, so that Prefect's API handler sends it instead of dropping it with
+    "attempted to send logs to the API without a flow run id"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _PROCESS_RUN_ID and not getattr(record, "flow_run_id", None):
+            from prefect.context import FlowRunContext, TaskRunContext
+
+            if FlowRunContext.get() is None and TaskRunContext.get() is None:
+                record.flow_run_id = _PROCESS_RUN_ID
+        return True
+
+
+class QCFailed(DeliverError):
+    """The data of a run's Failed "QC failed" state: error findings stopped the delivery (exit 1). Carries
+    the run's :class:`~tasks.report.RunResult` (the report was written); Prefect resolves a Failed state's
+    data into an exception, hence an exception rather than the bare result."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (QCFailed, (str(self), self.result))
+
+
+class _QuietOwnFailures(logging.Filter):
+    """Drop the flow engine's generic "Engine execution exited with unexpected exception" record when the
+    exception is ours: the run's final state (Bad input, QC failed) already says what happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, DeliverError) and str(record.msg).startswith("Engine execution exited"))
+
+
+class _OneLineErrors(logging.Formatter):
+    """The run's logs (Prefect UI) show our own errors (:class:`~specs.errors.DeliverError`: bad input,
+    infrastructure, a mismatch; each message says what and how to fix) as their message, without the
+    traceback; anything else keeps its traceback. Other handlers (a log file) are not affected."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, DeliverError):
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
+
+
+def bind_run_logging(flow_run_id: str | None) -> None:
+    """Called first in every flow: records from any thread of this process reach the run's logs (ffmpeg
+    command lines of the QC analysis included), and our errors read as one line there."""
+    global _PROCESS_RUN_ID
+    from prefect.logging.handlers import APILogHandler
+
+    forward_deliver_logs()
+    _PROCESS_RUN_ID = flow_run_id or _PROCESS_RUN_ID
+    for name in ("deliver", "prefect.flow_runs", "prefect.task_runs", "prefect.extra"):
+        for handler in logging.getLogger(name).handlers:
+            if not isinstance(handler, APILogHandler):
+                continue
+            if not any(isinstance(f, _ThreadRecordsToRun) for f in handler.filters):
+                handler.addFilter(_ThreadRecordsToRun())
+                handler.addFilter(_QuietOwnFailures())
+            if not isinstance(handler.formatter, _OneLineErrors):
+                handler.setFormatter(_OneLineErrors())
+
+
+def run_flow(flow: Any, request: Any) -> Any:
+    """Run ``flow(request)`` in this process and return its typed result whatever the verdict.
+
+    A flow whose QC failed ends in a Failed state carrying its :class:`~tasks.report.RunResult` (the UI
+    shows it failed; the CLI exits 1 from the result); a flow refused for bad input ends Failed carrying
+    the :class:`~specs.errors.DeliverError`, raised again here (the CLI's one line and exit code)."""
+    state = flow(request, return_state=True)
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, QCFailed):
+        return value.result
+    if isinstance(value, BaseException):
+        raise value
+    return value
 
 
 def deployments(*, nightly_schedule: bool = True, limit_per_deployment: int | None = None) -> list[Any]:

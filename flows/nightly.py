@@ -18,7 +18,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.deployments import NightlyRequest, QCRequest, cores, request_field, spec_fields, threads
+from flows.deployments import (
+    NightlyRequest,
+    QCRequest,
+    bind_run_logging,
+    cores,
+    request_field,
+    spec_fields,
+    threads,
+)
 from flows.events import emit_archive_mismatch, emit_qc_failed
 from tasks.media.ffmpeg import kill_all_children
 from tasks.nightly import (
@@ -81,6 +89,9 @@ def _emit_if_failed(outcome: QCItemOutcome, path: str) -> None:
       persist_result=True, result_serializer="json")
 def qc_item_flow(request: QCRequest) -> QCItemOutcome:
     """One nightly QC item as its own flow run, so items spread over every worker of a pool."""
+    from prefect.runtime import flow_run
+
+    bind_run_logging(str(flow_run.get_id() or "") or None)
     try:
         outcome = nightly_qc_step(request.path, request.spec_ref, request.report)
         _emit_if_failed(outcome, request.path)
@@ -144,10 +155,12 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa:
     summary; the run fails (its data: the :class:`~tasks.nightly.NightlySummary`) if any item failed,
     after every item has run.
     """
+    from prefect.runtime import flow_run
     from prefect.states import Completed, Failed
 
+    bind_run_logging(str(flow_run.get_id() or "") or None)
     log = get_run_logger()
-    cfg = load_nightly_config(request.config)
+    cfg = load_nightly_config(request.config or None)
     night = dt.date.fromisoformat(request.night) if request.night else night_of(None, cfg.schedule.timezone)
     state = NightlyState(state_path(cfg))
     items = scan_watch_folders(cfg, state, force_all=request.force_all)

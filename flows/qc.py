@@ -2,7 +2,8 @@
 
 Stages: spec -> probe + fingerprint -> QC (one analysis decode) -> report and artifacts. No other
 outputs. Takes one :class:`~flows.deployments.QCRequest` (``deliver qc`` and the UI alike) and
-returns a :class:`~tasks.report.RunResult`.
+returns its :class:`~tasks.report.RunResult` as the data of its final state (Failed "QC failed" on a
+failing master, like the deliver flow).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import State
 
-from flows.deliver import emit_if_failed, publish_report
-from flows.deployments import QCRequest, cores, on_cancel, request_field, threads
+from flows.deliver import emit_if_failed, final_state, publish_report, refuse
+from flows.deployments import QCRequest, bind_run_logging, cores, on_cancel, request_field, threads
+from specs.errors import DeliverError
 from specs.loader import load_spec
 from tasks.media.ffmpeg import kill_all_children
+from tasks.preflight import preflight_qc
 from tasks.report import RunResult, build_report
 from tasks.steps import fingerprint_step, probe_step, qc_step
 
@@ -28,10 +32,13 @@ def _run_name() -> str:
 
 @flow(name="qc", flow_run_name=_run_name, log_prints=True, task_runner=threads(cores()),
       on_cancellation=[on_cancel])
-def qc_flow(request: QCRequest) -> RunResult:
-    """QC one master against a spec; report.json is the only output."""
+def qc_flow(request: QCRequest) -> State[RunResult]:
+    """QC one master against a spec; report.json is the only output. Ends Completed (pass), Failed
+    "QC failed: N errors" (fail; the result is the state's data) or Failed "Bad input" (one line)."""
+    bind_run_logging(str(flow_run.get_id() or "") or None)
     try:
         spec = load_spec(request.spec_ref)
+        preflight_qc(path=request.path, report=request.report)  # a UI run never met the CLI's preflight
         info = probe_step(request.path, "master")
         fingerprint = fingerprint_step(request.path)
         qc = qc_step(info, spec)
@@ -40,6 +47,8 @@ def qc_flow(request: QCRequest) -> RunResult:
                               flow_run_id=str(flow_run.get_id() or "") or None)
         result = publish_report(report, Path(request.report), spec, info.path)
         emit_if_failed(result, request.path, request.spec_ref)
-        return result
+        return final_state(result)
+    except DeliverError as exc:
+        return refuse(exc, Path(request.path).name, None, request.spec_ref)
     finally:
         kill_all_children()

@@ -120,6 +120,32 @@ def _mark(node: yaml.Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
+    """A syntax error at the place parsing failed, naming where the unclosed construct opened too.
+
+    PyYAML notices an unclosed ``[`` or ``{`` (or a quote) only where the next token cannot belong to it, often
+    lines later; its ``context_mark`` is where the construct began, ``problem_mark`` where parsing failed.
+    """
+    problem, context = exc.problem_mark, exc.context_mark
+    mark = problem or context
+    where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
+    what = str(exc.problem or exc.context or "invalid YAML")
+    if context is not None and exc.context and (problem is None or context.line != problem.line
+                                                or context.column != problem.column):
+        construct = re.sub(r"^while (?:parsing|scanning) (?:an? )?", "", str(exc.context))
+        opened = f"line {context.line + 1}, column {context.column + 1}"
+        failed = f"line {where.line}, column {where.column}"
+        if construct.startswith(("flow ", "quoted ")):  # brackets and quotes must be closed
+            what += f"; the {construct} opened at {opened} is not closed (parsing failed at {failed})"
+        else:
+            what += f"; in the {construct} that starts at {opened} (parsing failed at {failed})"
+    elif exc.context:
+        what = f"{exc.context} {what}"
+    return YamlProblem(where, f"YAML syntax error: {what}",
+                       "check indentation (spaces, not tabs), colons after keys and quotes around "
+                       "values that contain ': ' or start with '{', '[', '*', '&' or '#'")
+
+
 def load_marked(text: str) -> tuple[MarkedDoc | None, list[YamlProblem]]:
     """Parse ``text`` safely; return the marked document (``None`` on a syntax error) and problems."""
     problems: list[YamlProblem] = []
@@ -127,12 +153,7 @@ def load_marked(text: str) -> tuple[MarkedDoc | None, list[YamlProblem]]:
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        return None, [YamlProblem(where, f"YAML syntax error: {what}",
-                                  "check indentation (spaces, not tabs), colons after keys and quotes around "
-                                  "values that contain ': ' or start with '{', '[', '*', '&' or '#'")]
+        return None, [_syntax_problem(exc)]
     except yaml.YAMLError as exc:  # e.g. a document stream with several documents
         return None, [YamlProblem(Mark(1, 1), f"YAML error: {exc}", "a spec is one YAML document")]
     doc = MarkedDoc(data=None)

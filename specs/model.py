@@ -46,6 +46,7 @@ from specs.timecode import (
     CANONICAL_TIMECODE_PATTERN,
     DROP_FRAME_RATES,
     FrameRateError,
+    Timecode,
     TimecodeError,
     TimecodeFields,
     parse_frame_rate,
@@ -529,6 +530,9 @@ class TimingSpec(_Model):
     av_duration_tolerance_s: Seconds | None = Field(
         None, description="audio vs video duration tolerance in seconds, for clauses written in seconds "
         "(Amazon: within 2.0 s); when set it is used instead of av_duration_tolerance_frames")
+    max_layback_offset_s: Seconds | None = Field(
+        None, description="layback: a mix whose BWF time reference puts its start further than this from the "
+        "programme start is refused as bad input (unset: any mix that overlaps the programme is placed)")
 
     @model_validator(mode="after")
     def _separator(self) -> TimingSpec:
@@ -541,6 +545,15 @@ class TimingSpec(_Model):
             if window is not None and ((window.min or 0) < 0 or (window.max or 0) < 0):
                 raise _problem(f"{key} cannot be negative", "write seconds >= 0", field=(key,))
         return self
+
+    def ffoa_frame(self, start: Timecode, frame_count: int) -> int | None:
+        """Index of the first frame of action in a master that starts at ``start`` and has ``frame_count``
+        frames: 0 without ``ffoa_timecode``, ``None`` when the FFOA lies outside the master."""
+        if not self.ffoa_timecode:
+            return 0
+        ffoa = Timecode.parse(self.ffoa_timecode, start.rate, drop_frame=start.drop_frame)
+        index = ffoa.frames - start.frames
+        return index if 0 <= index < frame_count else None
 
     def av_tolerance_frames(self, rate: Fraction) -> float:
         """The audio/video duration tolerance in frames at ``rate`` (seconds win when given)."""
@@ -643,6 +656,14 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
         "error", "a channel silent or identical to another for min_duration_s or longer (default 2 s) where the "
         "layout says it carries its own signal (e.g. a 5.1 with a silent centre); threshold = silence level in "
         "dBFS", ("threshold", "min_duration_s")),
+    "audio.layback_coverage": CheckInfo(
+        "error", "layback: the mix, placed by its BWF time reference, leaves the programme without its sound at the "
+        "head (starts after the first frame of action) or the tail (ends before the last frame) by more than "
+        "threshold frames (default timing.av_duration_tolerance_s/_frames)", ("threshold",)),
+    "audio.layback_trim": CheckInfo(
+        "warning", "layback: the mix, placed by its BWF time reference, runs past the picture's first or last frame "
+        "by more than threshold frames (default timing.av_duration_tolerance_s/_frames); that part is trimmed",
+        ("threshold",)),
     "timing.two_pop": CheckInfo(
         "warning", "2-pop beep within threshold frames of the flash frame 2 s before first frame of action",
         ("threshold",)),

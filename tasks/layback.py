@@ -12,12 +12,15 @@ layback master hash the same as the master's. The mix arrives as the sound team 
 
 Each spec track (in spec order) takes the first unused source whose channel labels are the
 track's labels, and its channels are laid out in the spec's channel order (a ``[L]`` mono track
-takes one channel of a source). Alignment comes from timecode: the picture's start timecode
-against the BWF time reference, sample-exact. The mix is padded with silence or trimmed to the
-picture's range; a mix that does not cover the programme (FFOA to the last frame) within the
-spec's A/V duration tolerance (``timing.av_duration_tolerance_frames`` or ``_s``) cannot be aligned and
-is refused (bad input). When the spec has an FFOA the 2-pop (2 s before FFOA) is looked for in the
-aligned mix and reported.
+takes one channel of a source). Placement comes from timecode: the picture's start timecode
+against the BWF time reference (EBU Tech 3285), sample-exact. Every mix is laid back exactly where
+its time reference puts it, padded with silence or trimmed to the picture's range; what that leaves
+uncovered or cuts off is measured (:class:`TrackAssignment` ``head_gap_samples`` ... ) and reported
+by QC as findings (``audio.layback_coverage``, ``audio.layback_trim``), so the gate and ``--force``
+decide. Only a mix that cannot be placed at all is refused (bad input): one with no overlap with the
+programme (FFOA to the last frame; the whole picture when the FFOA is not in it), or whose start lies
+further from the programme start than the spec's ``timing.max_layback_offset_s``. When the spec has
+an FFOA the 2-pop (2 s before FFOA) is looked for in the placed mix and reported.
 """
 
 from __future__ import annotations
@@ -82,6 +85,14 @@ class TrackAssignment(BaseModel):
     sample_rate_hz: int
     duration_s: float  # of the mix on the picture's clock after alignment (before padding)
     two_pop_offset_samples: int | None = None  # found 2-pop minus expected, on the aligned mix
+    mix_duration_samples: int = 0  # the whole mix as delivered
+    # Coverage of the placed mix, in samples of the mix's clock: the programme without mix sound at the head
+    # (mix starts after the FFOA) and at the tail (ends before the last frame), and what lies outside the
+    # picture and is trimmed (before its first frame, after its last).
+    head_gap_samples: int = 0
+    tail_gap_samples: int = 0
+    head_trim_samples: int = 0
+    tail_trim_samples: int = 0
 
 
 class LaybackPlan(BaseModel):
@@ -92,6 +103,7 @@ class LaybackPlan(BaseModel):
     picture_frames: int
     tracks: list[TrackAssignment]
     notes: list[str] = []
+    programme_start_frame: int = 0  # the FFOA's index in the picture (0 without one, or when it is outside)
 
 
 class LaybackResult(BaseModel):
@@ -115,6 +127,8 @@ def layback_summary(result: LaybackResult) -> dict[str, Any]:
             "alignment": "padded at the head" if t.offset_samples > 0 else
                          "trimmed at the head" if t.offset_samples < 0 else "aligned as delivered",
             "two_pop_offset_frames": None if pop is None else round(float(pop / frame_samples), 3),
+            **{f"{k}_frames": round(float(getattr(t, f"{k}_samples") / frame_samples), 3)
+               for k in ("head_gap", "tail_gap", "head_trim", "tail_trim")},
         })
     return {"path": result.path, "start_timecode": plan.start_timecode, "picture_packets_md5": result.video_md5,
             "tracks": tracks, "notes": plan.notes}
@@ -251,8 +265,9 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
 
     Raises:
         MediaError: no picture, a mix with no audio, a spec track without a matching mix, a sample
-            rate other than the spec's, or a mix that cannot be aligned within the spec's tolerance
-            (all bad input, exit 2).
+            rate other than the spec's, or a mix that cannot be placed: no overlap with the programme, or
+            further from its start than ``timing.max_layback_offset_s`` (all bad input, exit 2). Gaps and
+            overhangs are measured in the plan and reported by QC (:func:`tasks.qc.sync.check_layback`).
     """
     v = picture.primary_video
     if v is None:
@@ -263,11 +278,10 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
              else Timecode(0, v.frame_rate))
     pic_frames = v.frame_count or round(Fraction(v.duration_s or picture.duration_s or 0.0) * v.frame_rate)
     pic_dur = Fraction(pic_frames) / v.frame_rate
-    tol_frames = spec.timing.av_tolerance_frames(v.frame_rate)
-    ffoa_frame = 0
-    if spec.timing.ffoa_timecode:
-        ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
-        ffoa_frame = min(max(ffoa.frames - start.frames, 0), pic_frames)
+    # An FFOA outside the picture (wrong start timecode; QC reports it): the programme is the whole picture.
+    ffoa_at = spec.timing.ffoa_frame(start, pic_frames)
+    ffoa_frame = ffoa_at or 0
+    max_offset_s = spec.timing.max_layback_offset_s
     counts = {len(t.channels) for t in spec.audio.tracks}
     for src in sources:
         mono_wanted = {t.channels[0] for t in spec.audio.tracks if len(t.channels) == 1}
@@ -301,33 +315,39 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
             pic_start = round(start.seconds * sr)
             offset = src.time_reference_samples - pic_start
         frame_samples = Fraction(sr) / v.frame_rate
-        tol = tol_frames * frame_samples
         prog_start = round(ffoa_frame * frame_samples)
         pic_end = round(pic_dur * sr)
         mix_end = offset + src.duration_samples
         def tc_of(s: int, start: Timecode = start, frame_samples: Fraction = frame_samples) -> str:
             return str(start + int(Fraction(s) / frame_samples))
 
-        if offset > prog_start + tol or mix_end < pic_end - tol:
-            what = (f"starts at {tc_of(offset)}, {float((offset - prog_start) / frame_samples):.1f} frames after "
-                    f"the programme start {tc_of(prog_start)}" if offset > prog_start + tol else
-                    f"ends at {tc_of(mix_end)}, {float((pic_end - mix_end) / frame_samples):.1f} frames before "
-                    f"the picture ends at {tc_of(pic_end)}")
-            raise MediaError(f"mix {src.name} cannot be aligned to {Path(picture.path).name}: by its BWF time "
-                             f"reference ({src.time_reference_samples} samples) it {what}; spec {spec.name} allows "
-                             f"{tol_frames:g} frame(s). Check the mix's time reference and the picture's start "
-                             f"timecode {start}")
+        placed = (f"by its BWF time reference ({src.time_reference_samples} samples) it runs {tc_of(offset)} to "
+                  f"{tc_of(mix_end)}")
+        if mix_end <= prog_start or offset >= pic_end:
+            raise MediaError(f"mix {src.name} cannot be placed on {Path(picture.path).name}: {placed}, but the "
+                             f"programme runs {tc_of(prog_start)} to {tc_of(pic_end)} (no overlap). Check the "
+                             f"mix's time reference and the picture's start timecode {start}")
+        if max_offset_s is not None and abs(offset - prog_start) > max_offset_s * sr:
+            raise MediaError(f"mix {src.name} cannot be placed on {Path(picture.path).name}: {placed}, "
+                             f"{abs(offset - prog_start) / sr:.3f} s from the programme start {tc_of(prog_start)}; "
+                             f"spec {spec.name} allows {max_offset_s:g} s (timing.max_layback_offset_s). Check "
+                             f"the mix's time reference and the picture's start timecode {start}")
         if offset:
             notes.append(f"{src.name}: offset {offset:+d} samples ({float(offset / frame_samples):+.2f} frames) "
                          f"against the picture start {start}; {'padded' if offset > 0 else 'trimmed'} at the head")
         if mix_end < pic_end:
             notes.append(f"{src.name}: {pic_end - mix_end} samples short of the picture's end; padded with silence")
+        if mix_end > pic_end:
+            notes.append(f"{src.name}: {mix_end - pic_end} samples after the picture's last frame; trimmed")
         refs = [src.refs[p] for p in positions]
         assignment = TrackAssignment(
             track_id=track.id, label=track.label, layout=track.layout, mix_path=src.paths[0], mix_paths=src.paths,
             channel_refs=refs, channels=len(positions), offset_samples=offset, sample_rate_hz=sr,
-            duration_s=float(Fraction(min(mix_end, pic_end) - max(offset, 0), sr)))
-        if spec.timing.ffoa_timecode and ffoa_frame >= TWO_POP_BEFORE_FFOA_S * v.frame_rate:
+            duration_s=float(Fraction(min(mix_end, pic_end) - max(offset, 0), sr)),
+            mix_duration_samples=src.duration_samples, head_gap_samples=max(offset - prog_start, 0),
+            tail_gap_samples=max(pic_end - mix_end, 0), head_trim_samples=max(-offset, 0),
+            tail_trim_samples=max(mix_end - pic_end, 0))
+        if ffoa_at is not None and spec.timing.ffoa_timecode and ffoa_frame >= TWO_POP_BEFORE_FFOA_S * v.frame_rate:
             pop_frame = ffoa_frame - round(TWO_POP_BEFORE_FFOA_S * v.frame_rate)
             expected = round(pop_frame * frame_samples)
             found_at = _find_two_pop(src, refs, expected - offset, sr, frame_samples)
@@ -336,12 +356,7 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
                              f"{'/'.join(track.channels)}); sync not confirmed by the 2-pop")
             else:
                 delta = found_at + offset - expected
-                assignment.two_pop_offset_samples = delta
-                if abs(delta) > tol:
-                    raise MediaError(f"mix {src.name}: the 2-pop is {float(delta / frame_samples):+.1f} frames off "
-                                     f"{tc_of(expected)} after aligning by the BWF time reference; spec {spec.name} "
-                                     f"allows {tol_frames:g} frame(s). The time reference and the mix content "
-                                     "disagree: fix the mix's time reference")
+                assignment.two_pop_offset_samples = delta  # QC judges it (timing.two_pop)
                 notes.append(f"{src.name}: 2-pop at {tc_of(expected + delta)}, {delta:+d} samples from the "
                              "picture's 2-pop")
         tracks.append(assignment)
@@ -349,7 +364,8 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
         if not used[i]:
             notes.append(f"{src.name} was not used: no further spec track takes {' '.join(src.labels)}")
     return LaybackPlan(picture_path=picture.path, start_timecode=str(start), rate=v.frame_rate,
-                       picture_duration_s=float(pic_dur), picture_frames=pic_frames, tracks=tracks, notes=notes)
+                       picture_duration_s=float(pic_dur), picture_frames=pic_frames, tracks=tracks, notes=notes,
+                       programme_start_frame=ffoa_frame)
 
 
 def _find_two_pop(src: MixSource, refs: list[tuple[int, int]], expected: int, sr: int,

@@ -12,9 +12,12 @@ from pathlib import Path
 from tasks.archive.hashing import hash_file_xxh128
 from tasks.archive.mhl import write_mhl_generation
 from tasks.media.files import atomic_output
-from tasks.report import DeliverableEntry, InputFingerprint
+from tasks.media.probe import MediaInfo, probe
+from tasks.report import AudioTrackFormat, DeliverableEntry, DeliverableFormat, InputFingerprint
 
-__all__ = ["fingerprint_file", "write_package"]
+__all__ = ["fingerprint_file", "write_package", "deliverable_format"]
+
+NOT_MEDIA_KINDS = frozenset({"extra"})  # poster and thumbnails: pictures of the programme, not deliverables
 
 
 def fingerprint_file(path: Path | str) -> InputFingerprint:
@@ -23,10 +26,25 @@ def fingerprint_file(path: Path | str) -> InputFingerprint:
     return InputFingerprint(path=str(p.resolve()), size=p.stat().st_size, xxh128=hash_file_xxh128(p))
 
 
+def deliverable_format(info: MediaInfo) -> DeliverableFormat:
+    """Container, picture and audio tracks of a probed file, as the report lists them."""
+    v = info.primary_video
+    return DeliverableFormat(
+        container=info.format_name,
+        video_codec=v.codec if v else None, video_profile=v.profile if v else None,
+        width=v.width if v else None, height=v.height if v else None,
+        frame_rate=str(v.frame_rate) if v else None, pix_fmt=v.pix_fmt if v else None,
+        audio=[AudioTrackFormat(codec=a.codec, channels=a.channels, sample_rate_hz=a.sample_rate_hz,
+                                channel_layout=a.channel_layout) for a in info.audio])
+
+
 def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: str,
                   version: str) -> list[DeliverableEntry]:
     """Hash every file of a package (``(path, kind)``, inside ``package_dir``), write manifest.json
     (atomically; a rerun rewrites it) and the first ASC MHL generation (process "in-place").
+
+    Every deliverable (not the extras) is probed for its format, duration and start timecode; ffprobe
+    reads the headers only, so this costs a fraction of a second per file next to the hash's full read.
 
     Returns the report's deliverable entries, in the order given.
     """
@@ -36,7 +54,13 @@ def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: st
         digest = hash_file_xxh128(path)
         rel = path.relative_to(package_dir).as_posix()
         hashes[rel] = digest
-        entries.append(DeliverableEntry(name=rel, path=str(path), size=path.stat().st_size, xxh128=digest, kind=kind))
+        entry = DeliverableEntry(name=rel, path=str(path), size=path.stat().st_size, xxh128=digest, kind=kind)
+        if kind not in NOT_MEDIA_KINDS:
+            info = probe(path, f"deliverable {rel}")
+            entry.format = deliverable_format(info)
+            entry.duration_s = info.duration_s
+            entry.start_timecode = info.start_timecode
+        entries.append(entry)
     manifest = package_dir / "manifest.json"
     with atomic_output(manifest, overwrite=True) as tmp:  # never half-written
         tmp.write_text(json.dumps({"title": title, "version": version,

@@ -15,9 +15,10 @@ from tasks import __version__
 from tasks.media.files import atomic_output
 from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
-__all__ = ["InputFingerprint", "DeliverableEntry", "ArchiveEntry", "Report", "RunResult", "build_report",
+__all__ = ["InputFingerprint", "AudioTrackFormat", "DeliverableFormat", "DeliverableEntry", "ArchiveEntry",
+           "human_bytes", "Report", "RunResult", "build_report",
            "write_report", "findings_markdown", "summary_markdown", "loudness_markdown", "links_markdown",
-           "sparkline"]
+           "report_markdown", "refused_markdown", "cancelled_markdown", "outcome_line", "artifact_key", "sparkline"]
 
 
 class InputFingerprint(BaseModel):
@@ -28,18 +29,59 @@ class InputFingerprint(BaseModel):
     xxh128: str
 
 
+# -- deliverables and archive copies as report.json records them --------------------------------------
+# Every field added after the first release is optional, so older report.json files still load.
+
+class AudioTrackFormat(BaseModel):
+    """One audio stream of a deliverable, as probed."""
+
+    codec: str
+    channels: int
+    sample_rate_hz: int
+    channel_layout: str | None = None
+
+
+class DeliverableFormat(BaseModel):
+    """What a deliverable is, as probed after it was written: container, picture, audio tracks."""
+
+    container: str  # ffprobe's format name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    video_codec: str | None = None
+    video_profile: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frame_rate: str | None = None  # rational as text: "25", "24000/1001"
+    pix_fmt: str | None = None
+    audio: list[AudioTrackFormat] = Field(default_factory=list)
+
+
 class DeliverableEntry(BaseModel):
     name: str
     path: str
     size: int
     xxh128: str
     kind: str | None = None
+    format: DeliverableFormat | None = None  # None for files that are not media (or older reports)
+    duration_s: float | None = None
+    start_timecode: str | None = None  # SMPTE ST 12-1 timecode of the first frame, when the file carries one
 
 
 class ArchiveEntry(BaseModel):
     target: str
     uri: str
     verified: bool
+    verified_at: str | None = None  # ISO 8601 UTC time the copy was read back and matched the source
+
+
+def human_bytes(n: float) -> str:
+    """A size for people, in binary units (IEC 80000-13): ``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+# -- end of the deliverables and archive block ---------------------------------------------------------
 
 
 class Report(BaseModel):
@@ -79,6 +121,32 @@ class RunResult(BaseModel):
     @property
     def delivered(self) -> bool:
         return self.report.delivered
+
+
+def artifact_key(*parts: str | None) -> str:
+    """A Prefect artifact key from ``parts`` (e.g. ``qc-summary``, title, version): lowercase letters,
+    digits and dashes only (what Prefect accepts), so each title and version keeps its own artifacts."""
+    text = "-".join(p for p in parts if p)
+    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in text.lower())
+    return "-".join(w for w in slug.split("-") if w)[:200] or "deliver"
+
+
+def outcome_line(report: Report) -> str:
+    """One line saying how a run ended: the Prefect state message and the notification's first line."""
+    errors, warnings = report.counts.get("error", 0), report.counts.get("warning", 0)
+    if report.archive_error:
+        return f"archive failed: {report.archive_error}"
+    if report.verdict == "fail" and not report.delivered:
+        first = next((f for f in report.findings if f.severity.value == "error"), None)
+        where = f" at {first.timecode_in}" if first is not None and first.timecode_in else ""
+        lead = f" (first: {first.check}{where}: {first.message})" if first is not None else ""
+        return f"QC failed: {errors} error{'s' * (errors != 1)}{lead}"
+    made = f", {len(report.deliverables)} deliverable(s)" if report.deliverables else ""
+    kept = f", {sum(a.verified for a in report.archive)} archive cop(ies) verified" if report.archive else ""
+    forced = " despite QC errors (--force)" if report.forced else ""
+    if report.delivered:
+        return f"delivered{forced}{made}{kept}; {errors} error(s), {warnings} warning(s)"
+    return f"QC {report.verdict}: {errors} error(s), {warnings} warning(s)"
 
 
 def build_report(*, spec: str, findings: list[Finding], **extra: Any) -> Report:
@@ -125,8 +193,9 @@ def summary_markdown(report: Report, severity_names: dict[str, str] | None = Non
                         f"`{sparkline(t.get('short_term_series_lufs') or [])}` |")
     head += ["", "## Findings", "", findings_markdown(report.findings, severity_names)]
     if report.deliverables:
-        head += ["", "## Deliverables", "", "| name | size | xxh128 |", "|---|---|---|"]
-        head += [f"| {d.name} | {d.size} | `{d.xxh128}` |" for d in report.deliverables]
+        head += ["", "## Deliverables", "", "| name | kind | size | xxh128 |", "|---|---|---|---|"]
+        head += [f"| {d.name} | {d.kind or Path(d.name).suffix.lstrip('.')} | {human_bytes(d.size)} | `{d.xxh128}` |"
+                 for d in report.deliverables]
     if report.archive_error:
         head += ["", f"**Archive failed:** {report.archive_error}"]
     if report.archive:
@@ -163,6 +232,47 @@ def links_markdown(report: Report, report_path: Path, html_path: Path | None) ->
         lines.append(f"- [{d.name}]({Path(d.path).resolve().as_uri()}) — {d.size} bytes, xxh128 `{d.xxh128}`")
     for a in report.archive:
         lines.append(f"- archive copy: `{a.uri}` ({'verified' if a.verified else 'NOT VERIFIED'})")
+    return "\n".join(lines)
+
+
+def report_markdown(report: Report, severity_names: dict[str, str] | None = None) -> str:
+    """The whole report as markdown (a Prefect artifact readable from any machine, where the HTML report's
+    file:// link does not open): outcome, findings with timecodes, loudness, layback, deliverables with
+    format, size and xxh128, archive copies, inputs."""
+    head, _, rest = summary_markdown(report, severity_names).partition("\n\n")
+    lines = [head, "", f"**Outcome:** {outcome_line(report)}", "", rest]
+    lb = report.layback or {}
+    if lb.get("tracks"):
+        lines += ["", "## Layback", "", f"Picture start {lb.get('start_timecode', '')} · picture packets md5 "
+                  f"`{lb.get('picture_packets_md5', '')}`", "",
+                  "| track | channels | offset (frames) | done | 2-pop offset (frames) |", "|---|---|---|---|---|"]
+        for t in lb["tracks"]:
+            pop = t.get("two_pop_offset_frames")
+            lines.append(f"| {t.get('track')} | {t.get('channels', '')} | {t.get('offset_frames', '')} | "
+                         f"{t.get('alignment', '')} | {'—' if pop is None else pop} |")
+        lines += [""] + [f"- {n}" for n in lb["notes"]] if lb.get("notes") else []
+    if report.inputs:
+        lines += ["", "## Inputs", "", "| file | size | xxh128 |", "|---|---|---|"]
+        lines += [f"| {Path(i.path).name} | {human_bytes(i.size)} | `{i.xxh128}` |" for i in report.inputs]
+    lines += ["", f"_{report.tool} on {report.host or 'unknown host'}, {report.created}_"]
+    return "\n".join(lines)
+
+
+def refused_markdown(title: str, reason: str, kind: str = "Bad input") -> str:
+    """Why a run was refused before any work (markdown artifact): the one-line reason and what to do."""
+    return "\n".join([f"# {title}: {kind.lower()}", "", f"**{kind}:** {reason}", "",
+                      "Nothing was delivered. Fix the parameter and start the run again."])
+
+
+def cancelled_markdown(title: str, out: str, cleaned: dict[str, list[str]]) -> str:
+    """What a cancelled run cleaned up under its output folder ``out``: ffmpeg processes killed, partial
+    files removed, empty folders removed (``cleaned``: ``killed``, ``removed``, ``folders``)."""
+    killed, removed, folders = cleaned.get("killed", []), cleaned.get("removed", []), cleaned.get("folders", [])
+    lines = [f"# {title}: cancelled", "",
+             f"Killed {len(killed)} ffmpeg process(es), removed {len(removed)} partial file(s) and "
+             f"{len(folders)} empty folder(s) under {out}. Finished files were kept; a new run resumes from them."]
+    lines += [""] + [f"- removed `{Path(p).relative_to(out) if Path(p).is_relative_to(out) else p}`"
+                     for p in [*removed, *folders]] if removed or folders else []
     return "\n".join(lines)
 
 

@@ -1,7 +1,13 @@
-"""A self-contained HTML QC report: verdict, findings with timecodes and thumbnails, plots.
+"""A self-contained HTML report for the people who receive a delivery and for QC.
 
-One file, no external resources (opens from a file share or an e-mail attachment): thumbnails are
-small JPEGs grabbed by timecode from the master after the analysis and embedded as base64; the
+Header (title, version, spec, verdict, date), the deliverables (name, format, duration, start
+timecode, size, xxh128), the verified archive copies, the programme's poster and thumbnails, the QC
+findings with timecodes and frames, the layback, loudness and luma plots. Print-friendly (A4
+landscape, no cut rows).
+
+One file, no external resources (opens from a file share or an e-mail attachment): finding frames
+are small JPEGs grabbed by timecode from the master after the analysis, the poster and thumbnails
+are the package's extras downscaled; all embedded as base64 ``data:`` URIs (RFC 2397). The
 loudness-over-time and luma plots are inline SVG drawn here (no plotting library).
 """
 
@@ -13,19 +19,22 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from specs.errors import DeliverError
 from specs.timecode import Timecode
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.files import atomic_output
 from tasks.qc.findings import Finding
-from tasks.report import Report
+from tasks.report import DeliverableEntry, Report, human_bytes
 
-__all__ = ["render_html_report", "write_html_report", "grab_thumbnails", "svg_series"]
+__all__ = ["render_html_report", "write_html_report", "grab_thumbnails", "svg_series", "EmbeddedPicture",
+           "programme_pictures"]
 
 MAX_THUMBNAILS = 40
 THUMB_WIDTH_PX = 240
+POSTER_WIDTH_PX = 480  # the package's poster and thumbnails are embedded at most this wide (never upscaled)
+PROGRAMME_THUMB_WIDTH_PX = 240
 _COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 _TRACK_COLOURS = ("#1565c0", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457")
 
@@ -150,12 +159,28 @@ table{border-collapse:collapse;width:100%;margin:8px 0 18px}th,td{border-bottom:
 text-align:left;vertical-align:top}th{background:#f3f3f3}td.tc{font-family:ui-monospace,monospace;white-space:nowrap}
 .sev{font-weight:700;white-space:nowrap}img.thumb{width:160px;border:1px solid #ccc;display:block}
 .counts span{margin-right:14px}.small{color:#666;font-size:12px}
+header.head{border-bottom:2px solid #222;padding-bottom:10px;margin-bottom:14px}
+dl.facts{display:grid;grid-template-columns:max-content 1fr max-content 1fr;gap:2px 14px;margin:8px 0 0}
+dl.facts dt{color:#555}dl.facts dd{margin:0;font-weight:600}
+nav.toc a{margin-right:14px;color:#1565c0;text-decoration:none}
+code.hash,td.hash,td.xxh{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
+td.xxh{white-space:nowrap;word-break:normal}
+td.num{text-align:right;white-space:nowrap}.bad{color:#c62828;font-weight:700}.ok{color:#2e7d32;font-weight:700}
+tr.group td{background:#fafafa;color:#555;font-weight:600}
+figure{margin:0 12px 12px 0;display:inline-block;vertical-align:top}figure img{border:1px solid #ccc;display:block}
+figcaption{font-size:12px;color:#555}
+@page{size:A4 landscape;margin:12mm}
+@media print{body{margin:0;max-width:none;font-size:11px}nav.toc{display:none}h2,h3{break-after:avoid}
+tr,figure,img,svg{break-inside:avoid}.verdict,th,tr.group td{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+svg{max-width:100%;height:auto}}
 """
 
 
 def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = None,
-                       severity_names: dict[str, str] | None = None) -> str:
-    """The report as one HTML document (no external resources)."""
+                       severity_names: dict[str, str] | None = None,
+                       pictures: Sequence[EmbeddedPicture] = ()) -> str:
+    """The report as one HTML document (no external resources); ``pictures`` are the programme's
+    poster and thumbnails (:func:`programme_pictures`)."""
     names = severity_names or {}
     thumbs = thumbnails or {}
     m = report.measurements
@@ -178,13 +203,21 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
                      "<th>expected</th><th>actual</th><th>frame</th></tr></thead><tbody>" + "".join(rows)
                      + "</tbody></table>") if rows else "<p>No findings.</p>"
 
-    sections = [f"<h2>Findings ({len(report.findings)})</h2>", findings_html]
+    sections = []
+    if report.deliverables:
+        sections.append(_deliverables_html(report.deliverables))
+    if report.archive or report.archive_error:
+        sections.append(_archive_html(report))
+    if pictures:
+        sections.append(_pictures_html(pictures))
+    sections += [f"<h2 id=findings>Findings ({len(report.findings)})</h2>", findings_html]
     if report.layback:
         sections.append(_layback_html(report.layback))
     loud = m.get("loudness") or []
     if loud:
-        sections.append("<h2>Loudness</h2><table><thead><tr><th>track</th><th>integrated LUFS</th><th>LRA LU</th>"
-                        "<th>true peak dBTP</th><th>max short-term LUFS</th><th>measured from</th></tr></thead><tbody>")
+        sections.append("<h2 id=loudness>Loudness</h2><table><thead><tr><th>track</th><th>integrated LUFS</th>"
+                        "<th>LRA LU</th><th>true peak dBTP</th><th>max short-term LUFS</th><th>measured from</th>"
+                        "</tr></thead><tbody>")
         for t in loud:
             sections.append(f"<tr><td>{_esc(t.get('track'))}</td><td>{_num(t.get('integrated_lufs'))}</td>"
                             f"<td>{_num(t.get('loudness_range_lu'))}</td><td>{_num(t.get('true_peak_dbtp'))}</td>"
@@ -223,14 +256,104 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
     for tp in m.get("two_pop") or []:
         sections.append(f"<p>2-pop, track {_esc(tp.get('track'))}: flash frame {_esc(tp.get('flash_frame_tc'))}, "
                         f"beep offset {_esc(tp.get('offset_frames'))} frames.</p>")
-    counts = "".join(f"<span>{_esc(names.get(k, k))}: <b>{v}</b></span>" for k, v in report.counts.items())
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
-            f"<style>{_CSS}</style></head><body>"
-            f"<h1>{_esc(report.title or 'QC report')} <span class='verdict {report.verdict}' id=verdict>"
-            f"{report.verdict.upper()}</span></h1>"
-            f"<div class=meta>spec <b>{_esc(report.spec)}</b> · {_esc(report.created)} · {_esc(report.tool)}"
-            f"{' · <b>delivered with --force</b>' if report.forced else ''}</div><div class=counts>{counts}</div>"
+            f"<style>{_CSS}</style></head><body>" + _header_html(report, names, pictures)
             + "".join(sections) + "</body></html>")
+
+
+def _header_html(report: Report, names: dict[str, str], pictures: Sequence[EmbeddedPicture]) -> str:
+    """Title, verdict, and the facts a producer looks for first; a table of contents on screen."""
+    counts = "".join(f"<span>{_esc(names.get(k, k))}: <b>{v}</b></span>" for k, v in report.counts.items())
+    if report.delivered:
+        delivered = "yes, with --force despite error findings" if report.forced else "yes"
+    elif report.deliverables:
+        delivered = "made, but not archived" if report.archive_error else "not yet"
+    else:
+        delivered = "no" if report.verdict == "fail" else "—"
+    facts = [("Title", report.title or "—"), ("Spec", report.spec), ("Verdict", report.verdict.upper()),
+             ("Date", _date(report.created))]
+    if report.version is not None:  # a deliver run (a QC-only report has no version and delivers nothing)
+        facts[1:1] = [("Version", report.version)]
+        facts += [("Delivered", delivered),
+                  ("Deliverables", str(sum(1 for d in report.deliverables if d.kind != "extra"))),
+                  ("Archive copies", f"{sum(1 for a in report.archive if a.verified)} verified of "
+                   f"{len(report.archive)}" if report.archive else "none requested")]
+    toc = [("deliverables", "Deliverables", bool(report.deliverables)),
+           ("archive", "Archive copies", bool(report.archive or report.archive_error)),
+           ("programme", "Poster and thumbnails", bool(pictures)), ("findings", "Findings", True),
+           ("layback", "Layback", bool(report.layback)),
+           ("loudness", "Loudness", bool(report.measurements.get("loudness")))]
+    return (f"<header class=head><h1>{_esc(report.title or 'QC report')} {_esc(report.version or '')} "
+            f"<span class='verdict {report.verdict}' id=verdict>{report.verdict.upper()}</span></h1>"
+            f"<dl class=facts>{''.join(f'<dt>{k}</dt><dd>{_esc(v)}</dd>' for k, v in facts)}</dl>"
+            f"<div class=meta>made by {_esc(report.tool)}{' on ' + _esc(report.host) if report.host else ''}"
+            f"{' · <b>delivered with --force</b>' if report.forced else ''}</div><div class=counts>{counts}</div>"
+            f"<nav class=toc>{''.join(f'<a href=#{a}>{t}</a>' for a, t, on in toc if on)}</nav></header>")
+
+
+def _deliverables_html(entries: Sequence[DeliverableEntry]) -> str:
+    """Every file of the package: name, kind, format, duration, start timecode, size, xxh128."""
+    media = [d for d in entries if d.kind != "extra"]
+    extras = [d for d in entries if d.kind == "extra"]
+    rows = [_deliverable_row(d) for d in media]
+    if extras:
+        rows.append('<tr class="group"><td colspan=6>Extras: poster and thumbnails of the programme</td></tr>')
+        rows += [_deliverable_row(d) for d in extras]
+    total = sum(d.size for d in entries)
+    return ("<h2 id=deliverables>Deliverables</h2><table id=deliverables-table><thead><tr><th>name</th>"
+            "<th>format</th><th>duration</th><th>start timecode</th><th>size</th><th>xxh128</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table><p class=small>{len(entries)} files, {human_bytes(total)} "
+            f"({total:,} bytes) in all; xxh128 as in the package's manifest.json and ASC MHL history.</p>")
+
+
+def _deliverable_row(d: DeliverableEntry) -> str:
+    kind = f'<br><span class=small>{_esc(d.kind)}</span>' if d.kind and d.kind != "extra" else ""
+    return (f'<tr class="deliverable" data-name="{_esc(d.name)}" data-size="{d.size}" data-xxh128="{_esc(d.xxh128)}">'
+            f"<td><b>{_esc(d.name)}</b>{kind}</td><td>{_format_text(d)}</td>"
+            f"<td class=tc>{_duration(d.duration_s)}</td><td class=tc>{_esc(d.start_timecode or '—')}</td>"
+            f"<td class=num>{human_bytes(d.size)}<br><span class=small>{d.size:,} bytes</span></td>"
+            f"<td class=xxh>{_esc(d.xxh128)}</td></tr>")
+
+
+def _format_text(d: DeliverableEntry) -> str:
+    """``MOV · prores (HQ) 1920×1080 yuv422p10le @ 25 fps · 2 audio tracks: pcm_s24le 6 ch 48 kHz; …``."""
+    f = d.format
+    if f is None:
+        return "JPEG image" if d.name.lower().endswith((".jpg", ".jpeg")) else "—"
+    suffix = Path(d.name).suffix.lstrip(".").upper()
+    names = f.container.split(",")
+    container = suffix if suffix and (suffix.lower() in names or len(names) > 1) else names[0].upper()
+    parts = [_esc(container)]
+    if f.video_codec:
+        profile = f" ({_esc(f.video_profile)})" if f.video_profile else ""
+        parts.append(f"{_esc(f.video_codec)}{profile} {f.width}×{f.height}"
+                     f"{' ' + _esc(f.pix_fmt) if f.pix_fmt else ''} @ {_rate(f.frame_rate)} fps")
+    if f.audio:
+        tracks = "; ".join(f"{_esc(a.codec)} {a.channels} ch"
+                           f"{' (' + _esc(a.channel_layout) + ')' if a.channel_layout else ''}"
+                           f" {a.sample_rate_hz / 1000:g} kHz" for a in f.audio)
+        parts.append(f"{len(f.audio)} audio track{'s' if len(f.audio) > 1 else ''}: {tracks}")
+    return " · ".join(parts)
+
+
+def _archive_html(report: Report) -> str:
+    rows = [f'<tr class="archive-copy" data-verified="{str(a.verified).lower()}"><td>{_esc(a.target)}</td>'
+            f"<td class=hash>{_esc(a.uri)}</td><td class={'ok' if a.verified else 'bad'}>"
+            f"{'verified' if a.verified else 'NOT VERIFIED'}</td><td class=tc>{_esc(_date(a.verified_at))}</td></tr>"
+            for a in report.archive]
+    table = ("<table><thead><tr><th>target</th><th>copy</th><th>check</th><th>verified at</th></tr></thead>"
+             f"<tbody>{''.join(rows)}</tbody></table><p class=small>Each copy was checked against the package file by "
+             "file (a local copy read back and hashed, an S3 object by its CRC64NVME checksum and size); its "
+             "ASC MHL history records the transfer.</p>") if rows else ""
+    error = f"<p class=bad>Archive failed: {_esc(report.archive_error)}</p>" if report.archive_error else ""
+    return f"<h2 id=archive>Archive copies</h2>{error}{table}"
+
+
+def _pictures_html(pictures: Sequence[EmbeddedPicture]) -> str:
+    figs = [f'<figure class="{p.role}"><img src="{p.data_uri}" width="{p.width_px}" height="{p.height_px}" '
+            f'alt="{_esc(p.role)} {_esc(p.name)}"><figcaption>{_esc(p.name)}</figcaption></figure>'
+            for p in pictures]
+    return f"<h2 id=programme>Poster and thumbnails</h2><div>{''.join(figs)}</div>"
 
 
 def _layback_html(lb: dict[str, Any]) -> str:
@@ -243,20 +366,75 @@ def _layback_html(lb: dict[str, Any]) -> str:
                     f'<td>{t.get("offset_frames", 0):+.2f} ({t.get("offset_samples", 0):+d} samples)</td>'
                     f'<td>{_esc(t.get("alignment"))}</td><td>{"not found" if pop is None else f"{pop:+.2f}"}</td></tr>')
     notes = "".join(f"<li>{_esc(n)}</li>" for n in lb.get("notes") or [])
-    return (f"<h2>Layback</h2><p class=small>picture stream-copied from {_esc(lb.get('start_timecode'))}; "
+    return (f"<h2 id=layback>Layback</h2><p class=small>picture stream-copied from {_esc(lb.get('start_timecode'))}; "
             f"picture packets md5 <code>{_esc(lb.get('picture_packets_md5'))}</code></p><table><thead><tr>"
             "<th>track</th><th>mix</th><th>offset found (frames)</th><th>alignment</th><th>2-pop offset (frames)</th>"
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>" + (f"<ul class=small>{notes}</ul>" if notes else ""))
 
 
+class EmbeddedPicture(NamedTuple):
+    """A picture of the programme embedded in the report: role ``poster`` or ``thumbnail``."""
+
+    name: str
+    role: str
+    data_uri: str
+    width_px: int
+    height_px: int
+
+
+def programme_pictures(entries: Sequence[DeliverableEntry]) -> list[EmbeddedPicture]:
+    """The package's poster and thumbnails (its extras), downscaled JPEGs as ``data:`` URIs.
+
+    A picture that is gone or does not decode is left out; the deliverables table still lists it.
+    """
+    out: list[EmbeddedPicture] = []
+    for d in entries:
+        stem = Path(d.name).stem
+        role = "poster" if stem.endswith("_poster") else "thumbnail" if "_thumb_" in stem else None
+        if d.kind != "extra" or role is None or not Path(d.path).is_file():
+            continue
+        width = POSTER_WIDTH_PX if role == "poster" else PROGRAMME_THUMB_WIDTH_PX
+        try:
+            res = run_ffmpeg(["-v", "error", "-i", d.path, "-frames:v", "1", "-vf",
+                              f"scale='min({width},iw)':-2:flags=bicubic,format=yuvj420p", "-c:v", "mjpeg",
+                              "-q:v", "4", "-f", "image2pipe", "pipe:1"], capture_stdout=True,
+                             what=f"report picture {d.name}", timeout_s=60)
+        except DeliverError:
+            continue
+        size = _jpeg_size(res.stdout or b"")
+        if size is None:
+            continue
+        out.append(EmbeddedPicture(d.name, role, "data:image/jpeg;base64," + base64.b64encode(res.stdout).decode(),
+                                   *size))
+    out.sort(key=lambda p: (p.role != "poster", p.name))
+    return out
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a JPEG's start-of-frame marker (ITU-T T.81 B.2.2), None if not a JPEG."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        i += 2 + length
+    return None
+
+
 def write_html_report(report: Report, path: str | Path, *, master: str | None = None,
                       severity_names: dict[str, str] | None = None) -> Path:
-    """Render (with thumbnails from ``master`` when given) and write atomically; replaces an old one."""
+    """Render (with finding frames from ``master`` when given, and the package's poster and thumbnails)
+    and write atomically; replaces an old one."""
     pic = report.measurements.get("picture") or {}
     thumbs: dict[str, str] = {}
     if master and pic.get("start_timecode") and report.findings:
         thumbs = grab_thumbnails(master, report.findings, pic["start_timecode"], Fraction(pic.get("rate") or "25"))
-    text = render_html_report(report, thumbnails=thumbs, severity_names=severity_names)
+    text = render_html_report(report, thumbnails=thumbs, severity_names=severity_names,
+                              pictures=programme_pictures(report.deliverables))
     path = Path(path)
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -269,3 +447,28 @@ def _img(src: str | None, tc: str | None) -> str:
 
 def _num(x: Any) -> str:
     return "—" if x is None else f"{x:.1f}"
+
+
+def _duration(seconds: float | None) -> str:
+    """``h:mm:ss.mmm`` (``—`` when unknown)."""
+    if seconds is None:
+        return "—"
+    ms = round(seconds * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    return f"{h}:{m:02d}:{rest / 1000:06.3f}"
+
+
+def _rate(rate: str | None) -> str:
+    """``24000/1001`` -> ``23.976``, ``25`` -> ``25``."""
+    if not rate:
+        return "?"
+    value = float(Fraction(rate))
+    return f"{value:g}" if value == int(value) else f"{value:.3f}"
+
+
+def _date(iso: str | None) -> str:
+    """An ISO 8601 time as people read it: ``2026-12-07 02:15:59 UTC``."""
+    if not iso:
+        return "—"
+    return iso.replace("T", " ").replace("+00:00", " UTC")

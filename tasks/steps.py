@@ -37,7 +37,7 @@ from tasks.media.probe import MediaInfo, probe
 from tasks.nightly import QCItemOutcome, qc_item_outcome
 from tasks.package import fingerprint_file, write_package
 from tasks.qc.engine import QCResult, qc_master
-from tasks.report import DeliverableEntry, InputFingerprint, build_report, write_report
+from tasks.report import DeliverableEntry, InputFingerprint, artifact_key, build_report, write_report
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
            "archive_step", "verify_step", "nightly_qc_step", "file_identity",
@@ -165,10 +165,6 @@ class ProgressReporter:
         self(1.0, 1.0)
 
 
-def _slug(text: str, length: int = 60) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:length] or "x"
-
-
 @task(name="probe", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_infrastructure)
 def probe_step(path: str, what: str = "media file") -> MediaInfo:
     stage_event("probe", "start", Path(path).name)
@@ -187,7 +183,7 @@ def fingerprint_step(path: str) -> InputFingerprint:
       cache_expiration=timedelta(days=CACHE_DAYS), persist_result=True, retries=1,
       retry_condition_fn=retry_on_infrastructure)
 def layback_step(plan: LaybackPlan, spec: Spec, out_path: str) -> LaybackResult:
-    progress = ProgressReporter(f"layback-{_slug(Path(out_path).stem)}", f"Layback of {Path(out_path).name}")
+    progress = ProgressReporter(artifact_key("layback", Path(out_path).stem), f"Layback of {Path(out_path).name}")
     return layback(plan, spec, out_path, progress=progress)
 
 
@@ -197,16 +193,18 @@ def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: Medi
                        fields: RunFields, extras_dir: str | None = None) -> TranscodeAllResult:
     """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by
     skipping deliverables whose final file exists and verifies, which is what a retry needs."""
-    progress = ProgressReporter("deliverables",
-                                f"{len(deliverables)} deliverables of {Path(master.path).name}, one decode")
+    progress = ProgressReporter(artifact_key("deliverables", fields.title, fields.version),
+                                f"{len(deliverables)} deliverables of {fields.title} {fields.version}, one decode")
     return transcode_all(deliverables, spec, master, out_dir, fields=fields, extras_dir=extras_dir, progress=progress)
 
 
 @task(name="qc", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)
-def qc_step(info: MediaInfo, spec: Spec) -> QCResult:
-    """Every QC check of the spec on one master, from one analysis decode."""
-    progress = ProgressReporter("qc-analysis", f"Picture and audio analysis of {Path(info.path).name}")
-    return qc_master(info, spec, progress=progress)
+def qc_step(info: MediaInfo, spec: Spec, layback: LaybackPlan | None = None) -> QCResult:
+    """Every QC check of the spec on one master, from one analysis decode (and the placement of its mixes when
+    ``layback`` made it)."""
+    progress = ProgressReporter(artifact_key("qc-analysis", Path(info.path).stem),
+                                f"Picture and audio analysis of {Path(info.path).name}")
+    return qc_master(info, spec, layback=layback, progress=progress)
 
 
 @task(name="package")
@@ -227,7 +225,7 @@ def archive_step(package_dir: str, targets: list[str], title: str) -> list[Archi
     A retry resumes: interrupted multipart uploads continue from their uploaded parts, finished
     objects and files are kept and re-checked. A checksum mismatch is never retried."""
     name = Path(package_dir).name
-    progress = ProgressReporter(f"archive-progress-{_slug(name, 50)}", f"Bytes read for the archive of {name}")
+    progress = ProgressReporter(artifact_key("archive-progress", name), f"Bytes read for the archive of {name}")
     copies = archive_package(Path(package_dir), targets, title=title, progress=progress)
     progress.done()
     return copies

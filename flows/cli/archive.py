@@ -15,31 +15,28 @@ import typer
 
 from flows.cli import app, clean_errors, fail
 from specs.errors import EXIT_FAILED, BadInputError
+from tasks.report import human_bytes
 
 __all__ = ["archive_cmd", "verify_cmd", "restore_cmd", "locate_cmd"]
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 @app.command("archive")
 @clean_errors
 def archive_cmd(
-    package_dir: Path = typer.Argument(..., help="Package folder (with its ascmhl/ history)."),
+    package_dir: Path = typer.Argument(..., help="Folder to archive: a package with an ascmhl/ history (from deliver, "
+                                       "the ascmhl tool, Hedge, Silverstack…) or any folder (its first "
+                                       "generation is written from the copy's read pass)."),
     to: list[str] | None = typer.Option(None, "--to", help="Target: s3://bucket/prefix, a folder, file:///path "
                                            "or a name from configs/storage.yaml. Repeat for more copies."),
     title: str | None = typer.Option(None, "--title", help="Catalog title (default: the folder name)."),
     prefect: bool = typer.Option(False, "--prefect/--no-prefect", help="Run as a Prefect flow (retries, artifacts)."),
     as_json: bool = typer.Option(False, "--json", help="Print the copies as JSON."),
 ) -> None:
-    """Copy a package to every target reading each byte once; verify every copy; extend the ASC MHL."""
-    from tasks.archive.targets import load_storage_config
+    """Copy a folder to every target reading each byte once; verify every copy; extend (or start) the ASC MHL."""
+    from tasks.archive.targets import load_storage_config, refuse_credentials
 
+    for t in to or []:
+        refuse_credentials(t)  # before anything (a Prefect run would record the parameters)
     targets = list(to or []) or load_storage_config().default_targets
     if not targets:
         raise BadInputError("no targets: give --to s3://bucket/prefix (or a folder), or set default_targets in "
@@ -59,7 +56,7 @@ def archive_cmd(
         typer.echo(json.dumps([c.model_dump() for c in copies], indent=2))
         return
     for c in copies:
-        typer.echo(f"verified  {c.uri}  {c.files} files  {_human(c.bytes)}"
+        typer.echo(f"verified  {c.uri}  {c.files} files  {human_bytes(c.bytes)}"
                    f"{'  ' + c.storage_class if c.storage_class else ''}")
 
 
@@ -71,6 +68,9 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Fixity: local copies re-hashed against their ASC MHL; S3 objects by stored CRC64NVME and size."""
+    from tasks.archive.targets import refuse_credentials
+
+    refuse_credentials(uri)
     if prefect:
         from flows.deployments import VerifyRequest
         from flows.verify import verify_flow
@@ -96,7 +96,8 @@ def verify_cmd(
 @app.command("restore")
 @clean_errors
 def restore_cmd(
-    uri: str = typer.Argument(..., help="The copy to restore (s3://bucket/prefix/PACKAGE or a folder)."),
+    uri: str = typer.Argument(..., help="The copy to restore (s3://bucket/prefix/PACKAGE or a folder), or the "
+                              "target it was archived to when that holds one package."),
     to: Path = typer.Option(..., "--to", help="Folder to restore into (the package lands in TO/PACKAGE)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -113,7 +114,7 @@ def restore_cmd(
                    f"({report.pending[0].storage_class}, tier {report.pending[0].tier}); expected ready by {when}. "
                    "Run the same command again then.")
         return
-    typer.echo(f"restored and verified  {report.dest}  {report.files} files  {_human(report.bytes)}  "
+    typer.echo(f"restored and verified  {report.dest}  {report.files} files  {human_bytes(report.bytes)}  "
                f"(ASC MHL {report.mhl_generation})")
 
 

@@ -17,8 +17,7 @@ from flows.cli.terminal import QC_STAGES, RUN_STAGES
 from specs.errors import EXIT_FAILED, EXIT_OK, BadInputError
 
 if TYPE_CHECKING:
-    from flows.deployments import DeliverRequest
-    from tasks.layback import MixInput
+    from flows.deployments import DeliverRequest, QCRequest
     from tasks.report import RunResult
 
 console = Console(stderr=True)
@@ -27,27 +26,38 @@ VERBOSE_HELP = "Also print Prefect's and ffmpeg's logs (they always go to the lo
 __all__ = ["run_cmd", "qc_cmd", "demo_cmd", "loudness_cmd"]
 
 
-def _preflight(master: str, mixes: list[MixInput], spec_ref: str) -> None:
-    """Everything we can reject before starting Prefect: spec, files, media, channel counts (exit 2)."""
+def _preflight(request: DeliverRequest | QCRequest) -> None:
+    """Everything we can reject before starting Prefect (exit 2, nothing written): the spec, the paths
+    (output folder, report, archive targets), the name fields and every deliverable name, the media,
+    the channel counts and the placement of every mix (:mod:`tasks.preflight`, :func:`tasks.layback.plan_layback`)."""
+    from flows.deployments import QCRequest
     from specs.loader import load_spec
     from tasks.layback import plan_layback
     from tasks.media.probe import probe
+    from tasks.preflight import preflight_qc, preflight_run
 
-    spec = load_spec(spec_ref)
-    info = probe(master, "picture master")
-    mix_infos = [(m, probe(m.path, "mix")) for m in mixes]
-    if mixes:
-        plan_layback(info, mix_infos, spec)
+    spec = load_spec(request.spec_ref)
+    if isinstance(request, QCRequest):
+        preflight_qc(path=request.path, report=request.report)
+        probe(request.path, "master")
+        return
+    preflight_run(spec=spec, master=request.master, mixes=[m.path for m in request.mixes], out=request.out,
+                  archive=request.archive, title=request.title, version=request.version,
+                  recipient=request.recipient or None, date=request.date or None, lang=request.lang)
+    info = probe(request.master, "picture master")
+    mix_infos = [(m, probe(m.path, "mix")) for m in request.mixes]
+    plan_layback(info, mix_infos, spec)
 
 
-def _flow_run(flow: Callable[[Any], RunResult], request: Any, *, stages: tuple[str, ...], log_path: Path,
+def _flow_run(flow: Any, request: Any, *, stages: tuple[str, ...], log_path: Path,
               verbose: bool, json_of: Callable[[RunResult], str] | None, ui_url: str | None) -> RunResult:
     """Run ``flow`` on ``request``: logs to ``log_path``, the live stage view, then the summary (on stderr
     when ``json_of`` gives stdout the result object)."""
     from flows.cli.terminal import print_summary, route_logs, stage_view
+    from flows.deployments import run_flow
 
     with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view:
-        result = flow(request)
+        result = run_flow(flow, request)
         view.close(stopped_at_gate=not result.report.delivered and result.verdict == "fail")
     if json_of is not None:
         typer.echo(json_of(result))
@@ -96,12 +106,12 @@ def run_cmd(
     request = build_request(DeliverRequest, master=master, mixes=mix, title=title, version=version, out=str(out),
                             archive=list(archive or []), force=force, recipient=recipient, date=date, lang=lang,
                             **spec_fields(spec))
-    _preflight(request.master, request.mixes, request.spec_ref)
     if not request.archive:
         from tasks.archive.targets import load_storage_config
 
         # the default targets of configs/storage.yaml
         request = request.model_copy(update={"archive": list(load_storage_config().default_targets)})
+    _preflight(request)
     raise typer.Exit(_run_deliver(_absolute(request), verbose=verbose, as_json=as_json))
 
 
@@ -125,12 +135,13 @@ def qc_cmd(
 
     The log (Prefect, ffmpeg) goes next to the report: NAME.qc.log beside NAME.qc.json."""
     from flows.deployments import QCRequest, build_request, spec_fields
+    from tasks.preflight import resolved
 
     to_stdout = json_out == "-"
     report = Path(json_out) if json_out and not to_stdout else Path(f"{Path(path).name}.qc.json")
-    request = build_request(QCRequest, path=str(Path(path).resolve()), report=str(report.resolve()),
+    request = build_request(QCRequest, path=str(resolved(path, "master")), report=str(resolved(report, "--json")),
                             **spec_fields(spec))
-    _preflight(path, [], request.spec_ref)
+    _preflight(request)
     from flows.server import ensure_api
 
     ui_url = ensure_api()

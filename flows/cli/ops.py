@@ -14,9 +14,24 @@ __all__ = ["serve_cmd", "automation_create_cmd", "create_notification_automation
 automation_app = typer.Typer(help="Prefect automations that notify operators.", no_args_is_help=True)
 app.add_typer(automation_app, name="automation")
 
-EVENTS = ["deliver.qc.failed", "deliver.archive.mismatch", "prefect.flow-run.Failed", "prefect.flow-run.Crashed"]
-BODY = ("deliver: {{ event.event }} on {{ event.resource.get('prefect.resource.name', event.resource.id) }}\n"
-        "{{ event.payload }}\n")
+EVENTS = ["deliver.qc.failed", "deliver.input.refused", "deliver.archive.mismatch", "prefect.flow-run.Failed",
+          "prefect.flow-run.Crashed"]
+#: Jinja templates of the notification (Prefect automations): our events carry a readable ``message``,
+#: the title, the verdict and the run's UI link; Prefect's own failed/crashed run events get the run's
+#: name, state message and UI link. Never the raw payload.
+SUBJECT = ("{% if event.payload.message is defined %}deliver: {{ event.payload.message | truncate(120) }}"
+           "{% else %}deliver: flow run {{ event.resource.get('prefect.resource.name', '') }} "
+           "{{ event.event.rsplit('.', 1)[-1] | lower }}{% endif %}")
+BODY = ("{% if event.payload.message is defined %}{{ event.payload.message }}\n"
+        "Title: {{ event.payload.title }}{% if event.payload.version %} {{ event.payload.version }}{% endif %}\n"
+        "Verdict: {{ event.payload.verdict }}\n"
+        "{% if event.payload.spec %}Spec: {{ event.payload.spec }}\n{% endif %}"
+        "{% if event.payload.first_error %}First error: {{ event.payload.first_error }}\n{% endif %}"
+        "{% if event.payload.report %}Report: {{ event.payload.report }}\n{% endif %}"
+        "Run: {{ event.payload.run_url or 'not run by Prefect' }}\n"
+        "{% else %}Flow run {{ event.resource.get('prefect.resource.name', '') }} is "
+        "{{ event.event.rsplit('.', 1)[-1] }}: {{ event.payload.get('validated_state', {}).get('message') or '' }}\n"
+        "Run: {{ flow_run|ui_url }}\n{% endif %}")
 
 
 def _require_api() -> None:
@@ -54,7 +69,7 @@ def create_notification_automation(*, name: str, webhook_url: str | None, block:
         else:
             doc = CustomWebhookNotificationBlock(
                 name=block_name, url=webhook_url, method="POST",
-                json_data={"text": "{{subject}}", "body": "{{body}}"}, allow_private_urls=True)
+                json_data={"text": "{{subject}}", "body": "{{body}}", "source": "deliver"}, allow_private_urls=True)
         doc.save(block_name, overwrite=True)
         doc = cast(Block, type(doc).load(block_name))
     else:
@@ -67,12 +82,13 @@ def create_notification_automation(*, name: str, webhook_url: str | None, block:
         old.delete()
     return Automation(
         name=name,
-        description="Notify operators of QC failures, archive mismatches and failed/crashed runs",
+        description="Notify operators of QC failures, refused (bad input) runs, archive mismatches and "
+                    "failed/crashed runs",
         trigger=EventTrigger(expect=set(events or EVENTS),
                              match={"prefect.resource.id": ["deliver.*", "prefect.flow-run.*"]},
                              for_each={"prefect.resource.id"}, posture=Posture.Reactive, threshold=1),
         actions=[SendNotification(block_document_id=doc._block_document_id,
-                                  subject="deliver: {{ event.event }}", body=BODY)],
+                                  subject=SUBJECT, body=BODY)],
     ).create()
 
 

@@ -4,13 +4,15 @@ Order of work (a rerun after any failure resumes: finished local files and S3 ob
 checked, interrupted S3 multipart uploads continue from their uploaded parts):
 
 1. resolve targets, check each is reachable;
-2. for each file of the package (without ``ascmhl/``): read it once in 8 MiB blocks; every block
-   updates xxh128 + CRC64NVME and goes to every target (local partial file, S3 part buffer);
+2. for each file of the package (without ``ascmhl/`` folders and ignored files): read it once in 8 MiB
+   blocks; every block updates xxh128 + CRC64NVME (+ the format a history made by another tool
+   recorded for the file, e.g. md5 or c4) and goes to every target (local partial file, S3 part buffer);
 3. verify every copy: local copies are read back (xxh128 + size), S3 objects are checked by
    ``HeadObject`` (CRC64NVME + size, no download);
-4. add one ASC MHL generation (process ``transfer``, location = the copy's URI) per verified copy to
-   the package's history, then copy the whole ``ascmhl/`` folder to every copy (so each copy carries
-   the full custody history) and check those too;
+4. a folder without a history first gets generation 1 (process ``in-place``) from the hashes of that
+   same read pass (never re-read); then one ASC MHL generation (process ``transfer``, location = the
+   copy's URI) per verified copy is added to the package's history, and every ``ascmhl/`` folder (root
+   and nested) goes to every copy (so each copy carries the full custody history), checked too;
 5. S3 copies get a small JSON manifest next to the package (``<package>.deliver-manifest.json``:
    size, xxh128, CRC64NVME per file) so any machine can verify them without the catalog;
 6. record every file and copy in the catalog.
@@ -29,7 +31,15 @@ from specs.errors import BadInputError, DeliverError, InfrastructureError, Verif
 from tasks.archive.catalog import Catalog, FileRecord
 from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester
 from tasks.archive.local import LocalDestination
-from tasks.archive.mhl import MHL_FOLDER, package_files, write_mhl_generation
+from tasks.archive.mhl import (
+    MHL_FOLDER,
+    formats_to_record,
+    history_files,
+    mhl_records,
+    package_files,
+    package_folders,
+    write_mhl_generation,
+)
 from tasks.archive.s3 import S3Destination
 from tasks.archive.targets import ArchiveCopy, LocalTarget, S3Target, redact, resolve_target
 from tasks.media.files import is_partial
@@ -56,10 +66,7 @@ def _destination(target: LocalTarget | S3Target, package: str) -> LocalDestinati
 def _check_package(package_dir: Path) -> Path:
     root = Path(package_dir).expanduser().resolve()
     if not root.is_dir():
-        raise BadInputError(f"{package_dir}: no such package folder")
-    if not (root / MHL_FOLDER / "ascmhl_chain.xml").is_file():
-        raise BadInputError(f"{root}: no ASC MHL history (ascmhl/ascmhl_chain.xml); package it first "
-                            "(deliver run … or tasks.archive.mhl.write_mhl_generation)")
+        raise BadInputError(f"{redact(str(package_dir))}: no such package folder")
     return root
 
 
@@ -68,7 +75,8 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
     """Copy a package to every target from one read of each source byte, verified, with ASC MHL + catalog.
 
     Args:
-        package_dir: the package folder; must already hold an ASC MHL history (``ascmhl/``).
+        package_dir: the folder to archive: a package with an ASC MHL history (``ascmhl/``, ours or
+            another tool's), or any folder, which gets its first generation from this read pass.
         targets: ``file:///path``, ``/path``, ``s3://bucket/prefix[?settings]`` or target names from
             configs/storage.yaml. The copy lands at ``<target>/<package folder name>/``.
         title: the title the catalog files the copies under (``deliver locate TITLE``).
@@ -79,7 +87,7 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
         One :class:`ArchiveCopy` per target, all verified.
 
     Raises:
-        BadInputError: missing package/ASC MHL, bad target URI or name, missing bucket.
+        BadInputError: missing folder, bad target URI or name, credentials in a URI, missing bucket.
         InfrastructureError: a target is unreachable or refused (retry; the work done is kept).
         VerificationError: a copy differs from the source (never retried), or the source differs
             from its ASC MHL history, or an existing different copy would be overwritten.
@@ -100,6 +108,8 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
         resolved.append((spec, t))
     dests = [_destination(t, root.name) for _, t in resolved]
 
+    first = not (root / MHL_FOLDER / "ascmhl_chain.xml").is_file()
+    recorded = mhl_records(root)  # nested histories count even when the folder itself has none yet
     rels = list(package_files(root))
     sizes = {rel: (root / rel).stat().st_size for rel in rels}
     total = sum(sizes.values())
@@ -113,7 +123,7 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
         view = memoryview(buf)
         for rel in rels:
             sinks = [d.file_sink(rel, sizes[rel]) for d in dests]
-            dg = StreamDigester()
+            dg = StreamDigester(formats_to_record(recorded, rel))
             try:
                 with open(root / rel, "rb", buffering=0) as fh:
                     while True:
@@ -141,30 +151,38 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
             digests[rel] = fd
         for d in dests:
             d.flush()
+            if isinstance(d, LocalDestination):  # empty folders too: the directory hashes count them
+                for rel in package_folders(root):
+                    (d.root / rel).mkdir(parents=True, exist_ok=True)
         read_s = time.monotonic() - t0
         log.info("read %d files, %d bytes once for %d target(s) in %.1f s", len(rels), total, len(dests), read_s)
 
         # -- verify every copy ---------------------------------------------------------------------
         problems: list[Mismatch] = []
+        verified_at: dict[str, str] = {}
         for d in dests:
             problems += d.verify(digests)
+            verified_at[d.uri] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         if problems:
             raise VerificationError(f"archive copies do not match the source: {describe_mismatches(problems)}. "
                                     "The damaged copies were not recorded; remove them and archive again.")
 
         # -- ASC MHL: one transfer generation per verified copy, then the history travels along -----
-        xxh = {rel: fd.xxh128 for rel, fd in digests.items()}
+        xxh = {rel: fd.mhl_hashes() for rel, fd in digests.items()}
         gens: dict[str, Path] = {}
+        if first:
+            write_mhl_generation(root, process="in-place", location=str(root),
+                                 comment=f"deliver archive: first generation, hashed while copying (title {title})",
+                                 hashes=xxh)
         for d in dests:
             gens[d.uri] = write_mhl_generation(
                 root, process="transfer", location=redact(d.uri),
                 comment=f"deliver archive: copy verified at {redact(d.uri)} (title {title})", hashes=xxh)
         mhl_digests: dict[str, FileDigests] = {}
         mhl_bytes: dict[str, bytes] = {}
-        for p in sorted((root / MHL_FOLDER).rglob("*")):
-            if p.is_file() and not is_partial(p):
-                rel = p.relative_to(root).as_posix()
-                mhl_bytes[rel] = p.read_bytes()
+        for rel in history_files(root):
+            if not is_partial(root / rel):
+                mhl_bytes[rel] = (root / rel).read_bytes()
                 dg = StreamDigester()
                 dg.update(mhl_bytes[rel])
                 mhl_digests[rel] = dg.result()
@@ -196,7 +214,7 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
                                 storage_class=d.storage_class, records=records, verified=True)
             copies.append(ArchiveCopy(target=redact(spec), uri=d.uri, verified=True, files=len(digests),
                                       bytes=total, storage_class=d.storage_class,
-                                      mhl_generation=gens[d.uri].name))
+                                      mhl_generation=gens[d.uri].name, verified_at=verified_at[d.uri]))
         return copies
     except DeliverError:
         raise

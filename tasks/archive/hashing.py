@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Literal
 
 import xxhash
+from ascmhl.hasher import Hasher, new_hasher_for_hash_type
 from awscrt import checksums as _crt
 from pydantic import BaseModel
 
 __all__ = [
     "READ_BLOCK_BYTES",
+    "MHL_FORMATS",
     "FileDigests",
     "StreamDigester",
     "crc64nvme",
@@ -32,6 +34,10 @@ __all__ = [
 
 #: Read size of the single pass. 8 MiB keeps syscalls few and memory flat.
 READ_BLOCK_BYTES = 8 * 1024 * 1024
+
+#: Hash formats of ASC MHL v1.0 (section "Hash formats"): xxh128 is ours, the others are verified and
+#: extended when a history made by another tool recorded them.
+MHL_FORMATS = ("xxh128", "md5", "sha1", "xxh32", "xxh64", "xxh3", "c4")
 
 
 def crc64nvme(data: bytes | bytearray | memoryview, previous: int = 0) -> int:
@@ -56,34 +62,50 @@ class FileDigests:
     size: int
     xxh128: str  # hex, as in ASC MHL
     crc64nvme: str  # base64, as in S3 headers
+    others: dict[str, str] = field(default_factory=dict)  # other ASC MHL formats asked for: {"md5": hex, …}
+
+    def mhl_hashes(self) -> dict[str, str]:
+        """Every ASC MHL hash of this read: ``{"xxh128": …, "md5": …}``."""
+        return {"xxh128": self.xxh128, **self.others}
 
 
 @dataclass
 class StreamDigester:
-    """Accumulates xxh128 + CRC64NVME over blocks fed in order."""
+    """Accumulates xxh128 + CRC64NVME (and any other ASC MHL ``formats``) over blocks fed in order."""
 
+    formats: tuple[str, ...] = ()
     size: int = 0
     _xxh: xxhash.xxh3_128 = field(default_factory=xxhash.xxh3_128)
     _crc: int = 0
+    _others: dict[str, Hasher] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for fmt in self.formats:
+            if fmt != "xxh128":
+                self._others[fmt] = new_hasher_for_hash_type(fmt)
 
     def update(self, block: bytes | bytearray | memoryview) -> None:
         self._xxh.update(block)
         self._crc = crc64nvme(block, self._crc)
+        for h in self._others.values():
+            h.update(block)
         self.size += len(block)
 
     def result(self) -> FileDigests:
-        return FileDigests(self.size, self._xxh.hexdigest(), crc64nvme_b64(self._crc))
+        return FileDigests(self.size, self._xxh.hexdigest(), crc64nvme_b64(self._crc),
+                           {fmt: h.string_digest() for fmt, h in self._others.items()})
 
 
-def digest_file(path: Path | str, *, drop_cache: bool = False) -> FileDigests:
-    """Read ``path`` once and return its size, xxh128 and CRC64NVME.
+def digest_file(path: Path | str, *, drop_cache: bool = False, formats: tuple[str, ...] = ()) -> FileDigests:
+    """Read ``path`` once and return its size, xxh128, CRC64NVME and the other ASC MHL ``formats``.
 
     Args:
         path: the file.
         drop_cache: ask the kernel to forget the file's cached pages first, so a verification of a
             copy we just wrote reads the storage, not the page cache (best effort, POSIX only).
+        formats: further ASC MHL hash formats to compute in the same read (``md5``, ``c4``…).
     """
-    digester = StreamDigester()
+    digester = StreamDigester(formats)
     buf = bytearray(READ_BLOCK_BYTES)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:

@@ -24,12 +24,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from specs.errors import BadInputError, VerificationError
+from tasks.archive.catalog import Catalog
 from tasks.archive.copy import describe_mismatches
-from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester
-from tasks.archive.mhl import MHL_FOLDER, mhl_expected, package_files, write_mhl_generation
+from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester, digest_file
+from tasks.archive.mhl import history_files, mhl_records, package_files, package_folders, write_mhl_generation
 from tasks.archive.s3 import ARCHIVE_CLASSES, client_for, s3_errors
-from tasks.archive.targets import redact
-from tasks.archive.verify import _list_keys, _local_path, s3_target_for_uri
+from tasks.archive.targets import redact, refuse_credentials
+from tasks.archive.verify import (
+    _list_keys,
+    _local_path,
+    local_packages,
+    no_package_error,
+    s3_packages,
+    s3_target_for_uri,
+)
 
 __all__ = ["RestoreReport", "PendingObject", "restore", "RESTORE_HOURS"]
 
@@ -89,27 +97,32 @@ def _finish(staging: Path, dest: Path, uri: str, digests: dict[str, FileDigests]
             total: int) -> RestoreReport:
     """Check the downloaded files against the ASC MHL that came with them, add a generation, rename."""
     try:
-        expected = mhl_expected(staging)
+        records = mhl_records(staging)
     except BadInputError as exc:
         raise VerificationError(f"{redact(uri)}: restored copy has no usable ASC MHL history ({exc})") from exc
     mism = list(extra)
-    data = {rel: d for rel, d in digests.items() if not rel.startswith(MHL_FOLDER + "/")}
-    for rel, (want, size) in expected.items():
+    in_history = set(history_files(staging))
+    data = {rel: d for rel, d in digests.items() if rel not in in_history}
+    for rel, rec in records.items():
         got = data.get(rel)
         if got is None:
-            mism.append(Mismatch(path=rel, kind="missing", expected=f"xxh128 {want}", location=uri))
-        elif got.xxh128 != want or (size is not None and got.size != size):
-            mism.append(Mismatch(path=rel, kind="mismatch", expected=f"xxh128 {want}",
-                                 actual=f"xxh128 {got.xxh128}", location=uri))
-    for rel in sorted(set(data) - set(expected)):
+            mism.append(Mismatch(path=rel, kind="missing", expected=f"{rec.format} {rec.hash}", location=uri))
+            continue
+        if rec.format not in got.mhl_hashes():  # a history that knows the file only as md5, c4…
+            got = data[rel] = digest_file(staging / rel, formats=(rec.format,))
+        have = got.mhl_hashes()[rec.format]
+        if have != rec.hash or (rec.size is not None and got.size != rec.size):
+            mism.append(Mismatch(path=rel, kind="mismatch", expected=f"{rec.format} {rec.hash}",
+                                 actual=f"{rec.format} {have}", location=uri))
+    for rel in sorted(set(data) - set(records)):
         mism.append(Mismatch(path=rel, kind="new", location=uri))
     if mism:
         shutil.rmtree(staging.parent, ignore_errors=True)
         raise VerificationError(f"restore of {redact(uri)} does not match its ASC MHL history, nothing restored: "
                                 f"{describe_mismatches(mism)}")
     gen = write_mhl_generation(staging, process="transfer", location=str(dest),
-                               comment=f"deliver restore from {redact(uri)}; every file verified (xxh128)",
-                               hashes={rel: d.xxh128 for rel, d in data.items()})
+                               comment=f"deliver restore from {redact(uri)}; every file verified",
+                               hashes={rel: d.mhl_hashes() for rel, d in data.items()})
     os.replace(staging, dest)
     shutil.rmtree(staging.parent, ignore_errors=True)
     return RestoreReport(uri=redact(uri), dest=str(dest), ok=True, files=len(data),
@@ -134,13 +147,19 @@ def _prepare(to_dir: Path | str, package: str) -> tuple[Path, Path]:
     return dest, staging
 
 
+def _one(where: str, found: list[str]) -> None:
+    if len(found) > 1:
+        raise no_package_error(where, found, what="single package")
+
+
 def _restore_local(src: Path, to_dir: Path | str, uri: str) -> RestoreReport:
-    src = src.resolve()
-    if not (src / MHL_FOLDER).is_dir():
-        raise BadInputError(f"{src}: not a package copy (no ascmhl/)")
+    found = local_packages(src)
+    _one(str(src.expanduser().resolve()), [p.as_posix() for p in found])
+    src = found[0]
     dest, staging = _prepare(to_dir, src.name)
-    rels = list(package_files(src)) + sorted(p.relative_to(src).as_posix()
-                                             for p in (src / MHL_FOLDER).rglob("*") if p.is_file())
+    rels = list(package_files(src)) + history_files(src)
+    for rel in package_folders(src):  # empty folders too: the directory hashes count them
+        (staging / rel).mkdir(parents=True, exist_ok=True)
     digests, total = {}, 0
     try:
         for rel in rels:
@@ -155,9 +174,9 @@ def _restore_local(src: Path, to_dir: Path | str, uri: str) -> RestoreReport:
 
 def _restore_s3(uri: str, to_dir: Path | str) -> RestoreReport:
     target = s3_target_for_uri(uri)
-    copy_key = target.prefix
-    if not copy_key:
-        raise BadInputError(f"{redact(uri)}: give the URI of one package copy (s3://bucket/prefix/PACKAGE)")
+    found = s3_packages(target, Catalog())
+    _one(f"s3://{target.bucket}/{target.prefix}", [f"s3://{target.bucket}/{k}" for k in found])
+    copy_key = found[0]
     c = client_for(target)
     keys = _list_keys(target, copy_key + "/")
     if not keys:
@@ -241,6 +260,7 @@ def restore(uri: str, to_dir: Path | str) -> RestoreReport:
             is left under the final name).
         InfrastructureError: the store is unreachable.
     """
+    refuse_credentials(uri)
     local = _local_path(uri)
     if local is not None:
         return _restore_local(local, to_dir, uri)

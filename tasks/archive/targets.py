@@ -38,6 +38,7 @@ __all__ = [
     "load_storage_config",
     "resolve_target",
     "redact",
+    "refuse_credentials",
 ]
 
 MiB = 1024 * 1024
@@ -148,6 +149,7 @@ class ArchiveCopy(BaseModel):
     bytes: int
     storage_class: str | None = None
     mhl_generation: str | None = None
+    verified_at: str | None = None  # ISO 8601 UTC time the copy was read back (or HEAD-checked) and matched
 
 
 def deliver_home() -> Path:
@@ -193,7 +195,10 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": 
 
 
 def _from_uri(uri: str, *, name: str, settings: dict | None = None) -> LocalTarget | S3Target:
+    refuse_credentials(uri)
     settings = dict(settings or {})
+    if isinstance(settings.get("endpoint_url"), str):
+        refuse_credentials(settings["endpoint_url"])
     parts = urlsplit(uri)
     if parts.scheme == "s3":
         if not parts.netloc:
@@ -239,10 +244,31 @@ def resolve_target(spec: str) -> LocalTarget | S3Target:
     return _from_uri(spec, name=spec)
 
 
-_SECRET_RE = re.compile(r"(?i)(aws_secret_access_key|aws_session_token|secret|password|token)=([^&\s]+)")
+#: Query parameters that carry credentials (boto3 credential names, S3 presigned-URL fields).
+_SECRET_KEYS = r"aws_access_key_id|aws_secret_access_key|aws_session_token|access_key(?:_id)?|secret_key|" \
+               r"secret|password|passwd|token|session_token|x-amz-credential|x-amz-security-token|x-amz-signature"
+_SECRET_RE = re.compile(rf"(?i)(?<![\w-])({_SECRET_KEYS})=([^&\s]+)")
+_USERINFO_RE = re.compile(r"(://)[^/@\s?#:]+(?::[^@\s?#]*)?@")
 
 
 def redact(text: str) -> str:
-    """Remove anything credential-like (``user:pass@``, ``secret=…``) from a URI or message."""
-    text = re.sub(r"(://[^/@\s:]+):[^/@\s]+@", r"\1:***@", text)
+    """Remove anything credential-like (``user:pass@``, ``key@``, ``secret=…``) from a URI or message."""
+    text = _USERINFO_RE.sub(r"\1***@", text)
     return _SECRET_RE.sub(r"\1=***", text)
+
+
+def refuse_credentials(uri: str) -> None:
+    """Refuse a URI that carries credentials (``s3://KEY:SECRET@bucket``, ``?aws_secret_access_key=…``).
+
+    Credentials in a URI end up in shell history, logs, the catalog and ASC MHL locations; they
+    come from the environment, an AWS profile (``?profile=NAME``) or a Prefect block
+    (``credentials_block``) instead.
+
+    Raises:
+        BadInputError: the URI holds credentials (the message shows it redacted).
+    """
+    if "://" not in uri:
+        return
+    if _USERINFO_RE.search(uri) or _SECRET_RE.search(uri.partition("?")[2]):
+        raise BadInputError(f"{redact(uri)}: credentials are not accepted in a URI; use the environment "
+                            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), ?profile=NAME or a credentials_block")

@@ -24,9 +24,18 @@ from tasks.archive.copy import MANIFEST_SUFFIX
 from tasks.archive.hashing import Mismatch
 from tasks.archive.mhl import MHL_FOLDER, package_files, verify_mhl
 from tasks.archive.s3 import client_for, compare_head, head, s3_errors, split_s3_uri
-from tasks.archive.targets import S3Target, redact
+from tasks.archive.targets import S3Target, redact, refuse_credentials
 
-__all__ = ["VerifyReport", "CopyCheck", "verify_uri", "s3_target_for_uri", "s3_expected"]
+__all__ = [
+    "VerifyReport",
+    "CopyCheck",
+    "verify_uri",
+    "s3_target_for_uri",
+    "s3_expected",
+    "local_packages",
+    "s3_packages",
+    "no_package_error",
+]
 
 
 class CopyCheck(BaseModel):
@@ -58,16 +67,84 @@ def _local_path(uri_or_dir: str) -> Path | None:
     return None
 
 
+def no_package_error(where: str, found: list[str], what: str = "package") -> BadInputError:
+    """One line naming what is there instead of a package copy at ``where``."""
+    if found:
+        shown = ", ".join(found[:10]) + (f" … ({len(found)} in all)" if len(found) > 10 else "")
+        return BadInputError(f"no {what} at {redact(where)}; found packages: {redact(shown)}")
+    return BadInputError(f"no {what} at {redact(where)}, nor any beside it; give a copy URI as printed by "
+                         "`deliver archive` (TARGET/PACKAGE) or the target given to it")
+
+
+def _is_local_package(p: Path) -> bool:
+    return (p / MHL_FOLDER / "ascmhl_chain.xml").is_file()
+
+
+def local_packages(root: Path) -> list[Path]:
+    """Package copies at a folder: the folder itself (it has ``ascmhl/``) or its subfolders that have one
+    (a target given to ``deliver archive``: the copy is ``TARGET/PACKAGE``).
+
+    Raises:
+        BadInputError: no package there; the message names the packages found beside ``root`` instead.
+    """
+    root = root.expanduser().resolve()
+    if _is_local_package(root):
+        return [root]
+    if root.is_dir():
+        inside = sorted(p for p in root.iterdir() if p.is_dir() and _is_local_package(p))
+        if inside:
+            return inside
+    if root.exists() and not root.is_dir():
+        raise BadInputError(f"{root}: a file, not a package copy or a folder of packages")
+    raise no_package_error(str(root), [p.as_posix() for p in _local_packages_under(root.parent)])
+
+
+def _local_packages_under(folder: Path, depth: int = 2) -> list[Path]:
+    """Package copies in ``folder``'s subfolders, down to ``depth`` levels (a target, or a target's parent)."""
+    if depth == 0 or not folder.is_dir():
+        return []
+    found: list[Path] = []
+    try:
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and p.name != MHL_FOLDER)
+    except OSError:
+        return []
+    for p in subs:
+        found += [p] if _is_local_package(p) else _local_packages_under(p, depth - 1)
+    return found
+
+
+def _s3_packages_under(target: S3Target, prefix: str) -> list[str]:
+    """Keys of package copies under ``prefix``: a deliver manifest beside them or an ``ascmhl/`` chain."""
+    found = set()
+    for k in _list_keys(target, prefix):
+        if k.endswith("." + MANIFEST_SUFFIX):
+            found.add(k[: -len("." + MANIFEST_SUFFIX)])
+        elif k.endswith(f"/{MHL_FOLDER}/ascmhl_chain.xml"):
+            found.add(k[: -len(f"/{MHL_FOLDER}/ascmhl_chain.xml")])
+    # a nested history inside a package is part of that package
+    return sorted(k for k in found if not any(k.startswith(o + "/") for o in found))
+
+
+def s3_packages(target: S3Target, catalog: Catalog) -> list[str]:
+    """Keys of the package copies at ``target.prefix``: the copy itself, or the copies of a target.
+
+    Raises:
+        BadInputError: no package there; the message names the packages found beside the prefix instead.
+    """
+    key = target.prefix
+    if key and (catalog.files_of(f"s3://{target.bucket}/{key}") is not None
+                or key in _s3_packages_under(target, key)):
+        return [key]
+    inside = _s3_packages_under(target, key + "/" if key else "")
+    if inside:
+        return inside
+    parent = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    beside = [f"s3://{target.bucket}/{k}" for k in _s3_packages_under(target, parent)]
+    raise no_package_error(f"s3://{target.bucket}/{key}", beside)
+
+
 def _verify_local(root: Path, catalog: Catalog) -> list[CopyCheck]:
-    root = root.resolve()
-    if not root.exists():
-        raise BadInputError(f"{root}: no such folder")
-    if (root / MHL_FOLDER).is_dir():
-        packages = [root]
-    else:
-        packages = sorted(p for p in root.iterdir() if (p / MHL_FOLDER).is_dir()) if root.is_dir() else []
-        if not packages:
-            raise BadInputError(f"{root}: neither an ASC MHL package (no ascmhl/) nor a folder of packages")
+    packages = local_packages(root)
     checks = []
     for pkg in packages:
         mism = verify_mhl(pkg)
@@ -169,21 +246,10 @@ def _verify_s3_copy(target: S3Target, copy_key: str, expected: dict, catalog: Ca
 
 def _verify_s3(uri: str, catalog: Catalog) -> list[CopyCheck]:
     target = s3_target_for_uri(uri)
-    copy_key = target.prefix
-    expected = s3_expected(target, copy_key, catalog)
-    if expected is not None:
-        return [_verify_s3_copy(target, copy_key, expected, catalog)]
-    # a prefix holding several packages: each has a manifest next to it
-    prefix = copy_key + "/" if copy_key else ""
-    keys = [k for k in _list_keys(target, prefix) if k.endswith("." + MANIFEST_SUFFIX)]
-    if not keys:
-        raise BadInputError(f"{redact(uri)}: no archived package here (no catalog record and no "
-                            f"*.{MANIFEST_SUFFIX}); give the URI of a copy as printed by `deliver archive`")
     checks = []
-    for k in sorted(keys):
-        pkg_key = k[: -len("." + MANIFEST_SUFFIX)]
-        exp = s3_expected(target, pkg_key, catalog) or {}
-        checks.append(_verify_s3_copy(target, pkg_key, exp, catalog))
+    for key in s3_packages(target, catalog):
+        exp = s3_expected(target, key, catalog) or {}
+        checks.append(_verify_s3_copy(target, key, exp, catalog))
     return checks
 
 
@@ -197,6 +263,7 @@ def verify_uri(uri_or_dir: str, *, catalog_url: str | None = None) -> VerifyRepo
         InfrastructureError: the store is unreachable.
         VerificationError: an ASC MHL history itself was tampered with.
     """
+    refuse_credentials(uri_or_dir)
     catalog = Catalog(catalog_url)
     local = _local_path(uri_or_dir)
     if local is not None:

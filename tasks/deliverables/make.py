@@ -10,6 +10,7 @@ rerun skips deliverables whose final file exists and verifies, so an interrupted
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -187,13 +188,27 @@ def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: 
     made = {d.id: partial_name(targets[d.id]) for d in todo}
     graph = deliverables_graph(todo, spec, master, made, corrected, [partial_name(p) for p in extras], fields)
     total_s = float(Fraction(master_frames(master)) / v.frame_rate)
+    lock, best_s = threading.Lock(), [0.0]
+
+    def _report(done_s: float) -> None:
+        # Two sources, never backwards: ffmpeg's -progress (media time written) and, while ffmpeg 5.1 stays
+        # silent until every output has started (the poster frame is a third in), how far it has read
+        # the master. Reading runs slightly ahead of writing (demuxer buffers), hence the 99 % ceiling.
+        with lock:
+            if progress is None or done_s <= best_s[0]:
+                return
+            best_s[0] = done_s
+            progress(done_s, total_s)
 
     def _progress(p: FFmpegProgress) -> None:
-        if progress is not None:
-            progress(min(p.out_time_s, total_s), total_s)
+        _report(min(p.out_time_s, total_s))
+
+    def _read(fraction: float) -> None:
+        _report(min(fraction, 0.99) * total_s)
 
     try:
-        run_ffmpeg(compile_args(graph), progress=_progress, what=f"transcode of {len(todo)} deliverable(s) in one pass")
+        run_ffmpeg(compile_args(graph), progress=_progress, what=f"transcode of {len(todo)} deliverable(s) in one pass",
+                   input_read=(master.path, _read) if progress is not None else None)
     except BaseException:
         for partial in made.values():  # nothing half-written survives, even under a partial name
             partial.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import ctypes
 import io
 import json
@@ -46,6 +47,7 @@ __all__ = [
     "open_ffmpeg_pipe",
     "read_exact",
     "kill_all_children",
+    "input_position",
 ]
 
 LOGGER = logging.getLogger("deliver.ffmpeg")
@@ -219,6 +221,7 @@ def run_ffmpeg(
     timeout_s: float | None = None,
     capture_stdout: bool = False,
     what: str = "ffmpeg",
+    input_read: tuple[str, Callable[[float], None]] | None = None,
 ) -> FFmpegResult:
     """Run ffmpeg with ``graph`` (an ffmpeg-python stream or argument list).
 
@@ -229,6 +232,11 @@ def run_ffmpeg(
         capture_stdout: keep stdout bytes (e.g. for ``-f null`` filters that print to stdout). Not
             compatible with ``progress``.
         what: short description used in error messages ("transcode of X").
+        input_read: ``(path, callback)``: the callback gets the fraction of the input ``path`` ffmpeg has
+            read so far, about every 0.5 s. ffmpeg 5.1 writes no ``-progress`` report until every output
+            has received its first frame, so a job with a late-starting output (a poster frame a third
+            into the programme) reports nothing for most of its run; the read position of its main
+            input moves from the first second (Linux ``/proc/PID/fdinfo``; elsewhere never called).
 
     Raises:
         FFmpegError: non-zero exit or timeout, with the command and the stderr tail.
@@ -247,6 +255,12 @@ def run_ffmpeg(
     reader.start()
     reports: list[FFmpegProgress] = []
     stdout = b""
+    stop_watch = threading.Event()
+    if input_read is not None:
+        # copy_context: the callback may publish progress through the caller's (Prefect run) context
+        watcher = threading.Thread(target=contextvars.copy_context().run,
+                                   args=(_watch_input, proc.pid, *input_read, stop_watch), daemon=True)
+        watcher.start()
     timer: threading.Timer | None = None
     timed_out = threading.Event()
     if timeout_s is not None:
@@ -277,6 +291,7 @@ def run_ffmpeg(
         _kill_group(proc)
         raise
     finally:
+        stop_watch.set()
         if timer is not None:
             timer.cancel()
         reader.join(timeout=5)
@@ -293,6 +308,41 @@ def run_ffmpeg(
                           stderr_tail=tail_text)
     return FFmpegResult(cmd=cmd, returncode=returncode, stderr_tail=tail_text,
                         wall_s=time.monotonic() - started, stdout=stdout, progress=reports)
+
+
+def input_position(pid: int, path: str | os.PathLike[str]) -> int | None:
+    """Byte offset process ``pid`` has read ``path`` up to (Linux ``/proc/PID/fdinfo`` ``pos``), or None."""
+    target = os.path.realpath(path)
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(fd) != target:
+                continue
+            for line in Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text().splitlines():
+                if line.startswith("pos:"):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _watch_input(pid: int, path: str, callback: Callable[[float], None], stop: threading.Event,
+                 interval_s: float = 0.5) -> None:
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return
+    while size > 0 and not stop.wait(interval_s):
+        pos = input_position(pid, path)
+        if pos is None:
+            continue
+        try:
+            callback(min(pos / size, 1.0))
+        except Exception:  # noqa: BLE001 - progress is nice to have; never fail a transcode over it
+            return
 
 
 def run_ffprobe_json(args: Sequence[str], *, timeout_s: float = 120.0) -> dict[str, Any]:

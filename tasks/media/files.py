@@ -20,7 +20,8 @@ from pathlib import Path
 
 from specs.errors import OutputExistsError
 
-__all__ = ["atomic_output", "publish", "partial_name", "is_partial", "fsync_path", "PARTIAL_GLOB"]
+__all__ = ["atomic_output", "publish", "partial_name", "is_partial", "fsync_path", "PARTIAL_GLOB", "folders_under",
+           "prune_empty_folders"]
 
 #: Matches every partial file (``name.partial.ext``).
 PARTIAL_GLOB = "*.partial*"
@@ -95,3 +96,28 @@ def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
         publish(tmp, final, overwrite=overwrite)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def folders_under(root: str | os.PathLike[str]) -> set[str]:
+    """``root`` and every folder below it that exists now (what a run must leave in place)."""
+    top = Path(root)
+    if not top.is_dir():
+        return set()
+    return {str(top), *(str(p) for p in top.rglob("*") if p.is_dir())}
+
+
+def prune_empty_folders(root: str | os.PathLike[str], keep: set[str] | None = None) -> list[str]:
+    """Remove the empty folders under ``root`` (``root`` included), deepest first, except those in ``keep``
+    (the folders that existed before the run). A failed or cancelled run leaves no empty folder behind."""
+    top = Path(root)
+    if not top.is_dir():
+        return []
+    removed = []
+    for folder in sorted([top, *(p for p in top.rglob("*") if p.is_dir())], key=lambda p: len(p.parts),
+                         reverse=True):
+        if str(folder) in (keep or set()) or folder.is_symlink():
+            continue
+        with contextlib.suppress(OSError):  # not empty (or not ours to remove): kept
+            folder.rmdir()
+            removed.append(str(folder))
+    return removed

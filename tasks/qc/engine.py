@@ -1,4 +1,5 @@
-"""QC of one master against one spec: metadata, picture (one decode), audio and loudness, sync.
+"""QC of one master against one spec: metadata, picture (one decode), audio and loudness, sync, and for a
+married master the placement of its mixes (the layback plan).
 
 The picture decode is the long pole; every audio stream is decoded (once) in a worker thread at
 the same time, so the whole QC costs little more than the picture decode itself.
@@ -14,13 +15,14 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from specs.model import Spec
+from tasks.layback import LaybackPlan
 from tasks.media.probe import MediaInfo
 from tasks.qc.audio import audio_findings, scan_all
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import check_metadata, container_word
 from tasks.qc.picture_analysis import analyse_picture
 from tasks.qc.picture_checks import ProgrammeClock, check_commercial_blacks, check_picture, programme_clock
-from tasks.qc.sync import check_two_pop
+from tasks.qc.sync import check_layback, check_two_pop
 
 __all__ = ["QCResult", "qc_master", "facts_of"]
 
@@ -46,8 +48,14 @@ def _round(values: np.ndarray, digits: int = 4) -> list[float]:
     return [round(float(x), digits) for x in values]
 
 
-def qc_master(info: MediaInfo, spec: Spec, *, progress: Callable[[float, float], None] | None = None) -> QCResult:
-    """Run every check the spec enables on ``info`` and return findings plus measurements."""
+def qc_master(info: MediaInfo, spec: Spec, *, layback: LaybackPlan | None = None,
+              progress: Callable[[float, float], None] | None = None) -> QCResult:
+    """Run every check the spec enables on ``info`` and return findings plus measurements.
+
+    ``layback``: the plan that made ``info`` (a married master); its mixes' coverage is reported too.
+    When the spec's first frame of action lies outside the master, the FFOA finding is reported and
+    the whole master is analysed as the programme.
+    """
     spec = spec.for_facts(facts_of(info))
     findings = list(check_metadata(info, spec))
     measurements: dict[str, Any] = {}
@@ -68,10 +76,15 @@ def qc_master(info: MediaInfo, spec: Spec, *, progress: Callable[[float, float],
                                             [scan.sample_rate_hz for *_, scan in scans])
         sync_findings, two_pop = check_two_pop(spec, clock, series, [(t, s) for t, _, _, s in scans])
         findings += sync_findings
+        if layback is not None:
+            # a track whose beep QC measured against the flash frame is judged there, not again by placement
+            measured = {m["track"] for m in two_pop if m.get("offset_frames") is not None}
+            findings += check_layback(spec, layback, measured)
         measurements["picture"] = {
             "frames": series.frame_count,
             "rate": str(series.rate),
             "ffoa_frame": clock.ffoa_frame,
+            "ffoa_in_master": not clock.ffoa_outside,
             "start_timecode": clock.tc(0),
             "luma_mean_series": _round(series.luma_mean),
             "max_illegal_share_percent": round(float(series.illegal_share.max() * 100.0), 3),

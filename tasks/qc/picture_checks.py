@@ -38,10 +38,11 @@ BAR_MIN_SHARE = 0.02  # bars thinner than 2 % of the picture are blanking, not l
 class ProgrammeClock:
     """Maps frame indices of the master to timecode and knows where the programme starts."""
 
-    def __init__(self, start: Timecode, ffoa_frame: int, frame_count: int) -> None:
+    def __init__(self, start: Timecode, ffoa_frame: int, frame_count: int, *, ffoa_outside: bool = False) -> None:
         self.start = start
         self.ffoa_frame = ffoa_frame
         self.frame_count = frame_count
+        self.ffoa_outside = ffoa_outside  # the spec's FFOA is not in the master: the programme is all of it
 
     @property
     def rate(self) -> Fraction:
@@ -62,11 +63,11 @@ def programme_clock(info: MediaInfo, spec: Spec, frame_count: int) -> ProgrammeC
         start = Timecode.parse(info.start_timecode, rate)
     else:
         start = Timecode(0, rate, spec.timing.drop_frame)
-    ffoa_frame = 0
-    if spec.timing.ffoa_timecode:
-        ffoa = Timecode.parse(spec.timing.ffoa_timecode, rate, drop_frame=start.drop_frame)
-        ffoa_frame = min(max(ffoa.frames - start.frames, 0), frame_count)
-    return ProgrammeClock(start, ffoa_frame, frame_count)
+    # An FFOA outside the master is reported by metadata.start_timecode; the whole master is then the
+    # programme, so one pass still shows every picture and audio defect.
+    ffoa_frame = spec.timing.ffoa_frame(start, frame_count)
+    return ProgrammeClock(start, 0 if ffoa_frame is None else ffoa_frame, frame_count,
+                          ffoa_outside=ffoa_frame is None)
 
 
 def _s_to_frames(seconds: float, rate: Fraction) -> int:

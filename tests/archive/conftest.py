@@ -6,7 +6,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+import flows.cli.archive  # noqa: F401 - registers the commands
+from flows.cli import app
 from tests.archive import s3server
 from tests.archive.helpers import make_package
 
@@ -33,3 +36,14 @@ def prefix() -> str:
 @pytest.fixture
 def package(tmp_path) -> Path:
     return make_package(tmp_path / "FILM_v1")
+
+
+@pytest.fixture
+def run():
+    """``run(*args)``: the ``deliver`` CLI in-process (typer CliRunner), stdout and stderr apart."""
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke

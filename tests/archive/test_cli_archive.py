@@ -4,23 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from typer.testing import CliRunner
-
-import flows.cli.archive  # noqa: F401 - registers the commands
-from flows.cli import app
 from tests.archive import s3server
 from tests.archive.helpers import S3_SMALL_PARTS, mhl_rc
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
 
 
 def test_archive_verify_locate_restore_and_corruption_exit_1(s3, package, tmp_path, prefix, run):

@@ -128,23 +128,46 @@ def test_short_mix_within_tolerance_is_padded_to_the_picture(media, tmp_path):
     assert x.shape[0] == media["n"] and not x[-SR // 50:].any()
 
 
-def test_unalignable_mix_is_refused(media, tmp_path):
-    far = write_bwf(tmp_path / "pm51.wav", tones(LABELS_51, media["n"]), media["tref"] + 5 * SR)
-    with pytest.raises(MediaError, match="cannot be aligned"):
+def test_mix_a_second_late_is_placed_and_its_head_gap_measured(media, tmp_path):
+    # Until issue 13 a mix this late was refused; now it is laid back where its time reference says and QC
+    # reports the gap (audio.layback_coverage), so the gate and --force decide.
+    late = write_bwf(tmp_path / "pm51.wav", tones(LABELS_51, media["n"]), media["tref"] + 5 * SR)
+    plan = plan_layback(probe(media["master"]), [probe(late), probe(_stereo(media, tmp_path))], media["spec"])
+    t = plan.tracks[0]
+    assert (t.offset_samples, t.head_gap_samples, t.tail_gap_samples) == (5 * SR, SR, 0)  # FFOA at 4 s
+    assert t.tail_trim_samples == 5 * SR and plan.programme_start_frame == 100
+    out = Path(layback(plan, media["spec"], tmp_path / "lb.mov").path)
+    x = read_track(out, 0)
+    assert x.shape[0] == media["n"] and not x[:5 * SR].any() and x[5 * SR:].any()
+
+
+def test_mix_with_no_overlap_is_refused(media, tmp_path):
+    far = write_bwf(tmp_path / "pm51.wav", tones(LABELS_51, media["n"]), media["tref"] + 7 * SR)  # after the end
+    with pytest.raises(MediaError, match="cannot be placed.*no overlap"):
         plan_layback(probe(media["master"]), [probe(far), probe(_stereo(media, tmp_path))], media["spec"])
 
 
-def test_cli_unalignable_mix_exits_2_with_one_clear_line(media, tmp_path):
-    far = write_bwf(tmp_path / "pm51.wav", tones(LABELS_51, media["n"]), media["tref"] + 5 * SR)
-    out = tmp_path / "out"
+def test_mix_beyond_the_specs_maximum_offset_is_refused(media, tmp_path):
+    spec = media["spec"]
+    strict = spec.model_copy(update={"timing": spec.timing.model_copy(update={"max_layback_offset_s": 0.5})})
+    late = write_bwf(tmp_path / "pm51.wav", tones(LABELS_51, media["n"]), media["tref"] + 5 * SR)
+    with pytest.raises(MediaError, match=r"1\.000 s from the programme start 01:00:00:00; spec demo allows 0.5 s"):
+        plan_layback(probe(media["master"]), [probe(late), probe(_stereo(media, tmp_path))], strict)
+
+
+def test_cli_mix_with_no_overlap_exits_2_with_one_clear_line(media, tmp_path):
+    (tmp_path / "mixes").mkdir()
+    far = write_bwf(tmp_path / "mixes" / "pm51.wav", tones(LABELS_51, media["n"]), media["tref"] + 7 * SR)
+    out = tmp_path / "out"  # outside the inputs' folders (preflight refuses an output among the sources)
     proc = subprocess.run([str(DELIVER), "run", "--master", str(media["master"]), "--mix", str(far), "--mix",
-                           str(_stereo(media, tmp_path)), "--spec", "demo", "--title", "T", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                           str(_stereo(media, tmp_path / "mixes")), "--spec", "demo", "--title", "T", "--out",
+                           str(out)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
-    assert "cannot be aligned" in lines[0] and "pm51.wav" in lines[0] and "25.0 frames after" in lines[0]
+    assert "cannot be placed" in lines[0] and "pm51.wav" in lines[0] and "no overlap" in lines[0]
+    assert "runs 01:00:03:00 to 01:00:09:00" in lines[0] and "programme runs 01:00:00:00 to 01:00:02:00" in lines[0]
     assert not out.exists()
 
 

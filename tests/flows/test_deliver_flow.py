@@ -119,6 +119,11 @@ def test_failed_archive_is_reported_not_hidden(clean_set, tmp_path, monkeypatch)
     monkeypatch.setattr(deliver_flows, "archive_step", deliver_flows.archive_step.with_options(retry_delay_seconds=0))
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the vault folder should be\n")
+    # Preflight refuses a target under a file before any work (tests/test_preflight.py); let this one through
+    # to stand for a target that breaks after the package is made.
+    import tasks.preflight
+
+    monkeypatch.setattr(tasks.preflight, "check_archive_targets", lambda targets: None)
     out = tmp_path / "out"
     result = _run(["run", "--master", str(clean_set.master), "--mix", str(clean_set.mixes["5.1"]),
                    "--mix", str(clean_set.mixes["2.0"]), "--spec", "demo", "--title", "ARCH", "--out", str(out),

@@ -22,5 +22,9 @@ def test_cli_run_is_recorded_on_the_configured_server(api, ops_root, sample_set,
     verdict = json.loads((tmp_path / "qc.json").read_text())["verdict"]
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=Path(master).name)))
-    assert any(r.state and r.state.is_completed() for r in runs), [r.name for r in runs]
     assert verdict in ("pass", "fail")
+    # the run's state says the verdict: Completed on pass, Failed named "QC failed" on fail (exit 1 still)
+    want = ("COMPLETED", "Completed") if verdict == "pass" else ("FAILED", "QC failed")
+    assert any(r.state and (r.state.type.value, r.state.name) == want for r in runs), [
+        (r.name, r.state.name if r.state else None) for r in runs]
+    assert proc.returncode == (0 if verdict == "pass" else 1)

@@ -3,6 +3,7 @@ API with its artifacts and ffmpeg logs, and cancellation of a running transcode.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from uuid import UUID
@@ -45,9 +46,25 @@ def _artifacts(run_id: UUID):
 def _logs(run_id: UUID) -> list[str]:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+    out: list[str] = []
     with _client() as c:
-        return [log.message for log in c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
-                                                   limit=200)]
+        while True:  # every page (the API returns at most 200 at a time)
+            page = c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200,
+                               offset=len(out))
+            out += [log.message for log in page]
+            if len(page) < 200:
+                return out
+
+
+def _final_logs(run_id: UUID, timeout_s: float = 30) -> list[str]:
+    """The run's logs once its engine's last line ("Finished in state …") has arrived (logs are batched)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        logs = _logs(run_id)
+        if any(m.startswith("Finished in state") for m in logs):
+            return logs
+        assert time.monotonic() < deadline, logs
+        time.sleep(1)
 
 
 def test_deployments_render_typed_forms_and_nightly_schedule(served):
@@ -58,8 +75,14 @@ def test_deployments_render_typed_forms_and_nightly_schedule(served):
         dep = c.read_deployment_by_name("deliver/deliver")
         schema = dep.parameter_openapi_schema
         defs = schema["definitions"] if "definitions" in schema else schema["$defs"]
-        assert "netflix" in defs["SpecName"]["enum"] and "demo" in defs["SpecName"]["enum"]
-        assert defs["DeliverRequest"]["properties"]["master"]["description"]
+        form = defs["DeliverRequest"]
+        # the spec: ONE required field, a drop-down of the built-ins or a path (no "SpecName | None" toggle)
+        spec = form["properties"]["spec"]
+        builtin, path = spec["anyOf"]
+        assert {"netflix", "demo"} <= set(builtin["enum"]) and path["type"] == "string"
+        assert (builtin["title"], path["title"]) == ("Built-in spec", "Spec file (YAML path)")
+        assert "spec" in form["required"] and "spec_path" not in form["properties"]
+        assert "SpecName" not in defs
         nightly = c.read_deployment_by_name("nightly-qc/nightly-qc")
         cron = nightly.schedules[0].schedule
         assert (cron.cron, cron.timezone) == ("30 3 * * *", "Asia/Tokyo")  # from DELIVER_NIGHTLY_CONFIG
@@ -87,18 +110,30 @@ def delivered(served, sample_set, ops_root):
 def test_deliver_run_through_the_api_publishes_artifacts_and_ffmpeg_logs(delivered):
     run_id, out = delivered
     arts = {a.key: a for a in _artifacts(run_id) if a.key}
-    assert arts["qc-summary"].type == "markdown" and "PASS" in arts["qc-summary"].data
-    assert arts["qc-findings"].type == "table"
-    assert arts["loudness-summary"].type == "markdown" and "LUFS" in arts["loudness-summary"].data
-    assert "OPS_v1_screener.mp4" in arts["deliverable-links"].data
+    # keys per title and version (qc-summary-ops-v1 …): another title never replaces these
+    assert arts["qc-summary-ops-v1"].type == "markdown" and "PASS" in arts["qc-summary-ops-v1"].data
+    assert arts["qc-findings-ops-v1"].type == "table"
+    assert arts["loudness-summary-ops-v1"].type == "markdown" and "LUFS" in arts["loudness-summary-ops-v1"].data
+    assert "OPS_v1_screener.mp4" in arts["deliverable-links-ops-v1"].data
+    # the report itself, readable from any machine (file:// links do not open from the UI)
+    report_md = arts["report-ops-v1"].data
+    assert "PASS" in report_md and "## Deliverables" in report_md and "OPS_v1_mezzanine.mov" in report_md
+    assert "## Loudness" in report_md and "## Archive" not in report_md and "**Outcome:** delivered" in report_md
     progress = [a for a in _artifacts(run_id) if a.type == "progress"]
     kinds = {a.key.split("-")[0] for a in progress}
     assert {"layback", "qc"} <= kinds and kinds & {"transcode", "deliverables"}, kinds  # analysis + transcodes
     done = {a.key: float(a.data) for a in progress}
     assert all(v > 0 for v in done.values()), done  # every long step reported progress
-    assert done["qc-analysis"] == pytest.approx(100.0)
+    assert done["qc-analysis-ops-v1-layback"] == pytest.approx(100.0)
+    assert done["deliverables-ops-v1"] == pytest.approx(100.0)
     logs = _logs(run_id)
     assert any(m.startswith("$ ") and "ffmpeg" in m and "-progress" in m for m in logs), logs[:20]
+    # every ffmpeg command, from any thread: the QC analysis decodes its audio in a worker thread
+    assert any(m.startswith("$ ") and "OPS_v1_layback.mov" in m and "-f f32le pipe:1" in m for m in logs), \
+        [m[:120] for m in logs if m.startswith("$ ")]
+    assert any(m.startswith("$ ") and "OPS_v1_layback.mov" in m and "-f rawvideo" in m for m in logs)
+    with _client() as c:
+        assert c.read_flow_run(run_id).state.message.startswith("delivered, ")
     assert (out / "report.json").is_file() and not list(out.rglob("*.partial*"))
 
 
@@ -115,6 +150,13 @@ def test_cancelling_a_running_transcode_leaves_no_ffmpeg_and_no_partial(served, 
             break
         assert time.monotonic() < deadline, served["log"].read_text()[-3000:]
         time.sleep(0.3)
+    # the deliverables progress moves while ffmpeg is still silent (its poster frame output starts late)
+    seen: list[float] = []
+    while len(set(seen)) < 3 and time.monotonic() < deadline:
+        seen += [float(a.data) for a in _artifacts(run_id) if a.key == "deliverables-slow-v1"]
+        time.sleep(1)
+    assert len({v for v in seen if 0 < v < 95}) >= 2, seen  # intermediate values, not 0 -> 95 -> 100
+    assert seen == sorted(seen), seen
     from prefect.states import Cancelling
 
     with _client() as c:
@@ -129,6 +171,18 @@ def test_cancelling_a_running_transcode_leaves_no_ffmpeg_and_no_partial(served, 
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     assert not list(out.rglob("*.partial*"))
     assert not (package / "SLOW_v1_mezzanine.mov").exists() or not list(package.glob("*.partial*"))
+    # no empty folder left (the package's extras/ and the package folder held only partial files)
+    assert [d for d in out.rglob("*") if d.is_dir() and not any(d.iterdir())] == []
+    assert not (package / "extras").exists()
+    deadline = time.monotonic() + 30
+    while "cancelled-slow-v1" not in (arts := {a.key: a for a in _artifacts(run_id) if a.key}):
+        assert time.monotonic() < deadline, sorted(arts)
+        time.sleep(1)
+    cleaned = arts["cancelled-slow-v1"].data
+    assert "# SLOW v1: cancelled" in cleaned and "partial file(s)" in cleaned and "empty folder(s)" in cleaned
+    while not any(m.startswith("cancelled: Killed") for m in _logs(run_id)):  # the runner's log batches
+        assert time.monotonic() < deadline + 30, [m for m in _logs(run_id) if "ancel" in m]
+        time.sleep(1)
 
 
 def _chromium() -> str | None:
@@ -156,7 +210,7 @@ def test_run_page_renders_the_findings_table_in_headless_chromium(delivered, ser
 
     run_id, out = delivered
     base = served["api"].rsplit("/api", 1)[0]
-    table = {a.key: a for a in _artifacts(run_id) if a.key}["qc-findings"]
+    table = {a.key: a for a in _artifacts(run_id) if a.key}["qc-findings-ops-v1"]
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     dom = _dump_dom(f"{base}/artifacts/artifact/{table.id}", tmp_path, shot=tmp_path / "artifact.png")
     assert "<table" in dom, dom[-2000:]
@@ -211,7 +265,7 @@ def test_deployment_run_with_recipient_date_lang_burns_the_recipient_into_the_sc
     defs = props["definitions"] if "definitions" in props else props["$defs"]
     assert {"recipient", "date", "lang"} <= set(defs["DeliverRequest"]["properties"])
     mixes = [{"path": str(sample_set.mixes["5.1"])}, {"path": str(sample_set.mixes["2.0"])}]
-    base = {"master": str(sample_set.master), "mixes": mixes, "spec_path": str(spec), "lang": "de",
+    base = {"master": str(sample_set.master), "mixes": mixes, "spec": str(spec), "lang": "de",
             "date": "2026-11-21"}
     runs = {}
     for title, extra in (("MARKED", {"recipient": "ACME Screening"}), ("PLAIN", {})):
@@ -228,3 +282,84 @@ def test_deployment_run_with_recipient_date_lang_burns_the_recipient_into_the_sc
     line = (slice(int(H * 0.6), int(H * 0.66)), slice(int(W * 0.3), int(W * 0.7)))  # recipient and date
     assert abs(a[line] - b[line]).mean() > 4  # the recipient trace is burnt in
     assert abs(a[: int(H * 0.3)] - b[: int(H * 0.3)]).mean() < 2  # the rest of the picture is the same
+
+
+_OPTIONS = ("master", "mixes", "spec", "title", "version", "out", "archive", "force", "recipient", "date", "lang")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
+def test_deliver_form_has_every_run_option_and_one_spec_field_in_headless_chromium(served, ops_root, tmp_path):
+    """The deliver deployment's Run form: every option of deliver run with its description and default,
+    the spec as one required choice (built-in drop-down or path), no 'Property is type "None"'."""
+    with _client() as c:
+        dep = c.read_deployment_by_name("deliver/deliver")
+    schema = dep.parameter_openapi_schema
+    defs = schema["definitions"] if "definitions" in schema else schema["$defs"]
+    form = defs["DeliverRequest"]
+    props = form["properties"]
+    assert set(_OPTIONS) <= set(props), sorted(props)
+    assert all(props[k].get("description") for k in _OPTIONS)
+    assert (props["version"]["default"], props["force"]["default"], props["lang"]["default"]) == ("v1", False, "und")
+    assert set(form["required"]) == {"master", "mixes", "spec", "title", "out"}
+    assert not [k for k, p in props.items() if any(b.get("type") == "null" for b in p.get("anyOf", []))]
+    base = served["api"].rsplit("/api", 1)[0]
+    shot = ops_root / "deliver-form.png"  # kept with the session's other files for a person to look at
+    dom = _dump_dom(f"{base}/deployments/deployment/{dep.id}/run", tmp_path, shot=shot)
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    text = re.sub(r"<[^>]+>", " ", dom)
+    text = re.sub(r"\s+", " ", text)
+    for label in ("Spec", "Built-in spec", "Spec file (YAML path)", "Recipient", "Date", "Lang", "Force", "Archive",
+                  "Version", "Screener recipient: burnt into the watermark", "Date (ISO 8601, YYYY-MM-DD)"):
+        assert label in text, (label, text[:3000])
+    assert "Property is type" not in text and "SpecName" not in text
+
+
+def _black_set(ops_root: Path):
+    from tasks.media.synth import BlackDefect, make_sample_set
+
+    return make_sample_set(ops_root / "media-black", layout="5.1", stereo=True,
+                           defects=[BlackDefect(at_s=1.0, duration_s=1.2)])
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
+def test_bad_parameter_fails_the_run_at_once_with_one_line_and_no_traceback(served, sample_set, ops_root, tmp_path):
+    out = ops_root / "typo-out"
+    missing = str(sample_set.master).replace("master", "mastr")
+    run_id = _trigger("deliver/deliver", {"master": missing, "mixes": [str(sample_set.mixes["5.1"])],
+                                          "spec": "demo", "title": "TYPO", "out": str(out)})
+    fr = _wait_final(run_id, 120)
+    assert fr.state.is_failed() and fr.state.name == "Bad input", fr.state
+    assert fr.state.message == f"picture master not found: {missing}. Check the path."
+    assert not out.exists()  # nothing written, no empty folder
+    logs = _final_logs(run_id)
+    assert not [m for m in logs if "Traceback" in m], [m for m in logs if "Traceback" in m][:1]
+    assert f"bad input: picture master not found: {missing}. Check the path." in logs
+    arts = {a.key: a for a in _artifacts(run_id) if a.key}
+    assert "**Bad input:** picture master not found" in arts["run-error-typo-v1"].data
+    # an unknown spec: the spec's own message, no traceback either
+    spec_run = _trigger("deliver/deliver", {"master": str(sample_set.master), "mixes": [str(sample_set.mixes["5.1"])],
+                                            "spec": "netflx", "title": "TYPO2", "out": str(ops_root / "typo2")})
+    fr2 = _wait_final(spec_run, 120)
+    assert fr2.state.name == "Bad input" and "did you mean 'netflix'" in fr2.state.message
+    assert not [m for m in _final_logs(spec_run) if "Traceback" in m]
+    # the run page shows the failure and its reason
+    base = served["api"].rsplit("/api", 1)[0]
+    shot = ops_root / "bad-input-run.png"
+    dom = _dump_dom(f"{base}/runs/flow-run/{run_id}", tmp_path, shot=shot)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+    assert "Bad input" in text and "picture master not found" in text, text[:3000]
+    assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+def test_failed_qc_run_ends_failed_named_qc_failed(served, ops_root):
+    media = _black_set(ops_root)
+    out = ops_root / "black-out"
+    run_id = _trigger("deliver/deliver", {"master": str(media.master), "mixes": [str(p) for p in media.mixes.values()],
+                                          "spec": "demo", "title": "BLACK", "out": str(out)})
+    fr = _wait_final(run_id, 240)
+    assert fr.state.is_failed() and fr.state.name == "QC failed", fr.state
+    assert fr.state.message.startswith("QC failed: 1 error (first: picture.black at "), fr.state.message
+    assert (out / "report.json").is_file() and not (out / "BLACK_v1").exists()  # the report, no deliverables
+    arts = {a.key: a for a in _artifacts(run_id) if a.key}
+    assert "FAIL" in arts["qc-summary-black-v1"].data and "picture.black" in arts["report-black-v1"].data
+    assert not [m for m in _final_logs(run_id) if "Traceback" in m]

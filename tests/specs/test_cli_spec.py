@@ -87,3 +87,18 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     assert lint.returncode == 1 and "YAML syntax error" in lint.stdout and "Traceback" not in lint.stderr
     show = subprocess.run([str(DELIVER), "spec", "show", str(bad)], capture_output=True, text=True, timeout=120)
     assert show.returncode == 2 and show.stderr.startswith("deliver: error: ") and "Traceback" not in show.stderr
+
+
+@pytest.mark.skipif(not DELIVER.exists(), reason="console script not installed")
+def test_lint_names_where_an_unclosed_bracket_opened_and_where_parsing_failed(tmp_path: Path) -> None:
+    bad = tmp_path / "unclosed.yaml"
+    comments = "".join("  # a comment the parser skips\n" for _ in range(8))
+    bad.write_text("schema: 1\nname: unclosed\npicture:\n  frame_rates: [25, 24\n" + comments + "  codec: prores\n",
+                   encoding="utf-8")
+    lint = subprocess.run([str(DELIVER), "spec", "lint", str(bad)], capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 1 and "Traceback" not in lint.stdout + lint.stderr
+    line = next(x for x in lint.stdout.splitlines() if "YAML syntax error" in x)
+    # PyYAML notices the unclosed '[' (line 4, column 16) only at the next key, on line 13.
+    assert line.startswith(f"{bad}:13:3: ")
+    assert "flow sequence opened at line 4, column 16 is not closed" in line
+    assert "parsing failed at line 13, column 3" in line
