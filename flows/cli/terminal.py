@@ -144,13 +144,20 @@ class _StageView:
         for name in stages:
             self.rows[name] = self.progress.add_task(name, total=1.0, start=False, mark="·", note="")
 
-    def _start(self, stage: str, note: str = "") -> None:
+    def _row(self, stage: str) -> tuple[TaskID | None, bool]:
+        """The stage's row (None for a stage not shown) and whether this call started its clock."""
         row = self.rows.get(stage)
+        if row is None or stage in self.started:
+            return row, False
+        self.started[stage] = time.monotonic()
+        self.progress.start_task(row)
+        return row, True
+
+    def _start(self, stage: str, note: str = "") -> None:
+        row, first = self._row(stage)
         if row is None:
             return
-        if stage not in self.started:
-            self.started[stage] = time.monotonic()
-            self.progress.start_task(row)
+        if first:
             for earlier in list(self.rows)[:list(self.rows).index(stage)]:
                 if earlier not in self.started:  # a stage without events (the gate): passed once later ones start
                     self._finish(earlier)
@@ -158,12 +165,9 @@ class _StageView:
         self.progress.update(row, mark="▶", **fields)
 
     def _finish(self, stage: str, note: str | None = None) -> None:
-        row = self.rows.get(stage)
+        row, _ = self._row(stage)
         if row is None:
             return
-        if stage not in self.started:
-            self.started[stage] = time.monotonic()
-            self.progress.start_task(row)
         fields: dict[str, Any] = {"note": note} if note is not None else {}
         self.progress.update(row, completed=self.progress.tasks[row].total or 1.0, mark="✓", **fields)
 
@@ -182,7 +186,9 @@ class _StageView:
         note = ""
         if stage == "archive" and done > 0:
             elapsed = max(1e-3, time.monotonic() - self.started[stage])
-            note = f"{_human_bytes(done / elapsed)}/s"
+            from tasks.report import human_bytes
+
+            note = f"{human_bytes(done / elapsed)}/s"
         self.progress.update(row, completed=done, total=total or 1.0, note=note)
         if total and done >= total:
             self.progress.update(row, mark="✓")
@@ -214,14 +220,6 @@ def stage_view(stages: tuple[str, ...], enabled: bool = True) -> Iterator[_Stage
         STAGE_LISTENERS.remove(view.on_stage)
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def print_summary(result: RunResult, *, to_stderr: bool = False, ui_url: str | None = None,
                   log_path: Path | None = None) -> None:
     """Verdict, findings (only when there are some), deliverables with sizes, archive copies, reports,
@@ -246,9 +244,11 @@ def print_summary(result: RunResult, *, to_stderr: bool = False, ui_url: str | N
     if report.forced:
         console.print("[yellow]Delivered despite QC errors (--force, recorded in the report).[/]")
     if report.deliverables:
+        from tasks.report import human_bytes
+
         console.print(f"Deliverables ({len(report.deliverables)}):")
         for d in report.deliverables:
-            console.print(f"  {d.name}  {_human_bytes(d.size)}", highlight=False)
+            console.print(f"  {d.name}  {human_bytes(d.size)}", highlight=False)
     if report.archive:
         ok = sum(1 for a in report.archive if a.verified)
         console.print(f"Archive copies verified: {ok}/{len(report.archive)}")
