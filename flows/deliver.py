@@ -24,9 +24,11 @@ from flows.events import emit_input_refused, emit_qc_failed
 from specs.errors import EXIT_BAD_INPUT, DeliverError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
+from tasks.deliverables.naming import RunFields
 from tasks.layback import layback_summary, plan_layback
 from tasks.media.ffmpeg import kill_all_children
-from tasks.media.files import folders_under, prune_empty_folders
+from tasks.media.files import folders_under, output_lock, prune_empty_folders, remove_partials
+from tasks.media.probe import MediaInfo
 from tasks.preflight import preflight_run
 from tasks.report import (
     ArchiveEntry,
@@ -127,9 +129,23 @@ def _deliver(request: DeliverRequest) -> RunResult:
     fields = preflight_run(spec=spec, master=request.master, mixes=[m.path for m in request.mixes],
                            out=request.out, archive=request.archive, title=title, version=version,
                            recipient=request.recipient or None, date=request.date or None, lang=request.lang)
-    fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
     out_dir = Path(request.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # one run per output folder, for the whole run: a second one is refused at once, naming the holder
+    with output_lock(out_dir):
+        return _deliver_locked(request, spec, infos, fields, inputs)
+
+
+def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo], fields: RunFields,
+                    inputs: list[str]) -> RunResult:
+    log = get_run_logger()
+    title, version = request.title, request.version
+    out_dir = Path(request.out)
+    package_dir = out_dir / f"{title}_{version}"
+    # partials left by a killed run: nobody else writes here while we hold the lock
+    for folder, recursive in ((out_dir, False), (out_dir / "work", True), (package_dir, True)):
+        for p in remove_partials(folder, recursive=recursive):
+            log.info("removed %s, left by an interrupted run", p)
+    fingerprints = [f.result() for f in fingerprint_step.map(inputs)]
     work = out_dir / "work"
     work.mkdir(exist_ok=True)
 
@@ -138,9 +154,9 @@ def _deliver(request: DeliverRequest) -> RunResult:
     for note in plan.notes:
         log.warning(note)
     married = work / f"{title}_{version}_layback.mov"
-    lb = layback_step(plan, spec, str(married))
-    if not Path(lb.path).exists():
-        lb = layback_step.with_options(refresh_cache=True)(plan, spec, str(married))
+    lb = layback_step(plan, spec, str(married), str(out_dir))  # reused when its record and hash match
+    if lb.reused:
+        log.info("reused %s: made by an earlier run from the same inputs, xxh128 checked", married)
     married_info = probe_step(lb.path, "layback master")
 
     # QC and the gate
@@ -158,9 +174,11 @@ def _deliver(request: DeliverRequest) -> RunResult:
         report.forced = True
 
     # deliverables from one decode, then the package
-    package_dir = out_dir / f"{title}_{version}"
     made = transcode_all_step(spec.deliverables, spec, married_info, str(package_dir), fields,
-                              str(package_dir / "extras"))
+                              str(package_dir / "extras"), str(out_dir))
+    for r in made.deliverables:
+        if r.reused:
+            log.info("reused %s: made by an earlier run from the same inputs, xxh128 checked", r.path)
     files = [(r.path, r.kind) for r in made.deliverables] + [(p, "extra") for p in made.extras]
     report.deliverables = package_step(str(package_dir), files, title, version)
 

@@ -42,7 +42,7 @@ from specs.model import AudioTrackSpec, Spec
 from specs.timecode import Timecode
 from tasks.audio.reader import mask_positions, wav_channel_mask
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
-from tasks.media.files import atomic_output
+from tasks.media.files import Provenance, atomic_output, reusable
 from tasks.media.probe import MediaInfo
 
 __all__ = ["MixInput", "MixSource", "TrackAssignment", "LaybackPlan", "LaybackResult", "parse_mix_arg",
@@ -111,6 +111,7 @@ class LaybackResult(BaseModel):
     plan: LaybackPlan
     wall_s: float
     video_md5: str
+    reused: bool = False  # an earlier run made it: its record and xxh128 still match
 
 
 def layback_summary(result: LaybackResult) -> dict[str, Any]:
@@ -455,11 +456,14 @@ def layback_args(plan: LaybackPlan, spec: Spec, out_path: Path) -> list[str]:
 
 
 def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *,
-            progress: Callable[[float, float], None] | None = None, verify: bool = True) -> LaybackResult:
+            progress: Callable[[float, float], None] | None = None, verify: bool = True,
+            provenance: Provenance | None = None) -> LaybackResult:
     """Write the married master: picture stream copy + one PCM track per spec track.
 
-    Output appears atomically under ``out_path``; an existing file is never overwritten. With
-    ``verify`` the video packets of the result are hashed against the master's (no decode).
+    Output appears atomically under ``out_path``. With ``verify`` the video packets of the result are
+    hashed against the master's (no decode). With ``provenance`` (the identity of plan and spec) a file
+    its record vouches for is reused, and an existing file of other bytes is moved aside
+    (:func:`tasks.media.files.publish`); without it an existing file is never overwritten.
 
     Raises:
         VerificationError: the picture essence changed (never expected: it is a stream copy).
@@ -471,7 +475,12 @@ def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *,
         if progress is not None:
             progress(min(p.out_time_s, total_s), total_s)
 
-    with atomic_output(out) as tmp:
+    if provenance is not None and reusable(out, provenance) is not None:
+        md5 = video_packet_hash(out) if verify else ""
+        if progress is not None:
+            progress(total_s, total_s)
+        return LaybackResult(path=str(out), plan=plan, wall_s=0.0, video_md5=md5, reused=True)
+    with atomic_output(out, provenance=provenance) as tmp:
         result = run_ffmpeg(layback_args(plan, spec, tmp), progress=_progress, what=f"layback to {out.name}")
         md5 = video_packet_hash(tmp) if verify else ""
         if verify and md5 != video_packet_hash(plan.picture_path):

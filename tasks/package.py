@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from specs.errors import VerificationError
 from tasks.archive.hashing import hash_file_xxh128
-from tasks.archive.mhl import write_mhl_generation
+from tasks.archive.mhl import HASH_FORMAT, MHL_FOLDER, mhl_records, write_mhl_generation
 from tasks.media.files import atomic_output
 from tasks.media.probe import MediaInfo, probe
 from tasks.report import AudioTrackFormat, DeliverableEntry, DeliverableFormat, InputFingerprint
@@ -38,10 +39,30 @@ def deliverable_format(info: MediaInfo) -> DeliverableFormat:
                                 channel_layout=a.channel_layout) for a in info.audio])
 
 
+def _check_history(package_dir: Path, hashes: dict[str, str]) -> None:
+    """Raise VerificationError when a file differs from (or is missing against) the package's history."""
+    if not (package_dir / MHL_FOLDER).is_dir():
+        return
+    records = mhl_records(package_dir)
+    failed = [f"{rel} (recorded {rec.hash}, now {hashes[rel]})" for rel, rec in sorted(records.items())
+              if rel in hashes and rec.format == HASH_FORMAT and rec.hash != hashes[rel]]
+    missing = [rel for rel in sorted(records) if rel != "manifest.json" and not (package_dir / rel).is_file()]
+    if failed or missing:
+        parts = (["hash mismatch: " + "; ".join(failed)] if failed else []) + (
+            ["missing: " + ", ".join(missing)] if missing else [])
+        raise VerificationError(f"{package_dir}: files differ from the ASC MHL history, nothing rewritten — "
+                                + " | ".join(parts) + ". Re-copy these files from a verified copy, or deliver "
+                                "under another version.")
+
+
 def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: str,
                   version: str) -> list[DeliverableEntry]:
     """Hash every file of a package (``(path, kind)``, inside ``package_dir``), write manifest.json
     (atomically; a rerun rewrites it) and the first ASC MHL generation (process "in-place").
+
+    On a rerun the files are checked against the package's ASC MHL history first: a file that differs
+    from it (or one it lists that is gone) stops the step before manifest.json is rewritten, so the
+    manifest never records a hash the history and the archive copies disagree with.
 
     Every deliverable (not the extras) is probed for its format, duration and start timecode; ffprobe
     reads the headers only, so this costs a fraction of a second per file next to the hash's full read.
@@ -61,6 +82,7 @@ def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: st
             entry.duration_s = info.duration_s
             entry.start_timecode = info.start_timecode
         entries.append(entry)
+    _check_history(package_dir, hashes)  # before anything is rewritten: a refused package keeps its manifest
     manifest = package_dir / "manifest.json"
     with atomic_output(manifest, overwrite=True) as tmp:  # never half-written
         tmp.write_text(json.dumps({"title": title, "version": version,

@@ -1,10 +1,11 @@
 """Prefect ``@task`` wrappers around the plain functions of :mod:`tasks`: every step of every flow.
 
 What lives here and nowhere else: retries (one condition, :func:`retry_on_infrastructure`:
-infrastructure only, never bad input or a mismatch), cache keys on content identity (path + size +
-mtime, never the bare path: a path alone would serve a stale result for a replaced file),
-concurrency tags, timeouts, and the one progress reporter (:class:`ProgressReporter`: a Prefect
-progress artifact, plus in-process listeners for the terminal).
+infrastructure only, never bad input or a mismatch), the identity of a step's inputs for resuming
+(:func:`step_identity`: options + path, size and mtime of every file read, never the bare path; the
+outputs' records built on it, :class:`tasks.media.files.Provenance`, make a rerun resume from the files
+alone, with or without Prefect's database), concurrency tags, timeouts, and the one progress reporter
+(:class:`ProgressReporter`: a Prefect progress artifact, plus in-process listeners for the terminal).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hashlib
 import json
 import os
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -21,7 +21,6 @@ from uuid import UUID
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
 from specs.errors import InfrastructureError
@@ -33,6 +32,7 @@ from tasks.archive.verify import VerifyReport, verify_uri
 from tasks.deliverables.make import TranscodeAllResult, transcode_all
 from tasks.deliverables.naming import RunFields
 from tasks.layback import LaybackPlan, LaybackResult, layback
+from tasks.media.files import Provenance
 from tasks.media.probe import MediaInfo, probe
 from tasks.nightly import QCItemOutcome, qc_item_outcome
 from tasks.package import fingerprint_file, write_package
@@ -41,12 +41,11 @@ from tasks.report import DeliverableEntry, InputFingerprint, artifact_key, build
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
            "archive_step", "verify_step", "nightly_qc_step", "file_identity",
-           "content_cache_key", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
+           "step_identity", "step_provenance", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
            "stage_event", "retry_on_infrastructure", "FFMPEG_TAG",
            "ARCHIVE_RETRIES", "ARCHIVE_BACKOFF_S"]
 
 FFMPEG_TAG = "ffmpeg"  # tag concurrency limit: `prefect concurrency-limit create ffmpeg <cores>`
-CACHE_DAYS = 30
 #: Retries of the archive and fixity steps and the base of their exponential backoff (seconds).
 ARCHIVE_RETRIES = int(os.environ.get("DELIVER_ARCHIVE_RETRIES", "4"))
 ARCHIVE_BACKOFF_S = float(os.environ.get("DELIVER_ARCHIVE_BACKOFF_S", "10"))
@@ -72,16 +71,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def content_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Key on the task, its non-file parameters and the identity of every file it reads.
-
-    Outputs (``out*`` parameters) are not part of the identity: a finished output exists on a rerun
-    by design. The flow checks that a cached output still exists and refreshes the step if not.
-    """
-    doc = {"task": context.task.name, "version": context.task.version, "params": _jsonable(parameters)}
+def step_identity(step: str, parameters: dict[str, Any]) -> str:
+    """The identity of a step's inputs: its name, its non-file parameters and the identity of every file it
+    reads (:func:`file_identity`). Outputs (``out*`` parameters) are not part of it: they are what it makes."""
+    doc = {"task": step, "params": _jsonable(parameters)}
     files = sorted({str(v) for v in _paths_in(parameters)})
     doc["files"] = [file_identity(f) for f in files]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def step_provenance(step: str, parameters: dict[str, Any], out_root: str | None) -> Provenance | None:
+    """Where a step's outputs record what made them (None: no run folder, nothing recorded)."""
+    return Provenance(step_identity(step, parameters), Path(out_root)) if out_root else None
 
 
 def _paths_in(value: Any) -> list[str]:
@@ -89,7 +90,7 @@ def _paths_in(value: Any) -> list[str]:
     if isinstance(value, dict):
         for k, v in value.items():
             if k.startswith("out"):
-                continue  # outputs: the flow re-runs a step whose cached output went missing
+                continue  # outputs: what the step makes, not what it reads
             if k.endswith("path") and isinstance(v, str):
                 out.append(v)
             elif k.endswith("paths") and isinstance(v, list) and all(isinstance(x, str) for x in v):
@@ -179,23 +180,29 @@ def fingerprint_step(path: str) -> InputFingerprint:
     return fingerprint_file(path)
 
 
-@task(name="layback", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600, cache_key_fn=content_cache_key,
-      cache_expiration=timedelta(days=CACHE_DAYS), persist_result=True, retries=1,
+@task(name="layback", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600, cache_policy=NO_CACHE, retries=1,
       retry_condition_fn=retry_on_infrastructure)
-def layback_step(plan: LaybackPlan, spec: Spec, out_path: str) -> LaybackResult:
+def layback_step(plan: LaybackPlan, spec: Spec, out_path: str, out_root: str | None = None) -> LaybackResult:
+    """The married master; with ``out_root`` (the run's folder) a rerun reuses it by its record and hash
+    (:func:`tasks.media.files.reusable`), not by a Prefect cache entry that another machine would not have."""
     progress = ProgressReporter(artifact_key("layback", Path(out_path).stem), f"Layback of {Path(out_path).name}")
-    return layback(plan, spec, out_path, progress=progress)
+    provenance = step_provenance("layback", {"plan": plan, "spec": spec}, out_root)
+    return layback(plan, spec, out_path, progress=progress, provenance=provenance)
 
 
 @task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1,
       retry_condition_fn=retry_on_infrastructure)
 def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str,
-                       fields: RunFields, extras_dir: str | None = None) -> TranscodeAllResult:
-    """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by
-    skipping deliverables whose final file exists and verifies, which is what a retry needs."""
+                       fields: RunFields, extras_dir: str | None = None,
+                       out_root: str | None = None) -> TranscodeAllResult:
+    """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by the
+    outputs' records and hashes (with ``out_root``), which is what a retry and a rerun need."""
     progress = ProgressReporter(artifact_key("deliverables", fields.title, fields.version),
                                 f"{len(deliverables)} deliverables of {fields.title} {fields.version}, one decode")
-    return transcode_all(deliverables, spec, master, out_dir, fields=fields, extras_dir=extras_dir, progress=progress)
+    provenance = step_provenance("deliverables", {"deliverables": deliverables, "spec": spec, "master": master,
+                                                  "fields": fields}, out_root)
+    return transcode_all(deliverables, spec, master, out_dir, fields=fields, extras_dir=extras_dir, progress=progress,
+                         provenance=provenance)
 
 
 @task(name="qc", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)

@@ -15,7 +15,7 @@ from pathlib import Path
 from specs.errors import BadInputError, InfrastructureError
 from tasks.archive.hashing import FileDigests, Mismatch, digest_file
 from tasks.archive.targets import LocalTarget
-from tasks.media.files import atomic_output, partial_name, publish
+from tasks.media.files import atomic_output, discard_stale_partials, partial_name, publish
 
 __all__ = ["LocalDestination", "LocalFileSink", "atomic_copy_bytes"]
 
@@ -35,6 +35,7 @@ class LocalFileSink:
         self._fh = None
         if not self.skip:
             self.final.parent.mkdir(parents=True, exist_ok=True)
+            discard_stale_partials(self.final)  # a killed run's partial: its writer is gone
             self._tmp = partial_name(self.final)
             self._fh = open(self._tmp, "wb")
 

@@ -3,8 +3,10 @@
 Loudness-corrected tracks are rendered first (:func:`tasks.audio.correct.correct_loudness`, a cheap
 audio-only pass) and enter the one-decode graph (:func:`tasks.deliverables.graph.deliverables_graph`)
 as extra inputs. Every output is written as ``name.partial.ext``, verified against its own deliverable
-(:func:`tasks.deliverables.verify.verify_deliverable`), fsynced and renamed; nothing is overwritten. A
-rerun skips deliverables whose final file exists and verifies, so an interrupted run resumes.
+(:func:`tasks.deliverables.verify.verify_deliverable`), fsynced and renamed. With a
+:class:`~tasks.media.files.Provenance` each output gets a record (inputs' identity, xxh128): a rerun reuses
+the deliverables whose record and hash still match and makes the others again (an existing file of other
+bytes is moved aside, never overwritten), so an interrupted run resumes from its files alone.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from tasks.deliverables.naming import RunFields, deliverable_path
 from tasks.deliverables.shape import audio_sources, expected_duration_s, head_frames, master_frames
 from tasks.deliverables.verify import verify_deliverable
 from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
-from tasks.media.files import partial_name, publish
+from tasks.media.files import Provenance, discard_stale_partials, partial_name, publish, reusable
 from tasks.media.probe import MediaInfo, probe
 
 __all__ = ["DeliverableResult", "TranscodeAllResult", "transcode_all", "THUMBNAILS"]
@@ -85,7 +87,7 @@ def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, wo
 def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str | Path, *,
                   fields: RunFields, progress: Callable[[float, float], None] | None = None,
                   extras_dir: str | Path | None = None, thumbnails: int = THUMBNAILS,
-                  verify: bool = True) -> TranscodeAllResult:
+                  verify: bool = True, provenance: Provenance | None = None) -> TranscodeAllResult:
     """Make every deliverable from one decode of ``master`` (see the module docstring).
 
     Args:
@@ -98,9 +100,11 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
         extras_dir: where the poster frame and thumbnails go (None: not made).
         thumbnails: how many thumbnails, evenly over the programme.
         verify: verify each output before it gets its final name (off only for benchmarks).
+        provenance: the identity of this step's inputs and the run's output folder: outputs get records
+            and are reused by them. Without it an existing final file must verify and is reused.
 
     Raises:
-        BadInputError: a deliverable's final file exists but does not verify (never overwritten).
+        BadInputError: without ``provenance``, a deliverable's final file exists but does not verify.
         VerificationError: a new output failed verification (nothing kept under its final name).
     """
     started = time.monotonic()
@@ -111,9 +115,19 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
     targets = {d.id: deliverable_path(d, spec, out_root, fields) for d in deliverables}
     done: list[DeliverableResult] = []
     todo: list[Deliverable] = []
+    each = {d.id: provenance.derive("deliverable", d.id, targets[d.id].name)
+            for d in deliverables} if provenance else {}
     for d in deliverables:
         final = targets[d.id]
-        if final.exists():
+        record = reusable(final, each[d.id]) if provenance else None
+        if record is not None:
+            note = record.get("note") or {}
+            done.append(DeliverableResult(id=d.id, kind=d.kind, path=str(final), size=final.stat().st_size,
+                                          duration_s=float(note.get("duration_s") or 0.0), wall_s=0.0, reused=True,
+                                          checks=list(note.get("checks") or [])))
+        elif provenance is not None:
+            todo.append(d)  # missing, unrecorded or changed: made again (an existing file is kept if equal)
+        elif final.exists():
             try:
                 info, checks = verify_deliverable(d, spec, final, expected_duration_s(d, spec, master), master=master)
             except (VerificationError, MediaError) as exc:
@@ -124,12 +138,17 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
         else:
             todo.append(d)
     extras: list[Path] = []
+    extra_prov: dict[Path, Provenance] = {}
     if extras_dir is not None and thumbnails >= 0:
         stem = f"{fields.title}_{fields.version}"
         extras = [Path(extras_dir) / f"{stem}_poster.jpg"] + [Path(extras_dir) / f"{stem}_thumb_{k + 1:02d}.jpg"
                                                                for k in range(thumbnails)]
-        if all(p.exists() for p in extras):
-            extras_todo: list[Path] = []
+        if provenance is not None:
+            extra_prov = {p: provenance.derive("extra", p.name) for p in extras}
+        if provenance is not None:  # cheap: redo the whole set unless every one is recorded and intact
+            extras_todo: list[Path] = [] if all(reusable(p, extra_prov[p]) for p in extras) else extras
+        elif all(p.exists() for p in extras):
+            extras_todo = []
         else:
             for p in extras:  # extras are cheap: redo the set, never one of a mixed old/new set
                 if p.exists():
@@ -158,12 +177,13 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
                     partial.unlink(missing_ok=True)
                     failures.append(str(exc))
                     continue
-                publish(partial, targets[d.id])
+                publish(partial, targets[d.id], provenance=each.get(d.id),
+                        note={"duration_s": info.duration_s, "checks": checks})
                 results.append(DeliverableResult(id=d.id, kind=d.kind, path=str(targets[d.id]),
                                                  size=targets[d.id].stat().st_size, duration_s=info.duration_s or 0.0,
                                                  wall_s=time.monotonic() - started, checks=checks))
             for p in extras_todo:
-                publish(partial_name(p), p)
+                publish(partial_name(p), p, provenance=extra_prov.get(p))
             if failures:
                 raise VerificationError(" | ".join(failures))
             done += results
@@ -182,9 +202,9 @@ def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: 
     """Run the single ffmpeg command; returns deliverable id -> partial path (not yet verified)."""
     v = master.primary_video
     assert v is not None
-    for partial in [*(partial_name(targets[d.id]) for d in todo), *(partial_name(p) for p in extras)]:
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.unlink(missing_ok=True)  # a leftover of an interrupted run is ours to replace
+    for final in [*(targets[d.id] for d in todo), *extras]:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        discard_stale_partials(final)  # leftovers of an interrupted run are ours to replace
     made = {d.id: partial_name(targets[d.id]) for d in todo}
     graph = deliverables_graph(todo, spec, master, made, corrected, [partial_name(p) for p in extras], fields)
     total_s = float(Fraction(master_frames(master)) / v.frame_rate)

@@ -1,41 +1,133 @@
 """Atomic no-clobber publishing: the one way every output of deliver reaches its final name.
 
-A writer gets ``name.partial.ext`` beside the final name (the extension stays, so ffmpeg and
-libsndfile still recognise the format), writes it, and on success the file is fsynced and
+A writer gets a partial name beside the final name, ``name.partial-<pid>@<host>.ext`` (the extension
+stays, so ffmpeg and libsndfile still recognise the format; the owner in the name means two processes
+never write or rename each other's partials), writes it, and on success the file is fsynced and
 renamed into place, then the folder is fsynced so the rename survives a power cut. Nothing ever
 appears under a final name half-written. Without ``overwrite`` an existing final file is never
 replaced: the rename is a hard link that fails if the name is taken (POSIX ``link(2)``), so a file
 that appears while we write is kept too. ``overwrite=True`` is for the files a rerun must
 rewrite (manifest, report, state); it still never exposes a half-written file.
 
+**Resume by content.** A step output published with a :class:`Provenance` gets a record,
+``OUT/work/.steps/<path in OUT>.json``: the identity of the inputs and options that made it and the
+output's xxh128 and size. The record is written *before* the rename, so a kill at any instant leaves
+either a record and a partial (final missing: the step is redone) or a record and the final (its hash
+is checked: reused). :func:`reusable` is the check a rerun makes; it needs no Prefect database. A final
+file with no matching record is redone into a partial: equal bytes keep the existing file, different
+bytes move it to ``OUT/work/superseded/`` under a dated name before the new one is published (nothing is
+overwritten, nothing is refused).
+
 ``*.partial*`` is the one partial-name pattern: cancel clean-up and folder scans match it.
+:func:`output_lock` keeps two runs out of one output folder (``fcntl.flock``, held for the whole run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import logging
 import os
+import re
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from specs.errors import OutputExistsError
+from specs.errors import BadInputError, OutputExistsError
 
 __all__ = ["atomic_output", "publish", "partial_name", "is_partial", "fsync_path", "PARTIAL_GLOB", "folders_under",
-           "prune_empty_folders"]
+           "prune_empty_folders", "Provenance", "reusable", "discard_stale_partials", "remove_partials",
+           "output_lock", "LOCK_NAME", "RECORDS_DIR", "SUPERSEDED_DIR"]
 
-#: Matches every partial file (``name.partial.ext``).
+LOGGER = logging.getLogger("deliver.files")
+
+#: Matches every partial file (``name.partial-<owner>.ext``, and ``name.partial.ext`` of older runs).
 PARTIAL_GLOB = "*.partial*"
+#: The lock file of an output folder (:func:`output_lock`).
+LOCK_NAME = ".deliver.lock"
+#: Step records and superseded files, relative to the run's output folder.
+RECORDS_DIR = Path("work") / ".steps"
+SUPERSEDED_DIR = Path("work") / "superseded"
+#: Bumped when what a record means changes: older records then no longer match and their outputs are redone.
+RECORD_VERSION = 1
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+_OWNER = re.compile(r"^(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]+)$")
+
+
+def _owner() -> str:
+    return f"{os.getpid()}@{_HOST}"  # after a fork the child gets its own partial names
 
 
 def partial_name(final: Path) -> Path:
-    """``name.partial.ext``: keeps the extension so tools still recognise the format."""
+    """``name.partial-<pid>@<host>.ext``: keeps the extension so tools still recognise the format, and names
+    the writing process so two runs never touch each other's partials."""
     final = Path(final)
-    return final.with_name(f"{final.stem}.partial{final.suffix}")
+    return final.with_name(f"{final.stem}.partial-{_owner()}{final.suffix}")
 
 
 def is_partial(path: Path) -> bool:
     """Whether ``path`` is a partial file (written, not yet published)."""
     return ".partial" in Path(path).name
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def discard_stale_partials(final: Path) -> list[Path]:
+    """Remove the partials of ``final`` left by dead processes of this host (and old-style ``name.partial.ext``).
+
+    A partial of a live process, or of another host (whose processes we cannot see), is left alone.
+    """
+    final = Path(final)
+    removed: list[Path] = []
+    prefix, suffix = f"{final.stem}.partial", final.suffix
+    if not final.parent.is_dir():
+        return removed
+    for p in final.parent.glob(f"{_glob_escape(final.stem)}.partial*{_glob_escape(suffix)}"):
+        token = p.name[len(prefix):len(p.name) - len(suffix)] if suffix else p.name[len(prefix):]
+        m = _OWNER.match(token[1:]) if token.startswith("-") else None
+        if m and (m["host"] != _HOST or (int(m["pid"]) != os.getpid() and _pid_alive(int(m["pid"])))):
+            continue
+        if m is None and token:  # not a partial of this final (e.g. "name.partials.mov")
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by :meth:`Path.glob`."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def remove_partials(folder: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
+    """Remove every partial file under ``folder``: only for a folder this process holds the lock of
+    (:func:`output_lock`), where no other run can be writing."""
+    top = Path(folder)
+    if not top.is_dir():
+        return []
+    found = top.rglob(PARTIAL_GLOB) if recursive else top.glob(PARTIAL_GLOB)
+    removed = []
+    for p in found:
+        if p.is_file() and not p.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def fsync_path(path: Path) -> None:
@@ -46,14 +138,96 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def publish(partial: Path, final: Path, *, overwrite: bool = False) -> None:
+@dataclass(frozen=True)
+class Provenance:
+    """What makes a step output: ``identity`` fingerprints its inputs and options (a step computes it the
+    same way on every machine); ``out_root`` is the run's output folder, which holds the records."""
+
+    identity: str
+    out_root: Path
+
+    def derive(self, *parts: str) -> Provenance:
+        """The provenance of one of several outputs of a step (e.g. one deliverable of the one-decode graph)."""
+        doc = json.dumps([self.identity, *parts])
+        return Provenance(hashlib.sha256(doc.encode()).hexdigest(), self.out_root)
+
+    def _rel(self, final: Path) -> Path:
+        try:
+            return Path(final).resolve().relative_to(Path(self.out_root).resolve())
+        except ValueError:
+            return Path(Path(final).name)
+
+    def record_path(self, final: Path) -> Path:
+        rel = self._rel(final)
+        return Path(self.out_root) / RECORDS_DIR / rel.with_name(rel.name + ".json")
+
+    def superseded_path(self, final: Path) -> Path:
+        rel = self._rel(final)
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        return Path(self.out_root) / SUPERSEDED_DIR / rel.with_name(f"{rel.stem}.{stamp}{rel.suffix}")
+
+
+def _xxh128(path: Path) -> str:
+    from tasks.archive.hashing import hash_file_xxh128  # the one hasher; imported late (ascmhl is slow to load)
+
+    return hash_file_xxh128(path)
+
+
+def _read_record(final: Path, provenance: Provenance) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(provenance.record_path(final).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def reusable(final: str | Path, provenance: Provenance) -> dict[str, Any] | None:
+    """The record of ``final`` when it can be reused as is: it exists, its record says the same inputs and
+    options made it, and its size and xxh128 (read now) are the recorded ones. ``None``: redo it."""
+    final = Path(final)
+    record = _read_record(final, provenance)
+    if (record is None or record.get("version") != RECORD_VERSION or record.get("identity") != provenance.identity
+            or not final.is_file()):
+        return None
+    if final.stat().st_size != record.get("size") or _xxh128(final) != record.get("xxh128"):
+        LOGGER.warning("%s differs from the output recorded for it; it is made again", final)
+        return None
+    return record
+
+
+def _write_record(final: Path, provenance: Provenance, digest: str, size: int, note: dict[str, Any] | None) -> None:
+    path = provenance.record_path(final)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"version": RECORD_VERSION, "output": str(provenance._rel(final)), "identity": provenance.identity,
+           "xxh128": digest, "size": size, "made_at": _dt.datetime.now(_dt.UTC).isoformat(), "note": note or {}}
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def publish(partial: Path, final: Path, *, overwrite: bool = False, provenance: Provenance | None = None,
+            note: dict[str, Any] | None = None) -> None:
     """fsync ``partial`` and rename it to ``final`` (never replacing ``final`` unless ``overwrite``).
 
+    With ``provenance`` the output's record (with ``note``, small step data a reuse needs) is written
+    first; an existing ``final`` of the same bytes is kept, one of other bytes is moved to
+    ``OUT/work/superseded/`` (logged) and the new file takes its name.
+
     Raises:
-        OutputExistsError: ``final`` exists (or appeared meanwhile) and ``overwrite`` is False;
-            ``partial`` is removed.
+        OutputExistsError: ``final`` exists (or appeared meanwhile), ``overwrite`` is False and no
+            ``provenance`` was given; ``partial`` is removed.
     """
     fsync_path(partial)
+    if provenance is not None:
+        digest = _xxh128(partial)
+        _write_record(final, provenance, digest, partial.stat().st_size, note)
+        if final.exists():
+            if final.is_file() and _xxh128(final) == digest:
+                partial.unlink(missing_ok=True)  # the same bytes: the existing file stays (inode, mtime)
+                return
+            backup = provenance.superseded_path(final)
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(final, backup)
+            LOGGER.warning("%s existed with other content; kept as %s, the new output takes its name", final, backup)
     if overwrite:
         os.replace(partial, final)
     else:
@@ -73,29 +247,80 @@ def publish(partial: Path, final: Path, *, overwrite: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output(final: str | Path, *, overwrite: bool = False, provenance: Provenance | None = None,
+                  note: dict[str, Any] | None = None) -> Iterator[Path]:
     """Yield the partial path of ``final``; on success publish it (:func:`publish`).
 
-    A leftover partial of a crashed run is replaced; on any error the partial is removed.
+    Partials of ``final`` left by crashed runs are removed; on any error the partial is removed.
 
     Raises:
-        OutputExistsError: ``final`` exists and ``overwrite`` is False (masters and deliverables
-            are never overwritten; choose another --out or version).
+        OutputExistsError: ``final`` exists, ``overwrite`` is False and no ``provenance`` was given
+            (without a record, masters and deliverables are never replaced; choose another --out or version).
     """
     final = Path(final)
-    if final.exists() and not overwrite:
+    if final.exists() and not overwrite and provenance is None:
         raise OutputExistsError(f"{final} already exists and is never overwritten; choose another output folder "
                                 "or version")
     final.parent.mkdir(parents=True, exist_ok=True)
+    discard_stale_partials(final)
     tmp = partial_name(final)
-    tmp.unlink(missing_ok=True)  # a leftover from a crashed run is ours to replace
+    tmp.unlink(missing_ok=True)
     try:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp} was not written")
-        publish(tmp, final, overwrite=overwrite)
+        publish(tmp, final, overwrite=overwrite, provenance=provenance, note=note)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _holder(fd: int) -> str:
+    try:
+        doc = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {doc['pid']} on {doc['host']}, started {doc['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a run that is just starting"
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold ``folder/.deliver.lock`` (``fcntl.flock``, exclusive) for the block: one run per output folder.
+
+    The kernel drops the lock when its holder dies, however it dies, so a stale lock is simply taken
+    over. The file names its holder (pid, host, start time) for the refusal message and is removed on
+    release (a taker checks it locked the file still in place, not one being removed).
+
+    Raises:
+        BadInputError: another run holds the lock (exit 2; the message names the folder and the holder).
+    """
+    top = Path(folder)
+    top.mkdir(parents=True, exist_ok=True)
+    path = top / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise BadInputError(f"{top} is in use by another deliver run ({holder}); wait for it to finish "
+                                "or choose another --out") from None
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # the previous holder removed the file after we opened it: lock the new one
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}).encode(), 0)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
 
 
 def folders_under(root: str | os.PathLike[str]) -> set[str]:
