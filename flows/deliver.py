@@ -21,7 +21,7 @@ from prefect.states import Completed, Failed, State
 
 from flows.deployments import DeliverRequest, QCFailed, bind_run_logging, cores, on_cancel, request_field, threads
 from flows.events import emit_input_refused, emit_qc_failed
-from specs.errors import EXIT_BAD_INPUT, DeliverError, VerificationError
+from specs.errors import EXIT_BAD_INPUT, DeliverError, OutputLockedError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
 from tasks.deliverables.naming import RunFields
@@ -75,15 +75,20 @@ def deliver_flow(request: DeliverRequest) -> State[RunResult]:
     written and is the state's data) or Failed "Bad input" (one line, no traceback, nothing left behind)."""
     bind_run_logging(_run_id())
     existed = folders_under(request.out)
+    ours = True  # False when another run holds --out: its folders are not ours to prune
     try:
         return final_state(_deliver(request))
+    except OutputLockedError as exc:
+        ours = False
+        return refuse(exc, request.title, request.version, request.spec_ref)
     except DeliverError as exc:
         prune_empty_folders(request.out, existed)
         return refuse(exc, request.title, request.version, request.spec_ref)
     finally:
         # Threads of a task runner are not interrupted on cancellation; kill ffmpeg ourselves.
         kill_all_children()
-        prune_empty_folders(request.out, existed)
+        if ours:
+            prune_empty_folders(request.out, existed)
 
 
 def final_state(result: RunResult) -> State[RunResult]:

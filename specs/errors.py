@@ -15,6 +15,7 @@ __all__ = [
     "SpecError",
     "MediaError",
     "OutputExistsError",
+    "OutputLockedError",
     "VerificationError",
     "InfrastructureError",
     "FFmpegError",
@@ -54,6 +55,10 @@ class MediaError(BadInputError):
 
 class OutputExistsError(BadInputError, FileExistsError):
     """An output name is taken: deliver never overwrites a master, a mix or a deliverable (exit 2)."""
+
+
+class OutputLockedError(BadInputError):
+    """Another run holds the output folder (exit 2): two runs never write one folder at once."""
 
 
 class VerificationError(DeliverError):

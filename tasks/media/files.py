@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from specs.errors import BadInputError, OutputExistsError
+from specs.errors import OutputExistsError, OutputLockedError
 
 __all__ = ["atomic_output", "publish", "partial_name", "is_partial", "fsync_path", "PARTIAL_GLOB", "folders_under",
            "prune_empty_folders", "Provenance", "reusable", "discard_stale_partials", "remove_partials",
@@ -291,7 +291,7 @@ def output_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     release (a taker checks it locked the file still in place, not one being removed).
 
     Raises:
-        BadInputError: another run holds the lock (exit 2; the message names the folder and the holder).
+        OutputLockedError: another run holds the lock (exit 2; the message names the folder and the holder).
     """
     top = Path(folder)
     top.mkdir(parents=True, exist_ok=True)
@@ -303,7 +303,7 @@ def output_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise BadInputError(f"{top} is in use by another deliver run ({holder}); wait for it to finish "
+            raise OutputLockedError(f"{top} is in use by another deliver run ({holder}); wait for it to finish "
                                 "or choose another --out") from None
         try:
             current = os.stat(path).st_ino == os.fstat(fd).st_ino
