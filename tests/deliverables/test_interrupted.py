@@ -13,6 +13,7 @@ from pathlib import Path
 from specs.loader import load_spec
 from tasks.deliverables.make import transcode_all
 from tasks.deliverables.naming import RunFields, deliverable_path
+from tasks.media.files import PARTIAL_GLOB
 from tasks.media.synth import MasterSpec, make_sample_set
 from tests.deliverables.helpers import married
 
@@ -95,7 +96,7 @@ def test_killed_transcode_leaves_no_final_name_and_the_rerun_makes_everything(tm
     try:
         # Kill once ffmpeg has written into every partial file: mid-transcode.
         def partials_growing() -> bool:
-            return len([p for p in out.glob("*.partial.*") if p.stat().st_size > 0]) == len(finals)
+            return len([p for p in out.glob(PARTIAL_GLOB) if p.stat().st_size > 0]) == len(finals)
 
         assert _wait_for(partials_growing, 60), proc.stderr.read().decode()
         children = _ffmpeg_children_of(proc.pid)
@@ -104,7 +105,7 @@ def test_killed_transcode_leaves_no_final_name_and_the_rerun_makes_everything(tm
     finally:
         proc.kill()
     assert children and _wait_for(lambda: not any(_alive(c) for c in children), 2.0)
-    assert not any(p.exists() for p in finals)  # only *.partial.* files, never a final name
+    assert not any(p.exists() for p in finals)  # only partial files, never a final name
     rerun = transcode_all(spec.deliverables, spec, master, out, fields=FIELDS)
     assert rerun.ffmpeg_runs == 1 and not any(r.reused for r in rerun.deliverables)
     assert all("full decode clean" in r.checks for r in rerun.deliverables)
