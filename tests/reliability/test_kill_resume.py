@@ -221,3 +221,26 @@ def test_kill_during_archive_then_rerun_completes_the_copy(rig, tmp_path):
     kept = {f: _stamp(o / f) for f in (LAYBACK, f"{PKG}/{PKG}_mezzanine.mov", f"{PKG}/{PKG}_screener.mp4")}
     rerun = _run(rig, tmp_path)
     _assert_resumed(rig, tmp_path, rerun, kept)
+
+
+def test_a_corrupted_deliverable_is_made_again_and_the_damaged_file_kept_aside(rig, tmp_path):
+    """A bit flipped in the screener after a finished run: the rerun finds its hash differs from its record,
+    makes it again (equal to the clean run's, so the package's ASC MHL history agrees and manifest.json
+    records the good hash), keeps the damaged file under work/superseded/, and exits 0."""
+    assert _run(rig, tmp_path).returncode == 0
+    o = tmp_path / "out"
+    screener = o / PKG / f"{PKG}_screener.mp4"
+    data = bytearray(screener.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    screener.write_bytes(bytes(data))
+    damaged = hash_file_xxh128(screener)
+    mezz = _stamp(o / PKG / f"{PKG}_mezzanine.mov")
+    rerun = _run(rig, tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert hash_file_xxh128(screener) == rig["clean"][f"{PKG}/{PKG}_screener.mp4"]
+    (aside,) = (o / SUPERSEDED_DIR / PKG).iterdir()
+    assert aside.name.startswith(f"{PKG}_screener.") and hash_file_xxh128(aside) == damaged
+    assert _stamp(o / PKG / f"{PKG}_mezzanine.mov") == mezz
+    manifest = json.loads((o / PKG / "manifest.json").read_text())
+    assert {f["name"]: f["xxh128"] for f in manifest["files"]}[f"{PKG}_screener.mp4"] == hash_file_xxh128(screener)
+    assert "kept as" in _log(tmp_path) and not list(o.rglob(PARTIAL_GLOB))
