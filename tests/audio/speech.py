@@ -17,14 +17,14 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
-from tasks.audio.loudness import LoudnessMeter, k_weighting_sos, measure_array
 from specs.layouts import channel_weights, layout_labels
+from tasks.audio.loudness import LoudnessMeter, k_weighting_sos, measure_array
 
 FS = 48000
 #: (voice, speed wpm, text): several voices and languages.
@@ -44,7 +44,7 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-@lru_cache(maxsize=None)
+@cache
 def utterance(index: int) -> np.ndarray:
     """One utterance at 48 kHz, trimmed to its first and last sample above -50 dBFS (float64)."""
     voice, wpm, text = UTTERANCES[index % len(UTTERANCES)]
@@ -158,26 +158,31 @@ def make_programme(duration_s: float, *, dbr_db: float | None, layout: str = "5.
         bed = music_bed(n, seed + 100, music=music, effects=effects)
         bed *= 10 ** ((speech_lufs - dbr_db - _mono_loudness(bed)) / 20)
     labels = layout_labels(layout)
-    mix = np.zeros((n, len(labels)))
-    sp = np.zeros_like(mix)
-    beds = [c for c, lab in enumerate(labels) if lab != "LFE"]  # music and effects in C too, as in a real mix
+    sp = np.zeros((n, len(labels)))
     if "C" in labels:
         sp[:, labels.index("C")] = voice
     else:  # phantom centre: -3.01 dB in each of L and R; BS.1770 adds channel powers, so the
         # speech reads as loud as in C alone
         for c in (labels.index("L"), labels.index("R")):
             sp[:, c] = voice / np.sqrt(2)
-    # bed: each full-range bed channel gets a decorrelated variant at a share of the bed power
-    weights = np.array(channel_weights(labels))[beds]
-    share = 1.0 / np.sqrt(weights.sum())
+    mix = spread(bed, layout) + sp
+    return Programme(mix=mix.astype(np.float32), speech=sp.astype(np.float32), layout=layout, intervals_s=intervals)
+
+
+def spread(bed: np.ndarray, layout: str) -> np.ndarray:
+    """A mono bed over every full-range channel (C included, as in a real mix), each a decorrelated
+    (delayed) copy at an equal share of the BS.1770 weighted power, so the layout reads as loud as
+    the mono bed; a 120 Hz low-passed copy goes to LFE."""
+    labels = layout_labels(layout)
+    out = np.zeros((len(bed), len(labels)))
+    beds = [c for c, lab in enumerate(labels) if lab != "LFE"]
+    share = 1.0 / np.sqrt(np.array(channel_weights(labels))[beds].sum())
     for j, c in enumerate(beds):
-        shift = round(0.013 * j * FS)
-        mix[:, c] = np.roll(bed, shift) * share
+        out[:, c] = np.roll(bed, round(0.013 * j * FS)) * share
     if "LFE" in labels:
         sos = signal.butter(4, 120, "lowpass", fs=FS, output="sos")
-        mix[:, labels.index("LFE")] = signal.sosfilt(sos, bed)
-    mix += sp
-    return Programme(mix=mix.astype(np.float32), speech=sp.astype(np.float32), layout=layout, intervals_s=intervals)
+        out[:, labels.index("LFE")] = signal.sosfilt(sos, bed)
+    return out
 
 
 def truth_mask_10ms(intervals_s: list[tuple[float, float]], sub_blocks: int) -> np.ndarray:
