@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from fractions import Fraction
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
