@@ -25,6 +25,8 @@ from tasks.media.synth import MasterSpec, make_master
 from tasks.qc.audio import loudness_findings
 from tasks.qc.engine import qc_master
 from tasks.qc.loudness import evaluate_loudness_rule
+from tasks.report import build_report
+from tasks.report_html import render_html_report
 from tests.audio.speech import FS, Programme, espeak_available, loud_between_lines, make_programme
 from tests.qc.media import marry
 
@@ -80,6 +82,14 @@ def test_netflix_qc_fails_low_dialogue_that_passes_bs1770(low_dialogue_master: t
     meas = measure_array(low_dialogue_master[1].mix, FS, layout="5.1", dialogue=True)
     (o,) = [o for o in evaluate_loudness_rule(meas, fallback) if o.check == "audio.loudness.integrated"]
     assert o.status == "pass"
+    # the HTML report shows the speech timeline under the loudness plot, one bar per segment
+    page = render_html_report(build_report(spec=spec.name, findings=result.findings,
+                                           measurements=result.measurements, title="DLG"))
+    plot_at, lanes_at = page.index("Short-term loudness over the programme"), page.index("Speech detected")
+    assert plot_at < lanes_at
+    lanes = page[lanes_at:page.index("</svg>", lanes_at)]
+    assert lanes.count("<title>") == sum(len(e["speech_segments"]) for e in entries.values())
+    assert "not Dolby Dialogue Intelligence" in page
 
 
 def test_dialogue_on_target_passes_and_music_only_falls_back() -> None:
