@@ -25,7 +25,7 @@ from tasks.media.synth import MasterSpec, make_master
 from tasks.qc.audio import loudness_findings
 from tasks.qc.engine import qc_master
 from tasks.qc.loudness import evaluate_loudness_rule
-from tasks.report import build_report
+from tasks.report import build_report, loudness_markdown
 from tasks.report_html import render_html_report
 from tests.audio.speech import FS, Programme, espeak_available, loud_between_lines, make_programme
 from tests.qc.media import marry
@@ -90,6 +90,10 @@ def test_netflix_qc_fails_low_dialogue_that_passes_bs1770(low_dialogue_master: t
     lanes = page[lanes_at:page.index("</svg>", lanes_at)]
     assert lanes.count("<title>") == sum(len(e["speech_segments"]) for e in entries.values())
     assert "not Dolby Dialogue Intelligence" in page
+    summary = loudness_markdown(build_report(spec=spec.name, findings=result.findings,
+                                             measurements=result.measurements))
+    assert summary is not None and "| dialogue | speech |" in summary
+    assert f"{entries['main-51']['dialogue_lufs']:.1f} LKFS" in summary and "not Dolby Dialogue Intelligence" in summary
 
 
 def test_dialogue_on_target_passes_and_music_only_falls_back() -> None:
