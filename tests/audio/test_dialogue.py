@@ -139,3 +139,25 @@ def test_dialogue_channel_choice() -> None:
     assert dialogue_channels(("L", "R")) == [0, 1]
     assert dialogue_channels(("M",)) == [0]
     assert dialogue_channels(("L", "R", "C", "LFE", "Ls", "Rs", "Lb", "Rb")) == [2]
+
+
+@needs_espeak
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+def test_other_voice_orders_and_pauses_at_5_db(seed: int) -> None:
+    """Other utterance orders, voices and pause patterns (seeds), the hardest ratio, stereo."""
+    prog = make_programme(30, dbr_db=5, layout="2.0", seed=seed)
+    d = measure_array(prog.mix, FS, layout="2.0", dialogue=True).dialogue
+    assert d is not None and d.dialogue_lufs is not None
+    assert abs(d.dialogue_lufs - truth_dialogue_lufs(prog)) <= 1.0
+    assert abs(d.speech_percent - prog.speech_percent) <= 5.0
+
+
+@needs_espeak
+@pytest.mark.parametrize("speech_lufs", [-40.0, -18.0])
+def test_quiet_and_loud_dialogue(speech_lufs: float) -> None:
+    """The detector is not level-bound: dialogue 13 LU under and 9 LU over -27 reads as accurately."""
+    prog = make_programme(30, dbr_db=10, layout="5.1", seed=3, speech_lufs=speech_lufs)
+    d = measure_array(prog.mix, FS, layout="5.1", dialogue=True).dialogue
+    assert d is not None and d.dialogue_lufs is not None
+    assert abs(d.dialogue_lufs - truth_dialogue_lufs(prog)) <= 0.5
+    assert abs(d.speech_percent - prog.speech_percent) <= 5.0
