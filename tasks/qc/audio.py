@@ -433,7 +433,9 @@ def loudness_findings(spec: Spec, track: AudioTrackSpec, result: LoudnessResult,
         # primary's not_measured stays visible as a warning saying why. A measured primary that
         # fails stays a failure.
         fb = [o for o in evaluate_loudness_rule(result, fallback) if o.check == "audio.loudness.integrated"]
-        outcomes = [o for o in outcomes if o.check != "audio.loudness.integrated" or o.status == "not_measured"]
+        verdicts = "; ".join(f"{o.status}: {o.message}" for o in fb)
+        outcomes = [o.model_copy(update={"message": f"{o.message} -> {verdicts}"})
+                    if o is integrated and verdicts else o for o in outcomes]
         outcomes += [o.model_copy(update={"message": f"fallback ({fallback.method}): {o.message}"}) for o in fb]
     return _outcome_findings(spec, track, outcomes, tc_in, tc_out)
 

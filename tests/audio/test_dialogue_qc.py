@@ -113,6 +113,7 @@ def test_dialogue_on_target_passes_and_music_only_falls_back() -> None:
     (f,) = found
     assert f.status == "not_measured"
     assert "below the rule's minimum 15 %" in f.message and "fallback rule (bs1770-4)" in f.message
+    assert "-> pass: integrated loudness -24.0 LUFS is within -26.0..-22.0 LUFS" in f.message
     # a rule without fallback says so too
     no_fb = LoudnessSpec(method="dialogue-gated", target_lufs=-27.0, tolerance_lu=2.0)
     (o,) = evaluate_loudness_rule(res, no_fb)
