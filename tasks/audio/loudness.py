@@ -13,7 +13,9 @@ What is measured (per file or per audio track):
   libebur128 one: it has an exact identity phase, so the sample peak is always included, and it
   reads within 0.05 dB of nominal on Tech 3341 #15-#19 whereas the Annex 2 example table reads
   up to 0.3 dB low). Reported true peak = max(true peak, sample peak);
-* sample peak per channel, and a short-term loudness series at 10 Hz for plots.
+* sample peak per channel, and a short-term loudness series at 10 Hz for plots;
+* on request (``dialogue=True``), dialogue-gated loudness from the same blocks and the same 10 ms
+  energies: an open VAD-gated estimate, not Dolby Dialogue Intelligence (:mod:`tasks.audio.dialogue`).
 
 How it stays fast with flat memory: the signal is fed block by
 block; K-weighting is a two-biquad ``sosfilt`` whose state is carried between blocks; only the
