@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg browser demo lint test bench clean
+.PHONY: setup ffmpeg browser speech demo lint test bench clean
 
 setup: ffmpeg $(VENV)/.installed
 
@@ -17,6 +17,10 @@ ffmpeg:
 
 browser:
 	@scripts/ensure-apt.sh chromium chromium optional
+
+# espeak-ng synthesises the speech of the dialogue-loudness tests and bench (without it they skip).
+speech:
+	@scripts/ensure-apt.sh espeak-ng espeak-ng optional
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +37,10 @@ lint: setup
 	$(BIN)/ruff check flows tasks specs bench tests
 	$(BIN)/mypy
 
-test: setup browser lint
+test: setup browser speech lint
 	DELIVER_EBU_TEST_SET="$$( [ -d "$(EBU_SET)" ] && echo "$(EBU_SET)" )" $(BIN)/pytest
 
-bench: setup
+bench: setup speech
 	$(BIN)/python -m bench
 
 clean:

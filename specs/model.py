@@ -417,9 +417,12 @@ class LoudnessSpec(_Model):
     """A loudness rule for one track.
 
     ``method``: ``bs1770-4`` = ITU-R BS.1770-4 gated programme loudness (what EBU R 128 and ATSC
-    A/85 measure); ``dialogue-gated`` = BS.1770-1 with Dolby Dialogue Intelligence speech gating
-    (Netflix, Amazon Studios). We cannot measure dialogue gating: the QC engine reports it as
-    ``not_measured`` and then applies ``fallback`` (Netflix's own QC procedure does the same).
+    A/85 measure); ``dialogue-gated`` = loudness while speech is present (Netflix and Amazon Studios
+    name BS.1770-1 with Dolby Dialogue Intelligence). deliver measures it with its own open
+    VAD-gated estimate (:mod:`tasks.audio.dialogue`), not with Dolby Dialogue Intelligence; its
+    agreement with DI is unknown until measured against DI output. When speech covers less than
+    ``min_speech_percent`` of the programme, or dialogue loudness cannot be measured, ``fallback``
+    applies (Netflix: below 15 % dialogue, judge by BS.1770 programme loudness).
     """
 
     method: Literal["bs1770-4", "dialogue-gated"]
@@ -429,7 +432,10 @@ class LoudnessSpec(_Model):
     lra_lu: Range | None = Field(None, description="loudness range window in LU (EBU Tech 3342)")
     max_short_term_lufs: Lufs | None = None
     max_momentary_lufs: Lufs | None = None
-    fallback: LoudnessSpec | None = Field(None, description="rule applied when `method` cannot be measured")
+    min_speech_percent: Percent = Field(
+        15.0, description="dialogue-gated only: below this share of speech in the programme, `fallback` applies")
+    fallback: LoudnessSpec | None = Field(
+        None, description="rule applied when `method` cannot be measured (dialogue-gated: too little speech)")
 
     @field_validator("lra_lu")
     @classmethod

@@ -213,12 +213,20 @@ def loudness_markdown(report: Report) -> str | None:
     def f(v: Any, unit: str) -> str:
         return "—" if v is None else f"{v:.1f} {unit}"
 
-    lines = ["# Loudness", "", "| track | integrated | LRA | true peak | max momentary | max short-term |",
-             "|---|---|---|---|---|---|"]
+    dialogue = any(t.get("speech_segments") is not None for t in tracks)  # measured for a dialogue-gated rule
+    extra_head, extra_rule = (" dialogue | speech |", "---|---|") if dialogue else ("", "")
+    lines = ["# Loudness", "", f"| track | integrated | LRA | true peak | max momentary | max short-term |{extra_head}",
+             f"|---|---|---|---|---|---|{extra_rule}"]
     for t in tracks:
-        lines.append(f"| {t.get('track', '')} | {f(t.get('integrated_lufs'), 'LUFS')} | "
-                     f"{f(t.get('loudness_range_lu'), 'LU')} | {f(t.get('true_peak_dbtp'), 'dBTP')} | "
-                     f"{f(t.get('max_momentary_lufs'), 'LUFS')} | {f(t.get('max_short_term_lufs'), 'LUFS')} |")
+        row = (f"| {t.get('track', '')} | {f(t.get('integrated_lufs'), 'LUFS')} | "
+               f"{f(t.get('loudness_range_lu'), 'LU')} | {f(t.get('true_peak_dbtp'), 'dBTP')} | "
+               f"{f(t.get('max_momentary_lufs'), 'LUFS')} | {f(t.get('max_short_term_lufs'), 'LUFS')} |")
+        if dialogue:
+            row += f" {f(t.get('dialogue_lufs'), 'LKFS')} | {f(t.get('speech_percent'), '%')} |"
+        lines.append(row)
+    if dialogue:
+        method = next((t.get("dialogue_method") for t in tracks if t.get("dialogue_method")), "")
+        lines += ["", f"Dialogue: {method}."]
     return "\n".join(lines)
 
 

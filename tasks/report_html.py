@@ -77,6 +77,31 @@ def grab_thumbnails(master: str, findings: Sequence[Finding], start_timecode: st
     return out
 
 
+def svg_speech_timeline(tracks: Sequence[tuple[str, Sequence[dict[str, Any]]]], *, total_s: float,
+                        width: int = 960) -> str:
+    """One lane per track with its speech segments (``start_s``/``end_s``), on the time axis of
+    :func:`svg_series` (same width and margins) so it lines up under the loudness plot."""
+    left, right, lane = 56, 12, 18
+    pw = width - left - right
+    height = lane * len(tracks) + 6
+    span = max(total_s, 1e-9)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="speech segments">']
+    for i, (name, segments) in enumerate(tracks):
+        y0 = 3 + i * lane
+        colour = _TRACK_COLOURS[i % len(_TRACK_COLOURS)]
+        parts.append(f'<rect x="{left}" y="{y0}" width="{pw}" height="{lane - 4}" fill="#fafafa" stroke="#bbb"/>'
+                     f'<text x="{left - 4}" y="{y0 + lane - 8}" font-size="9" text-anchor="end">{_esc(name)}</text>')
+        for seg in segments:
+            a = left + pw * min(max(float(seg["start_s"]) / span, 0.0), 1.0)
+            b = left + pw * min(max(float(seg["end_s"]) / span, 0.0), 1.0)
+            tip = f"{seg.get('timecode_in', '')}-{seg.get('timecode_out', '')}"
+            parts.append(f'<rect x="{a:.1f}" y="{y0 + 1}" width="{max(b - a, 1.0):.1f}" height="{lane - 6}" '
+                         f'fill="{colour}" fill-opacity="0.6"><title>{_esc(tip)}</title></rect>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def svg_series(series: Sequence[Sequence[float | None]], *, x_step_s: float, y_min: float, y_max: float,
                y_label: str, labels: Sequence[str] = (), guides: Sequence[tuple[float, str]] = (),
                spans: Sequence[tuple[float, float, str]] = (), x0_label: str = "", width: int = 960,
@@ -216,14 +241,19 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
     loud = m.get("loudness") or []
     if loud:
         sections.append("<h2 id=loudness>Loudness</h2><table><thead><tr><th>track</th><th>integrated LUFS</th>"
-                        "<th>LRA LU</th><th>true peak dBTP</th><th>max short-term LUFS</th><th>measured from</th>"
+                        "<th>LRA LU</th><th>true peak dBTP</th><th>max short-term LUFS</th>"
+                        "<th>dialogue LKFS</th><th>speech %</th><th>LDR LU</th><th>measured from</th>"
                         "</tr></thead><tbody>")
         for t in loud:
             sections.append(f"<tr><td>{_esc(t.get('track'))}</td><td>{_num(t.get('integrated_lufs'))}</td>"
                             f"<td>{_num(t.get('loudness_range_lu'))}</td><td>{_num(t.get('true_peak_dbtp'))}</td>"
-                            f"<td>{_num(t.get('max_short_term_lufs'))}</td>"
+                            f"<td>{_num(t.get('max_short_term_lufs'))}</td><td>{_num(t.get('dialogue_lufs'))}</td>"
+                            f"<td>{_num(t.get('speech_percent'))}</td><td>{_num(t.get('loudness_to_dialogue_lu'))}</td>"
                             f"<td class=tc>{_esc(t.get('measured_from'))}</td></tr>")
         sections.append("</tbody></table>")
+        method = next((t.get("dialogue_method") for t in loud if t.get("dialogue_method")), None)
+        if method:
+            sections.append(f"<p>Dialogue loudness: {_esc(method)}.</p>")
         series = [t.get("short_term_series_lufs") or [] for t in loud]
         rate_hz = float(loud[0].get("series_rate_hz") or 10.0)
         finite = [v for s in series for v in s if v is not None and math.isfinite(v)]
@@ -235,6 +265,11 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
             series, x_step_s=1.0 / rate_hz, y_min=math.floor(lo / 5) * 5, y_max=math.ceil(hi / 5) * 5,
             y_label="LUFS (3 s)", labels=[str(t.get("track")) for t in loud], guides=guides,
             x0_label=str(loud[0].get("measured_from") or "")))
+        if any(t.get("speech_segments") is not None for t in loud):
+            total_s = max((len(sr) for sr in series), default=0) / rate_hz
+            sections.append("<h3>Speech detected (dialogue gate)</h3>" + svg_speech_timeline(
+                [(str(t.get("track")), t.get("speech_segments") or []) for t in loud
+                 if t.get("speech_segments") is not None], total_s=total_s))
     luma = pic.get("luma_mean_series") or []
     if luma:
         rate = Fraction(pic.get("rate") or "25")

@@ -16,7 +16,9 @@ from tasks.media.synth import MasterSpec, MixSpec, make_master, make_mix
 
 DELIVER = str(Path(sys.executable).parent / "deliver")
 KEYS = {"integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs", "max_momentary_lufs",
-        "max_short_term_lufs", "duration_s", "channels"}
+        "max_short_term_lufs", "duration_s", "channels",
+        # dialogue-gated loudness (issue 16): an open VAD-gated estimate, in every track object
+        "dialogue_lufs", "speech_percent", "loudness_to_dialogue_lu", "speech_segments", "dialogue_method"}
 
 
 def _json(*args: str) -> dict:
@@ -57,6 +59,7 @@ def test_silence_gives_nulls_and_bad_input_exits_2(tmp_path):
                     "-c:a", "pcm_s24le", str(silent)], check=True)
     doc = _json(str(silent))
     assert doc["integrated_lufs"] is None and doc["true_peak_dbtp"] is None
+    assert doc["dialogue_lufs"] is None and doc["loudness_to_dialogue_lu"] is None and doc["speech_segments"] == []
     bad = tmp_path / "bad.wav"
     bad.write_text("no audio here")
     proc = subprocess.run([DELIVER, "loudness", str(bad), "--json"], capture_output=True, text=True, timeout=60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,28 +182,42 @@ def demo_cmd(
 def loudness_cmd(
     path: str = typer.Argument(..., help="Audio file (WAV/BWF/FLAC) or a container with audio tracks."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (the contract in the README)."),
+    frame_rate: str | None = typer.Option(
+        None, "--frame-rate", help="Rate of the speech segments' timecodes (default: the video's, else 24)."),
 ) -> None:
-    """Integrated loudness, LRA, true peak, sample peak, max momentary/short-term per track. Exit 0, or 2 on bad
-    input."""
+    """Integrated loudness, LRA, true peak, sample peak, max momentary/short-term, and dialogue-gated loudness
+    (an open VAD-gated estimate, not Dolby Dialogue Intelligence) per track. Exit 0, or 2 on bad input."""
+    from specs.timecode import Timecode, parse_frame_rate
     from tasks.audio.loudness import measure_media
     from tasks.media.probe import probe
 
     info = probe(path, "audio file")
     if not info.audio:
         raise BadInputError(f"{path} has no audio track to measure")
-    results = measure_media(path)
-    docs = [r.contract_dict() for r in results]
+    video = info.primary_video
+    rate = parse_frame_rate(frame_rate) if frame_rate else (video.frame_rate if video else parse_frame_rate(24))
+    start = (Timecode.parse(info.start_timecode, rate) if info.start_timecode and video and not frame_rate
+             else Timecode(0, rate))
+
+    def timecode(seconds: float) -> str:  # the frame holding that instant
+        return str(start + int(Fraction(seconds) * rate))
+
+    results = measure_media(path, dialogue=True)
+    docs = [r.contract_dict(timecode) for r in results]
     if as_json:
         single = len(docs) == 1 and not info.video
         typer.echo(json.dumps(docs[0] if single else {"tracks": docs}, indent=2))
         return
-    table = Table(title=f"Loudness of {Path(path).name}")
-    for col in ("track", "integrated LUFS", "LRA LU", "true peak dBTP", "sample peak dBFS", "max M LUFS", "max S LUFS"):
+    table = Table(title=f"Loudness of {Path(path).name}",
+                  caption="dialogue: open VAD-gated estimate, not Dolby Dialogue Intelligence")
+    for col in ("track", "integrated LUFS", "LRA LU", "true peak dBTP", "sample peak dBFS", "max M LUFS", "max S LUFS",
+                "dialogue LKFS", "speech %", "LDR LU"):
         table.add_column(col, justify="right")
     for r, d in zip(results, docs, strict=True):
         table.add_row(str(r.track_index if r.track_index is not None else 0),
                       *[_fmt(d[k]) for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp",
-                                             "sample_peak_dbfs", "max_momentary_lufs", "max_short_term_lufs")])
+                                             "sample_peak_dbfs", "max_momentary_lufs", "max_short_term_lufs",
+                                             "dialogue_lufs", "speech_percent", "loudness_to_dialogue_lu")])
     Console().print(table)
 
 

@@ -5,13 +5,15 @@ pass runs dynamic mode at 192 kHz, its "true peak" is a sample peak of an ffmpeg
 192 kHz measurement differs from the native-rate one by up to 0.2 LU, and linear mode silently falls back to
 dynamic gain riding. A mastering deliverable wants the mix untouched except for one gain, so:
 
-1. measure the source (native rate, :func:`tasks.audio.loudness.measure_file`);
-2. gain = target - integrated; predicted true peak = true peak + gain;
+1. measure the source (native rate, :func:`tasks.audio.loudness.measure_file`): programme loudness
+   (BS.1770-4 gated) or, for ``method="dialogue-gated"``, deliver's open VAD-gated dialogue
+   loudness (:mod:`tasks.audio.dialogue`; not Dolby Dialogue Intelligence);
+2. gain = target - measured; predicted true peak = true peak + gain;
 3. if the prediction crosses the ceiling, run a look-ahead **true-peak** limiter (4x oversampled
    envelope, same interpolator as the meter) that only acts around the offending peaks;
 4. write 24-bit PCM atomically (``name.partial.wav``, fsync, no-clobber rename:
-   :func:`tasks.media.files.atomic_output`), re-measure the rendered file, and fail the step
-   (:class:`LoudnessCorrectionError`) if it is out of tolerance.
+   :func:`tasks.media.files.atomic_output`), re-measure the rendered file with the same meter, and
+   fail the step (:class:`LoudnessCorrectionError`) if it is out of tolerance.
 
 References:
     ITU-R BS.1770-4 (loudness and true peak); EBU R 128 (2020); EBU Tech 3343 (2023) §3.4.
@@ -23,6 +25,7 @@ import contextlib
 import os
 import struct
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -80,18 +83,21 @@ class CorrectionResult(BaseModel):
 
 def correct_loudness(src_path: str | Path, dst_path: str | Path, *, target_lufs: float,
                      max_true_peak_dbtp: float, tolerance_lu: float = 0.5, layout: str | None = None,
-                     subtype: str = "PCM_24", block_frames: int = DEFAULT_BLOCK_FRAMES) -> CorrectionResult:
+                     subtype: str = "PCM_24", block_frames: int = DEFAULT_BLOCK_FRAMES,
+                     method: Literal["bs1770-4", "dialogue-gated"] = "bs1770-4") -> CorrectionResult:
     """Bring a WAV/BWF/FLAC mix to ``target_lufs`` with true peak <= ``max_true_peak_dbtp``.
 
     Args:
         src_path: source mix (never modified).
         dst_path: output WAV (RF64 when > 4 GiB); must not exist.
-        target_lufs: integrated loudness wanted (BS.1770-4 programme loudness).
+        target_lufs: loudness wanted, measured by ``method``.
         max_true_peak_dbtp: true-peak ceiling.
         tolerance_lu: allowed |after - target| after re-measurement.
         layout: channel layout of the source (see :func:`tasks.audio.loudness.measure_file`).
         subtype: libsndfile subtype of the output (24-bit PCM by default).
         block_frames: streaming block size.
+        method: ``bs1770-4`` programme loudness, or ``dialogue-gated`` (the open VAD-gated estimate
+            of :mod:`tasks.audio.dialogue`; the speech segments are detected again on the render).
 
     Returns:
         gain applied, whether the limiter acted, and both measurements.
@@ -99,8 +105,8 @@ def correct_loudness(src_path: str | Path, dst_path: str | Path, *, target_lufs:
     Raises:
         OutputExistsError: ``dst_path`` exists.
         MediaError: unreadable source or unknown layout.
-        LoudnessCorrectionError: silent source, or the rendered file is out of tolerance (it is then
-            deleted, nothing is left under ``dst_path``).
+        LoudnessCorrectionError: silent source (dialogue-gated: no speech detected), or the rendered
+            file is out of tolerance (it is then deleted, nothing is left under ``dst_path``).
     """
     src, dst = Path(src_path), Path(dst_path)
     if dst.exists():
@@ -108,11 +114,15 @@ def correct_loudness(src_path: str | Path, dst_path: str | Path, *, target_lufs:
                                 "Remove it or choose another output name.")
     info = soundfile_info(src)
     labels = file_labels(src, info.channels, info.channel_mask, layout)
-    before = measure_file(src, labels=labels, block_frames=block_frames)
-    if before.integrated_lufs is None:
-        raise LoudnessCorrectionError(f"{src} has no measurable loudness (silence or < 400 ms); "
-                                      "cannot normalise it. Check that the right file was given.")
-    gain_db = target_lufs - before.integrated_lufs
+    dialogue = method == "dialogue-gated"
+    before = measure_file(src, labels=labels, block_frames=block_frames, dialogue=dialogue)
+    measured = _measured(before, dialogue)
+    if measured is None:
+        what = ("no speech detected, so no dialogue loudness (an open VAD-gated estimate)" if dialogue
+                else "no measurable loudness (silence or < 400 ms)")
+        raise LoudnessCorrectionError(f"{src} has {what}; cannot normalise it. Check that the right file was "
+                                      "given" + (", or correct it to a bs1770-4 target." if dialogue else "."))
+    gain_db = target_lufs - measured
     ceiling_lin = 10.0 ** ((max_true_peak_dbtp - LIMITER_MARGIN_DB) / 20.0)
     # WAVEX keeps the source's channel mask (patched in after writing), so the rendered file maps
     # to the same speakers; without a source mask the count-based convention applies to both.
@@ -128,14 +138,17 @@ def correct_loudness(src_path: str | Path, dst_path: str | Path, *, target_lufs:
                     ceiling_lin=ceiling_lin if limiter else None, block_frames=block_frames)
             if info.channel_mask:
                 _patch_channel_mask(partial, info.channel_mask)
-            after = measure_file(partial, labels=labels, block_frames=block_frames)
-            shortfall = target_lufs - after.integrated_lufs if after.integrated_lufs is not None else 0.0
-            # Only the limiter can move the loudness away from target (it removes peak energy).
-            if not limiter or abs(shortfall) <= RETRY_THRESHOLD_LU:
+            after = measure_file(partial, labels=labels, block_frames=block_frames, dialogue=dialogue)
+            got = _measured(after, dialogue)
+            shortfall = target_lufs - got if got is not None else 0.0
+            # Only the limiter can move programme loudness away from target (it removes peak energy);
+            # a dialogue reading can also move because speech is detected again on the render.
+            if not (limiter or dialogue) or abs(shortfall) <= RETRY_THRESHOLD_LU:
                 break
             gain_db += shortfall
         assert after is not None
-        problems = _out_of_tolerance(after, target_lufs, tolerance_lu, max_true_peak_dbtp)
+        problems = _out_of_tolerance(after, _measured(after, dialogue), target_lufs, tolerance_lu,
+                                     max_true_peak_dbtp, method)
         if problems:
             raise LoudnessCorrectionError(
                 f"loudness correction of {src} failed: {problems} (gain {gain_db:+.2f} dB, limiter "
@@ -145,11 +158,18 @@ def correct_loudness(src_path: str | Path, dst_path: str | Path, *, target_lufs:
                             after=after)
 
 
-def _out_of_tolerance(after: LoudnessResult, target_lufs: float, tolerance_lu: float,
-                      ceiling_dbtp: float) -> str:
+def _measured(result: LoudnessResult, dialogue: bool) -> float | None:
+    if not dialogue:
+        return result.integrated_lufs
+    return result.dialogue.dialogue_lufs if result.dialogue is not None else None
+
+
+def _out_of_tolerance(after: LoudnessResult, got: float | None, target_lufs: float, tolerance_lu: float,
+                      ceiling_dbtp: float, method: str) -> str:
     problems = []
-    if after.integrated_lufs is None or abs(after.integrated_lufs - target_lufs) > tolerance_lu + 1e-9:
-        problems.append(f"integrated {after.integrated_lufs} LUFS is not within {target_lufs} ±{tolerance_lu} LU")
+    if got is None or abs(got - target_lufs) > tolerance_lu + 1e-9:
+        what = "dialogue-gated" if method == "dialogue-gated" else "integrated"
+        problems.append(f"{what} {got} LUFS is not within {target_lufs} ±{tolerance_lu} LU")
     if after.true_peak_dbtp is not None and after.true_peak_dbtp > ceiling_dbtp + TRUE_PEAK_CHECK_TOLERANCE_DB:
         problems.append(f"true peak {after.true_peak_dbtp:.2f} dBTP exceeds {ceiling_dbtp} dBTP")
     return "; ".join(problems)

@@ -13,7 +13,9 @@ What is measured (per file or per audio track):
   libebur128 one: it has an exact identity phase, so the sample peak is always included, and it
   reads within 0.05 dB of nominal on Tech 3341 #15-#19 whereas the Annex 2 example table reads
   up to 0.3 dB low). Reported true peak = max(true peak, sample peak);
-* sample peak per channel, and a short-term loudness series at 10 Hz for plots.
+* sample peak per channel, and a short-term loudness series at 10 Hz for plots;
+* on request (``dialogue=True``), dialogue-gated loudness from the same blocks and the same 10 ms
+  energies: an open VAD-gated estimate, not Dolby Dialogue Intelligence (:mod:`tasks.audio.dialogue`).
 
 How it stays fast with flat memory: the signal is fed block by
 block; K-weighting is a two-biquad ``sosfilt`` whose state is carried between blocks; only the
@@ -68,6 +70,9 @@ from tasks.audio.reader import (
 
 __all__ = [
     "ChannelPeaks",
+    "DialogueLoudness",
+    "SpeechSegment",
+    "DIALOGUE_METHOD",
     "LoudnessResult",
     "LoudnessMeter",
     "file_labels",
@@ -258,6 +263,38 @@ class ChannelPeaks(BaseModel):
     sample_peak_dbfs: float | None
 
 
+#: How dialogue loudness is measured, said wherever it is reported (see :mod:`tasks.audio.dialogue`).
+DIALOGUE_METHOD = ("open VAD-gated estimate (BS.1770-4 K-weighting and channel weights, power over the frames "
+                   "a bundled Silero voice-activity model marks as speech); not Dolby Dialogue Intelligence, "
+                   "agreement with it unknown until measured against DI output")
+
+
+class SpeechSegment(BaseModel):
+    """One stretch of detected speech, seconds from the start of what was measured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_s: float
+    end_s: float
+
+
+class DialogueLoudness(BaseModel):
+    """Dialogue-gated loudness of one programme (:func:`tasks.audio.dialogue.dialogue_loudness`).
+
+    ``dialogue_lufs`` and ``loudness_to_dialogue_lu`` are ``None`` without speech (or when all of it
+    is below the -70 LUFS absolute gate). ``loudness_to_dialogue_lu`` is programme integrated minus
+    dialogue loudness (the loudness-to-dialogue ratio of EBU R 128 s4 / EBU Tech 3343).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dialogue_lufs: float | None
+    speech_percent: float
+    loudness_to_dialogue_lu: float | None
+    speech_segments: list[SpeechSegment]
+    method: str = DIALOGUE_METHOD
+
+
 class LoudnessResult(BaseModel):
     """Loudness of one programme (file, track, or N mono files forming one layout).
 
@@ -281,11 +318,26 @@ class LoudnessResult(BaseModel):
     layout: str
     sample_rate_hz: int
     track_index: int | None = None
+    #: dialogue-gated measurement, when asked for (``dialogue=True``)
+    dialogue: DialogueLoudness | None = None
 
-    def contract_dict(self) -> dict[str, object]:
-        """The ``deliver loudness --json`` object (README, "deliver loudness --json"): no series, 3 decimals."""
+    def contract_dict(self, timecode: Callable[[float], str] | None = None) -> dict[str, object]:
+        """The ``deliver loudness --json`` object (README, "deliver loudness --json"): no series, 3 decimals.
+
+        ``timecode`` turns seconds from the start of what was measured into a timecode for the
+        speech segments (omitted: segments carry seconds only).
+        """
         def r(v: float | None) -> float | None:
             return None if v is None else round(v, 3)
+        d = self.dialogue
+        segments: list[dict[str, object]] | None = None
+        if d is not None:
+            segments = []
+            for seg in d.speech_segments:
+                item: dict[str, object] = {"start_s": round(seg.start_s, 3), "end_s": round(seg.end_s, 3)}
+                if timecode is not None:
+                    item.update(timecode_in=timecode(seg.start_s), timecode_out=timecode(seg.end_s))
+                segments.append(item)
         return {
             "integrated_lufs": r(self.integrated_lufs),
             "loudness_range_lu": r(self.loudness_range_lu),
@@ -296,6 +348,11 @@ class LoudnessResult(BaseModel):
             "duration_s": round(self.duration_s, 6),
             "channels": [{"label": c.label, "true_peak_dbtp": r(c.true_peak_dbtp),
                           "sample_peak_dbfs": r(c.sample_peak_dbfs)} for c in self.channels],
+            "dialogue_lufs": r(d.dialogue_lufs) if d else None,
+            "speech_percent": r(d.speech_percent) if d else None,
+            "loudness_to_dialogue_lu": r(d.loudness_to_dialogue_lu) if d else None,
+            "speech_segments": segments,
+            "dialogue_method": d.method if d else None,
         }
 
 
@@ -616,6 +673,11 @@ class LoudnessMeter:
         return acc_a.max(axis=0).astype(np.float64)
 
     # -- results --
+    def sub_block_mean_squares(self) -> np.ndarray:
+        """Channel-weighted K-weighted mean square of every complete 10 ms sub-block so far
+        (BS.1770-4 §2.4: the weighted sum of channel mean squares, before the -0.691 offset and log)."""
+        return self._energies.view() / self._sub
+
     def window_loudness_lufs(self, window_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Loudness of every complete ``window_s`` window, one every 10 ms (so far).
 
@@ -724,17 +786,39 @@ def _loudness_range(short_term_ms: np.ndarray) -> float | None:
 # --- convenience: files, containers, N mono files ------------------------------------------------
 
 def measure_blocks(blocks: Iterable[np.ndarray], sample_rate_hz: int, labels: Sequence[str], *,
-                   layout: str | None = None, track_index: int | None = None) -> LoudnessResult:
-    """Measure a stream of ``[frames, channels]`` blocks with weights derived from ``labels``."""
+                   layout: str | None = None, track_index: int | None = None,
+                   dialogue: bool = False) -> LoudnessResult:
+    """Measure a stream of ``[frames, channels]`` blocks with weights derived from ``labels``.
+
+    ``dialogue=True`` also measures dialogue-gated loudness from the same blocks
+    (:mod:`tasks.audio.dialogue`; its voice-activity model runs in a worker thread).
+    """
     meter = LoudnessMeter(sample_rate_hz, channel_weights(labels), labels=labels, layout=layout,
                           track_index=track_index)
-    for block in blocks:
-        meter.process(block)
-    return meter.result()
+    detector = None
+    if dialogue:
+        from tasks.audio.dialogue import SpeechDetector  # the VAD library loads only when asked for
+
+        detector = SpeechDetector(sample_rate_hz, labels)
+    try:
+        for block in blocks:
+            if detector is not None:
+                detector.submit(block)
+            meter.process(block)
+    finally:
+        if detector is not None:
+            detector.close()
+    result = meter.result()
+    if detector is None:
+        return result
+    from tasks.audio.dialogue import dialogue_loudness
+
+    found = dialogue_loudness(meter.sub_block_mean_squares(), detector.segments(), result.integrated_lufs)
+    return result.model_copy(update={"dialogue": found})
 
 
 def measure_array(samples: np.ndarray, sample_rate_hz: int, *, layout: str | None = None,
-                  block_frames: int = DEFAULT_BLOCK_FRAMES) -> LoudnessResult:
+                  block_frames: int = DEFAULT_BLOCK_FRAMES, dialogue: bool = False) -> LoudnessResult:
     """Measure an in-memory ``[frames, channels]`` array (fed to the meter in blocks).
 
     ``layout`` as in :func:`measure_file`; ``None`` infers it from the channel count.
@@ -744,11 +828,12 @@ def measure_array(samples: np.ndarray, sample_rate_hz: int, *, layout: str | Non
         x = x[:, None]
     labels = layout_labels(layout, x.shape[1]) if layout else _default_labels(x.shape[1], "array")
     blocks = (x[i:i + block_frames] for i in range(0, len(x), block_frames))
-    return measure_blocks(blocks, sample_rate_hz, labels, layout=layout)
+    return measure_blocks(blocks, sample_rate_hz, labels, layout=layout, dialogue=dialogue)
 
 
 def measure_file(path: str | Path, *, layout: str | None = None, labels: Sequence[str] | None = None,
-                 block_frames: int = DEFAULT_BLOCK_FRAMES, track_index: int | None = None) -> LoudnessResult:
+                 block_frames: int = DEFAULT_BLOCK_FRAMES, track_index: int | None = None,
+                 dialogue: bool = False) -> LoudnessResult:
     """Measure a WAV/BWF/RF64/FLAC file, streaming (flat memory).
 
     Args:
@@ -759,6 +844,7 @@ def measure_file(path: str | Path, *, layout: str | None = None, labels: Sequenc
         labels: explicit channel labels (e.g. from :func:`file_labels` of another file); wins
             over ``layout``.
         track_index: recorded in the result.
+        dialogue: also measure dialogue-gated loudness (:mod:`tasks.audio.dialogue`).
 
     Raises:
         MediaError: unreadable file, unknown layout, unsupported sample rate.
@@ -769,20 +855,21 @@ def measure_file(path: str | Path, *, layout: str | None = None, labels: Sequenc
     elif len(labels) != info.channels:
         raise MediaError(f"{path} has {info.channels} channels but {len(labels)} labels were given")
     blocks = prefetch(iter_soundfile_blocks(path, block_frames=block_frames))
-    return measure_blocks(blocks, info.sample_rate_hz, labels, track_index=track_index)
+    return measure_blocks(blocks, info.sample_rate_hz, labels, track_index=track_index, dialogue=dialogue)
 
 
 def _soundfile_readable(path: Path) -> bool:
     return path.suffix.lower() in (".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".aif", ".aiff")
 
 
-def measure_media(path: str | Path, *, block_frames: int = DEFAULT_BLOCK_FRAMES) -> list[LoudnessResult]:
+def measure_media(path: str | Path, *, block_frames: int = DEFAULT_BLOCK_FRAMES,
+                  dialogue: bool = False) -> list[LoudnessResult]:
     """Measure every audio track of a file: one result per audio stream, in stream order.
 
     WAV/FLAC go through libsndfile; any other container (MOV, MXF, MP4, ...) is decoded by ffmpeg,
     one audio stream per pipe at its native rate, each in bounded memory. ``track_index`` is the
     ffprobe stream index. Layouts come from ffprobe's ``channel_layout`` (falling back on the
-    channel count, see :func:`file_labels`).
+    channel count, see :func:`file_labels`). ``dialogue=True`` adds dialogue-gated loudness.
 
     Raises:
         MediaError: unreadable media, no audio stream, unknown layout.
@@ -799,7 +886,8 @@ def measure_media(path: str | Path, *, block_frames: int = DEFAULT_BLOCK_FRAMES)
         except MediaError:
             sfi = None
         if sfi is not None:
-            return [measure_file(p, block_frames=block_frames, track_index=info.audio[0].index)]
+            return [measure_file(p, block_frames=block_frames, track_index=info.audio[0].index,
+                                 dialogue=dialogue)]
     results = []
     for stream in info.audio:
         labels: tuple[str, ...]
@@ -812,7 +900,8 @@ def measure_media(path: str | Path, *, block_frames: int = DEFAULT_BLOCK_FRAMES)
             labels = _default_labels(stream.channels, f"{p} stream {stream.index}")
         blocks = prefetch(iter_ffmpeg_blocks(p, stream_index=stream.index, channels=stream.channels,
                                              block_frames=block_frames))
-        results.append(measure_blocks(blocks, stream.sample_rate_hz, labels, track_index=stream.index))
+        results.append(measure_blocks(blocks, stream.sample_rate_hz, labels, track_index=stream.index,
+                                      dialogue=dialogue))
     return results
 
 

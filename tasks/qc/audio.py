@@ -5,7 +5,8 @@ BS.1770-4 meter and :class:`AudioScan`, which finds, sample-exactly, programme s
 full-scale samples (clipping), a channel that is silent or identical to another while the track
 carries signal, L/R phase inversion (correlation per picture frame), DC offset, and the 2-pop in
 the head. The head (bars, tone, 2-pop before first frame of action) is leader, not programme: the
-meter and the programme checks start at FFOA; only the 2-pop search looks at the head.
+meter and the programme checks start at FFOA; only the 2-pop search looks at the head. A track
+with a dialogue-gated rule also feeds the meter's speech detector from the same decode.
 
 Sample positions become timecodes on the master's clock (audio starts with the picture, as the
 layback writes it): in = the frame holding the first affected sample, out = the frame after the last.
@@ -14,7 +15,7 @@ layback writes it): in = the frame holding the first affected sample, out = the 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -32,7 +33,7 @@ from tasks.qc.loudness import RuleOutcome, evaluate_loudness_rule
 from tasks.qc.picture_checks import DEFAULT_COMMERCIAL_BLACK_MIN_S, ProgrammeClock
 
 __all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels",
-           "skip_samples", "RunTracker"]
+           "skip_samples", "RunTracker", "needs_dialogue"]
 
 DEFAULT_SILENCE_DBFS = -90.0
 DEFAULT_SILENCE_MIN_S = 1.0
@@ -317,8 +318,20 @@ def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, spec
     blocks = iter_ffmpeg_blocks(info.path, stream_index=stream.index, channels=stream.channels)
     # The scan runs in the reader thread, the meter in this one: two cores, one decode.
     metered = prefetch(skip_samples(scan.wrap(blocks), start))
-    result = measure_blocks(metered, sr, labels, layout=track.layout, track_index=stream.index)
+    result = measure_blocks(metered, sr, labels, layout=track.layout, track_index=stream.index,
+                            dialogue=needs_dialogue(track))
     return result, scan.result()
+
+
+def needs_dialogue(track: AudioTrackSpec) -> bool:
+    """Whether a track's loudness rule (or its fallback) is dialogue-gated: then the same decode
+    also feeds the speech detector (:mod:`tasks.audio.dialogue`)."""
+    rule = track.loudness
+    while rule is not None:
+        if rule.method == "dialogue-gated":
+            return True
+        rule = rule.fallback
+    return False
 
 
 def _outcome_findings(spec: Spec, track: AudioTrackSpec, outcomes: list[RuleOutcome], tc_in: str | None,
@@ -414,18 +427,30 @@ def loudness_findings(spec: Spec, track: AudioTrackSpec, result: LoudnessResult,
     outcomes = evaluate_loudness_rule(result, track.loudness)
     integrated = next((o for o in outcomes if o.check == "audio.loudness.integrated"), None)
     fallback = track.loudness.fallback
-    if fallback is not None and integrated is not None and integrated.status != "pass":
+    if fallback is not None and integrated is not None and integrated.status == "not_measured":
         # The spec's own procedure (e.g. Netflix): judge by the fallback method when the primary
-        # cannot be measured or fails; the primary's not_measured stays visible as a warning.
+        # cannot be measured or does not apply (dialogue-gated with too little speech); the
+        # primary's not_measured stays visible as a warning saying why. A measured primary that
+        # fails stays a failure.
         fb = [o for o in evaluate_loudness_rule(result, fallback) if o.check == "audio.loudness.integrated"]
-        outcomes = [o for o in outcomes if o.check != "audio.loudness.integrated" or o.status == "not_measured"]
+        verdicts = "; ".join(f"{o.status}: {o.message}" for o in fb)
+        outcomes = [o.model_copy(update={"message": f"{o.message} -> {verdicts}"})
+                    if o is integrated and verdicts else o for o in outcomes]
         outcomes += [o.model_copy(update={"message": f"fallback ({fallback.method}): {o.message}"}) for o in fb]
     return _outcome_findings(spec, track, outcomes, tc_in, tc_out)
 
 
+def _programme_timecode(clock: ProgrammeClock | None) -> Callable[[float], str] | None:
+    """Seconds from FFOA (where the meter starts) -> timecode of the frame holding that instant."""
+    if clock is None:
+        return None
+    return lambda seconds: clock.tc(clock.ffoa_frame + int(Fraction(seconds) * clock.rate))
+
+
 def loudness_entry(track: AudioTrackSpec, stream: AudioStream, result: LoudnessResult,
                    clock: ProgrammeClock | None) -> dict[str, Any]:
-    return {"track": track.id, "label": track.label, "stream_index": stream.index, **result.contract_dict(),
+    return {"track": track.id, "label": track.label, "stream_index": stream.index,
+            **result.contract_dict(_programme_timecode(clock)),
             "short_term_series_lufs": result.short_term_series_lufs, "series_rate_hz": result.series_rate_hz,
             "measured_from": clock.tc(clock.ffoa_frame) if clock else None}
 

@@ -124,6 +124,8 @@ CASES = [
      ["'5.l' is not a known layout"], "did you mean '5.1'?"),
     ("bad-channel-label", "      channels: [L, R, C, LFE, Ls, Rs]", "      channels: [L, R, C, Lfe, Ls, Rs]", 14, 27,
      ["'Lfe' is not a channel label"], "did you mean 'LFE'?"),
+    ("speech-share-over-100", "        max_true_peak_dbtp: -1", "        max_true_peak_dbtp: -1\n"
+     "        min_speech_percent: 150", 20, 29, ["150 % is out of range", "100 %"], "between 0 and 100"),
     ("negative-tolerance", "        tolerance_lu: 1", "        tolerance_lu: {minus: -1, plus: 2}", 18, 31,
      ["minus", "greater than or equal to 0"], None),
     ("param-not-used", "  picture.freeze: {severity: warning, min_duration_s: 5}",

@@ -31,8 +31,9 @@ What the generator cannot make, and how the specs treat it:
   has a bars/countdown head) is cut to the programme — with 0.5 s of black before and after it where
   the spec bounds head/tail black (Netflix: 1 frame..1 s, Amazon: <= 2 s), none otherwise — and the
   mixes are cut and padded to match (plain WAV, laid back at the picture's first frame).
-* Dialogue-gated loudness (Netflix, Amazon) cannot be measured: QC reports it as ``not_measured``
-  (a warning), so only their true-peak rule (Amazon) or the BS.1770-4 fallback can fail.
+* Dialogue-gated loudness (Netflix, Amazon): the synthetic mixes carry no speech, so the open
+  VAD-gated rule does not apply (``not_measured``, a warning, below the 15 % speech minimum) and only
+  their true-peak rule (Amazon) or the BS.1770-4 fallback can fail.
 
 Media are small (3 s head + 2 s programme) and shared per spec (module scope). A violation of a
 ``metadata.*`` rule is judged by the engine's metadata pass alone (``check_metadata`` after the spec's
