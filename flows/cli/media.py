@@ -55,7 +55,10 @@ def _flow_run(flow: Any, request: Any, *, stages: tuple[str, ...], log_path: Pat
     when ``json_of`` gives stdout the result object)."""
     from flows.cli.terminal import print_summary, route_logs, stage_view
     from flows.deployments import run_flow
+    from flows.server import skip_absent_tag_limits
+    from tasks.steps import FFMPEG_TAG
 
+    skip_absent_tag_limits([FFMPEG_TAG])
     with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view:
         result = run_flow(flow, request)
         view.close(stopped_at_gate=not result.report.delivered and result.verdict == "fail")
