@@ -70,8 +70,8 @@ def test_a_failing_qc_and_a_typo_notify_through_the_automation(api, ops_root, ho
     qc = subprocess.run([DELIVER, "qc", str(media.master), "--spec", "demo", "--json", str(tmp_path / "qc.json")],
                         capture_output=True, text=True, env=env, timeout=300)
     assert qc.returncode == 1, qc.stderr
-    run_link = re.search(r"Run:\s+(\S+/runs/flow-run/[0-9a-f-]{36})", qc.stderr)
-    assert run_link, qc.stderr
+    run_link = re.search(r"Run:\s+(\S+/runs/flow-run/[0-9a-f-]{36})", qc.stdout)  # the summary's last line
+    assert run_link, (qc.stdout, qc.stderr)
     hits = _wait_for(received, lambda b: "Verdict: fail" in b and "master.mov" in b, 90)
     assert hits, received
     body = hits[0]["body"].splitlines()
