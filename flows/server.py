@@ -41,7 +41,7 @@ from pathlib import Path
 from specs.errors import InfrastructureError
 
 __all__ = ["LocalServer", "server_dir", "read_server", "ensure_api", "start_server", "stop_server",
-           "ui_url", "skip_absent_tag_limits", "STARTUP_TIMEOUT_S"]
+           "ui_url", "skip_absent_tag_limits", "without_heartbeat", "STARTUP_TIMEOUT_S"]
 
 #: Seconds to wait for a new server's health endpoint (a cold start takes 8-15 s on 2 busy cores).
 STARTUP_TIMEOUT_S = float(os.environ.get("DELIVER_SERVER_STARTUP_TIMEOUT_S", "120"))
@@ -263,6 +263,28 @@ def skip_absent_tag_limits(tags: list[str]) -> bool:
     except (ImportError, AttributeError):  # another Prefect release: acquire as usual
         return False
     return True
+
+
+@contextlib.contextmanager
+def without_heartbeat() -> Iterator[None]:
+    """Run a terminal command's flow without Prefect's flow-run heartbeat thread (unless configured).
+
+    The heartbeat (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, default 180 s) lets a server-side automation
+    notice a worker that died silently. A ``deliver`` command runs its flow in the user's terminal,
+    which sees the process end; meanwhile the thread costs up to 1 s at the end of every command: it
+    sleeps in 1 s steps and Prefect joins it when the run ends. A frequency set explicitly (environment
+    or profile) is kept.
+    """
+    from prefect.context import SettingsContext, get_settings_context
+
+    ctx = get_settings_context()
+    default = type(ctx.settings.flows).model_fields["heartbeat_frequency"].default
+    if ctx.settings.flows.heartbeat_frequency != default:
+        yield
+        return
+    flows = ctx.settings.flows.model_copy(update={"heartbeat_frequency": None})
+    with SettingsContext(profile=ctx.profile, settings=ctx.settings.model_copy(update={"flows": flows})):
+        yield
 
 
 def ui_url(api_url: str) -> str:

@@ -55,11 +55,12 @@ def _flow_run(flow: Any, request: Any, *, stages: tuple[str, ...], log_path: Pat
     when ``json_of`` gives stdout the result object)."""
     from flows.cli.terminal import print_summary, route_logs, stage_view
     from flows.deployments import run_flow
-    from flows.server import skip_absent_tag_limits
+    from flows.server import skip_absent_tag_limits, without_heartbeat
     from tasks.steps import FFMPEG_TAG
 
     skip_absent_tag_limits([FFMPEG_TAG])
-    with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view:
+    with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view, \
+            without_heartbeat():
         result = run_flow(flow, request)
         view.close(stopped_at_gate=not result.report.delivered and result.verdict == "fail")
     if json_of is not None:

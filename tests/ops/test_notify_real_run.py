@@ -75,8 +75,8 @@ def test_a_failing_qc_and_a_typo_notify_through_the_automation(api, ops_root, ho
     hits = _wait_for(received, lambda b: "Verdict: fail" in b and "master.mov" in b, 90)
     assert hits, received
     body = hits[0]["body"].splitlines()
-    assert body[0] == "master.mov: QC failed: 1 error (first: metadata.audio_tracks: 0 audio tracks, spec wants 2 " \
-                      "(5.1 main mix, 2.0 stereo mix))", body
+    assert re.fullmatch(r"master\.mov: QC failed: 1 error \(first: metadata\.audio_tracks at \d\d:\d\d:\d\d:\d\d: "
+                        r"0 audio tracks, spec wants 2 \(5\.1 main mix, 2\.0 stereo mix\)\)", body[0]), body
     assert "Title: master.mov" in body and "Verdict: fail" in body and "Spec: demo" in body
     assert f"Run: {run_link.group(1)}" in body, body  # the link is this run's page in the UI
     assert hits[0]["text"].startswith("deliver: master.mov: QC failed: 1 error")
