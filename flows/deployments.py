@@ -235,7 +235,7 @@ def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
     markdown = cancelled_markdown(f"{title} {version or ''}".strip(), out, cleaned)
     log = flow_run_logger(flow_run, flow)
     log.info("cancelled: %s", markdown.splitlines()[2])
-    _cancel_task_runs(flow_run, log)
+    cancel_unfinished_steps(flow_run.id, log)
     try:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.actions import ArtifactCreate
@@ -248,17 +248,17 @@ def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
         log.warning("could not publish the clean-up artifact: %s", exc)
 
 
-def _cancel_task_runs(flow_run: Any, log: Any) -> None:
-    """Mark the run's unfinished steps Cancelled: the step the runner's SIGTERM interrupted was reported
-    Crashed by the stopped process (Prefect's task engine treats any termination signal as a crash), and
-    a step still Running or Pending never ran to its end either."""
+def cancel_unfinished_steps(flow_run_id: Any, log: Any) -> None:
+    """Mark a cancelled run's unfinished steps Cancelled: the step a SIGTERM (the runner's) or a Ctrl-C
+    interrupted was reported Crashed by the stopped process (Prefect's task engine treats any termination
+    signal or interrupt as a crash), and a step still Running or Pending never ran to its end either."""
     try:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
         from prefect.states import Cancelled
 
         with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
             for tr in runs:
                 if tr.state is not None and (tr.state.is_crashed() or not tr.state.is_final()):
                     client.set_task_run_state(tr.id, Cancelled(message="cancelled with its flow run"), force=True)
@@ -346,6 +346,10 @@ class _QuietOwnFailures(logging.Filter):
         return not (isinstance(exc, DeliverError) and str(record.msg).startswith("Engine execution exited"))
 
 
+#: How Prefect's engines describe a Ctrl-C (KeyboardInterrupt) in their crash lines.
+_INTERRUPT = "aborted by an interrupt signal"
+
+
 def _cancel_requested() -> bool:
     """Whether the runner has told this process that its run is being cancelled (Prefect's control
     channel, acknowledged before the runner's SIGTERM)."""
@@ -360,16 +364,23 @@ class _CancelReadsAsCancelled(logging.Filter):
     """When the run is cancelled, the engines' lines say so. The runner stops this process with SIGTERM; Prefect
     reports the step it interrupted as a crash ("Crash detected! Execution was cancelled by the runtime
     environment", "Finished in state Crashed(…)") and the flow as "Finished in state Running()" (the runner,
-    not this process, then sets Cancelled). Rewritten as what happened; the clean-up is logged by
-    :func:`on_cancel`."""
+    not this process, then sets Cancelled); a Ctrl-C in the terminal reads as a crash too ("aborted by an
+    interrupt signal"). Rewritten as what happened; the clean-up is logged by :func:`on_cancel` or, after
+    a Ctrl-C, by the command line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.msg)
-        if not (text.startswith(("Finished in state", "Crash detected!")) and _cancel_requested()):
+        if not (text.startswith(("Finished in state", "Crash detected!"))
+                and (_cancel_requested() or _INTERRUPT in text)):
             return True
-        step = record.name.endswith("task_runs")
-        record.msg, record.args = (("Cancelled: the run was cancelled while this step ran", None) if step else
-                                   ("Cancelled: stopping; ffmpeg and partial files are cleaned up next", None))
+        step, crash = record.name.endswith("task_runs"), text.startswith("Crash detected!")
+        record.args = None
+        if step:
+            record.msg = "Cancelled: the run was cancelled while this step ran" if crash else \
+                "Finished: cancelled with its run"
+        else:
+            record.msg = "Cancelled: the run was cancelled; stopping its steps" if crash else \
+                "Finished: cancelled; ffmpeg and partial files are cleaned up next"
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.exc_info = record.exc_text = None
         return True
