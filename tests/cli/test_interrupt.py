@@ -22,6 +22,11 @@ esac
 """
 
 
+def _default_sigint() -> None:
+    """A terminal's foreground job takes Ctrl-C; a test run in the background inherits SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_the_deliverables_reads_as_cancelled(sample, tmp_path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
@@ -37,7 +42,7 @@ def test_ctrl_c_during_the_deliverables_reads_as_cancelled(sample, tmp_path) -> 
     proc = subprocess.Popen([str(DELIVER), "run", "--master", str(sample.master), "--mix", str(sample.mixes["5.1"]),
                              "--mix", str(sample.mixes["2.0"]), "--spec", "demo", "--title", "INT", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env=env, start_new_session=True)
+                            env=env, start_new_session=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 300
     while not list((out / "INT_v1").glob("*.partial*")):  # a deliverable transcode is writing
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
