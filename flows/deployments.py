@@ -235,6 +235,7 @@ def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
     markdown = cancelled_markdown(f"{title} {version or ''}".strip(), out, cleaned)
     log = flow_run_logger(flow_run, flow)
     log.info("cancelled: %s", markdown.splitlines()[2])
+    cancel_unfinished_steps(flow_run.id, log)
     try:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.actions import ArtifactCreate
@@ -245,6 +246,25 @@ def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
                 description=f"Cancelled: what was cleaned up under {out}", flow_run_id=flow_run.id))
     except Exception as exc:  # noqa: BLE001 - the log line says it too
         log.warning("could not publish the clean-up artifact: %s", exc)
+
+
+def cancel_unfinished_steps(flow_run_id: Any, log: Any) -> None:
+    """Mark a cancelled run's unfinished steps Cancelled: the step a SIGTERM (the runner's) or a Ctrl-C
+    interrupted was reported Crashed by the stopped process (Prefect's task engine treats any termination
+    signal or interrupt as a crash), and a step still Running or Pending never ran to its end either."""
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+        from prefect.states import Cancelled
+
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            for tr in runs:
+                if tr.state is not None and (tr.state.is_crashed() or not tr.state.is_final()):
+                    client.set_task_run_state(tr.id, Cancelled(message="cancelled with its flow run"), force=True)
+                    log.info("step %s cancelled with the run", tr.name)
+    except Exception as exc:  # noqa: BLE001 - the clean-up is done; the step states are cosmetic
+        log.warning("could not mark the run's steps cancelled: %s", exc)
 
 
 def request_field(name: str, default: str) -> str:
@@ -326,6 +346,46 @@ class _QuietOwnFailures(logging.Filter):
         return not (isinstance(exc, DeliverError) and str(record.msg).startswith("Engine execution exited"))
 
 
+#: How Prefect's engines describe a Ctrl-C (KeyboardInterrupt) in their crash lines.
+_INTERRUPT = "aborted by an interrupt signal"
+
+
+def _cancel_requested() -> bool:
+    """Whether the runner has told this process that its run is being cancelled (Prefect's control
+    channel, acknowledged before the runner's SIGTERM)."""
+    try:
+        from prefect._internal.control_listener import get_intent
+    except ImportError:  # another Prefect release: the engine's own lines stay
+        return False
+    return get_intent() == "cancel"
+
+
+class _CancelReadsAsCancelled(logging.Filter):
+    """When the run is cancelled, the engines' lines say so. The runner stops this process with SIGTERM; Prefect
+    reports the step it interrupted as a crash ("Crash detected! Execution was cancelled by the runtime
+    environment", "Finished in state Crashed(…)") and the flow as "Finished in state Running()" (the runner,
+    not this process, then sets Cancelled); a Ctrl-C in the terminal reads as a crash too ("aborted by an
+    interrupt signal"). Rewritten as what happened; the clean-up is logged by :func:`on_cancel` or, after
+    a Ctrl-C, by the command line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        if not (text.startswith(("Finished in state", "Crash detected!"))
+                and (_cancel_requested() or _INTERRUPT in text)):
+            return True
+        step, crash = record.name.endswith("task_runs"), text.startswith("Crash detected!")
+        record.args = None
+        if step:
+            record.msg = "Cancelled: the run was cancelled while this step ran" if crash else \
+                "Finished: cancelled with its run"
+        else:
+            record.msg = "Cancelled: the run was cancelled; stopping its steps" if crash else \
+                "Finished: cancelled; ffmpeg and partial files are cleaned up next"
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        return True
+
+
 class _OneLineErrors(logging.Formatter):
     """The run's logs (Prefect UI) show our own errors (:class:`~specs.errors.DeliverError`: bad input,
     infrastructure, a mismatch; each message says what and how to fix) as their message, without the
@@ -346,6 +406,10 @@ def bind_run_logging(flow_run_id: str | None) -> None:
 
     forward_deliver_logs()
     _PROCESS_RUN_ID = flow_run_id or _PROCESS_RUN_ID
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _CancelReadsAsCancelled) for f in logger.filters):
+            logger.addFilter(_CancelReadsAsCancelled())
     for name in ("deliver", "prefect.flow_runs", "prefect.task_runs", "prefect.extra"):
         for handler in logging.getLogger(name).handlers:
             if not isinstance(handler, APILogHandler):

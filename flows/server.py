@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -40,7 +41,7 @@ from pathlib import Path
 from specs.errors import InfrastructureError
 
 __all__ = ["LocalServer", "server_dir", "read_server", "ensure_api", "start_server", "stop_server",
-           "ui_url", "STARTUP_TIMEOUT_S"]
+           "ui_url", "skip_absent_tag_limits", "without_heartbeat", "STARTUP_TIMEOUT_S"]
 
 #: Seconds to wait for a new server's health endpoint (a cold start takes 8-15 s on 2 busy cores).
 STARTUP_TIMEOUT_S = float(os.environ.get("DELIVER_SERVER_STARTUP_TIMEOUT_S", "120"))
@@ -213,6 +214,8 @@ def ensure_api(announce: bool = True) -> str | None:
     if os.environ.get("DELIVER_LOCAL_SERVER", "1") in ("0", "false", "no", "off"):
         return None
     server, started = start_server()
+    global _local_api_url
+    _local_api_url = server.api_url
     os.environ["PREFECT_API_URL"] = server.api_url
     if "prefect.context" in sys.modules:  # settings already read: read them again from the environment
         from prefect.context import refresh_global_settings_context
@@ -222,6 +225,66 @@ def ensure_api(announce: bool = True) -> str | None:
         print(f"deliver: started a local Prefect server for run history: {server.ui_url} "
               "(stays up for the next commands; `deliver server stop` stops it)", file=sys.stderr)
     return server.ui_url
+
+
+#: The local server's API address once :func:`ensure_api` has pointed this process at it.
+_local_api_url: str | None = None
+
+
+def skip_absent_tag_limits(tags: list[str]) -> bool:
+    """On the local server, tell Prefect up front that the ``tags`` have no concurrency limit, when they have none.
+
+    Prefect acquires a tag's concurrency slot before every tagged task run, in a read-then-write SQLite
+    transaction on the server. While the server is still recording the run's first events, that write
+    loses the lock ("database is locked", HTTP 503) and Prefect's client backs off 2 s
+    (``prefect.client.base``: ``2 ** attempt``): a quarter of a short ``deliver qc``. Prefect caches
+    "no limit on these tags" for a few seconds after one answer; one lock-free read here (GET
+    ``/v2/concurrency_limits/tag:NAME``, 404 when absent) fills that cache before the first tagged task.
+    A limit that exists (``deliver serve`` creates ``ffmpeg``) is acquired as usual. Only for the local
+    server this process started or reused (no credentials to send). Returns whether the cache was filled.
+    """
+    if _local_api_url is None or os.environ.get("PREFECT_API_URL") != _local_api_url:
+        return False
+    names = [f"tag:{t}" for t in tags]
+    for name in names:
+        try:
+            with urllib.request.urlopen(f"{_local_api_url}/v2/concurrency_limits/{name}", timeout=2.0):
+                return False  # a limit exists: Prefect acquires its slots
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                return False
+        except OSError:
+            return False
+    try:
+        from prefect.concurrency import services
+
+        with services._cache_lock:
+            services._no_limits_cache[frozenset(names)] = True
+    except (ImportError, AttributeError):  # another Prefect release: acquire as usual
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def without_heartbeat() -> Iterator[None]:
+    """Run a terminal command's flow without Prefect's flow-run heartbeat thread (unless configured).
+
+    The heartbeat (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, default 180 s) lets a server-side automation
+    notice a worker that died silently. A ``deliver`` command runs its flow in the user's terminal,
+    which sees the process end; meanwhile the thread costs up to 1 s at the end of every command: it
+    sleeps in 1 s steps and Prefect joins it when the run ends. A frequency set explicitly (environment
+    or profile) is kept.
+    """
+    from prefect.context import SettingsContext, get_settings_context
+
+    ctx = get_settings_context()
+    default = type(ctx.settings.flows).model_fields["heartbeat_frequency"].default
+    if ctx.settings.flows.heartbeat_frequency != default:
+        yield
+        return
+    flows = ctx.settings.flows.model_copy(update={"heartbeat_frequency": None})
+    with SettingsContext(profile=ctx.profile, settings=ctx.settings.model_copy(update={"flows": flows})):
+        yield
 
 
 def ui_url(api_url: str) -> str:

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from prefect import task
@@ -26,18 +26,20 @@ from prefect.tasks import exponential_backoff
 from specs.errors import InfrastructureError
 from specs.loader import load_spec
 from specs.model import Deliverable, Spec
-from tasks.archive.copy import archive_package
-from tasks.archive.targets import ArchiveCopy
-from tasks.archive.verify import VerifyReport, verify_uri
-from tasks.deliverables.make import TranscodeAllResult, transcode_all
 from tasks.deliverables.naming import RunFields
 from tasks.layback import LaybackPlan, LaybackResult, layback
 from tasks.media.files import Provenance
 from tasks.media.probe import MediaInfo, probe
-from tasks.nightly import QCItemOutcome, qc_item_outcome
 from tasks.package import fingerprint_file, write_package
 from tasks.qc.engine import QCResult, qc_master
 from tasks.report import DeliverableEntry, InputFingerprint, artifact_key, build_report, write_report
+
+if TYPE_CHECKING:  # the archive (boto3, SQLAlchemy), transcode and nightly stacks load in their steps only,
+    # so that `deliver qc` starts without them
+    from tasks.archive.targets import ArchiveCopy
+    from tasks.archive.verify import VerifyReport
+    from tasks.deliverables.make import TranscodeAllResult
+    from tasks.nightly import QCItemOutcome
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
            "archive_step", "verify_step", "nightly_qc_step", "file_identity",
@@ -197,6 +199,8 @@ def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: Medi
                        out_root: str | None = None) -> TranscodeAllResult:
     """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by the
     outputs' records and hashes (with ``out_root``), which is what a retry and a rerun need."""
+    from tasks.deliverables.make import transcode_all
+
     progress = ProgressReporter(artifact_key("deliverables", fields.title, fields.version),
                                 f"{len(deliverables)} deliverables of {fields.title} {fields.version}, one decode")
     provenance = step_provenance("deliverables", {"deliverables": deliverables, "spec": spec, "master": master,
@@ -223,6 +227,14 @@ def package_step(package_dir: str, files: list[tuple[str, str]], title: str, ver
     return entries
 
 
+def archive_package(package_dir: Path, targets: list[str], *, title: str, progress: Any) -> list[ArchiveCopy]:
+    """:func:`tasks.archive.copy.archive_package`, imported on first use (boto3 and SQLAlchemy are slow to
+    import); a module-level name so a test can stand in for the store."""
+    from tasks.archive.copy import archive_package as copy_and_verify
+
+    return copy_and_verify(package_dir, targets, title=title, progress=progress)
+
+
 @task(name="archive-package", retries=ARCHIVE_RETRIES,
       retry_delay_seconds=exponential_backoff(backoff_factor=ARCHIVE_BACKOFF_S), retry_jitter_factor=0.5,
       retry_condition_fn=retry_on_infrastructure, cache_policy=NO_CACHE)
@@ -243,6 +255,8 @@ def archive_step(package_dir: str, targets: list[str], title: str) -> list[Archi
       retry_condition_fn=retry_on_infrastructure, cache_policy=NO_CACHE)
 def verify_step(uri: str) -> VerifyReport:
     """Fixity of a copy or of every package under a target (:func:`tasks.archive.verify.verify_uri`)."""
+    from tasks.archive.verify import verify_uri
+
     return verify_uri(uri)
 
 
@@ -250,6 +264,8 @@ def verify_step(uri: str) -> VerifyReport:
       task_run_name="qc-{path}")
 def nightly_qc_step(path: str, spec_ref: str, report: str) -> QCItemOutcome:
     """One nightly QC item: the qc flow's probe and QC steps, report.json written, the outcome returned."""
+    from tasks.nightly import qc_item_outcome
+
     spec = load_spec(spec_ref)
     info = probe_step(path, "master")
     qc = qc_step(info, spec)

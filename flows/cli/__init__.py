@@ -131,9 +131,38 @@ def main() -> None:
     register_commands()
     try:
         app()
-    except SystemExit:
+    except SystemExit as exc:
+        if "prefect" in sys.modules:  # a command that ran a flow
+            _exit_now(exc.code)
         raise
     sys.exit(0)
+
+
+def _exit_now(code: object) -> None:
+    """End the process once a flow has run: the usual exit work, without the interpreter's teardown.
+
+    Tearing down the thousands of modules Prefect and its stack loaded costs about 0.35 s of CPU at the
+    end of every ``deliver qc``/``run``. What exit has to do is done first, as the interpreter does it:
+    threading's exit hooks (Prefect's event and log workers send what they still hold), then the
+    ``atexit`` functions (log files flushed and closed); then the streams are flushed and the process
+    ends with the command's exit code.
+    """
+    import atexit
+    import threading
+
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    try:
+        getattr(threading, "_shutdown", lambda: None)()
+        getattr(atexit, "_run_exitfuncs", lambda: None)()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -56,14 +57,72 @@ def _flow_run(flow: Any, request: Any, *, stages: tuple[str, ...], log_path: Pat
     when ``json_of`` gives stdout the result object)."""
     from flows.cli.terminal import print_summary, route_logs, stage_view
     from flows.deployments import run_flow
+    from flows.server import skip_absent_tag_limits, without_heartbeat
+    from tasks.steps import FFMPEG_TAG
 
-    with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view:
-        result = run_flow(flow, request)
+    skip_absent_tag_limits([FFMPEG_TAG])
+    seen = _RunIds()
+    logging.getLogger("prefect.flow_runs").addFilter(seen)
+    with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view, \
+            without_heartbeat():
+        try:
+            result = run_flow(flow, request)
+        except KeyboardInterrupt:
+            _interrupted(seen.ids, request)
+            raise
+        finally:
+            logging.getLogger("prefect.flow_runs").removeFilter(seen)
         view.close(stopped_at_gate=not result.report.delivered and result.verdict == "fail")
     if json_of is not None:
         typer.echo(json_of(result))
     print_summary(result, to_stderr=json_of is not None, ui_url=ui_url, log_path=log_path)
     return result
+
+
+class _RunIds(logging.Filter):
+    """Notes the flow run ids of the records Prefect's flow engine logs (the run a Ctrl-C interrupts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        run_id = getattr(record, "flow_run_id", None)
+        if run_id and str(run_id) not in self.ids:
+            self.ids.append(str(run_id))
+        return True
+
+
+def _interrupted(run_ids: list[str], request: Any) -> None:
+    """After a Ctrl-C: ffmpeg stopped and partial files removed under the run's output folder, then the run
+    (Prefect recorded it Crashed) and its unfinished steps marked Cancelled, saying what was cleaned up."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    from flows.deployments import cancel_unfinished_steps
+    from tasks.media.ffmpeg import cleanup_after_cancel, kill_all_children
+    from tasks.media.files import PARTIAL_GLOB, prune_empty_folders
+
+    kill_all_children()
+    out = getattr(request, "out", None)
+    message = "interrupted from the terminal (Ctrl-C); ffmpeg stopped"
+    if out:  # the steps remove their own partial files as they stop; this catches what is left
+        cleaned = cleanup_after_cancel(out)
+        folders = prune_empty_folders(out)
+        left = sorted(str(p.relative_to(out)) for p in Path(out).rglob(PARTIAL_GLOB))
+        message += (f", no partial file left under {out}" if not left else f"; partial files left: {', '.join(left)}")
+        if cleaned["removed"] or folders:
+            message += f" ({len(cleaned['removed'])} partial file(s), {len(folders)} empty folder(s) removed now)"
+    log = logging.getLogger("deliver")
+    log.info("cancelled: %s", message)
+    try:
+        with get_client(sync_client=True) as client:
+            for run_id in run_ids:
+                client.set_flow_run_state(run_id, Cancelled(message=message), force=True)
+        for run_id in run_ids:
+            cancel_unfinished_steps(run_id, log)
+    except Exception as exc:  # noqa: BLE001 - the terminal already says it; the record is best effort
+        log.warning("could not record the cancellation: %s", exc)
 
 
 def _run_deliver(request: DeliverRequest, *, verbose: bool = False, as_json: bool = False) -> int:

@@ -183,13 +183,13 @@ class _StageView:
             return
         self._start(stage)
         row = self.rows[stage]
-        note = ""
-        if stage == "archive" and done > 0:
+        fields: dict[str, Any] = {}
+        if stage == "archive" and done > 0 and total > 1:  # bytes; the step's final done() is (1, 1): keep the rate
             elapsed = max(1e-3, time.monotonic() - self.started[stage])
             from tasks.report import human_bytes
 
-            note = f"{human_bytes(done / elapsed)}/s"
-        self.progress.update(row, completed=done, total=total or 1.0, note=note)
+            fields["note"] = f"{human_bytes(done / elapsed)}/s"
+        self.progress.update(row, completed=done, total=total or 1.0, **fields)
         if total and done >= total:
             self.progress.update(row, mark="✓")
 

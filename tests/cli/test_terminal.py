@@ -134,3 +134,24 @@ def test_stage_view_draws_every_stage_with_bars_and_archive_speed() -> None:
     for stage in RUN_STAGES:
         assert f"✓ {stage}" in text, (stage, text[-2000:])
     assert "100%" in text and "B/s" in text
+
+
+def test_archive_rate_stays_in_bytes_after_the_step_marks_itself_done() -> None:
+    """The archive step ends with ``progress.done()``, i.e. (1, 1): the row keeps the measured byte rate
+    instead of turning into "1 B/s"."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from flows.cli.terminal import _StageView
+
+    buf = io.StringIO()
+    view = _StageView(("archive",), Console(file=buf, force_terminal=True, width=120, color_system=None))
+    with view.progress:
+        view.on_progress("archive-progress-demo-v1", "archive", 100e6, 100e6)
+        view.on_progress("archive-progress-demo-v1", "archive", 1.0, 1.0)
+        view.close(stopped_at_gate=False)
+    last = [ln for ln in buf.getvalue().replace("\r", "\n").splitlines() if "archive" in ln][-1]
+    rate = re.search(r"([\d.]+) (B|KiB|MiB|GiB|TiB)/s", last)
+    assert rate and rate.group(2) in ("MiB", "GiB", "TiB"), last  # 100 MB in well under 100 s

@@ -183,6 +183,23 @@ def test_cancelling_a_running_transcode_leaves_no_ffmpeg_and_no_partial(served, 
     while not any(m.startswith("cancelled: Killed") for m in _logs(run_id)):  # the runner's log batches
         assert time.monotonic() < deadline + 30, [m for m in _logs(run_id) if "ancel" in m]
         time.sleep(1)
+    # it reads as Cancelled all through: no task run Crashed, the interrupted deliverables step Cancelled,
+    # no engine line claiming the run finished while Running, the state message says what was cleaned up
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    time.sleep(3)  # the killed process's last task-run events
+    with _client() as c:
+        task_runs = c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+        final = c.read_flow_run(run_id).state
+    states = {tr.name: tr.state.type.value for tr in task_runs if tr.state}
+    assert not [n for n, s in states.items() if s == "CRASHED"], states
+    assert [s for n, s in states.items() if n.startswith("deliverables")] == ["CANCELLED"], states
+    logs = _logs(run_id)
+    assert not any("Finished in state Running" in m or "Crash detected" in m for m in logs), \
+        [m for m in logs if "Finished in" in m or "Crash" in m]
+    assert any(m.startswith("Cancelled: the run was cancelled while this step ran") for m in logs)
+    assert any(m.startswith("step deliverables") and m.endswith("cancelled with the run") for m in logs)
+    assert final.is_cancelled(), final
 
 
 def _chromium() -> str | None:
