@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg browser demo lint test bench clean
+.PHONY: setup ffmpeg mediainfo browser demo lint test bench clean
 
 setup: ffmpeg $(VENV)/.installed
 
@@ -17,6 +17,11 @@ ffmpeg:
 
 browser:
 	@scripts/ensure-apt.sh chromium chromium optional
+
+# MediaInfo (Debian mediainfo) is the independent reader the deliverable tests compare ffprobe with;
+# without it those tests skip with a reason.
+mediainfo:
+	@scripts/ensure-apt.sh mediainfo mediainfo optional
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +38,7 @@ lint: setup
 	$(BIN)/ruff check flows tasks specs bench tests
 	$(BIN)/mypy
 
-test: setup browser lint
+test: setup browser mediainfo lint
 	DELIVER_EBU_TEST_SET="$$( [ -d "$(EBU_SET)" ] && echo "$(EBU_SET)" )" $(BIN)/pytest
 
 bench: setup

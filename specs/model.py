@@ -597,6 +597,9 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
     "metadata.bit_depth": CheckInfo("error", "video bit depth equals picture.bit_depth"),
     "metadata.chroma_subsampling": CheckInfo("error", "chroma subsampling equals picture.chroma_subsampling"),
     "metadata.colour": CheckInfo("warning", "colour primaries/transfer/matrix/range tags match picture.colour"),
+    "metadata.colour_untagged": CheckInfo(
+        "warning", "the master lacks colour primaries/transfer/matrix/range tags: it is taken to be in "
+        "picture.colour and its deliverables carry those tags (without picture.colour they go out untagged)"),
     "metadata.hdr": CheckInfo("error", "HDR mode matches picture.hdr"),
     "metadata.aspect_ratio": CheckInfo("warning", "display aspect ratio is one of picture.display_aspect_ratios"),
     "metadata.bitrate": CheckInfo("warning", "video bit rate lies in picture.bitrate_mbps"),

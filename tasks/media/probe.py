@@ -17,9 +17,22 @@ from specs.errors import FFmpegError, MediaError
 from specs.timecode import Timecode
 from tasks.media.ffmpeg import run_ffprobe_json
 
-__all__ = ["VideoStream", "AudioStream", "MediaInfo", "probe", "require_file", "pix_depth", "tagged_light_level"]
+__all__ = ["VideoStream", "AudioStream", "MediaInfo", "probe", "require_file", "pix_depth", "tagged_light_level",
+           "COLOUR_TAGS", "colour_tag"]
 
 _PIX_DEPTH = re.compile(r"p(\d+)(le|be)?$")
+
+
+#: The four colour tags: spec ``picture.colour`` field -> :class:`VideoStream` attribute (ITU-T H.273 §8).
+COLOUR_TAGS = {"primaries": "color_primaries", "transfer": "color_transfer", "matrix": "color_matrix",
+               "range": "color_range"}
+# ffprobe's words for a code point that says nothing: unspecified (2) and the reserved values (ITU-T H.273 §8).
+_UNTAGGED = ("", "unknown", "unspecified", "reserved", "reserved0")
+
+
+def colour_tag(value: str | None) -> str | None:
+    """``value`` as a colour tag, ``None`` where it says nothing (missing, unspecified or reserved)."""
+    return None if value is None or value in _UNTAGGED else value
 
 
 class VideoStream(BaseModel):
