@@ -54,6 +54,18 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
     if v is None:
         add(make_finding(spec, "metadata.codec", "the master has no video stream", expected=pic.codec, actual="none"))
     else:
+        if len(info.video) > 1:
+            others = ", ".join(f"#{o.index} {o.codec} {o.width}x{o.height}" for o in info.video[1:])
+            add(make_finding(spec, "metadata.video_streams",
+                             f"the master has {len(info.video)} video streams: QC, layback and deliverables use the "
+                             f"first (#{v.index} {v.codec} {v.width}x{v.height}); {others} would be dropped",
+                             expected="1 video stream", actual=f"{len(info.video)} video streams"))
+        if v.variable_rate:
+            add(make_finding(spec, "metadata.frame_rate_mode",
+                             f"the master has a {v.variable_rate}; timecode, durations and A/V sync count frames at "
+                             "one rate: conform it to a constant frame rate",
+                             expected=f"constant {v.frame_rate} fps",
+                             actual=f"variable ({float(v.avg_frame_rate or 0):.3f} fps on average)"))
         if pic.codec and v.codec != pic.codec:
             add(make_finding(spec, "metadata.codec", f"video codec is {v.codec}, spec wants {pic.codec}",
                              expected=pic.codec, actual=v.codec))
@@ -341,6 +353,8 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
     tol_frames = timing.av_tolerance_frames(v.frame_rate)
     tol_text = timing.av_tolerance_text(v.frame_rate)
     vid_s = v.duration_s or info.duration_s or 0.0
+    if v.variable_rate:
+        return  # frames at a variable rate have no one duration to compare: metadata.frame_rate_mode names the cause
     for track, stream in zip(spec.audio.tracks, info.audio, strict=False):
         if stream.duration_s is None:
             continue
