@@ -4,6 +4,8 @@ master with two video streams, a variable-frame-rate master."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from tasks.media.synth import to_int24, write_bwf
 from tasks.qc.metadata import check_metadata
 from tasks.qc.sync import check_layback
 from tests.qc.media import sample_set
+
+DELIVER = str(Path(sys.executable).parent / "deliver")
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +154,15 @@ def test_vfr_master_in_qc_is_a_frame_rate_finding_not_an_audio_duration_error(vf
     assert found[0].message.startswith("the master has a variable frame rate: r_frame_rate 25")
     assert not [f for f in findings if f.check == "timing.av_duration"]
     assert Fraction(avg).limit_denominator(1000) != 25
+
+
+def test_deliver_run_of_a_vfr_master_exits_2_with_one_line_naming_vfr(media, vfr, tmp_path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run([DELIVER, "run", "--master", str(vfr), "--mix", str(media.mixes["5.1"]), "--mix",
+                           str(media.mixes["2.0"]), "--spec", "demo", "--title", "VFR", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("deliver: error: master vfr.mov has a variable frame rate: r_frame_rate 25")
+    assert not [p for p in out.rglob("*") if p.is_file()]  # nothing written, under a final name or not
