@@ -226,10 +226,11 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
         else:
             problems += stream_problems(d, vs)
             problems += picture_geometry_problems(d, vs, master)
-            fmt = picture_format_problems(d, vs, master, spec) + container_colour_problems(d, path, master, spec)
-            problems += fmt
+            fmt = picture_format_problems(d, vs, master, spec)
+            box = container_colour_problems(d, path, master, spec)
+            problems += fmt + box
             tags = out_colour(d, spec, master) if master is not None and master.primary_video is not None else ()
-            if any(tags) and not any("colo" in p for p in fmt):
+            if any(tags) and not box and not any(p.startswith("color ") for p in fmt):
                 checks.append("colour " + "/".join(t or "-" for t in tags) + " in the bitstream and the container")
             problems += start_timecode_problems(d, spec, info, master)
             checks.append(f"video {vs.codec} {vs.profile or ''} {vs.pix_fmt} {vs.width}x{vs.height} @ {vs.frame_rate}"
