@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg browser speech demo lint test bench clean
+.PHONY: setup ffmpeg mediainfo browser speech demo lint test bench clean
 
 setup: ffmpeg $(VENV)/.installed
 
@@ -22,6 +22,11 @@ browser:
 speech:
 	@scripts/ensure-apt.sh espeak-ng espeak-ng optional
 
+# MediaInfo (Debian mediainfo) is the independent reader the deliverable tests compare ffprobe with;
+# without it those tests skip with a reason.
+mediainfo:
+	@scripts/ensure-apt.sh mediainfo mediainfo optional
+
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
@@ -37,7 +42,7 @@ lint: setup
 	$(BIN)/ruff check flows tasks specs bench tests
 	$(BIN)/mypy
 
-test: setup browser speech lint
+test: setup browser speech mediainfo lint
 	DELIVER_EBU_TEST_SET="$$( [ -d "$(EBU_SET)" ] && echo "$(EBU_SET)" )" $(BIN)/pytest
 
 bench: setup speech

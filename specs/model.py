@@ -603,7 +603,17 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
     "metadata.bit_depth": CheckInfo("error", "video bit depth equals picture.bit_depth"),
     "metadata.chroma_subsampling": CheckInfo("error", "chroma subsampling equals picture.chroma_subsampling"),
     "metadata.colour": CheckInfo("warning", "colour primaries/transfer/matrix/range tags match picture.colour"),
+    "metadata.colour_untagged": CheckInfo(
+        "warning", "the master lacks colour primaries/transfer/matrix/range tags: it is taken to be in "
+        "picture.colour and its deliverables carry those tags (without picture.colour they go out untagged)"),
     "metadata.hdr": CheckInfo("error", "HDR mode matches picture.hdr"),
+    "metadata.frame_rate_mode": CheckInfo(
+        "error", "constant frame rate: ffprobe's r_frame_rate and avg_frame_rate agree, or else the packet durations "
+        "do (timecode, layback placement and durations count frames at one rate; deliver refuses a variable-rate "
+        "master for layback)"),
+    "metadata.video_streams": CheckInfo(
+        "error", "one picture stream (cover art aside): layback and deliverables carry the first only, so deliver "
+        "refuses a master with more for layback"),
     "metadata.aspect_ratio": CheckInfo("warning", "display aspect ratio is one of picture.display_aspect_ratios"),
     "metadata.bitrate": CheckInfo("warning", "video bit rate lies in picture.bitrate_mbps"),
     "metadata.dolby_vision": CheckInfo("off", "Dolby Vision metadata is present (enable with a when: rule)"),
@@ -666,6 +676,9 @@ KNOWN_CHECKS: dict[str, CheckInfo] = {
         "error", "layback: the mix, placed by its BWF time reference, leaves the programme without its sound at the "
         "head (starts after the first frame of action) or the tail (ends before the last frame) by more than "
         "threshold frames (default timing.av_duration_tolerance_s/_frames)", ("threshold",)),
+    "audio.mix_bit_depth": CheckInfo(
+        "warning", "layback: the mix's sample format differs from the layback master's (audio.codec, default "
+        "24-bit integer PCM): 16-bit is padded, 32-bit float loses its resolution and is clipped above 0 dBFS"),
     "audio.layback_trim": CheckInfo(
         "warning", "layback: the mix, placed by its BWF time reference, runs past the picture's first or last frame "
         "by more than threshold frames (default timing.av_duration_tolerance_s/_frames); that part is trimmed",

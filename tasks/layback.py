@@ -71,6 +71,8 @@ class MixSource(BaseModel):
     sample_rate_hz: int
     time_reference_samples: int | None
     duration_samples: int
+    codec: str = ""  # ffprobe's, e.g. pcm_s16le, pcm_f32le
+    bit_depth: int | None = None
 
 
 class TrackAssignment(BaseModel):
@@ -86,6 +88,8 @@ class TrackAssignment(BaseModel):
     duration_s: float  # of the mix on the picture's clock after alignment (before padding)
     two_pop_offset_samples: int | None = None  # found 2-pop minus expected, on the aligned mix
     mix_duration_samples: int = 0  # the whole mix as delivered
+    mix_codec: str = ""  # the mix's sample format as ffprobe names it (pcm_s16le, pcm_f32le ...)
+    mix_bit_depth: int | None = None
     # Coverage of the placed mix, in samples of the mix's clock: the programme without mix sound at the head
     # (mix starts after the FFOA) and at the tail (ends before the last frame), and what lies outside the
     # picture and is trimmed (before its first frame, after its last).
@@ -223,7 +227,8 @@ def mix_sources(mixes: list[tuple[MixInput, MediaInfo]]) -> list[MixSource]:
             continue
         src = MixSource(name=Path(group_key).name if group_key else Path(mix.path).name, paths=[mix.path],
                         labels=list(labels), refs=[(0, c) for c in range(a.channels)],
-                        sample_rate_hz=a.sample_rate_hz, time_reference_samples=tref, duration_samples=samples)
+                        sample_rate_hz=a.sample_rate_hz, time_reference_samples=tref, duration_samples=samples,
+                        codec=a.codec, bit_depth=a.bit_depth)
         sources.append(src)
         if group_key is not None:
             groups[group_key] = src
@@ -265,14 +270,27 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
     """Decide which mix feeds which spec track, in which channel order, and how far to shift it.
 
     Raises:
-        MediaError: no picture, a mix with no audio, a spec track without a matching mix, a sample
-            rate other than the spec's, or a mix that cannot be placed: no overlap with the programme, or
-            further from its start than ``timing.max_layback_offset_s`` (all bad input, exit 2). Gaps and
-            overhangs are measured in the plan and reported by QC (:func:`tasks.qc.sync.check_layback`).
+        MediaError: no picture, several pictures, a variable frame rate, a mix with no audio, a spec track
+            without a matching mix, a sample rate other than the spec's, or a mix that cannot be placed: no
+            overlap with the programme, or further from its start than ``timing.max_layback_offset_s`` (all
+            bad input, exit 2). Gaps and overhangs are measured in the plan and reported by QC
+            (:func:`tasks.qc.sync.check_layback`).
     """
     v = picture.primary_video
     if v is None:
         raise MediaError(f"{picture.path} has no video stream; --master must be the picture master")
+    name = Path(picture.path).name
+    if len(picture.video) > 1:
+        # The layback stream-copies one picture; a second one would be dropped without a word.
+        others = ", ".join(f"#{o.index} {o.codec} {o.width}x{o.height}" for o in picture.video[1:])
+        raise MediaError(f"master {name} has {len(picture.video)} video streams: deliver lays back the first "
+                         f"(#{v.index} {v.codec} {v.width}x{v.height}) and would drop {others}. Give a master with "
+                         f"the programme picture alone (e.g. ffmpeg -i {name} -map 0:v:0 -map 0:a? -c copy ...)")
+    if v.variable_rate:
+        # Timecode (SMPTE ST 12-1), the layback's sample-exact placement and every duration count frames at one rate.
+        raise MediaError(f"master {name} has a {v.variable_rate}; deliver needs a constant frame rate (timecode, "
+                         f"layback placement and durations count frames at {v.frame_rate} fps). Conform the master "
+                         "to a constant rate in the editing or transcoding tool")
     pairs = [m if isinstance(m, tuple) else (MixInput(path=m.path), m) for m in mixes]
     sources = mix_sources(pairs)
     start = (Timecode.parse(picture.start_timecode, v.frame_rate) if picture.start_timecode
@@ -345,7 +363,8 @@ def plan_layback(picture: MediaInfo, mixes: list[MediaInfo] | list[tuple[MixInpu
             track_id=track.id, label=track.label, layout=track.layout, mix_path=src.paths[0], mix_paths=src.paths,
             channel_refs=refs, channels=len(positions), offset_samples=offset, sample_rate_hz=sr,
             duration_s=float(Fraction(min(mix_end, pic_end) - max(offset, 0), sr)),
-            mix_duration_samples=src.duration_samples, head_gap_samples=max(offset - prog_start, 0),
+            mix_duration_samples=src.duration_samples, mix_codec=src.codec, mix_bit_depth=src.bit_depth,
+            head_gap_samples=max(offset - prog_start, 0),
             tail_gap_samples=max(pic_end - mix_end, 0), head_trim_samples=max(-offset, 0),
             tail_trim_samples=max(mix_end - pic_end, 0))
         if ffoa_at is not None and spec.timing.ffoa_timecode and ffoa_frame >= TWO_POP_BEFORE_FFOA_S * v.frame_rate:

@@ -23,11 +23,13 @@ from specs.model import AVC_INTRA_PIX_FMT, Deliverable, Spec
 from specs.timecode import Timecode
 from tasks.deliverables.naming import RunFields, fill_text
 from tasks.deliverables.shape import (
+    assumed_colour,
     audio_sources,
     head_frames,
     is_scaled,
     keeps_fields,
     map_channels,
+    master_colour,
     master_frames,
     out_colour,
     programme_first_frame,
@@ -90,19 +92,31 @@ def _sdr_filters(master: MediaInfo, pix_fmt: str) -> list[_Filter]:
             _f("zscale", t="bt709", m="bt709", r="tv"), _f("format", pix_fmt)]
 
 
-def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, fields: RunFields) -> list[_Filter]:
-    """Deinterlace, scale, tone-map, burn-in timecode/text and watermark for one picture deliverable (in that
-    order: burn-ins are drawn in the output's range)."""
+def _colour_filters(spec: Spec, master: MediaInfo) -> list[_Filter]:
+    """An untagged (or partly tagged) master's frames labelled with the spec's colour space, first in the chain:
+    tone-mapping reads the transfer from the frames, and encoders that write the tags in the bitstream (ProRes
+    frame header, Apple ProRes RDD 36 §5.3.3) take them from the frames, not from the output options."""
+    if not assumed_colour(spec, master):
+        return []  # a tagged master's frames already carry its tags (and its deliverables stay bit-identical)
+    tags = dict(zip(("color_primaries", "color_trc", "colorspace", "range"), master_colour(spec, master),
+                    strict=True))
+    return [_f("setparams", **{k: value for k, value in tags.items() if value})]
+
+
+def _video_filters(d: Deliverable, spec: Spec, master: MediaInfo, out_start: Timecode,
+                   fields: RunFields) -> list[_Filter]:
+    """Colour labels of an untagged master, deinterlace, scale, tone-map, burn-in timecode/text and watermark for
+    one picture deliverable (in that order: burn-ins are drawn in the output's range)."""
     v = master.primary_video
     assert v is not None and d.video is not None
     enc = d.video
-    vf: list[_Filter] = []
+    vf: list[_Filter] = _colour_filters(spec, master)
     if v.scan == "interlaced" and not keeps_fields(d, master):
         # Screeners, proxies and rescaled copies are progressive: scaling or viewing fields combs the picture.
         vf.append(_f("bwdif", mode="send_frame", parity="auto"))
     if is_scaled(d, master):
         vf.append(_f("scale", w=enc.width, h=enc.height, flags="lanczos"))
-    if tone_maps(d, master):
+    if tone_maps(d, spec, master):
         vf += _sdr_filters(master, enc.pix_fmt or "yuv420p")
     font = {"font": _BURNIN_FONT}
     if d.burn_in is not None and d.burn_in.timecode:
@@ -126,7 +140,7 @@ def _video_filters(d: Deliverable, master: MediaInfo, out_start: Timecode, field
     return vf
 
 
-def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
+def _video_codec_args(d: Deliverable, spec: Spec, master: MediaInfo) -> dict[str, Any]:
     """Encoder options of a picture deliverable, as ffmpeg-python output keyword arguments."""
     v = master.primary_video
     assert v is not None and d.video is not None
@@ -159,10 +173,12 @@ def _video_codec_args(d: Deliverable, master: MediaInfo) -> dict[str, Any]:
         args |= {"flags": "+ildct+ilme" if enc.codec == "libx264" else "+ildct", "field_order": v.field_order or "tt"}
     if enc.codec == "libx265" and d.container in ("mov", "mp4"):
         args["tag:v"] = "hvc1"  # ffmpeg's default hev1 does not play in QuickTime, Safari or on Apple devices
-    # Keep the colour description of the master on every picture deliverable (BT.709 once tone-mapped).
-    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), out_colour(d, master),
+    # The colour description of the master (the spec's where the master has none; BT.709 once tone-mapped) on
+    # every picture deliverable: H.264/HEVC VUI (ITU-T H.264 Annex E), the MOV/MP4 'colr' atom (nclc/nclx, written
+    # by ffmpeg's mov muxer whenever tags are set) and the MXF picture descriptor (SMPTE ST 377-1 Annex G).
+    for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), out_colour(d, spec, master),
                            strict=True):
-        if value and value != "unknown":
+        if value:
             args[flag] = value
     return args
 
@@ -232,8 +248,8 @@ def deliverable_graph(d: Deliverable, spec: Spec, master: MediaInfo, out_path: P
     streams: list[Any] = []
     opts: dict[str, Any] = {}
     if d.video is not None:
-        streams.append(_chain(src[str(v.index)], _video_filters(d, master, out_start, fields)))
-        opts |= _video_codec_args(d, master)
+        streams.append(_chain(src[str(v.index)], _video_filters(d, spec, master, out_start, fields)))
+        opts |= _video_codec_args(d, spec, master)
     for i, a in enumerate(audio_sources(d, spec, master)):
         for track in _map_tracks(d, i, spec, a, _chain(src[f"a:{a}"], [_audio_filter_node(d, i, spec, a)])):
             opts |= _audio_codec_args(d, i, spec, a, len(streams) - (d.video is not None))
@@ -293,9 +309,9 @@ def deliverables_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, o
         opts: dict[str, Any] = {}
         if d.video is not None:
             chain = ([_f("trim", start_frame=head), _f("setpts", "PTS-STARTPTS")] if head else [])
-            chain += _video_filters(d, master, out_start, fields)
+            chain += _video_filters(d, spec, master, out_start, fields)
             streams.append(_chain(next(vstreams), chain or [_f("null")]))
-            opts |= _video_codec_args(d, master)
+            opts |= _video_codec_args(d, spec, master)
         for i, a in enumerate(audio_sources(d, spec, master)):
             if (d.id, i) in corrected:
                 audio = ffmpeg.input(str(corrected[(d.id, i)]))["a:0"]  # already trimmed and downmixed

@@ -12,10 +12,11 @@ from fractions import Fraction
 from specs.errors import BadInputError
 from specs.model import Deliverable, Spec
 from specs.timecode import Timecode
-from tasks.media.probe import MediaInfo, pix_depth
+from tasks.media.probe import COLOUR_TAGS, MediaInfo, colour_tag, pix_depth
 
 __all__ = ["head_frames", "programme_first_frame", "master_frames", "expected_duration_s", "is_scaled",
-           "keeps_fields", "tone_maps", "out_colour", "audio_sources", "map_channels", "HDR_TRANSFERS"]
+           "keeps_fields", "tone_maps", "out_colour", "master_colour", "assumed_colour",
+           "audio_sources", "map_channels", "HDR_TRANSFERS"]
 
 HDR_TRANSFERS = ("smpte2084", "arib-std-b67")  # PQ (ST 2084) and HLG (BT.2100), as ffprobe names them
 
@@ -69,22 +70,44 @@ def keeps_fields(d: Deliverable, master: MediaInfo) -> bool:
     return v.scan == "interlaced" and d.kind == "mezzanine" and not is_scaled(d, master)
 
 
-def tone_maps(d: Deliverable, master: MediaInfo) -> bool:
+def assumed_colour(spec: Spec | None, master: MediaInfo) -> dict[str, str]:
+    """The colour tags the master lacks and the spec states (``picture.colour`` field -> the spec's value).
+
+    An untagged or partly tagged master is taken to be in the spec's colour space: its deliverables carry the
+    spec's tags where the master carries none (QC reports it as ``metadata.colour_untagged``)."""
+    v = master.primary_video
+    want = spec.picture.colour if spec is not None else None
+    if v is None or want is None:
+        return {}
+    return {name: value for name, attr in COLOUR_TAGS.items()
+            if (value := getattr(want, name)) and colour_tag(getattr(v, attr)) is None}
+
+
+def master_colour(spec: Spec | None, master: MediaInfo) -> tuple[str | None, str | None, str | None, str | None]:
+    """(primaries, transfer, matrix, range) of the master's picture: its own tags, the spec's where it has none."""
+    v = master.primary_video
+    assert v is not None
+    assumed = assumed_colour(spec, master)
+    p, t, m, r = (assumed.get(name) or colour_tag(getattr(v, attr)) for name, attr in COLOUR_TAGS.items())
+    return p, t, m, r
+
+
+def tone_maps(d: Deliverable, spec: Spec | None, master: MediaInfo) -> bool:
     """Whether ``d`` is an SDR picture made from an HDR (PQ or HLG) master."""
     v = master.primary_video
     assert v is not None and d.video is not None
-    if v.color_transfer not in HDR_TRANSFERS or d.video.tone_map == "off":
+    if master_colour(spec, master)[1] not in HDR_TRANSFERS or d.video.tone_map == "off":
         return False
     return d.video.tone_map == "sdr" or (pix_depth(d.video.pix_fmt or v.pix_fmt) or 8) <= 8
 
 
-def out_colour(d: Deliverable, master: MediaInfo) -> tuple[str | None, str | None, str | None, str | None]:
-    """(primaries, transfer, matrix, range) a picture deliverable carries: the master's, BT.709 once tone-mapped."""
-    v = master.primary_video
-    assert v is not None
-    if tone_maps(d, master):
+def out_colour(d: Deliverable, spec: Spec | None,
+               master: MediaInfo) -> tuple[str | None, str | None, str | None, str | None]:
+    """(primaries, transfer, matrix, range) a picture deliverable carries: the master's (the spec's where the master
+    is untagged, :func:`master_colour`), BT.709 once tone-mapped."""
+    if tone_maps(d, spec, master):
         return "bt709", "bt709", "bt709", "tv"
-    return v.color_primaries, v.color_transfer, v.color_matrix, v.color_range
+    return master_colour(spec, master)
 
 
 def audio_sources(d: Deliverable, spec: Spec, master: MediaInfo) -> list[int]:

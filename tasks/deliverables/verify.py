@@ -14,11 +14,12 @@ from specs.model import AVC_INTRA_PROFILE, AudioMap, Deliverable, Spec
 from specs.timecode import Timecode
 from tasks.audio.loudness import LoudnessResult, measure_media
 from tasks.deliverables.shape import head_frames, keeps_fields, map_channels, out_colour
-from tasks.media.ffmpeg import run_ffmpeg
-from tasks.media.probe import MediaInfo, VideoStream, probe
+from tasks.media.ffmpeg import run_ffmpeg, run_ffprobe_json
+from tasks.media.probe import MediaInfo, VideoStream, colour_tag, probe
 
 __all__ = ["verify_deliverable", "stream_problems", "picture_geometry_problems", "picture_format_problems",
-           "start_timecode_problems", "audio_track_problems", "duration_problems", "loudness_problems",
+           "container_colour_problems", "start_timecode_problems", "audio_track_problems", "duration_problems",
+           "loudness_problems",
            "downmix_clip_problems", "decode_problems", "output_track_channels"]
 
 _CLIP_DBFS = -0.01  # a downmix sample this close to full scale was clipped when summed
@@ -63,9 +64,15 @@ def picture_geometry_problems(d: Deliverable, vs: VideoStream, master: MediaInfo
     return problems
 
 
-def picture_format_problems(d: Deliverable, vs: VideoStream, master: MediaInfo | None) -> list[str]:
-    """Pixel format, codec profile and colour description of a written picture deliverable (the master's, BT.709
-    when tone-mapped to SDR)."""
+_COLOUR_NAMES = ("color_primaries", "color_transfer", "color_matrix", "color_range")
+_FFPROBE_COLOUR = ("color_primaries", "color_transfer", "color_space", "color_range")
+
+
+def picture_format_problems(d: Deliverable, vs: VideoStream, master: MediaInfo | None,
+                            spec: Spec | None = None) -> list[str]:
+    """Pixel format, codec profile and colour description of a written picture deliverable as its decoder reads it
+    (ProRes frame header, H.264/HEVC VUI): the master's, the spec's where the master is untagged, BT.709 when
+    tone-mapped to SDR. A tag that is missing where one is expected is a problem."""
     assert d.video is not None
     enc = d.video
     problems = []
@@ -76,13 +83,36 @@ def picture_format_problems(d: Deliverable, vs: VideoStream, master: MediaInfo |
     if want_profile and vs.profile and _norm_profile(vs.profile) != _norm_profile(want_profile):
         problems.append(f"profile {vs.profile} instead of {want_profile}")
     if master is not None and master.primary_video is not None:
-        for what, want in zip(("color_primaries", "color_transfer", "color_matrix", "color_range"),
-                              out_colour(d, master), strict=True):
-            got = getattr(vs, what)
-            if what == "color_range" and got in (None, "unknown"):
+        for what, want in zip(_COLOUR_NAMES, out_colour(d, spec, master), strict=True):
+            got = colour_tag(getattr(vs, what))
+            if what == "color_range" and got is None:
                 got = "tv"  # unsignalled range is limited (H.264/HEVC VUI default; x264 omits it without a matrix)
-            if want and want != "unknown" and got != want:
-                problems.append(f"{what.replace('_', ' ')} {got} instead of {want}")
+            if want and got != want:
+                problems.append(f"{what.replace('_', ' ')} {got or 'missing'} instead of {want}")
+    return problems
+
+
+def container_colour_problems(d: Deliverable, path: str | Path, master: MediaInfo | None,
+                              spec: Spec | None = None) -> list[str]:
+    """Colour description the container itself carries: the MOV/MP4 ``colr`` atom (QuickTime File Format
+    'colr' nclc; ISO/IEC 14496-12 §12.1.5 nclx) or the MXF picture descriptor (SMPTE ST 377-1 Annex G), read
+    without decoding (``-nofind_stream_info``), against what the deliverable should carry. Players and
+    distributors' checkers (MediaInfo among them) read the container first. A ``nclc`` atom has no range
+    field, so a range the container does not state is not a problem here (the bitstream check covers it)."""
+    if d.video is None or d.container not in ("mov", "mp4", "mxf") or master is None or master.primary_video is None:
+        return []
+    wanted = out_colour(d, spec, master)
+    if not any(wanted):
+        return []
+    doc = run_ffprobe_json(["-nofind_stream_info", "-select_streams", "v:0", "-show_entries",
+                            "stream=" + ",".join(_FFPROBE_COLOUR), str(path)])
+    stream = (doc.get("streams") or [{}])[0]
+    where = {"mxf": "MXF descriptor"}.get(d.container, "colr atom")
+    problems = []
+    for what, key, want in zip(_COLOUR_NAMES, _FFPROBE_COLOUR, wanted, strict=True):
+        got = colour_tag(stream.get(key))
+        if want and got != want and not (what == "color_range" and got is None):
+            problems.append(f"{where} {what.replace('_', ' ')} {got or 'missing'} instead of {want}")
     return problems
 
 
@@ -174,8 +204,9 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
                        master: MediaInfo | None = None) -> tuple[MediaInfo, list[str]]:
     """Probe, measure and fully decode a written deliverable against its own spec.
 
-    Checks: video codec, profile, pixel format, size, frame rate and colour description (the
-    master's, BT.709 when tone-mapped to SDR); scan and field order; start timecode (the master's,
+    Checks: video codec, profile, pixel format, size, frame rate and colour description in the bitstream
+    and in the container (the master's, the spec's where the master is untagged, BT.709 when tone-mapped
+    to SDR; a missing tag fails); scan and field order; start timecode (the master's,
     plus the head the deliverable drops); HEVC tagged hvc1 in MOV/MP4; audio track count, channels
     per track (2 for a downmix, 1 for mono tracks), sample rate; duration equal to the master's
     programme within one frame; integrated loudness and true peak where the deliverable sets a
@@ -195,7 +226,12 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
         else:
             problems += stream_problems(d, vs)
             problems += picture_geometry_problems(d, vs, master)
-            problems += picture_format_problems(d, vs, master)
+            fmt = picture_format_problems(d, vs, master, spec)
+            box = container_colour_problems(d, path, master, spec)
+            problems += fmt + box
+            tags = out_colour(d, spec, master) if master is not None and master.primary_video is not None else ()
+            if any(tags) and not box and not any(p.startswith("color ") for p in fmt):
+                checks.append("colour " + "/".join(t or "-" for t in tags) + " in the bitstream and the container")
             problems += start_timecode_problems(d, spec, info, master)
             checks.append(f"video {vs.codec} {vs.profile or ''} {vs.pix_fmt} {vs.width}x{vs.height} @ {vs.frame_rate}"
                           + (f", timecode {info.start_timecode}" if info.start_timecode else ""))

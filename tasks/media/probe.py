@@ -17,9 +17,22 @@ from specs.errors import FFmpegError, MediaError
 from specs.timecode import Timecode
 from tasks.media.ffmpeg import run_ffprobe_json
 
-__all__ = ["VideoStream", "AudioStream", "MediaInfo", "probe", "require_file", "pix_depth", "tagged_light_level"]
+__all__ = ["VideoStream", "AudioStream", "MediaInfo", "probe", "require_file", "pix_depth", "tagged_light_level",
+           "COLOUR_TAGS", "colour_tag"]
 
 _PIX_DEPTH = re.compile(r"p(\d+)(le|be)?$")
+
+
+#: The four colour tags: spec ``picture.colour`` field -> :class:`VideoStream` attribute (ITU-T H.273 §8).
+COLOUR_TAGS = {"primaries": "color_primaries", "transfer": "color_transfer", "matrix": "color_matrix",
+               "range": "color_range"}
+# ffprobe's words for a code point that says nothing: unspecified (2) and the reserved values (ITU-T H.273 §8).
+_UNTAGGED = ("", "unknown", "unspecified", "reserved", "reserved0")
+
+
+def colour_tag(value: str | None) -> str | None:
+    """``value`` as a colour tag, ``None`` where it says nothing (missing, unspecified or reserved)."""
+    return None if value is None or value in _UNTAGGED else value
 
 
 class VideoStream(BaseModel):
@@ -33,6 +46,9 @@ class VideoStream(BaseModel):
     height: int
     sample_aspect_ratio: Fraction = Fraction(1)
     frame_rate: Fraction
+    avg_frame_rate: Fraction | None = None  # frames / duration; differs from frame_rate when the rate varies
+    # Why the frame rate is variable (None: constant): r_frame_rate vs avg_frame_rate and the packet durations.
+    variable_rate: str | None = None
     frame_count: int | None = None
     field_order: str | None = None  # progressive, tt, bb, tb, bt (ffprobe's words)
     scan: Literal["progressive", "interlaced", "unknown"] = "unknown"
@@ -197,6 +213,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
         height=int(s.get("height") or 0),
         sample_aspect_ratio=_fraction(s.get("sample_aspect_ratio"), Fraction(1)) or Fraction(1),
         frame_rate=rate,
+        avg_frame_rate=_fraction(s.get("avg_frame_rate")),
         frame_count=int(frames) if str(frames or "").isdigit() else None,
         field_order=field_order,
         scan=scan,
@@ -248,6 +265,7 @@ def probe(path: str | Path, what: str = "media file") -> MediaInfo:
     video = [_video(s) for s in streams if s.get("codec_type") == "video" and not _is_cover_art(s)]
     audio = [_audio(s) for s in streams if s.get("codec_type") == "audio"]
     video = _video_bit_rate_from_format(video, audio, fmt)
+    video = [v.model_copy(update={"variable_rate": _variable_rate(p, v)}) for v in video]
     if not video and not audio:
         raise MediaError(f"{what} {p} has no video or audio streams; is it the right file?")
     fmt_tags = {k.lower(): v for k, v in (fmt.get("tags") or {}).items()}
@@ -272,6 +290,33 @@ def probe(path: str | Path, what: str = "media file") -> MediaInfo:
         start_timecode=timecode,
         bwf_time_reference_samples=int(tref) if str(tref or "").isdigit() else None,
     )
+
+
+_VFR_PACKETS = 2000  # packets read to confirm a variable rate: the index of a long master is not read whole
+
+
+def _variable_rate(path: Path, v: VideoStream) -> str | None:
+    """Why ``v``'s frame rate is variable, or None when it is constant.
+
+    ffprobe's ``r_frame_rate`` (the base rate) and ``avg_frame_rate`` (frames / duration) agree for a constant
+    rate; only when they differ are the first packets' durations read (no decode), and more than one duration
+    confirms it (an edit list or a short last frame alone moves the average, not the durations).
+    Reading stops after the first ``_VFR_PACKETS`` packets."""
+    if v.avg_frame_rate is None or v.avg_frame_rate == v.frame_rate:
+        return None
+    try:
+        doc = run_ffprobe_json(["-select_streams", str(v.index), "-read_intervals", f"%+#{_VFR_PACKETS}",
+                                "-show_entries", "packet=duration_time", str(path)])
+    except FFmpegError:
+        return None
+    durations = sorted({round(float(d), 6) for pk in doc.get("packets") or []
+                        if (d := pk.get("duration_time")) not in (None, "N/A")})
+    # Rounding to the container's time base (25 fps in 1/15360: 614 and 615 ticks) is not a variable rate.
+    if len(durations) < 2 or durations[-1] - durations[0] <= 0.1 / float(v.frame_rate):
+        return None
+    avg = float(v.avg_frame_rate)
+    return (f"variable frame rate: r_frame_rate {v.frame_rate} but avg_frame_rate {v.avg_frame_rate} "
+            f"({avg:.3f} fps), frame durations {durations[0] * 1000:.1f} to {durations[-1] * 1000:.1f} ms")
 
 
 def _is_cover_art(s: dict[str, Any]) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from specs.model import Spec
 from specs.severity import Severity
 from specs.timecode import DROP_FRAME_RATES, Timecode
-from tasks.media.probe import MediaInfo, VideoStream
+from tasks.media.probe import COLOUR_TAGS, MediaInfo, VideoStream, colour_tag
 from tasks.qc.findings import Finding, make_finding
 
 __all__ = ["check_metadata", "container_word", "display_aspect_ratio", "parse_aspect_ratio", "ratio_text",
@@ -54,6 +54,18 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
     if v is None:
         add(make_finding(spec, "metadata.codec", "the master has no video stream", expected=pic.codec, actual="none"))
     else:
+        if len(info.video) > 1:
+            others = ", ".join(f"#{o.index} {o.codec} {o.width}x{o.height}" for o in info.video[1:])
+            add(make_finding(spec, "metadata.video_streams",
+                             f"the master has {len(info.video)} video streams: QC, layback and deliverables use the "
+                             f"first (#{v.index} {v.codec} {v.width}x{v.height}); {others} would be dropped",
+                             expected="1 video stream", actual=f"{len(info.video)} video streams"))
+        if v.variable_rate:
+            add(make_finding(spec, "metadata.frame_rate_mode",
+                             f"the master has a {v.variable_rate}; timecode, durations and A/V sync count frames at "
+                             "one rate: conform it to a constant frame rate",
+                             expected=f"constant {v.frame_rate} fps",
+                             actual=f"variable ({float(v.avg_frame_rate or 0):.3f} fps on average)"))
         if pic.codec and v.codec != pic.codec:
             add(make_finding(spec, "metadata.codec", f"video codec is {v.codec}, spec wants {pic.codec}",
                              expected=pic.codec, actual=v.codec))
@@ -91,15 +103,7 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
             add(make_finding(spec, "metadata.chroma_subsampling",
                              f"chroma subsampling is {v.chroma_subsampling}, spec wants {pic.chroma_subsampling}",
                              expected=pic.chroma_subsampling, actual=v.chroma_subsampling))
-        if pic.colour is not None:
-            for name, want, have in (("primaries", pic.colour.primaries, v.color_primaries),
-                                     ("transfer", pic.colour.transfer, v.color_transfer),
-                                     ("matrix", pic.colour.matrix, v.color_matrix),
-                                     ("range", pic.colour.range, v.color_range)):
-                if want and have != want:
-                    add(make_finding(spec, "metadata.colour",
-                                     f"colour {name} tag is {have or 'missing'}, spec wants {want}",
-                                     expected=want, actual=have or "missing"))
+        out.extend(_colour_findings(v, spec))
         out.extend(_hdr_findings(v, spec))
     out.extend(_audio_findings(info, spec))
     out.extend(_timing_findings(info, spec))
@@ -187,6 +191,36 @@ def _bitrate_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
     if not window.contains(round(mbps, 3)):
         yield make_finding(spec, "metadata.bitrate", f"video bit rate is {mbps:.1f} Mbit/s, spec wants {expected}",
                            expected=expected, actual=f"{mbps:.1f} Mbit/s")
+
+
+def _colour_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
+    """``metadata.colour``: a tag the master carries differs from ``picture.colour``. ``metadata.colour_untagged``:
+    tags the master lacks (no QuickTime ``colr`` atom, unspecified in the bitstream): the master is taken to be
+    in the spec's colour space and its deliverables are tagged with it; without ``picture.colour`` they go out
+    untagged, which distributors reject."""
+    want = spec.picture.colour
+    have = {name: colour_tag(getattr(v, attr)) for name, attr in COLOUR_TAGS.items()}
+    missing = [name for name, value in have.items() if value is None and (want is None or getattr(want, name))]
+    if want is not None:
+        for name, value in have.items():
+            wanted = getattr(want, name)
+            if wanted and value is not None and value != wanted:
+                yield make_finding(spec, "metadata.colour", f"colour {name} tag is {value}, spec wants {wanted}",
+                                   expected=wanted, actual=value)
+        if missing:
+            assumed = ", ".join(f"{name} {getattr(want, name)}" for name in missing)
+            plural = "s" if len(missing) > 1 else ""
+            yield make_finding(spec, "metadata.colour_untagged",
+                               f"the master carries no colour {'/'.join(missing)} tag{plural}; "
+                               f"taken as the spec's {assumed}, and the deliverables are tagged so",
+                               expected=assumed, actual="missing: " + ", ".join(missing))
+    elif [m for m in missing if m != "range"]:  # an untagged range means limited (H.273 VideoFullRangeFlag 0)
+        names = [m for m in missing if m != "range"]
+        yield make_finding(spec, "metadata.colour_untagged",
+                           f"the master carries no colour {'/'.join(names)} tag{'s' if len(names) > 1 else ''} and "
+                           "the spec states no picture.colour: its deliverables go out untagged; state "
+                           "picture.colour in the spec or tag the master", expected="colour tags",
+                           actual="missing: " + ", ".join(names))
 
 
 _HDR_TRANSFER = {"hdr10": "smpte2084", "dolby-vision": "smpte2084", "hlg": "arib-std-b67"}
@@ -319,6 +353,8 @@ def _timing_findings(info: MediaInfo, spec: Spec) -> Iterable[Finding | None]:
     tol_frames = timing.av_tolerance_frames(v.frame_rate)
     tol_text = timing.av_tolerance_text(v.frame_rate)
     vid_s = v.duration_s or info.duration_s or 0.0
+    if v.variable_rate:
+        return  # frames at a variable rate have no one duration to compare: metadata.frame_rate_mode names the cause
     for track, stream in zip(spec.audio.tracks, info.audio, strict=False):
         if stream.duration_s is None:
             continue

@@ -14,6 +14,7 @@ puts off the picture's 2-pop, each with the spec's severity.
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ def check_layback(spec: Spec, plan: LaybackPlan, two_pop_measured: set[str] | No
                     "and were trimmed", expected=f"mix inside the picture {trim_text}",
                     actual=f"{float(frames):.1f} frames {where}", timecode_in=tc(at), timecode_out=tc(at),
                     track=t.track_id))
+        found.append(_mix_bit_depth(spec, t, mix))
         pop = t.two_pop_offset_samples
         if pop is not None and t.track_id not in (two_pop_measured or set()):
             chk = spec.check("timing.two_pop")
@@ -152,3 +154,33 @@ def check_layback(spec: Spec, plan: LaybackPlan, two_pop_measured: set[str] | No
                     actual=f"{float(offset):+.1f} frames", timecode_in=tc(first),
                     timecode_out=tc(last + 1), track=t.track_id))
     return [f for f in found if f is not None]
+
+
+_PCM = re.compile(r"^pcm_(?P<kind>[suf])(?P<bits>\d+)")
+
+
+def _sample_format(codec: str, bit_depth: int | None) -> str:
+    """``pcm_s16le`` -> ``16-bit integer PCM``, ``pcm_f32le`` -> ``32-bit float PCM`` (else the codec's name)."""
+    m = _PCM.match(codec)
+    if m is None:
+        return f"{codec} ({bit_depth}-bit)" if bit_depth else codec
+    return f"{m['bits']}-bit {'float' if m['kind'] == 'f' else 'integer'} PCM"
+
+
+def _mix_bit_depth(spec: Spec, t: TrackAssignment, mix: str) -> Finding | None:
+    """``audio.mix_bit_depth``: the layback writes the spec's ``audio.codec`` (default 24-bit integer PCM); a mix
+    in another sample format is converted: 16-bit is padded with zero bits (no resolution gained), 32-bit float
+    loses its resolution and anything above 0 dBFS is clipped, 32-bit integer is truncated."""
+    out_codec = spec.audio.codec or "pcm_s24le"
+    if not t.mix_codec or not _PCM.match(t.mix_codec) or not _PCM.match(out_codec):
+        return None
+    have, want = _sample_format(t.mix_codec, t.mix_bit_depth), _sample_format(out_codec, None)
+    if have == want:
+        return None
+    why = ("padded with zero bits: the mix has no more resolution than 16 bits; ask for a mix at "
+           f"{want.split(' ')[0]}" if have.startswith(("8-bit", "16-bit")) else
+           "float headroom and resolution are lost and samples above 0 dBFS are clipped" if "float" in have else
+           "the low bits are truncated")
+    return make_finding(spec, "audio.mix_bit_depth",
+                        f"track {t.track_id}: the mix {mix} is {have} ({t.mix_codec}); the layback master carries "
+                        f"it as {want} ({out_codec}): {why}", expected=want, actual=have, track=t.track_id)
