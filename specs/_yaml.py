@@ -108,7 +108,7 @@ class _SpecLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise _TooDeep(_mark_of(self.peek_event().start_mark))
-            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 

@@ -227,9 +227,9 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
             raise BadInputError(f"{exc.filename}: disappeared during the archive ({exc.strerror})") from exc
         where = exc.filename or ", ".join(str(d.root) for d in dests if isinstance(d, LocalDestination)) or root
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise InfrastructureError(f"archive stopped: {(exc.strerror or 'disk full').lower()} writing to {where}; nothing was recorded "
-                                      "and no partial file is left: free space there and run the archive again"
-                                      ) from exc
+            what = (exc.strerror or "disk full").lower()
+            raise InfrastructureError(f"archive stopped: {what} writing to {where}; nothing was recorded and no "
+                                      "partial file is left: free space there and run the archive again") from exc
         raise InfrastructureError(f"archive I/O error: {exc.strerror or exc} ({where})") from exc
     finally:
         for d in dests:
