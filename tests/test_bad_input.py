@@ -353,6 +353,19 @@ def test_disk_full_during_deliverables_exits_3_and_a_rerun_completes(corpus: Cor
         assert not [p for p in _files(disk) if ".partial" in p.name]
 
 
+def test_disk_full_during_layback_exits_3_naming_the_file(corpus: Corpus, tmp_path: Path) -> None:
+    """A 2 MiB disk cannot hold the married master: exit 3 naming the layback being written (never ffmpeg's bare
+    "Conversion failed!"), no partial file left, nothing under a final name."""
+    disk = tmp_path / "disk"
+    with _small_disk(disk, "2m"):
+        out = disk / "out"
+        proc, _ = deliver(*_run(corpus, out), cwd=tmp_path)
+        assert_refused(proc, 3, ["no space left on device", str(out / "work" / "T_v1_layback.partial.mov")])
+        assert "Conversion failed" not in proc.stderr
+        assert not [p for p in _files(disk) if ".partial" in p.name]
+        assert _final_names(out) == []
+
+
 def test_disk_full_during_archive_exits_3_and_a_rerun_completes(corpus: Corpus, tmp_path: Path) -> None:
     """A 1 MiB archive disk for a 7 MiB folder: exit 3 naming the target folder, no partial file left on it (only
     files copied whole), nothing recorded; after space is freed the same command archives and verifies every

@@ -245,7 +245,8 @@ def with_retries(fn: Callable[[], Any], retries: int, what: str, *, base_s: floa
 
 
 #: Longest time spent retrying an S3 endpoint that cannot be reached at all before giving up for good
-#: (exit 3); without it botocore's, our and Prefect's retries multiply to minutes.
+#: (exit 3); without it botocore's, our and Prefect's retries multiplied to minutes. The number of tries is
+#: the target's ``max_attempts``.
 UNREACHABLE_BUDGET_S = float(os.environ.get("DELIVER_S3_UNREACHABLE_BUDGET_S", "60"))
 
 
@@ -256,13 +257,13 @@ class EndpointUnreachableError(InfrastructureError):
 
 
 def reach_bucket(target: S3Target, budget_s: float | None = None) -> None:
-    """``HeadBucket`` on ``target``, retried with backoff while the endpoint cannot be connected to, at most
-    ``budget_s`` seconds in all (each try is one request, no botocore retries); every retry is logged with
-    what is retried and when it gives up.
+    """``HeadBucket`` on ``target``, retried with backoff while the endpoint cannot be connected to (or answers
+    5xx/throttling): at most ``target.max_attempts`` tries and ``budget_s`` seconds in all (each try is one
+    request, no botocore retries underneath); every retry is logged with what is retried and when it gives up.
 
     Raises:
-        EndpointUnreachableError: still no connection when the budget is spent.
-        ClientError, BotoCoreError: the endpoint answered with an error (the caller maps it).
+        EndpointUnreachableError: still no connection (or only 5xx/throttling answers) when the budget is spent.
+        ClientError, BotoCoreError: any other error (no such bucket, access denied: the caller maps it).
     """
     import random
     import time
@@ -277,17 +278,20 @@ def reach_bucket(target: S3Target, budget_s: float | None = None) -> None:
         try:
             probe.head_bucket(Bucket=target.bucket)
             return
-        except BotoConnectionError as exc:
+        except (ClientError, BotoCoreError) as exc:
+            if not _transient(exc):
+                raise
+            # no connection at all, or a 5xx/throttling answer: both are worth another try, within the budget
+            why = type(exc).__name__ if isinstance(exc, BotoCoreError) else f"HTTP {_error_code(exc)}"
             elapsed = time.monotonic() - started
             wait = random.uniform(0.5, min(8.0, 0.5 * 2 ** attempt))
-            if elapsed + wait > budget:
+            if attempt >= target.max_attempts or elapsed + wait > budget:
                 raise EndpointUnreachableError(
-                    f"s3://{target.bucket}: S3 endpoint {redact(endpoint)} unreachable ({type(exc).__name__}); "
-                    f"tried to connect {attempt} times over {elapsed:.0f} s (limit {budget:.0f} s). Check the "
-                    "endpoint and the network, then run the same command again") from None
+                    f"s3://{target.bucket}: S3 endpoint {redact(endpoint)} unreachable ({why}); tried to connect "
+                    f"{attempt} times over {elapsed:.0f} s (limit {budget:.0f} s). Check the endpoint and the "
+                    "network, then run the same command again") from None
             LOG.warning("S3 endpoint %s unreachable (%s): retrying HeadBucket s3://%s in %.1f s (attempt %d; "
-                        "gives up after %.0f s)", redact(endpoint), type(exc).__name__, target.bucket, wait,
-                        attempt + 1, budget)
+                        "gives up after %.0f s)", redact(endpoint), why, target.bucket, wait, attempt + 1, budget)
             time.sleep(wait)
 
 

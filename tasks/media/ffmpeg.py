@@ -311,12 +311,12 @@ def run_ffmpeg(
             f"{what} timed out after {timeout_s:.0f} s and was stopped. Raise the timeout or check the input.",
             cmd=cmd, returncode=returncode, stderr_tail=tail_text,
         )
+    full = next((t for t in DISK_FULL_TEXTS if t in tail_text), None)
+    if full is not None:  # also at exit 0: a muxer that could not write its trailer leaves a torn file
+        raise FFmpegError(f"{what} stopped: {full.lower()} writing {', '.join(_outputs(args))}; free space there "
+                          "and run the same command again (finished steps are kept, the partial file was removed)",
+                          cmd=cmd, returncode=returncode, stderr_tail=tail_text)
     if returncode != 0:
-        full = next((t for t in DISK_FULL_TEXTS if t in tail_text), None)
-        if full is not None:
-            raise FFmpegError(f"{what} stopped: {full.lower()} writing {', '.join(_outputs(args))}; free space "
-                              "there and run the same command again (finished steps are kept, the partial file was "
-                              "removed)", cmd=cmd, returncode=returncode, stderr_tail=tail_text)
         last = tail[-1] if tail else "no output"
         raise FFmpegError(f"{what} failed (ffmpeg exit {returncode}): {last}", cmd=cmd, returncode=returncode,
                           stderr_tail=tail_text)
