@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +81,16 @@ def spec_fields(ref: str) -> dict[str, str]:
     return {"spec": ref}
 
 
+#: Title and version become file and folder names on every filesystem a delivery meets (POSIX portable
+#: filename characters, IEEE Std 1003.1 §3.282, plus letters of any script): no spaces, quotes, shell
+#: metacharacters or path separators; '.' inside only (``v1.2``), never first.
+_NAME_PART = re.compile(r"^[^\W_][\w.-]*$")
+
+
 def _file_name_part(label: str, value: str) -> str:
-    if not value or any(c in value for c in "/\\\0") or value in (".", ".."):
-        raise ValueError(f"--{label} {value!r} cannot be used in file names; use letters, digits, '-', '_'")
+    if not _NAME_PART.match(value or "") or ".." in value:
+        raise ValueError(f"--{label} {value!r} cannot be used in file names; use letters, digits, '-' and '_' "
+                         "('.' inside, as in v1.2), starting with a letter or digit")
     return value
 
 

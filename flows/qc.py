@@ -19,7 +19,7 @@ from flows.deployments import QCRequest, bind_run_logging, cores, on_cancel, req
 from specs.errors import DeliverError
 from specs.loader import load_spec
 from tasks.media.ffmpeg import kill_all_children
-from tasks.preflight import preflight_qc
+from tasks.preflight import check_picture_master, preflight_qc
 from tasks.report import RunResult, build_report
 from tasks.steps import fingerprint_step, probe_step, qc_step
 
@@ -39,7 +39,7 @@ def qc_flow(request: QCRequest) -> State[RunResult]:
     try:
         spec = load_spec(request.spec_ref)
         preflight_qc(path=request.path, report=request.report)  # a UI run never met the CLI's preflight
-        info = probe_step(request.path, "master")
+        info = check_picture_master(probe_step(request.path, "master"))
         fingerprint = fingerprint_step(request.path)
         qc = qc_step(info, spec)
         report = build_report(spec=spec.name, findings=qc.findings, measurements=qc.measurements,

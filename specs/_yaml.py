@@ -22,12 +22,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Mark", "MarkedDoc", "YamlProblem", "load_marked", "Path_"]
+__all__ = ["Mark", "MarkedDoc", "YamlProblem", "load_marked", "Path_", "MAX_NODES", "MAX_DEPTH"]
 
 Path_ = tuple[str | int, ...]
 
 #: A guard against alias bombs ("billion laughs"): no spec comes near this many nodes.
 MAX_NODES = 200_000
+#: Deepest nesting of mappings and lists a spec may use (the real ones use 6). Checked while composing,
+#: before Python's recursion limit is anywhere near.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,18 @@ class MarkedDoc:
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """SafeLoader with YAML-1.2-style booleans and no sexagesimal numbers."""
+    """SafeLoader with YAML-1.2-style booleans, no sexagesimal numbers, and a nesting limit."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(_mark_of(self.peek_event().start_mark))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _BOOL = "tag:yaml.org,2002:bool"
@@ -116,8 +130,12 @@ _SpecLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def _mark_of(mark: Any) -> Mark:
+    return Mark(mark.line + 1, mark.column + 1)
+
+
 def _mark(node: yaml.Node) -> Mark:
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+    return _mark_of(node.start_mark)
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
@@ -152,6 +170,10 @@ def load_marked(text: str) -> tuple[MarkedDoc | None, list[YamlProblem]]:
     loader = _SpecLoader(text)
     try:
         root = loader.get_single_node()
+    except _TooDeep as deep:
+        loader.dispose()
+        return None, [YamlProblem(deep.mark, f"nested more than {MAX_DEPTH} levels deep",
+                                  "a spec nests a few levels (audio > tracks > loudness); is this the right file?")]
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_problem(exc)]
     except yaml.YAMLError as exc:  # e.g. a document stream with several documents
@@ -207,14 +229,21 @@ def load_marked(text: str) -> tuple[MarkedDoc | None, list[YamlProblem]]:
         doc.value_marks[()] = _mark(root)
         doc.data = build(root, ())
     except _TooBig as big:
-        return None, [YamlProblem(big.mark, f"document expands to more than {MAX_NODES} nodes",
-                                  "remove recursive or repeated YAML aliases")]
+        return None, [YamlProblem(big.mark, f"document expands to more than {MAX_NODES} keys and values (aliases "
+                                  "counted at each use)", "a spec has a few hundred; remove repeated YAML aliases, or "
+                                  "check that this is the right file")]
     finally:
         loader.dispose()
     return doc, problems
 
 
 class _TooBig(Exception):
+    def __init__(self, mark: Mark) -> None:
+        super().__init__()
+        self.mark = mark
+
+
+class _TooDeep(Exception):
     def __init__(self, mark: Mark) -> None:
         super().__init__()
         self.mark = mark

@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from specs._yaml import Mark, MarkedDoc, load_marked
-from specs.errors import SpecError
+from specs.errors import BadInputError, SpecError
 from specs.model import (
     KNOWN_CHECKS,
     SCHEMA_VERSION,
@@ -40,6 +40,7 @@ from specs.model import (
 
 __all__ = [
     "LintIssue",
+    "lint_files",
     "SPECS_DIR",
     "SCHEMA_FILE",
     "load_spec",
@@ -58,6 +59,8 @@ __all__ = [
 SPECS_DIR = Path(__file__).resolve().parent
 #: The JSON Schema committed next to the built-in specs (kept in sync by a test).
 SCHEMA_FILE = SPECS_DIR / "schema" / f"deliver-spec-{SCHEMA_VERSION}.json"
+#: Largest spec file read (the built-in ones are under 10 kB); a bigger file is refused before it is parsed.
+MAX_SPEC_BYTES = 1_000_000
 SCHEMA_COMMENT = "# yaml-language-server: $schema="
 
 #: Keys that belong to one file and are never inherited through ``extends``.
@@ -208,6 +211,11 @@ class _Resolver:
     def parse(self, path: Path) -> tuple[MarkedDoc | None, str]:
         display = _display(path)
         try:
+            size = path.stat().st_size
+            if size > MAX_SPEC_BYTES:  # refused before reading: a spec is a few kB
+                self.issue(display, None, f"spec file is {size / 1e6:.1f} MB; a spec may be at most "
+                           f"{MAX_SPEC_BYTES // 1_000_000} MB", "is this the right file? Specs are a few kB of YAML")
+                return None, display
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             self.issue(display, None, "file is not UTF-8 text", "save the spec as UTF-8")
@@ -543,23 +551,37 @@ def _spec_error(issues: list[LintIssue]) -> SpecError:
     return error
 
 
-def lint_paths(paths: Iterable[str | Path]) -> list[LintIssue]:
-    """Every problem in the given spec files (folders: every ``*.yaml`` inside). Never raises for
-    bad content; a base (``abstract: true``) may leave out required keys."""
+def lint_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The spec files named by ``paths``: files, built-in names, and every ``*.yaml`` in folders.
+
+    Raises:
+        BadInputError: a path that does not exist (and is no built-in name), or a folder without specs:
+            there is nothing to lint, which must not read as "ok".
+    """
     files: list[Path] = []
-    issues: list[LintIssue] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(path.rglob("*.yaml"))
+            found = sorted(path.rglob("*.yaml"))
+            if not found:
+                raise BadInputError(f"{raw}: no spec files (*.yaml) in this folder; give a spec file or a folder "
+                                    "of specs")
+            files += found
         elif path.is_file():
             files.append(path)
         elif (builtin := _builtin_path(str(raw))) is not None and not str(raw).endswith((".yaml", ".yml")):
             files.append(builtin)
         else:
-            issues.append(LintIssue(str(raw), 1, 1, "no such file", "give a spec file, a folder of specs or a "
-                                    "built-in name"))
-    for path in files:
+            raise BadInputError(f"{raw}: no such spec file or folder; give a spec file, a folder of specs or a "
+                                "built-in name (" + ", ".join(builtin_names()) + ")")
+    return files
+
+
+def lint_paths(paths: Iterable[str | Path]) -> list[LintIssue]:
+    """Every problem in the given spec files (folders: every ``*.yaml`` inside). Never raises for
+    bad content; a base (``abstract: true``) may leave out required keys."""
+    issues: list[LintIssue] = []
+    for path in lint_files(paths):
         resolver = _Resolver()
         resolved = resolver.resolve(path)
         issues += resolver.issues

@@ -24,9 +24,11 @@ from pathlib import Path
 from specs.errors import BadInputError
 from specs.model import Spec
 from tasks.deliverables.naming import RunFields, deliverable_path, language_tag
+from tasks.media.probe import MediaInfo
 
 __all__ = ["resolved", "check_output_folder", "check_report_path", "check_archive_targets", "check_run_date",
-           "check_recipient", "check_run_fields", "check_deliverable_names", "preflight_run", "preflight_qc"]
+           "check_recipient", "check_run_fields", "check_deliverable_names", "check_picture_master",
+           "check_destination_folder", "preflight_run", "preflight_qc"]
 
 # ISO 8601 calendar date, extended format (the only form {date} names and watermarks use).
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -73,6 +75,17 @@ def _check_creatable_folder(folder: Path, option: str, shown: str | Path) -> Non
                             "or choose another folder")
 
 
+def check_destination_folder(path: str | Path, option: str) -> Path:
+    """``path`` absolute, a writable folder or one that can be created (restore ``--to``, archive targets).
+
+    Raises:
+        BadInputError: a regular file, under one, not writable, or a symlink loop.
+    """
+    folder = resolved(path, option)
+    _check_creatable_folder(folder, option, path)
+    return folder
+
+
 def check_output_folder(out: str | Path, inputs: Sequence[str | Path], option: str = "--out") -> Path:
     """The output folder, absolute: writable (or creatable) and outside the folder of every input.
 
@@ -112,7 +125,7 @@ def check_report_path(report: str | Path, option: str = "--json") -> Path:
     return path
 
 
-def check_archive_targets(targets: Sequence[str]) -> None:
+def check_archive_targets(targets: Sequence[str], option: str = "--archive") -> None:
     """Local archive targets (paths, ``file://`` URIs, configured local targets) are folders or can be made.
 
     Remote targets are checked when the archive step connects (credentials, bucket).
@@ -127,10 +140,10 @@ def check_archive_targets(targets: Sequence[str]) -> None:
     for target in targets:
         parts = urlsplit(target)
         if parts.scheme in ("", "file"):  # a loop must be named before resolve_target follows it
-            resolved(unquote(parts.path) if parts.scheme == "file" else target, "--archive")
+            resolved(unquote(parts.path) if parts.scheme == "file" else target, option)
         resolved_target = resolve_target(target)
         if isinstance(resolved_target, LocalTarget):
-            _check_creatable_folder(resolved(resolved_target.path, "--archive"), "--archive", target)
+            _check_creatable_folder(resolved(resolved_target.path, option), option, target)
 
 
 def check_run_date(date: str | None) -> str | None:
@@ -221,3 +234,15 @@ def preflight_qc(*, path: str, report: str) -> Path:
     """
     resolved(path, "master")
     return check_report_path(report)
+
+
+def check_picture_master(info: MediaInfo) -> MediaInfo:
+    """``info`` if it describes a picture master (a video stream), else a clear refusal.
+
+    Raises:
+        BadInputError: an audio-only file (a WAV, a mix) given where QC expects a picture master.
+    """
+    if not info.video:
+        raise BadInputError(f"{info.path} is not a picture master: it has no video stream; deliver qc checks "
+                            "picture masters (measure a mix with deliver loudness)")
+    return info

@@ -112,8 +112,8 @@ def retry_on_infrastructure(task: Any, task_run: Any, state: Any) -> bool:
     input, a checksum mismatch or a bug."""
     try:
         state.result()
-    except InfrastructureError:
-        return True
+    except InfrastructureError as exc:  # unless the step already spent its own retry budget (S3 unreachable)
+        return not getattr(exc, "retries_exhausted", False)
     except BaseException:  # noqa: BLE001 - classifies the failure: anything else is not worth a retry
         return False
     return False

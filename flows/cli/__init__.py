@@ -101,11 +101,32 @@ def clean_errors(func: F) -> F:
                  EXIT_BAD_INPUT if bad_path else EXIT_INFRASTRUCTURE)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, traceback in the log
             log = _log_traceback(exc)
+            api = _unreachable_api(exc)
+            if api is not None:
+                fail(f"error: the Prefect API {api} is not reachable; start that server, correct PREFECT_API_URL, or "
+                     "unset it (deliver then starts its local server)" + _log_note(log), EXIT_INFRASTRUCTURE)
             fail(f"error: internal error {type(exc).__name__}: {exc} (traceback in {log}; please report it)",
                  EXIT_INFRASTRUCTURE)
         return None
 
     return cast(F, wrapper)  # same signature (functools.wraps), so typer sees the same options
+
+
+def _unreachable_api(exc: BaseException) -> str | None:
+    """The Prefect API address when ``exc`` (or an exception it came from) says the API cannot be reached:
+    Prefect's client raises ``RuntimeError("Failed to reach API at URL")`` or lets httpx's transport errors
+    through."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        text = str(cause)
+        if text.startswith("Failed to reach API at "):
+            return text.removeprefix("Failed to reach API at ").rstrip("/ ")
+        if type(cause).__module__.startswith(("httpx", "httpcore")) and "Connect" in type(cause).__name__:
+            return os.environ.get("PREFECT_API_URL") or "(local server)"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _log_note(log: Path | None) -> str:

@@ -36,12 +36,12 @@ def _preflight(request: DeliverRequest | QCRequest) -> None:
     from specs.loader import load_spec
     from tasks.layback import plan_layback
     from tasks.media.probe import probe
-    from tasks.preflight import preflight_qc, preflight_run
+    from tasks.preflight import check_picture_master, preflight_qc, preflight_run
 
     spec = load_spec(request.spec_ref)
     if isinstance(request, QCRequest):
         preflight_qc(path=request.path, report=request.report)
-        probe(request.path, "master")
+        check_picture_master(probe(request.path, "master"))
         return
     preflight_run(spec=spec, master=request.master, mixes=[m.path for m in request.mixes], out=request.out,
                   archive=request.archive, title=request.title, version=request.version,
@@ -248,11 +248,14 @@ def loudness_cmd(
     (an open VAD-gated estimate, not Dolby Dialogue Intelligence) per track. Exit 0, or 2 on bad input."""
     from specs.timecode import Timecode, parse_frame_rate
     from tasks.audio.loudness import measure_media
+    from tasks.audio.reader import check_measurable
     from tasks.media.probe import probe
 
     info = probe(path, "audio file")
     if not info.audio:
         raise BadInputError(f"{path} has no audio track to measure")
+    check_measurable(path, min((a.duration_s for a in info.audio if a.duration_s is not None),
+                               default=info.duration_s))
     video = info.primary_video
     rate = parse_frame_rate(frame_rate) if frame_rate else (video.frame_rate if video else parse_frame_rate(24))
     start = (Timecode.parse(info.start_timecode, rate) if info.start_timecode and video and not frame_rate

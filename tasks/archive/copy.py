@@ -21,6 +21,7 @@ checked, interrupted S3 multipart uploads continue from their uploaded parts):
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
 import time
@@ -96,6 +97,9 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
     if not targets:
         raise BadInputError("no archive targets; give --to s3://bucket/prefix or a folder (or configure "
                             "default_targets in configs/storage.yaml)")
+    from tasks.preflight import check_archive_targets
+
+    check_archive_targets(targets, "--to")  # a file, a symlink loop, an unwritable folder: refused before any read
     resolved: list[tuple[str, LocalTarget | S3Target]] = []
     seen: set[str] = set()
     for spec in targets:
@@ -221,7 +225,12 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise BadInputError(f"{exc.filename}: disappeared during the archive ({exc.strerror})") from exc
-        raise InfrastructureError(f"archive I/O error: {exc.strerror or exc} ({exc.filename or ''})") from exc
+        where = exc.filename or ", ".join(str(d.root) for d in dests if isinstance(d, LocalDestination)) or root
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            what = (exc.strerror or "disk full").lower()
+            raise InfrastructureError(f"archive stopped: {what} writing to {where}; nothing was recorded and no "
+                                      "partial file is left: free space there and run the archive again") from exc
+        raise InfrastructureError(f"archive I/O error: {exc.strerror or exc} ({where})") from exc
     finally:
         for d in dests:
             d.close()

@@ -131,7 +131,9 @@ def _finish(staging: Path, dest: Path, uri: str, digests: dict[str, FileDigests]
 
 
 def _prepare(to_dir: Path | str, package: str) -> tuple[Path, Path]:
-    to = Path(to_dir).expanduser().resolve()
+    from tasks.preflight import check_destination_folder
+
+    to = check_destination_folder(to_dir, "--to")
     dest = to / package
     if dest.exists() and any(dest.iterdir()):
         raise BadInputError(f"{dest} already exists and is not empty; restore into another folder "
@@ -260,7 +262,10 @@ def restore(uri: str, to_dir: Path | str) -> RestoreReport:
             is left under the final name).
         InfrastructureError: the store is unreachable.
     """
+    from tasks.preflight import check_destination_folder
+
     refuse_credentials(uri)
+    check_destination_folder(to_dir, "--to")  # before any download: a file or unwritable folder is bad input
     local = _local_path(uri)
     if local is not None:
         return _restore_local(local, to_dir, uri)

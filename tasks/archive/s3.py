@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,7 +47,12 @@ from specs.errors import BadInputError, InfrastructureError, VerificationError
 from tasks.archive.hashing import FileDigests, Mismatch, StreamDigester, crc64nvme, crc64nvme_b64
 from tasks.archive.targets import MiB, S3Target, redact
 
+LOG = logging.getLogger("deliver.archive")
+
 __all__ = [
+    "UNREACHABLE_BUDGET_S",
+    "EndpointUnreachableError",
+    "reach_bucket",
     "MAX_PARTS",
     "MIN_PART_BYTES",
     "MAX_PART_BYTES",
@@ -235,6 +242,57 @@ def with_retries(fn: Callable[[], Any], retries: int, what: str, *, base_s: floa
                 raise s3_errors(exc, what) from None
             attempt += 1
             time.sleep(random.uniform(0, min(cap_s, base_s * 2 ** attempt)))
+
+
+#: Longest time spent retrying an S3 endpoint that cannot be reached at all before giving up for good
+#: (exit 3); without it botocore's, our and Prefect's retries multiplied to minutes. The number of tries is
+#: the target's ``max_attempts``.
+UNREACHABLE_BUDGET_S = float(os.environ.get("DELIVER_S3_UNREACHABLE_BUDGET_S", "60"))
+
+
+class EndpointUnreachableError(InfrastructureError):
+    """No connection to an S3 endpoint within :data:`UNREACHABLE_BUDGET_S`: retried already, not worth more."""
+
+    retries_exhausted = True
+
+
+def reach_bucket(target: S3Target, budget_s: float | None = None) -> None:
+    """``HeadBucket`` on ``target``, retried with backoff while the endpoint cannot be connected to (or answers
+    5xx/throttling): at most ``target.max_attempts`` tries and ``budget_s`` seconds in all (each try is one
+    request, no botocore retries underneath); every retry is logged with what is retried and when it gives up.
+
+    Raises:
+        EndpointUnreachableError: still no connection (or only 5xx/throttling answers) when the budget is spent.
+        ClientError, BotoCoreError: any other error (no such bucket, access denied: the caller maps it).
+    """
+    import random
+    import time
+
+    budget = UNREACHABLE_BUDGET_S if budget_s is None else budget_s
+    probe = client_for(target.model_copy(update={"max_attempts": 1}))
+    endpoint = target.endpoint_url or "the AWS endpoint"
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            probe.head_bucket(Bucket=target.bucket)
+            return
+        except (ClientError, BotoCoreError) as exc:
+            if not _transient(exc):
+                raise
+            # no connection at all, or a 5xx/throttling answer: both are worth another try, within the budget
+            why = type(exc).__name__ if isinstance(exc, BotoCoreError) else f"HTTP {_error_code(exc)}"
+            elapsed = time.monotonic() - started
+            wait = random.uniform(0.5, min(8.0, 0.5 * 2 ** attempt))
+            if attempt >= target.max_attempts or elapsed + wait > budget:
+                raise EndpointUnreachableError(
+                    f"s3://{target.bucket}: S3 endpoint {redact(endpoint)} unreachable ({why}); tried to connect "
+                    f"{attempt} times over {elapsed:.0f} s (limit {budget:.0f} s). Check the endpoint and the "
+                    "network, then run the same command again") from None
+            LOG.warning("S3 endpoint %s unreachable (%s): retrying HeadBucket s3://%s in %.1f s (attempt %d; "
+                        "gives up after %.0f s)", redact(endpoint), why, target.bucket, wait, attempt + 1, budget)
+            time.sleep(wait)
 
 
 def head(client: Any, bucket: str, key: str) -> dict | None:
@@ -497,7 +555,7 @@ class S3Destination:
 
     def open(self) -> None:
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            reach_bucket(self.target)
         except ClientError as exc:
             if _error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
                 raise BadInputError(f"s3://{self.bucket}: bucket does not exist; create it (with Object Lock if "

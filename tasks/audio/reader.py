@@ -16,6 +16,7 @@ WAVE_FORMAT_EXTENSIBLE ``dwChannelMask`` so callers can map channels to speaker 
 
 from __future__ import annotations
 
+import os
 import queue
 import struct
 import threading
@@ -31,6 +32,9 @@ from specs.errors import MediaError
 from tasks.media.ffmpeg import open_ffmpeg_pipe, read_exact
 
 __all__ = [
+    "MIN_MEASURABLE_S",
+    "wav_truncation",
+    "check_measurable",
     "DEFAULT_BLOCK_FRAMES",
     "SoundFileInfo",
     "soundfile_info",
@@ -113,6 +117,50 @@ def wav_channel_mask(path: str | Path) -> int | None:
     except OSError:
         return None
     return None
+
+
+#: The shortest audio a loudness can be measured on: one 400 ms gating block (ITU-R BS.1770-4 §2.8;
+#: EBU Tech 3341 §2.3 momentary loudness). A shorter file gives no value at all.
+MIN_MEASURABLE_S = 0.4
+
+
+def wav_truncation(path: str | Path) -> tuple[int, int] | None:
+    """``(declared, present)`` bytes of audio when a RIFF WAVE file's ``data`` chunk promises more bytes
+    than the file holds (a copy or export cut short), else ``None``.
+
+    A size of 0 or 0xFFFFFFFF (a recorder still writing, RF64/BW64 whose real size is in ``ds64``,
+    EBU Tech 3306 §3) says nothing and is not checked. Only chunk headers are read.
+    """
+    try:
+        with open(path, "rb") as fh:
+            total = os.fstat(fh.fileno()).st_size
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            for _ in range(64):
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"data":
+                    present = total - fh.tell()
+                    return (size, present) if 0 < size < 0xFFFFFFFF and present < size else None
+                fh.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+    return None
+
+
+def check_measurable(path: str | Path, duration_s: float | None) -> None:
+    """Refuse audio whose loudness cannot be measured: less than one gating block (a truncated WAV is
+    refused by :func:`tasks.media.probe.probe`, see :func:`wav_truncation`).
+
+    Raises:
+        MediaError: naming the file and its duration (bad input, exit 2).
+    """
+    if duration_s is not None and duration_s < MIN_MEASURABLE_S:
+        raise MediaError(f"audio file {path} lasts {duration_s * 1000:.3g} ms, shorter than one 400 ms gating block "
+                         "of ITU-R BS.1770-4; nothing to measure")
 
 
 def mask_positions(mask: int) -> list[str]:

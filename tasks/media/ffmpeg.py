@@ -52,6 +52,15 @@ __all__ = [
 
 LOGGER = logging.getLogger("deliver.ffmpeg")
 STDERR_TAIL_LINES = 25
+
+#: strerror texts of a full filesystem (ENOSPC), a quota (EDQUOT) and a file-size limit (EFBIG, RLIMIT_FSIZE)
+#: as ffmpeg prints them: the output's disk, not the input or the graph, is at fault.
+DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "File too large")
+#: ffprobe lines (at ``-v error``) saying a container's index is damaged although ffprobe exits 0 and lists
+#: the streams: ISO/IEC 14496-12 §8.7.3 ``stsz``/``stco`` tables that do not describe the file, a missing
+#: ``moov``. Every later read of such a file fails, so it is refused as corrupt media at the probe.
+CORRUPT_INDEX_TEXTS = ("missing mandatory atoms", "broken header", "moov atom not found", "Invalid sample size",
+                       "error reading header")
 _TERMINATE_GRACE_S = 3.0
 
 # Live children, so that a flow's ``finally`` can kill everything still running (Prefect does not
@@ -302,12 +311,26 @@ def run_ffmpeg(
             f"{what} timed out after {timeout_s:.0f} s and was stopped. Raise the timeout or check the input.",
             cmd=cmd, returncode=returncode, stderr_tail=tail_text,
         )
+    full = next((t for t in DISK_FULL_TEXTS if t in tail_text), None)
+    if full is not None:  # also at exit 0: a muxer that could not write its trailer leaves a torn file
+        raise FFmpegError(f"{what} stopped: {full.lower()} writing {', '.join(_outputs(args))}; free space there "
+                          "and run the same command again (finished steps are kept, the partial file was removed)",
+                          cmd=cmd, returncode=returncode, stderr_tail=tail_text)
     if returncode != 0:
         last = tail[-1] if tail else "no output"
         raise FFmpegError(f"{what} failed (ffmpeg exit {returncode}): {last}", cmd=cmd, returncode=returncode,
                           stderr_tail=tail_text)
     return FFmpegResult(cmd=cmd, returncode=returncode, stderr_tail=tail_text,
                         wall_s=time.monotonic() - started, stdout=stdout, progress=reports)
+
+
+def _outputs(args: Sequence[str]) -> list[str]:
+    """The files an ffmpeg command writes: its arguments naming a partial (``name.partial.ext``, see
+    :mod:`tasks.media.files`), else its last argument."""
+    partials = [a for a in args if ".partial" in Path(a).name]
+    if partials:
+        return partials
+    return [str(args[-1])] if args else ["(no output)"]
 
 
 def input_position(pid: int, path: str | os.PathLike[str]) -> int | None:
@@ -361,10 +384,15 @@ def run_ffprobe_json(args: Sequence[str], *, timeout_s: float = 120.0) -> dict[s
     finally:
         _unregister(proc)
     err_text = err.decode("utf-8", "replace").strip()
-    if proc.returncode != 0:
-        last = err_text.splitlines()[-1] if err_text else "no output"
+    damaged = next((t for t in CORRUPT_INDEX_TEXTS if t in err_text), None)
+    if proc.returncode != 0 or damaged is not None:
+        lines = err_text.splitlines()[-STDERR_TAIL_LINES:]
+        if damaged is not None:  # the damage, last: callers quote the last line
+            lines.append(next(ln for ln in err_text.splitlines() if damaged in ln).split("] ", 1)[-1]
+                         + " (damaged container index)")
+        last = lines[-1] if lines else "no output"
         raise FFmpegError(f"ffprobe failed: {last}", cmd=cmd, returncode=proc.returncode,
-                          stderr_tail="\n".join(err_text.splitlines()[-STDERR_TAIL_LINES:]))
+                          stderr_tail="\n".join(lines))
     try:
         return json.loads(out or b"{}")
     except json.JSONDecodeError as exc:

@@ -254,6 +254,12 @@ def probe(path: str | Path, what: str = "media file") -> MediaInfo:
         MediaError: the file is missing, empty, or not media ffprobe can read (bad input, exit 2).
     """
     p = require_file(path, what)
+    from tasks.audio.reader import wav_truncation  # local: the audio package imports this module
+
+    cut = wav_truncation(p)
+    if cut is not None:
+        raise MediaError(f"{what} {p} is truncated: its header declares {cut[0]} bytes of audio but only {cut[1]} "
+                         "follow; copy or export the complete file again")
     try:
         doc = run_ffprobe_json(["-show_format", "-show_streams", str(p)])
     except FFmpegError as exc:

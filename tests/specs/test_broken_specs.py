@@ -259,6 +259,12 @@ def test_not_a_mapping(tmp_path: Path) -> None:
     assert "must be a mapping" in issue.message and issue.line == 1
 
 
-def test_missing_file_is_an_issue(tmp_path: Path) -> None:
-    issue = _one(lint_paths([tmp_path / "nope.yaml"]))
-    assert issue.message == "no such file"
+def test_missing_file_is_bad_input(tmp_path: Path) -> None:
+    # issue 14: nothing to lint is bad input (exit 2), not a lint finding (exit 1)
+    from specs.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="nope.yaml: no such spec file or folder"):
+        lint_paths([tmp_path / "nope.yaml"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInputError, match="no spec files"):
+        lint_paths([tmp_path / "empty"])
