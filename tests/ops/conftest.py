@@ -9,6 +9,8 @@ cancellation test has a transcode to cancel while other runs go at full speed.
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import shutil
 import signal
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -155,3 +158,26 @@ def sample_set(ops_root):
     from tasks.media.synth import make_sample_set
 
     return make_sample_set(ops_root / "media", layout="5.1", stereo=True)
+
+
+@pytest.fixture
+def hook():
+    """A webhook receiver on 127.0.0.1; yields (url, received bodies)."""
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # the name http.server calls
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(json.loads(body or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()

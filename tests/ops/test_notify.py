@@ -3,79 +3,60 @@ readable message, the title, the verdict and the run's link; a bad parameter sen
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 
-def test_qc_failure_event_reaches_the_webhook_through_the_automation(api, ops_root):
-    received: list[dict] = []
+def test_qc_failure_event_reaches_the_webhook_through_the_automation(api, ops_root, hook):
+    url, received = hook
 
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # the name http.server calls
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.append(json.loads(body or b"{}"))
-            self.send_response(200)
-            self.end_headers()
+    env = dict(os.environ, PREFECT_API_URL=api, PREFECT_HOME=str(ops_root / "client-home"))
+    res = subprocess.run([str(Path(sys.executable).parent / "deliver"), "automation", "create", "--webhook-url",
+                          url, "--name", "ops-test-notify"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "deliver.qc.failed" in res.stdout and "deliver.input.refused" in res.stdout
+    from prefect.events.worker import EventsWorker
 
-        def log_message(self, *args):
-            pass
+    from flows.events import emit_input_refused, emit_qc_failed, run_url
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-        env = dict(os.environ, PREFECT_API_URL=api, PREFECT_HOME=str(ops_root / "client-home"))
-        res = subprocess.run([str(Path(sys.executable).parent / "deliver"), "automation", "create", "--webhook-url",
-                              url, "--name", "ops-test-notify"], capture_output=True, text=True, env=env, timeout=120)
-        assert res.returncode == 0, res.stderr
-        assert "deliver.qc.failed" in res.stdout and "deliver.input.refused" in res.stdout
-        from prefect.events.worker import EventsWorker
-
-        from flows.events import emit_input_refused, emit_qc_failed, run_url
-
-        link = run_url("0f0e0d0c-0b0a-4908-8706-050403020100")
-        assert link == f"{api.rsplit('/api', 1)[0]}/runs/flow-run/0f0e0d0c-0b0a-4908-8706-050403020100"
-        # The server's triggers service picks up a new automation asynchronously (seconds under
-        # load): emit until the first webhook call arrives; one delivered event proves the path.
-        deadline = time.monotonic() + 90
-        while not received and time.monotonic() < deadline:
-            emit_qc_failed(title="NOTIFY", version="v1", path="/masters/notify.mov", spec="netflix",
-                           report="/r/report.json", errors=2, url=link,
-                           first_error="integrated loudness -19.0 LUFS, expected -27 ± 2",
-                           message="QC failed: 2 errors (first: loudness.integrated: integrated loudness -19.0 LUFS)")
-            EventsWorker.drain_all()
-            waited = time.monotonic() + 5
-            while not received and time.monotonic() < waited:
-                time.sleep(0.25)
-        assert received, "no webhook call within 90 s"
-        hook = received[0]
-        assert hook["text"].startswith("deliver: NOTIFY v1: QC failed: 2 errors")  # the subject
-        body = hook["body"]
-        assert body.splitlines()[0] == ("NOTIFY v1: QC failed: 2 errors (first: loudness.integrated: integrated "
-                                        "loudness -19.0 LUFS)")
-        for line in ("Title: NOTIFY v1", "Verdict: fail", "Spec: netflix", "Report: /r/report.json", f"Run: {link}",
-                     "First error: integrated loudness -19.0 LUFS, expected -27 ± 2"):
-            assert line in body.splitlines(), (line, body)
-        assert "{'" not in body and "payload" not in body  # no Python dict printout
-        # a typo is another event, and reads as one
-        seen = len(received)
-        deadline = time.monotonic() + 60
-        while not any("bad input" in r.get("body", "") for r in received[seen:]) and time.monotonic() < deadline:
-            emit_input_refused(title="TYPO", version="v1", reason="picture master not found: /m/x.mov. Check the path.",
-                               spec="demo", url=link)
-            EventsWorker.drain_all()
-            time.sleep(3)
-        typo = [r for r in received[seen:] if "bad input" in r.get("body", "")]
-        assert typo, received[seen:]
-        assert typo[0]["body"].splitlines()[:3] == [
-            "TYPO v1: bad input, run refused: picture master not found: /m/x.mov. Check the path.",
-            "Title: TYPO v1", "Verdict: bad input"]
-        assert "QC failed" not in typo[0]["body"]
-    finally:
-        server.shutdown()
+    link = run_url("0f0e0d0c-0b0a-4908-8706-050403020100")
+    assert link == f"{api.rsplit('/api', 1)[0]}/runs/flow-run/0f0e0d0c-0b0a-4908-8706-050403020100"
+    # The server's triggers service picks up a new automation asynchronously (seconds under
+    # load): emit until the first webhook call arrives; one delivered event proves the path.
+    deadline = time.monotonic() + 90
+    while not received and time.monotonic() < deadline:
+        emit_qc_failed(title="NOTIFY", version="v1", path="/masters/notify.mov", spec="netflix",
+                       report="/r/report.json", errors=2, url=link,
+                       first_error="integrated loudness -19.0 LUFS, expected -27 ± 2",
+                       message="QC failed: 2 errors (first: loudness.integrated: integrated loudness -19.0 LUFS)")
+        EventsWorker.drain_all()
+        waited = time.monotonic() + 5
+        while not received and time.monotonic() < waited:
+            time.sleep(0.25)
+    assert received, "no webhook call within 90 s"
+    call = received[0]
+    assert call["text"].startswith("deliver: NOTIFY v1: QC failed: 2 errors")  # the subject
+    body = call["body"]
+    assert body.splitlines()[0] == ("NOTIFY v1: QC failed: 2 errors (first: loudness.integrated: integrated "
+                                    "loudness -19.0 LUFS)")
+    for line in ("Title: NOTIFY v1", "Verdict: fail", "Spec: netflix", "Report: /r/report.json", f"Run: {link}",
+                 "First error: integrated loudness -19.0 LUFS, expected -27 ± 2"):
+        assert line in body.splitlines(), (line, body)
+    assert "{'" not in body and "payload" not in body  # no Python dict printout
+    # a typo is another event, and reads as one
+    seen = len(received)
+    deadline = time.monotonic() + 60
+    while not any("bad input" in r.get("body", "") for r in received[seen:]) and time.monotonic() < deadline:
+        emit_input_refused(title="TYPO", version="v1", reason="picture master not found: /m/x.mov. Check the path.",
+                           spec="demo", url=link)
+        EventsWorker.drain_all()
+        time.sleep(3)
+    typo = [r for r in received[seen:] if "bad input" in r.get("body", "")]
+    assert typo, received[seen:]
+    assert typo[0]["body"].splitlines()[:3] == [
+        "TYPO v1: bad input, run refused: picture master not found: /m/x.mov. Check the path.",
+        "Title: TYPO v1", "Verdict: bad input"]
+    assert "QC failed" not in typo[0]["body"]

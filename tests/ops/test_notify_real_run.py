@@ -5,42 +5,14 @@ Prefect automation -> webhook block -> HTTP POST)."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import pytest
-
 DELIVER = str(Path(sys.executable).parent / "deliver")
-
-
-@pytest.fixture
-def hook():
-    """A webhook receiver on 127.0.0.1; yields (url, received bodies)."""
-    received: list[dict] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # the name http.server calls
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.append(json.loads(body or b"{}"))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
 
 
 def _wait_for(received: list[dict], pred, timeout_s: float) -> list[dict]:
