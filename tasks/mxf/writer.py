@@ -210,14 +210,26 @@ def _index_segments(edit_rate: Fraction, entries: list[int] | None, duration: in
 
 def _write_track(out: Path, plan: _TrackPlan, payloads: Iterator[bytes], *, cbr_bytes: int | None,
                  per_segment: int, overwrite: bool) -> tuple[int, int, int]:
-    """Write the whole file; returns (duration, file size, largest payload)."""
-    header_len = len(_partition_pack(KEY["header_closed_complete"], 0, 0, 0, 0, 0, 0, BODY_SID,
-                                     plan.essence_container))
+    """Write the whole file; returns (duration, file size, largest payload).
+
+    ST 429-3 §6.1 layout (three partitions): header (metadata only, BodySID 0), closed complete body
+    partition holding the essence (BodySID 1), footer with the index table (IndexSID 129), RIP.
+    """
+    container = plan.essence_container
+
+    def head_and_body(metadata: bytes, footer_at: int) -> bytes:
+        header = _partition_pack(KEY["header_closed_complete"], 0, 0, footer_at, len(metadata), 0, 0, 0,
+                                 container) + metadata
+        body = _partition_pack(KEY["body_closed_complete"], len(header), 0, footer_at, 0, 0, 0, BODY_SID,
+                               container)
+        return header + body
+
     with atomic_output(out, overwrite=overwrite) as tmp, open(tmp, "w+b") as f:
         metadata = _header_metadata(plan, 0)
-        f.write(_partition_pack(KEY["header_closed_complete"], 0, 0, 0, len(metadata), 0, 0, BODY_SID,
-                                plan.essence_container) + metadata)
+        f.write(head_and_body(metadata, 0))
         essence_start = f.tell()
+        body_at = essence_start - len(_partition_pack(KEY["body_closed_complete"], 0, 0, 0, 0, 0, 0, BODY_SID,
+                                                      container))
         offsets: list[int] = []
         biggest = 0
         for payload in payloads:
@@ -230,19 +242,18 @@ def _write_track(out: Path, plan: _TrackPlan, payloads: Iterator[bytes], *, cbr_
         footer_at = f.tell()
         index = _index_segments(plan.edit_rate, None if cbr_bytes else offsets, duration,
                                 (cbr_bytes + 20) if cbr_bytes else 0, per_segment)
-        f.write(_partition_pack(KEY["footer_closed_complete"], footer_at, 0, footer_at, 0, len(index), INDEX_SID,
-                                0, plan.essence_container) + index)
-        rip_entries = klv.u32(BODY_SID) + klv.u64(0) + klv.u32(0) + klv.u64(footer_at)
-        rip_len = 16 + 4 + len(rip_entries) + 4
-        f.write(klv.klv(KEY["rip"], rip_entries + klv.u32(rip_len)))
+        f.write(_partition_pack(KEY["footer_closed_complete"], footer_at, body_at, footer_at, 0, len(index),
+                                INDEX_SID, 0, container) + index)
+        # RIP (ST 377-1 §12): (BodySID, offset) of every partition, then the pack's own length.
+        rip_entries = b"".join(klv.u32(sid) + klv.u64(at) for sid, at in ((0, 0), (BODY_SID, body_at),
+                                                                          (0, footer_at)))
+        f.write(klv.klv(KEY["rip"], rip_entries + klv.u32(16 + 4 + len(rip_entries) + 4)))
         size = f.tell()
-        final_metadata = _header_metadata(plan, duration)
-        header = _partition_pack(KEY["header_closed_complete"], 0, 0, footer_at, len(final_metadata), 0, 0,
-                                 BODY_SID, plan.essence_container) + final_metadata
-        if len(header) != essence_start or len(final_metadata) != len(metadata) or header_len > essence_start:
+        rewritten = head_and_body(_header_metadata(plan, duration), footer_at)
+        if len(rewritten) != essence_start:
             raise RuntimeError("MXF header changed size when rewritten")  # fixed-size fields: cannot happen
         f.seek(0)
-        f.write(header)
+        f.write(rewritten)
     return duration, size, biggest
 
 
