@@ -4,9 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg browser demo lint test bench clean
+.PHONY: setup ffmpeg dcp-tools browser demo lint test bench clean
 
-setup: ffmpeg $(VENV)/.installed
+setup: ffmpeg dcp-tools $(VENV)/.installed
 
 # ffmpeg/ffprobe come from the system (Debian's ffmpeg): installed with apt-get when missing and we
 # are root, else a message saying how. Chromium (headless) renders the HTML report and the Prefect
@@ -14,6 +14,12 @@ setup: ffmpeg $(VENV)/.installed
 ffmpeg:
 	@scripts/ensure-apt.sh "$${FFMPEG:-ffmpeg}" ffmpeg
 	@scripts/ensure-apt.sh "$${FFPROBE:-ffprobe}" ffmpeg
+
+# The DCP tests' independent checker and test-frame encoder: MediaInfo reads the MXF track files,
+# OpenJPEG's opj_compress encodes tiny 2K cinema frames. Without them those tests skip with a reason.
+dcp-tools:
+	@scripts/ensure-apt.sh mediainfo mediainfo optional
+	@scripts/ensure-apt.sh opj_compress libopenjp2-tools optional
 
 browser:
 	@scripts/ensure-apt.sh chromium chromium optional

@@ -118,11 +118,12 @@ def _validate(path: Path, kind: str, result: DcpVerification) -> etree._Element 
 
 
 def _codestream_checker() -> Callable[..., list[str]] | None:
-    try:
-        from tasks.dcp.codestream import check_codestream  # the picture side's profile check
+    try:  # the picture side's profile check (ISO/IEC 15444-1 Amd 1, RDD 52), when installed with it
+        module = importlib.import_module("tasks.dcp.codestream")
     except ImportError:
         return None
-    return check_codestream
+    checker: Callable[..., list[str]] | None = getattr(module, "check_codestream", None)
+    return checker
 
 
 def _check_picture(track: TrackFile, result: DcpVerification, check_frames: bool) -> None:

@@ -36,7 +36,7 @@ def parse_main_header(data: bytes) -> J2KMainHeader:
     """Read SIZ/COD/QCD from a codestream's main header. Raises ValueError if it is not a J2K codestream."""
     if len(data) < 4 or struct.unpack(">H", data[:2])[0] != SOC:
         raise ValueError("not a JPEG 2000 codestream (no SOC marker)")
-    pos, segments = 2, {}
+    pos, segments = 2, dict[int, bytes]()
     while pos + 4 <= len(data):
         marker, length = struct.unpack(">HH", data[pos:pos + 4])
         if marker == SOT:

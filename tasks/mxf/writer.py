@@ -26,8 +26,16 @@ from specs.errors import BadInputError, MediaError
 from tasks.media.files import atomic_output
 from tasks.mxf import klv
 from tasks.mxf.j2k_header import J2KMainHeader, parse_main_header
-from tasks.mxf.labels import ITEMS, JP2K_ELEMENT_KEY, KEY, MCA_CHANNELS, MCA_SOUNDFIELDS, UL, WAVE_ELEMENT_KEY, \
-    track_number
+from tasks.mxf.labels import (
+    ITEMS,
+    JP2K_ELEMENT_KEY,
+    KEY,
+    MCA_CHANNELS,
+    MCA_SOUNDFIELDS,
+    UL,
+    WAVE_ELEMENT_KEY,
+    track_number,
+)
 
 __all__ = ["TrackFileInfo", "write_picture_track", "write_sound_track", "samples_per_frame", "BODY_SID",
            "INDEX_SID", "DEFAULT_INDEX_ENTRIES_PER_SEGMENT"]
