@@ -9,11 +9,14 @@ EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 setup: ffmpeg dcp-tools $(VENV)/.installed
 
 # ffmpeg/ffprobe come from the system (Debian's ffmpeg): installed with apt-get when missing and we
-# are root, else a message saying how. Chromium (headless) renders the HTML report and the Prefect
+# are root, else a message saying how. DCP pictures need Grok's grk_compress (the JPEG 2000 encoder)
+# and OpenJPEG's tools (opj_decompress: the independent decoder of the tests). Chromium (headless) renders the HTML report and the Prefect
 # UI in the tests; without it those tests skip with a reason.
 ffmpeg:
 	@scripts/ensure-apt.sh "$${FFMPEG:-ffmpeg}" ffmpeg
 	@scripts/ensure-apt.sh "$${FFPROBE:-ffprobe}" ffmpeg
+	@scripts/ensure-apt.sh grk_compress grokj2k-tools
+	@scripts/ensure-apt.sh opj_decompress libopenjp2-tools
 
 # The DCP tests' independent checker and test-frame encoder: MediaInfo reads the MXF track files,
 # OpenJPEG's opj_compress encodes tiny 2K cinema frames. Without them those tests skip with a reason.
