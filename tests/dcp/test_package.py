@@ -81,6 +81,7 @@ def test_our_verification_passes_and_counts_what_it_checked(dcp: Path) -> None:
     assert result.counts["hashes_checked"] == 3 and result.counts["signatures_checked"] == 2
     assert result.counts["track_files"] == 2 and result.counts["frames_checked"] == 48
     assert result.counts["sound_samples"] == 48 * 2000 and result.counts["reels"] == 1
+    assert result.notes == []  # every frame went through the J2K cinema profile check
 
 
 def test_clairmeta_reports_no_error_and_its_checks_ran(dcp: Path) -> None:
@@ -212,3 +213,35 @@ def test_verification_result_is_not_ok_without_an_assetmap(tmp_path: Path) -> No
     assert isinstance(result, DcpVerification) and not result.ok
     assert result.problems == [f"{tmp_path}: no ASSETMAP.xml"]
     assert os.listdir(tmp_path) == []
+
+
+def _two_guard_bits(frame: bytes) -> bytes:
+    """The same codestream with QCD's Sqcd saying 2 guard bits (ISO/IEC 15444-1 A.6.4): as ffmpeg's
+    libopenjpeg and opj_compress write at 2K, which RDD 52 (Bv2.1) refuses."""
+    at = frame.index(b"\xff\x5c") + 4
+    return frame[:at] + bytes([(2 << 5) | (frame[at] & 0x1F)]) + frame[at + 1:]
+
+
+def _oversized(frame: bytes) -> bytes:
+    """The codestream padded with COM marker segments to over 1,302,083 bytes (250 Mbit/s at 24 fps)."""
+    com = b"\xff\x64" + (65535).to_bytes(2, "big") + b"\x00\x01" + bytes(65531)
+    at = frame.index(b"\xff\x90")  # before the first SOT: still a main-header marker segment
+    return frame[:at] + com * 20 + frame[at:]
+
+
+def test_codestream_constraint_violations_are_caught(tmp_path: Path, frames: list[bytes],
+                                                     signer_home: Path) -> None:
+    out = tmp_path / "DCP"
+    out.mkdir()
+    bad = [frames[0], _two_guard_bits(frames[1]), _oversized(frames[2])] + [frames[0]] * 21
+    pa, sa = uuid.uuid4(), uuid.uuid4()
+    pic = write_picture_track(iter(bad), out / f"j2c_{pa}.mxf", RATE, 1998, 1080, asset_id=pa)
+    snd = write_sound_track((bytes(36000) for _ in range(24)), out / f"pcm_{sa}.mxf", RATE, "5.1", asset_id=sa)
+    write_dcp(out, DcpNameFields("Bad Frames", 1998, 1080, "5.1", RATE), [(pic, snd)],
+              signer=ensure_signer(signer_home))
+    result = verify_dcp(out)
+    assert result.notes == []  # the per-frame profile checker ran
+    name = pic.path.name
+    assert any(p.startswith(f"{name}: frame 1: 2 guard bits") for p in result.problems), result.problems
+    assert f"{name}: frame 2 is {len(bad[2])} bytes, over the 1302083-byte (250 Mbit/s) limit" in result.problems
+    assert not any(": frame 0" in p or ": frame 3" in p for p in result.problems)

@@ -1,29 +1,32 @@
-"""Tiny DCI-like JPEG 2000 frames (2K flat, 1998x1080) encoded once per session with OpenJPEG's
-opj_compress (Debian libopenjp2-tools) in its 2K digital cinema mode, from ffmpeg test patterns."""
+"""Tiny 2K digital-cinema JPEG 2000 frames (flat 1998x1080), encoded once per session by the DCP picture
+encoder (tasks.dcp.picture: Grok with the 2K cinema profile, checked by tasks.dcp.codestream)."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
-def encode_j2k_frames(folder: Path, count: int, size: str = "1998x1080") -> list[bytes]:
-    """``count`` distinct 2K cinema codestreams (a flat grey that steps per frame: a few hundred bytes each)."""
-    if not shutil.which("opj_compress"):
-        pytest.skip("opj_compress not installed (Debian libopenjp2-tools; `make setup` installs it)")
+def encode_j2k_frames(folder: Path, count: int, fit: str = "flat") -> list[bytes]:
+    """``count`` distinct conforming codestreams: flat X'Y'Z' greys stepping per frame (a few KB each)."""
+    from tasks.dcp.container import CONTAINERS, place_picture
+    from tasks.dcp.picture import GROK, PicturePlan, encode_codestream
+
+    if not shutil.which(GROK):
+        pytest.skip(f"{GROK} not installed (Debian grokj2k-tools; `make setup` installs it)")
+    container = CONTAINERS[("2k", fit)]
+    plan = PicturePlan(place_picture(container.width, container.height, Fraction(1), container), fps=24,
+                       frame_count=count)
     folder.mkdir(parents=True, exist_ok=True)
     frames = []
     for n in range(count):
-        tif, j2c = folder / f"f{n}.tif", folder / f"f{n}.j2c"
-        grey = f"0x{0x30 + 8 * n:02x}{0x30 + 8 * n:02x}{0x30 + 8 * n:02x}"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"color=c={grey}:size={size}",
-                        "-frames:v", "1", "-pix_fmt", "rgb48be", str(tif)], check=True)
-        subprocess.run(["opj_compress", "-i", str(tif), "-o", str(j2c), "-cinema2K", "24"], check=True,
-                       capture_output=True)
-        frames.append(j2c.read_bytes())
+        xyz = np.full((container.height, container.width, 3), 1500 + 200 * n, dtype=np.uint16)
+        xyz[: container.height // 2, :, 1] += 300  # some structure, so frames differ in content and size
+        frames.append(encode_codestream(xyz, plan, folder))
     return frames
 
 
