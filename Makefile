@@ -4,9 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg browser demo lint test bench clean
+.PHONY: setup ffmpeg dcp-tools browser demo lint test bench clean
 
-setup: ffmpeg $(VENV)/.installed
+setup: ffmpeg dcp-tools $(VENV)/.installed
 
 # ffmpeg/ffprobe come from the system (Debian's ffmpeg): installed with apt-get when missing and we
 # are root, else a message saying how. DCP pictures need Grok's grk_compress (the JPEG 2000 encoder)
@@ -17,6 +17,12 @@ ffmpeg:
 	@scripts/ensure-apt.sh "$${FFPROBE:-ffprobe}" ffmpeg
 	@scripts/ensure-apt.sh grk_compress grokj2k-tools
 	@scripts/ensure-apt.sh opj_decompress libopenjp2-tools
+
+# The DCP tests' independent checker and test-frame encoder: MediaInfo reads the MXF track files,
+# OpenJPEG's opj_compress encodes tiny 2K cinema frames. Without them those tests skip with a reason.
+dcp-tools:
+	@scripts/ensure-apt.sh mediainfo mediainfo optional
+	@scripts/ensure-apt.sh opj_compress libopenjp2-tools optional
 
 browser:
 	@scripts/ensure-apt.sh chromium chromium optional
