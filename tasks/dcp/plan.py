@@ -23,6 +23,7 @@ from specs.layouts import spec_layout
 from specs.model import DCP_FRAME_RATES, DCP_MAX_SPEED_CHANGE, DcpSpec, Deliverable, IsdcfFields, Spec
 from tasks.dcp.container import choose_container, place_picture
 from tasks.dcp.picture import PicturePlan, check_colour, iter_picture
+from tasks.deliverables.shape import head_frames
 from tasks.layback import LaybackPlan
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import MediaInfo, VideoStream
@@ -88,8 +89,11 @@ def reel_ranges(frame_count: int, reels: int, edit_rate: int) -> list[tuple[int,
 
 
 def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_stream: int, title: str,
-             source: str, language: str = "en") -> DcpPlan:
-    """Decide the DCP; raises MediaError (exit 2) on anything that cannot be made, before any encode."""
+             source: str, language: str = "en", first_frame: int = 0) -> DcpPlan:
+    """Decide the DCP; raises MediaError (exit 2) on anything that cannot be made, before any encode.
+
+    ``first_frame``: the master's frame that becomes the DCP's first (the FFOA when the head is dropped).
+    """
     if video.scan == "interlaced":
         raise MediaError(f"{source} is interlaced: a DCP is progressive; deinterlace the master first")
     check_colour(video.color_primaries, video.color_transfer)
@@ -107,7 +111,8 @@ def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_st
                           range="pc" if video.color_range == "pc" else "tv",
                           is_rgb=(video.pix_fmt or "").startswith(("rgb", "gbr", "bgr")))
     return DcpPlan(picture=picture, source_rate=video.frame_rate, edit_rate=rate, sound=spec.sound,
-                   audio_stream=audio_stream, reels=reel_ranges(frames, spec.reels, rate), title=title,
+                   audio_stream=audio_stream, title=title,
+                   reels=[(first_frame + s, c) for s, c in reel_ranges(frames - first_frame, spec.reels, rate)],
                    content_kind=spec.content_kind.upper(), isdcf=spec.isdcf, language=language)
 
 
@@ -125,7 +130,7 @@ def plan_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, title: str, 
     if index >= len(master.audio):
         raise MediaError(f"{master.path} has {len(master.audio)} audio track(s); DCP {d.id} takes track {index + 1}")
     return plan_dcp(v, d.dcp, audio_channels=master.audio[index].channels, audio_stream=index, title=title,
-                    source=master.path, language=language)
+                    source=master.path, language=language, first_frame=head_frames(d, spec, master)[1])
 
 
 def check_dcp_deliverables(spec: Spec, picture: MediaInfo, layback: LaybackPlan, title: str) -> list[DcpPlan]:
@@ -140,7 +145,7 @@ def check_dcp_deliverables(spec: Spec, picture: MediaInfo, layback: LaybackPlan,
             continue
         track = layback.tracks[_track_index(d, spec)]
         plans.append(plan_dcp(v, d.dcp, audio_channels=track.channels, audio_stream=_track_index(d, spec),
-                              title=title, source=picture.path))
+                              title=title, source=picture.path, first_frame=head_frames(d, spec, picture)[1]))
     return plans
 
 
