@@ -101,6 +101,7 @@ class PicturePlan:
     matrix: str = "bt709"  # Y'CbCr matrix of the master, for ffmpeg's conversion to R'G'B'
     range: Literal["tv", "pc"] = "tv"
     is_rgb: bool = False
+    master_rate: Fraction | None = None  # the master's frame rate when a speed change makes it differ from fps
 
     @property
     def profile(self) -> Literal["2k", "4k"]:
@@ -190,7 +191,8 @@ def decode_args(master: Path, plan: PicturePlan, start: int = 0, count: int | No
           f"pad={c.width}:{c.height}:{p.x}:{p.y}:black")
     args: list[str] = []
     if start > 0:
-        args += ["-ss", f"{(start - 0.5) / plan.fps:.6f}"]
+        rate = plan.master_rate or Fraction(plan.fps)
+        args += ["-ss", f"{float((start - Fraction(1, 2)) / rate):.6f}"]
     args += ["-i", str(master), "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", vf, "-fps_mode", "passthrough"]
     frames = plan.frame_count - start if count is None else count
     args += ["-frames:v", str(frames), "-pix_fmt", "rgb48le", "-f", "rawvideo", "pipe:1"]

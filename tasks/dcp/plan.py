@@ -109,7 +109,8 @@ def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_st
     picture = PicturePlan(placement, rate, frames, primaries=video.color_primaries or "bt709",
                           transfer=video.color_transfer or "bt709", matrix=video.color_matrix or "bt709",
                           range="pc" if video.color_range == "pc" else "tv",
-                          is_rgb=(video.pix_fmt or "").startswith(("rgb", "gbr", "bgr")))
+                          is_rgb=(video.pix_fmt or "").startswith(("rgb", "gbr", "bgr")),
+                          master_rate=video.frame_rate if video.frame_rate != rate else None)
     return DcpPlan(picture=picture, source_rate=video.frame_rate, edit_rate=rate, sound=spec.sound,
                    audio_stream=audio_stream, title=title,
                    reels=[(first_frame + s, c) for s, c in reel_ranges(frames - first_frame, spec.reels, rate)],
@@ -162,7 +163,7 @@ def sound_args(master: Path, plan: DcpPlan, start: int, count: int, out: Path) -
     chain = ["aresample=48000"]
     if plan.speed_changed:
         speed = Fraction(plan.edit_rate) / plan.source_rate
-        chain = [f"asetrate={float(48000 * speed):.6f}", "aresample=48000:resampler=soxr"]
+        chain = [f"asetrate={round(48000 * speed)}", "aresample=48000"]
     chain += [f"atrim=start_sample={first}:end_sample={first + total}", "asetpts=PTS-STARTPTS",
               f"apad=whole_len={total}"]
     return ["-i", str(master), "-map", f"0:a:{plan.audio_stream}", "-af", ",".join(chain),

@@ -17,7 +17,7 @@ import pytest
 from specs.errors import MediaError
 from specs.loader import load_spec
 from specs.model import DcpSpec
-from tasks.dcp.plan import dcp_rate, make_dcp, plan_deliverable
+from tasks.dcp.plan import dcp_rate, make_dcp, plan_dcp, plan_deliverable, sound_args
 from tasks.dcp.verify import verify_dcp
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, MixSpec, make_master, make_mix
@@ -114,3 +114,21 @@ def test_spec_lint_refuses_dcp_mistakes(tmp_path: Path) -> None:
         issues = lint_paths([path])
         assert issues and any(words in i.message for i in issues), (line, [str(i) for i in issues])
         assert all(i.line > 0 for i in issues)
+
+
+def test_speed_change_sound_is_whole_frames_at_the_dcp_rate(tmp_path: Path) -> None:
+    """23.976 -> 24 with speed_change: 24 frames of sound are exactly 48,000 samples, played 0.1 % fast."""
+    master, mix = _inputs(tmp_path / "in", rate=Fraction(24000, 1001), width=320, height=180, programme_s=2.0)
+    married = tmp_path / "married.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(master), "-i", str(mix), "-map", "0:v", "-map", "1:a",
+                    "-c", "copy", str(married)], check=True)
+    info = probe(married)
+    assert info.primary_video is not None
+    plan = plan_dcp(info.primary_video, DcpSpec(speed_change=True), audio_channels=6, audio_stream=0,
+                    title="Film", source=str(married))
+    assert plan.edit_rate == 24 and plan.speed_changed and plan.picture.master_rate == Fraction(24000, 1001)
+    wav = tmp_path / "reel.wav"
+    subprocess.run(["ffmpeg", "-v", "error", *sound_args(married, plan, 24, 24, wav)], check=True)
+    sound = probe(wav).audio[0]
+    assert (sound.channels, sound.sample_rate_hz, sound.bit_depth) == (6, 48000, 24)
+    assert sound.duration_s == pytest.approx(1.0, abs=1e-6)
