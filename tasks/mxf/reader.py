@@ -233,6 +233,14 @@ def _resolve(track: TrackFile) -> None:
             if desc is not None:
                 track.descriptor = desc
                 track.subdescriptors = [track.sets[r] for r in desc.refs("SubDescriptors") if r in track.sets]
+    # Keep the essence of the descriptor's track only (an OP1a file may interleave several elements).
+    linked = track.descriptor.uint("LinkedTrackID")
+    for s in track.sets.values():
+        if s.kind == "track" and s.uint("TrackID") == linked and s.uint("TrackNumber"):
+            number = s.uint("TrackNumber").to_bytes(4, "big")
+            if any(p.key[12:16] == number for p in track.essence):
+                track.essence = [p for p in track.essence if p.key[12:16] == number]
+            break
     if len(track.file_package_umid) == 32:
         track.asset_id = uuid.UUID(bytes=bytes(track.file_package_umid[16:]))
     container = track.essence_container

@@ -65,7 +65,6 @@ class TrackFileInfo:
     layout: str = ""
     sample_rate: int = 0
     max_frame_bytes: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def samples_per_frame(edit_rate: Fraction, sample_rate: int = AUDIO_SAMPLE_RATE) -> int:

@@ -245,3 +245,24 @@ def test_codestream_constraint_violations_are_caught(tmp_path: Path, frames: lis
     assert any(p.startswith(f"{name}: frame 1: 2 guard bits") for p in result.problems), result.problems
     assert f"{name}: frame 2 is {len(bad[2])} bytes, over the 1302083-byte (250 Mbit/s) limit" in result.problems
     assert not any(": frame 0" in p or ": frame 3" in p for p in result.problems)
+
+
+@pytest.mark.skipif(not (shutil.which("asdcp-info") and shutil.which("asdcp-unwrap")),
+                    reason="asdcplib tools not on PATH (not packaged in Debian; build cinecert/asdcplib to run this)")
+def test_asdcplib_reads_our_track_files_back(dcp: Path, frames: list[bytes], tmp_path: Path) -> None:
+    """The reference implementation unwraps what we wrapped, byte for byte; ClairMeta then also runs its
+    picture and sound probe checks (they need asdcp-info) and still reports no error."""
+    picture, sound = next(dcp.glob("j2c_*.mxf")), next(dcp.glob("pcm_*.mxf"))
+    subprocess.run(["asdcp-unwrap", str(picture), str(tmp_path / "f")], check=True, capture_output=True)
+    unwrapped = sorted(tmp_path.glob("f*.j2c"))
+    assert [p.read_bytes() for p in unwrapped] == [frames[i % len(frames)] for i in range(48)]
+    subprocess.run(["asdcp-unwrap", str(sound), str(tmp_path / "snd")], check=True, capture_output=True)
+    import soundfile as sf
+
+    info = sf.info(str(tmp_path / "snd"))
+    assert (info.channels, info.samplerate, info.frames, info.subtype) == (6, 48000, 48 * 2000, "PCM_24")
+    report = _clairmeta(dcp)
+    assert _errors(report) == []
+    ran = {c["name"] for c in report["checks"] if not c["bypass"]}
+    assert {"check_sound_cpl_channels", "check_sound_cpl_quantization", "check_sound_cpl_sampling",
+            "check_picture_cpl_resolution", "check_picture_cpl_encoding"} <= ran

@@ -148,3 +148,18 @@ def test_mediainfo_identifies_dcp_track_files(tmp_path: Path, j2k_frames: list[b
     assert (audio["Format"], audio["BitDepth"], audio["SamplingRate"], audio["Channels"]) == ("PCM", "24", "48000", "6")
     assert audio["ChannelLayout"] == "L R C LFE Ls Rs"
     assert float(audio["Duration"]) == pytest.approx(2.0, abs=0.001)
+
+
+def test_reader_keeps_only_its_tracks_essence_when_elements_are_interleaved(tmp_path: Path,
+                                                                            j2k_frames: list[bytes]) -> None:
+    """An OP1a file (ST 2067-5) may interleave other elements; the reader lists the descriptor's track only."""
+    from tasks.mxf.labels import WAVE_ELEMENT_KEY
+
+    path = tmp_path / "pic.mxf"
+    write_picture_track(iter(j2k_frames), path, Fraction(24), 1998, 1080)
+    track = read_track(path)
+    at = track.essence[1].offset
+    data = path.read_bytes()
+    path.write_bytes(data[:at] + klv.klv(WAVE_ELEMENT_KEY, bytes(36000)) + data[at:])
+    again = read_track(path)
+    assert again.frame_count == 4 and list(again.iter_frames()) == j2k_frames
