@@ -201,7 +201,10 @@ def read_track(path: Path) -> TrackFile:
             if is_partition_key(key):
                 f.seek(pkt.value_offset)
                 kind = {2: "header", 3: "body", 4: "footer"}[key[13]]
-                part = _partition(kind, pkt.offset, f.read(pkt.length))
+                value = f.read(pkt.length)
+                if len(value) < 80:
+                    raise MediaError(f"{path.name}: partition pack at byte {pkt.offset} is too short")
+                part = _partition(kind, pkt.offset, value)
                 partitions.append(part)
                 if kind == "header" and part.header_byte_count:
                     sets = _parse_metadata(f.read(part.header_byte_count))

@@ -314,8 +314,13 @@ def write_picture_track(frames: Iterable[bytes], out: Path, edit_rate: Fraction,
     def checked() -> Iterator[bytes]:
         yield first
         for n, frame in enumerate(it, start=1):
-            if frame[:2] != b"\xff\x4f":
-                raise MediaError(f"{out.name}: frame {n} is not a JPEG 2000 codestream")
+            try:
+                size = parse_main_header(frame)
+            except ValueError:
+                raise MediaError(f"{out.name}: frame {n} is not a JPEG 2000 codestream") from None
+            if (size.width, size.height) != (stored_width, stored_height):
+                raise MediaError(f"{out.name}: frame {n} is {size.width}x{size.height}, the track is "
+                                 f"{stored_width}x{stored_height}")
             yield frame
 
     duration, size, biggest = _write_track(Path(out), plan, checked(), cbr_bytes=None,

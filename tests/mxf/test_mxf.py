@@ -163,3 +163,16 @@ def test_reader_keeps_only_its_tracks_essence_when_elements_are_interleaved(tmp_
     path.write_bytes(data[:at] + klv.klv(WAVE_ELEMENT_KEY, bytes(36000)) + data[at:])
     again = read_track(path)
     assert again.frame_count == 4 and list(again.iter_frames()) == j2k_frames
+
+
+def test_reader_refuses_what_is_not_a_whole_track_file(tmp_path: Path, j2k_frames: list[bytes]) -> None:
+    junk = tmp_path / "junk.mxf"
+    junk.write_bytes(bytes(range(256)) * 10)
+    with pytest.raises(MediaError, match="not an MXF file"):
+        read_track(junk)
+    path = tmp_path / "pic.mxf"
+    write_picture_track(iter(j2k_frames), path, Fraction(24), 1998, 1080)
+    cut = read_track(path).essence[2]
+    path.write_bytes(path.read_bytes()[:cut.value_offset + 10])  # a copy that stopped mid-frame
+    with pytest.raises(MediaError, match="truncated"):
+        read_track(path)
