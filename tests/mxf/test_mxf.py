@@ -176,3 +176,22 @@ def test_reader_refuses_what_is_not_a_whole_track_file(tmp_path: Path, j2k_frame
     path.write_bytes(path.read_bytes()[:cut.value_offset + 10])  # a copy that stopped mid-frame
     with pytest.raises(MediaError, match="truncated"):
         read_track(path)
+
+
+def test_sound_reels_cut_from_one_wav(tmp_path: Path) -> None:
+    """Split reels: each sound track file takes its edit units from the one mix, contiguous and exact."""
+    rng = np.random.default_rng(2)
+    pcm = rng.integers(-(1 << 23), 1 << 23, (2000 * 10, 6), dtype=np.int32)
+    wav = tmp_path / "mix.wav"
+    sf.write(wav, pcm << 8, 48000, subtype="PCM_24")
+    first = write_sound_track(wav, tmp_path / "r1.mxf", Fraction(24), "5.1", frame_count=4)
+    second = write_sound_track(wav, tmp_path / "r2.mxf", Fraction(24), "5.1", start_frame=4, frame_count=6)
+    assert (first.duration, second.duration) == (4, 6)
+    joined = b"".join(read_track(tmp_path / "r1.mxf").iter_frames()) + b"".join(
+        read_track(tmp_path / "r2.mxf").iter_frames())
+    write_sound_track(wav, tmp_path / "whole.mxf", Fraction(24), "5.1")
+    whole = b"".join(read_track(tmp_path / "whole.mxf").iter_frames())
+    assert joined == whole and len(whole) == 10 * 2000 * 6 * 3
+    with pytest.raises(MediaError, match="ends after 10 frames; the reel needs 12"):
+        write_sound_track(wav, tmp_path / "r3.mxf", Fraction(24), "5.1", start_frame=8, frame_count=4)
+    assert not (tmp_path / "r3.mxf").exists()
