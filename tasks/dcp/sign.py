@@ -107,6 +107,10 @@ class Signer:
     def __repr__(self) -> str:
         return f"Signer(subject={self.chain[0].subject.rfc4514_string()!r})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Never pickled: Prefect persists task parameters and results. Pass the signer folder instead.
+        raise TypeError("a DCP Signer holds a private key and is never serialised; pass its folder instead")
+
 
 def _write_private(path: Path, key: rsa.RSAPrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

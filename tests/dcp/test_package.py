@@ -175,6 +175,10 @@ def test_signer_is_made_once_private_and_never_in_the_dcp(dcp: Path, signer_home
     assert (signer_home / "leaf.pem").read_bytes() == leaf_before
     signer = load_signer(signer_home)
     assert "PRIVATE" not in repr(signer)
+    import pickle
+
+    with pytest.raises(TypeError, match="never serialised"):
+        pickle.dumps(signer)
     key_body = b"".join(keys[1].read_bytes().splitlines()[1:-1])
     for f in dcp.iterdir():
         assert b"PRIVATE KEY" not in f.read_bytes() and key_body[:64] not in f.read_bytes()
