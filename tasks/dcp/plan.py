@@ -11,21 +11,25 @@ in the SMPTE ST 428-3 channel order, wraps both in track files and writes the CP
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from specs.errors import MediaError
+from specs.errors import MediaError, OutputExistsError
 from specs.layouts import spec_layout
-from specs.model import DCP_FRAME_RATES, DCP_MAX_SPEED_CHANGE, DcpSpec, IsdcfFields
+from specs.model import DCP_FRAME_RATES, DCP_MAX_SPEED_CHANGE, DcpSpec, Deliverable, IsdcfFields, Spec
 from tasks.dcp.container import choose_container, place_picture
 from tasks.dcp.picture import PicturePlan, check_colour, iter_picture
+from tasks.deliverables.shape import head_frames
+from tasks.layback import LaybackPlan
 from tasks.media.ffmpeg import run_ffmpeg
-from tasks.media.probe import MediaInfo
+from tasks.media.probe import MediaInfo, VideoStream
 
-__all__ = ["DcpPlan", "plan_dcp", "dcp_rate", "reel_ranges", "make_dcp", "sound_args"]
+__all__ = ["DcpPlan", "plan_dcp", "plan_deliverable", "check_dcp_deliverables", "dcp_rate", "reel_ranges", "make_dcp",
+           "sound_args"]
 
 
 @dataclass(frozen=True)
@@ -84,33 +88,65 @@ def reel_ranges(frame_count: int, reels: int, edit_rate: int) -> list[tuple[int,
     return [(bounds[i], bounds[i + 1] - bounds[i]) for i in range(reels)]
 
 
-def plan_dcp(master: MediaInfo, spec: DcpSpec, *, audio_stream: int, title: str, language: str = "en") -> DcpPlan:
-    """Decide the DCP; raises MediaError (exit 2) on anything that cannot be made, before any encode."""
-    v = master.primary_video
-    if v is None:
-        raise MediaError(f"{master.path} has no picture to make a DCP from")
-    if v.scan == "interlaced":
-        raise MediaError(f"{master.path} is interlaced: a DCP is progressive; deinterlace the master first")
-    check_colour(v.color_primaries, v.color_transfer)
-    rate = dcp_rate(v.frame_rate, spec)
-    container = choose_container(v.width, v.height, v.sample_aspect_ratio, spec.resolution, spec.fit)
-    placement = place_picture(v.width, v.height, v.sample_aspect_ratio, container, scale=spec.scale == "fit")
-    frames = v.frame_count or (round(Fraction(v.duration_s or 0) * v.frame_rate) if v.duration_s else 0)
-    if audio_stream >= len(master.audio):
-        raise MediaError(f"{master.path} has {len(master.audio)} audio track(s); the DCP's sound is track "
-                         f"{audio_stream + 1}")
-    channels = master.audio[audio_stream].channels
+def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_stream: int, title: str,
+             source: str, language: str = "en", first_frame: int = 0) -> DcpPlan:
+    """Decide the DCP; raises MediaError (exit 2) on anything that cannot be made, before any encode.
+
+    ``first_frame``: the master's frame that becomes the DCP's first (the FFOA when the head is dropped).
+    """
+    if video.scan == "interlaced":
+        raise MediaError(f"{source} is interlaced: a DCP is progressive; deinterlace the master first")
+    check_colour(video.color_primaries, video.color_transfer)
+    rate = dcp_rate(video.frame_rate, spec)
+    container = choose_container(video.width, video.height, video.sample_aspect_ratio, spec.resolution, spec.fit)
+    placement = place_picture(video.width, video.height, video.sample_aspect_ratio, container,
+                              scale=spec.scale == "fit")
+    frames = video.frame_count or (round(Fraction(video.duration_s) * video.frame_rate) if video.duration_s else 0)
     want = spec_layout(spec.sound).channels
-    if channels != want:
-        raise MediaError(f"a {spec.sound} DCP needs a {want}-channel mix; audio track {audio_stream + 1} of "
-                         f"{master.path} has {channels} channel(s). Give a {spec.sound} mix or set dcp.sound")
-    picture = PicturePlan(placement, rate, frames, primaries=v.color_primaries or "bt709",
-                          transfer=v.color_transfer or "bt709", matrix=v.color_matrix or "bt709",
-                          range="pc" if v.color_range == "pc" else "tv",
-                          is_rgb=(v.pix_fmt or "").startswith(("rgb", "gbr", "bgr")))
-    return DcpPlan(picture=picture, source_rate=v.frame_rate, edit_rate=rate, sound=spec.sound,
-                   audio_stream=audio_stream, reels=reel_ranges(frames, spec.reels, rate), title=title,
+    if audio_channels != want:
+        raise MediaError(f"a {spec.sound} DCP needs a {want}-channel mix; its sound in {source} has "
+                         f"{audio_channels} channel(s). Give a {spec.sound} mix or set dcp.sound")
+    picture = PicturePlan(placement, rate, frames, primaries=video.color_primaries or "bt709",
+                          transfer=video.color_transfer or "bt709", matrix=video.color_matrix or "bt709",
+                          range="pc" if video.color_range == "pc" else "tv",
+                          is_rgb=(video.pix_fmt or "").startswith(("rgb", "gbr", "bgr")))
+    return DcpPlan(picture=picture, source_rate=video.frame_rate, edit_rate=rate, sound=spec.sound,
+                   audio_stream=audio_stream, title=title,
+                   reels=[(first_frame + s, c) for s, c in reel_ranges(frames - first_frame, spec.reels, rate)],
                    content_kind=spec.content_kind.upper(), isdcf=spec.isdcf, language=language)
+
+
+def _track_index(d: Deliverable, spec: Spec) -> int:
+    track_id = d.audio[0].from_track
+    return next(i for i, t in enumerate(spec.audio.tracks) if t.id == track_id)
+
+
+def plan_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, title: str, language: str = "en") -> DcpPlan:
+    """The plan of a spec's ``dcp`` deliverable made from the married master (its tracks in spec order)."""
+    v = master.primary_video
+    if v is None or d.dcp is None:
+        raise MediaError(f"{master.path} has no picture to make DCP {d.id} from")
+    index = _track_index(d, spec)
+    if index >= len(master.audio):
+        raise MediaError(f"{master.path} has {len(master.audio)} audio track(s); DCP {d.id} takes track {index + 1}")
+    return plan_dcp(v, d.dcp, audio_channels=master.audio[index].channels, audio_stream=index, title=title,
+                    source=master.path, language=language, first_frame=head_frames(d, spec, master)[1])
+
+
+def check_dcp_deliverables(spec: Spec, picture: MediaInfo, layback: LaybackPlan, title: str) -> list[DcpPlan]:
+    """Every DCP of the spec planned from the picture master and the layback plan, before any work.
+
+    The run's bad-input refusals (exit 2): rate, container, colour, sound configuration.
+    """
+    v = picture.primary_video
+    plans = []
+    for d in spec.deliverables:
+        if d.kind != "dcp" or d.dcp is None or v is None:
+            continue
+        track = layback.tracks[_track_index(d, spec)]
+        plans.append(plan_dcp(v, d.dcp, audio_channels=track.channels, audio_stream=_track_index(d, spec),
+                              title=title, source=picture.path, first_frame=head_frames(d, spec, picture)[1]))
+    return plans
 
 
 def sound_args(master: Path, plan: DcpPlan, start: int, count: int, out: Path) -> list[str]:
@@ -143,13 +179,17 @@ def _frame_bytes(paths: Iterator[Path]) -> Iterator[bytes]:
 
 def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *,
              work_dir: Path | None = None, signer_dir: Path | None = None) -> Path:
-    """Encode, wrap, package and verify the DCP in ``out_dir``; returns ``out_dir``.
+    """Encode, wrap, package and verify the DCP; it appears as ``out_dir`` only once verified.
+
+    The DCP is built in ``out_dir.partial`` (track files, then CPL/PKL/ASSETMAP, which name files
+    relative to the folder) and renamed into place after our verification passes.
 
     Raises:
-        VerificationError: our verification of the written DCP found a problem.
+        OutputExistsError: ``out_dir`` exists (a DCP is never overwritten).
+        VerificationError: our verification of the written DCP found a problem (nothing is kept).
     """
-    # The track-file writer, packaging, signing and verification are tasks.dcp.package / sign / verify
-    # and tasks.mxf (ST 429-3/-4 track files, ST 429-7/-8/-9 XML, ST 430-2 signing).
+    # The track-file writer, packaging, signing and verification are tasks.mxf (ST 429-3/-4 track files)
+    # and tasks.dcp.package / sign / verify (ST 429-7/-8/-9 XML, ST 430-2 signing).
     from tasks.dcp.naming import DcpNameFields
     from tasks.dcp.package import write_dcp
     from tasks.dcp.sign import ensure_signer
@@ -157,19 +197,23 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
     from tasks.mxf.writer import write_picture_track, write_sound_track
 
     out_dir = Path(out_dir)
-    work = Path(work_dir) if work_dir else out_dir.parent / (out_dir.name + ".work")
-    out_dir.mkdir(parents=True, exist_ok=False)
+    if out_dir.exists():
+        raise OutputExistsError(f"{out_dir} exists; a DCP is never overwritten: move it away or choose another --out")
+    building = out_dir.with_name(out_dir.name + ".partial")
+    work = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".partial-work")
+    shutil.rmtree(building, ignore_errors=True)  # a crashed run's leftovers: never published
+    building.mkdir(parents=True)
     work.mkdir(parents=True, exist_ok=True)
     c = plan.picture.placement.container
     reels = []
     try:
         for number, (start, count) in enumerate(plan.reels, start=1):
             frames = iter_picture(married_master, plan.picture, workers, work / "j2c", start, count)
-            picture = write_picture_track(_frame_bytes(frames), out_dir / f"j2c_reel{number}.mxf",
+            picture = write_picture_track(_frame_bytes(frames), building / f"j2c_reel{number}.mxf",
                                           Fraction(plan.edit_rate), c.width, c.height)
             wav = work / f"sound_reel{number}.wav"
-            run_ffmpeg(["-y", *sound_args(married_master, plan, start, count, wav)])
-            sound = write_sound_track(wav, out_dir / f"pcm_reel{number}.mxf", Fraction(plan.edit_rate),
+            run_ffmpeg(["-y", *sound_args(married_master, plan, start, count, wav)], what="DCP sound")
+            sound = write_sound_track(wav, building / f"pcm_reel{number}.mxf", Fraction(plan.edit_rate),
                                       plan.sound, language=plan.language)
             wav.unlink()
             reels.append((picture, sound))
@@ -179,10 +223,11 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
                                subtitle_language=plan.isdcf.subtitle_language, territory=plan.isdcf.territory,
                                rating=plan.isdcf.rating, studio=plan.isdcf.studio, facility=plan.isdcf.facility,
                                date=dt.date.today(), package_type=plan.isdcf.package_type)
-        write_dcp(out_dir, fields, reels, signer=ensure_signer(signer_dir))
-        raise_if_failed(verify_dcp(out_dir))
+        write_dcp(building, fields, reels, signer=ensure_signer(signer_dir))
+        raise_if_failed(verify_dcp(building))
+        os.rename(building, out_dir)
     except BaseException:
-        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.rmtree(building, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,191 @@
+"""A DCP from `deliver run` (dci-cinema), a scope 25 fps DCP, and the refusals before any encode.
+
+Checked by our verification, ClairMeta (its XML/hash/naming/signature checks) and MediaInfo.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from specs.errors import MediaError
+from specs.loader import load_spec
+from specs.model import DcpSpec
+from tasks.dcp.plan import dcp_rate, make_dcp, plan_deliverable
+from tasks.dcp.verify import verify_dcp
+from tasks.media.probe import probe
+from tasks.media.synth import MasterSpec, MixSpec, make_master, make_mix
+
+pytestmark = pytest.mark.skipif(shutil.which("grk_compress") is None or shutil.which("mediainfo") is None,
+                                reason="grokj2k-tools and mediainfo are needed (make setup)")
+
+
+def _inputs(root: Path, *, rate: Fraction | int = 24, width: int = 1920, height: int = 1080,
+            layout: str = "5.1", programme_s: float = 1.5) -> tuple[Path, Path]:
+    timing = dict(rate=rate, head_s=3, programme_s=programme_s)
+    root.mkdir(parents=True, exist_ok=True)
+    master, mix = root / "master.mov", root / f"mix{layout}.wav"
+    make_master(master, MasterSpec.fast_prores(width=width, height=height, **timing))
+    make_mix(mix, MixSpec(layout=layout, **timing))
+    return master, mix
+
+
+def _run(args: list[str]):
+    return CliRunner().invoke(app, args, catch_exceptions=False)
+
+
+def _mediainfo(path: Path) -> list[dict]:
+    out = subprocess.run(["mediainfo", "--Output=JSON", str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["media"]["track"]
+
+
+def _clairmeta_errors(path: Path) -> tuple[list[str], set[str]]:
+    out = subprocess.run([sys.executable, "-m", "clairmeta.cli", "check", "-type", "dcp", str(path), "-format",
+                          "json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode in (0, 1), out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    errors = [f"{c['name']}: {e['message']}" for c in report["checks"] for e in c["errors"]
+              if e.get("criticality") == "ERROR"]
+    return errors, {c["name"] for c in report["checks"] if not c["bypass"]}
+
+
+def _check_tracks(dcp: Path, width: int, height: int, fps: int, frames: int, channels: int) -> None:
+    picture = _mediainfo(next(dcp.glob("j2c_*.mxf")))
+    video = next(t for t in picture if t["@type"] == "Video")
+    assert video["Format"] == "JPEG 2000" and video["Format_Profile"].startswith("D-Cinema 2k")
+    assert (int(video["Width"]), int(video["Height"])) == (width, height)
+    assert float(video["FrameRate"]) == fps and int(video["FrameCount"]) == frames
+    assert video["BitDepth"] == "12"
+    sound = _mediainfo(next(dcp.glob("pcm_*.mxf")))
+    audio = next(t for t in sound if t["@type"] == "Audio")
+    assert audio["Format"] == "PCM" and int(audio["Channels"]) == channels
+    assert audio["BitDepth"] == "24" and audio["SamplingRate"] == "48000"
+    assert abs(float(audio["Duration"]) - frames / fps) < 0.002
+
+
+def test_deliver_run_makes_a_verified_2k_flat_dcp(tmp_path: Path) -> None:
+    master, mix = _inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    result = _run(["run", "--master", str(master), "--mix", str(mix), "--spec", "dci-cinema", "--title", "Film",
+                   "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    dcp = out / "Film_v1" / "Film_v1_dcp"
+    verification = verify_dcp(dcp)
+    assert verification.problems == [] and verification.counts["frames_checked"] == 36  # 1.5 s, leader dropped
+    _check_tracks(dcp, 1998, 1080, 24, 36, 6)
+    errors, ran = _clairmeta_errors(dcp)
+    assert errors == []
+    for check in ("check_cpl_xml", "check_pkl_xml", "check_am_xml", "check_assets_pkl_hash", "check_dcnc_compliance",
+                  "check_document_signature", "check_dcp_signed"):
+        assert check in ran, check
+    report = json.loads((out / "report.json").read_text())
+    names = {d["name"] for d in report["deliverables"]}
+    assert "Film_v1_dcp/j2c_reel1.mxf" in names and "Film_v1_dcp/ASSETMAP.xml" in names
+    cpl = next(dcp.glob("cpl_*.xml")).read_text()
+    assert "Film_FTR-1_F_EN-XX_INT_51_2K_DLV_" in cpl
+
+
+def test_scope_dcp_at_25_fps_from_a_239_master(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    master, _mix = _inputs(tmp_path / "in", rate=25, width=1920, height=804, programme_s=1.0)
+    # The married master of a run: the picture with the 5.1 mix as its first audio track.
+    married = tmp_path / "married.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(master), "-i", str(_mix), "-map", "0:v", "-map", "1:a",
+                    "-c", "copy", "-timecode", "00:59:57:00", str(married)], check=True)
+    spec = load_spec("dci-cinema")
+    plan = plan_deliverable(spec.deliverables[0], spec, probe(married), "Scope Film")
+    assert plan.picture.placement.container.name == "scope" and plan.edit_rate == 25
+    assert plan.reels == [(75, 25)]  # FFOA 01:00:00:00 after a 3 s leader: 1 s of programme
+    dcp = make_dcp(married, plan, tmp_path / "DCP", 2, signer_dir=tmp_path / "signer")
+    assert verify_dcp(dcp).problems == []
+    _check_tracks(dcp, 2048, 858, 25, 25, 6)
+    errors, _ran = _clairmeta_errors(dcp)
+    assert errors == []
+
+
+def test_rates_needing_a_speed_change_are_refused_unless_asked() -> None:
+    assert dcp_rate(Fraction(25), DcpSpec()) == 25
+    with pytest.raises(MediaError, match=r"23.976 fps and a DCP at 24: that needs a speed change \(0.1 %\)"):
+        dcp_rate(Fraction(24000, 1001), DcpSpec())
+    assert dcp_rate(Fraction(24000, 1001), DcpSpec(speed_change=True)) == 24
+    with pytest.raises(MediaError, match="needs a speed change"):
+        dcp_rate(Fraction(24), DcpSpec(frame_rate=25))
+    assert dcp_rate(Fraction(24), DcpSpec(frame_rate=25, speed_change=True)) == 25
+    with pytest.raises(MediaError, match="more than the 4.4 %"):
+        dcp_rate(Fraction(24), DcpSpec(frame_rate=30, speed_change=True))
+
+
+def _refused(result, words: str, out: Path) -> None:
+    assert result.exit_code == 2, result.output
+    assert words in result.output
+    assert "Traceback" not in result.output
+    assert not list(out.glob("*/*_dcp*")) and not list(out.glob("**/*.j2c"))  # nothing encoded
+
+
+def test_run_refuses_a_23976_master_before_any_encode(tmp_path: Path) -> None:
+    master, mix = _inputs(tmp_path / "in", rate=Fraction(24000, 1001), width=320, height=180)
+    out = tmp_path / "out"
+    result = _run(["run", "--master", str(master), "--mix", str(mix), "--spec", "dci-cinema", "--title", "Film",
+                   "--out", str(out)])
+    _refused(result, "needs a speed change", out)
+
+
+def test_run_refuses_a_container_that_cannot_hold_the_picture(tmp_path: Path) -> None:
+    master, mix = _inputs(tmp_path / "in", width=2048, height=1080)
+    spec = tmp_path / "flat-unscaled.yaml"
+    spec.write_text("schema: 1\nname: flat-unscaled\nextends: dci-cinema\ndescription: flat, no scaling\n"
+                    "provenance: {document: test, confidence: NC}\n"
+                    "deliverables:\n  - id: dcp\n    kind: dcp\n    container: dcp\n"
+                    "    dcp: {fit: flat, scale: none}\n    audio: [{from_track: main-51, codec: pcm_s24le}]\n"
+                    "    name: \"{title}_{version}_dcp\"\n")
+    out = tmp_path / "out"
+    result = _run(["run", "--master", str(master), "--mix", str(mix), "--spec", str(spec), "--title", "Film",
+                   "--out", str(out)])
+    _refused(result, "container (1998x1080) cannot hold the 2048x1080 master", out)
+
+
+def test_run_refuses_a_71_dcp_from_a_51_mix(tmp_path: Path) -> None:
+    master, mix = _inputs(tmp_path / "in", width=320, height=180)
+    spec = tmp_path / "cinema-71.yaml"
+    spec.write_text("schema: 1\nname: cinema-71\nextends: dci-cinema\ndescription: 7.1 DCP\n"
+                    "provenance: {document: test, confidence: NC}\n"
+                    "audio:\n  tracks:\n    - {id: main-71, label: 7.1 mix, layout: \"7.1\", "
+                    "channels: [L, R, C, LFE, Lss, Rss, Lrs, Rrs]}\n"
+                    "deliverables:\n  - id: dcp\n    kind: dcp\n    container: dcp\n"
+                    "    dcp: {sound: \"7.1\"}\n    audio: [{from_track: main-71, codec: pcm_s24le}]\n"
+                    "    name: \"{title}_{version}_dcp\"\n")
+    out = tmp_path / "out"
+    result = _run(["run", "--master", str(master), "--mix", str(mix), "--spec", str(spec), "--title", "Film",
+                   "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "6 channels" in result.output and "Traceback" not in result.output
+    assert not list(out.glob("**/*.mxf"))
+
+
+def test_spec_lint_refuses_dcp_mistakes(tmp_path: Path) -> None:
+    from specs.loader import lint_paths
+
+    base = ("schema: 1\nname: bad-dcp\nextends: dci-cinema\ndescription: broken\n"
+            "provenance: {document: test, confidence: NC}\ndeliverables:\n  - id: dcp\n    kind: dcp\n"
+            "    container: dcp\n    audio: [{from_track: main-51, codec: pcm_s24le}]\n"
+            "    name: \"{title}_{version}_dcp\"\n")
+    cases = {
+        "    dcp: {sound: \"7.1\"}\n": "the 7.1 DCP 'dcp' maps track 'main-51', a 5.1 mix",
+        "    dcp: {frame_rate: 23}\n": "23 fps is not a DCP rate",
+        "    dcp: {content_kind: MOVIE}\n": "content kind 'MOVIE' is not an ISDCF content type",
+        "    dcp: {fit: wide}\n": "fit",
+        "    video: {codec: prores_ks}\n": "a DCP has no video: settings",
+    }
+    for line, words in cases.items():
+        path = tmp_path / "bad.yaml"
+        path.write_text(base.replace("    container: dcp\n", "    container: dcp\n" + line))
+        issues = lint_paths([path])
+        assert issues and any(words in i.message for i in issues), (line, [str(i) for i in issues])
+        assert all(i.line > 0 for i in issues)
