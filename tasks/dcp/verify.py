@@ -137,9 +137,9 @@ def _check_picture(track: TrackFile, result: DcpVerification, check_frames: bool
                             "frame sizes and SOC/EOC markers checked only")
     profile = "4k" if size[0] > 2048 else "2k"
     fps = max(1, round(track.edit_rate))
-    for n, pkt in enumerate(track.essence):
-        if pkt.length > limit:
-            result.problems.append(f"{track.path.name}: frame {n} is {pkt.length} bytes, over the "
+    for n, unit in enumerate(track.edit_units):
+        if unit.length > limit:
+            result.problems.append(f"{track.path.name}: frame {n} is {unit.length} bytes, over the "
                                    f"{limit}-byte (250 Mbit/s) limit")
     if not check_frames:
         return
@@ -159,7 +159,7 @@ def _check_sound(track: TrackFile, result: DcpVerification) -> None:
                                "a DCP needs 24-bit 48 kHz PCM")
     spf = Fraction(AUDIO_SAMPLE_RATE) / track.edit_rate if track.edit_rate else Fraction(0)
     want = int(spf * channels * AUDIO_BYTES_PER_SAMPLE)
-    bad = [n for n, pkt in enumerate(track.essence) if pkt.length != want]
+    bad = [n for n, unit in enumerate(track.edit_units) if unit.length != want]
     if bad:
         result.problems.append(f"{track.path.name}: {len(bad)} sound edit units are not {want} bytes "
                                f"(first: {bad[0]})")
@@ -169,7 +169,7 @@ def _check_sound(track: TrackFile, result: DcpVerification) -> None:
     if len(groups) != 1 or len(chans) != channels:
         result.problems.append(f"{track.path.name}: MCA labels {groups} + {len(chans)} channel labels for "
                                f"{channels} channels (ST 377-4)")
-    result.count("sound_samples", len(track.essence) * int(spf))
+    result.count("sound_samples", track.frame_count * int(spf))
 
 
 def _check_track(path: Path, asset: etree._Element, kind: str, result: DcpVerification,

@@ -195,3 +195,26 @@ def test_sound_reels_cut_from_one_wav(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="ends after 10 frames; the reel needs 12"):
         write_sound_track(wav, tmp_path / "r3.mxf", Fraction(24), "5.1", start_frame=8, frame_count=4)
     assert not (tmp_path / "r3.mxf").exists()
+
+
+def test_reader_reads_files_another_writer_made(tmp_path: Path) -> None:
+    """ffmpeg's MXF muxers: OP1a frame-wrapped and OP-Atom clip-wrapped JPEG 2000 give the same frames;
+    OP-Atom PCM (one CBR clip, an edit unit per sample) is sliced by its index without listing every unit."""
+    def ffmpeg(*args: str) -> None:
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+    src = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=24", "-frames:v", "10", "-c:v", "jpeg2000",
+           "-pix_fmt", "yuv444p"]
+    ffmpeg(*src, "-f", "mxf", str(tmp_path / "op1a.mxf"))
+    ffmpeg(*src, "-f", "mxf_opatom", str(tmp_path / "atom.mxf"))
+    op1a, atom = read_track(tmp_path / "op1a.mxf"), read_track(tmp_path / "atom.mxf")
+    assert (op1a.kind, op1a.frame_count, op1a.clip_wrapped, op1a.stored_size) == ("picture", 10, False, (320, 240))
+    assert (atom.frame_count, atom.clip_wrapped, atom.duration) == (10, True, 10)
+    assert list(op1a.iter_frames()) == list(atom.iter_frames())
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1", "-c:a", "pcm_s24le",
+           "-f", "mxf_opatom", "-mxf_audio_edit_rate", "25", str(tmp_path / "snd.mxf"))
+    snd = read_track(tmp_path / "snd.mxf")
+    assert (snd.kind, snd.channel_count, snd.quantization_bits, snd.clip_wrapped) == ("sound", 1, 24, True)
+    assert snd.frame_count == 48000 and not isinstance(snd.edit_units, list)
+    pcm = b"".join(snd.iter_frames())
+    assert len(pcm) == 48000 * 3 and snd.frame(47999) == pcm[-3:]
