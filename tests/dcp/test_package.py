@@ -300,3 +300,17 @@ def test_composition_rules_are_checked(dcp: Path, tmp_path: Path) -> None:
                      f"{cpl.name}: AnnotationText is not the ContentTitleText (Bv2.1 §8.1)",
                      f"{cpl.name}: signature digest does not match the document (edited after signing?)"):
         assert expected in problems
+
+
+def test_signer_folder_made_beforehand_or_taken(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ensure_signer(empty)
+    assert sorted(p.name for p in empty.iterdir()) == ["intermediate.key", "intermediate.pem", "leaf.key", "leaf.pem",
+                                                        "root.key", "root.pem"]
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("not a chain")
+    with pytest.raises(BadInputError, match="exists without a DCP signing chain"):
+        ensure_signer(taken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "taken"]  # no partial chain left behind
