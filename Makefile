@@ -18,11 +18,9 @@ ffmpeg:
 	@scripts/ensure-apt.sh grk_compress grokj2k-tools
 	@scripts/ensure-apt.sh opj_decompress libopenjp2-tools
 
-# The DCP tests' independent checker and test-frame encoder: MediaInfo reads the MXF track files,
-# OpenJPEG's opj_compress encodes tiny 2K cinema frames. Without them those tests skip with a reason.
+# MediaInfo: the DCP tests' independent reader of our MXF track files (without it that test skips).
 dcp-tools:
 	@scripts/ensure-apt.sh mediainfo mediainfo optional
-	@scripts/ensure-apt.sh opj_compress libopenjp2-tools optional
 
 browser:
 	@scripts/ensure-apt.sh chromium chromium optional

@@ -18,7 +18,7 @@ import base64
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,6 +42,9 @@ DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 #: RDD 52 (SMPTE DCP Bv2.1) application identification in the ST 429-16 extension metadata.
 BV21_PROFILE = "SMPTE-RDD-52:2020-Bv2.1"
 _APP_SCOPE = "http://isdcf.com/ns/cplmd/app"
+#: ST 429-7 Table 2 marker labels.
+_MARKER_LABELS = {"FFOB", "FFTC", "FFOI", "FFHS", "FFEC", "FFMC", "FFOC", "LFOC", "LFMC", "LFEC", "LFHS", "LFOI",
+                  "LFTC", "LFOB"}
 
 
 def sha1_base64(path: Path, chunk_bytes: int = 8 << 20) -> str:
@@ -69,13 +72,14 @@ def _sub(parent: etree._Element, tag: str, text: object = None, ns: str = CPL_NS
 
 
 def _asset(parent: etree._Element, tag: str, asset_id: uuid.UUID, edit_rate: Fraction, duration: int,
-           ns: str = CPL_NS) -> etree._Element:
+           ns: str = CPL_NS, entry_and_duration: bool = True) -> etree._Element:
     el = _sub(parent, tag, ns=ns)
     _sub(el, "Id", _urn(asset_id))
     _sub(el, "EditRate", _rational(edit_rate))
     _sub(el, "IntrinsicDuration", duration)
-    _sub(el, "EntryPoint", 0)
-    _sub(el, "Duration", duration)
+    if entry_and_duration:
+        _sub(el, "EntryPoint", 0)
+        _sub(el, "Duration", duration)
     return el
 
 
@@ -108,12 +112,38 @@ def _write_xml(root: etree._Element, path: Path) -> None:
         etree.ElementTree(root).write(str(tmp), xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
+def _reel_markers(reels: Sequence[tuple[TrackFileInfo, TrackFileInfo]],
+                  extra: Mapping[str, int]) -> list[list[tuple[str, int]]]:
+    """Markers per reel as (label, offset in the reel).
+
+    FFOC/LFOC (ST 429-7 §8.3.3 MainMarkers, first/last frame of content) as the Bv2.1 profile (RDD 52) is
+    read in practice and libdcp's verifier checks: FFOC at offset 1 of the first reel, LFOC at the last
+    reel's duration - 1. ``extra`` adds markers (FFEC, FFMC, ... ST 429-7 Table 2) at composition frames.
+    """
+    out: list[list[tuple[str, int]]] = [[] for _ in reels]
+    out[0].append(("FFOC", 1))
+    out[-1].append(("LFOC", reels[-1][0].duration - 1))
+    total = sum(p.duration for p, _s in reels)
+    for label, frame in extra.items():
+        if label not in _MARKER_LABELS or not 0 <= frame < total:
+            raise BadInputError(f"marker {label} at frame {frame}: labels are {', '.join(sorted(_MARKER_LABELS))}, "
+                                f"frames 0-{total - 1}")
+        start = 0
+        for n, (pic, _snd) in enumerate(reels):
+            if frame < start + pic.duration:
+                out[n].append((label, frame - start))
+                break
+            start += pic.duration
+    return out
+
+
 def _cpl(cpl_id: uuid.UUID, title: str, fields: DcpNameFields, reels: Sequence[tuple[TrackFileInfo, TrackFileInfo]],
-         hashes: dict[Path, str], issue_date: str, issuer: str, creator: str, annotation: str) -> etree._Element:
+         hashes: dict[Path, str], issue_date: str, issuer: str, creator: str,
+         active_area: tuple[int, int], markers: Mapping[str, int]) -> etree._Element:
     root = etree.Element(f"{{{CPL_NS}}}CompositionPlaylist", nsmap={None: CPL_NS, "meta": META_NS,
                                                                        "dsig": DSIG_NS})
     _sub(root, "Id", _urn(cpl_id))
-    _sub(root, "AnnotationText", annotation)
+    _sub(root, "AnnotationText", title)  # Bv2.1 §8.1: AnnotationText is the ContentTitleText
     _sub(root, "IssueDate", issue_date)
     _sub(root, "Issuer", issuer)
     _sub(root, "Creator", creator)
@@ -125,17 +155,15 @@ def _cpl(cpl_id: uuid.UUID, title: str, fields: DcpNameFields, reels: Sequence[t
     _sub(root, "RatingList")
     reel_list = _sub(root, "ReelList")
     total = sum(p.duration for p, _s in reels)
+    per_reel = _reel_markers(reels, markers)
     for n, (pic, snd) in enumerate(reels):
         reel = _sub(reel_list, "Reel")
         _sub(reel, "Id", _urn(uuid.uuid4()))
         assets = _sub(reel, "AssetList")
-        markers = [("FFOC", 0)] if n == 0 else []
-        if n == len(reels) - 1:
-            markers.append(("LFOC", pic.duration - 1))
-        if markers:  # ST 429-7 §8.3.3; FFOC/LFOC first/last frame of composition (ST 429-7 Table 2)
-            mm = _asset(assets, "MainMarkers", uuid.uuid4(), pic.edit_rate, pic.duration)
+        if per_reel[n]:  # MainMarkers carry no EntryPoint/Duration (libdcp: UNEXPECTED_ENTRY_POINT/DURATION)
+            mm = _asset(assets, "MainMarkers", uuid.uuid4(), pic.edit_rate, pic.duration, entry_and_duration=False)
             mlist = _sub(mm, "MarkerList")
-            for label, offset in markers:
+            for label, offset in sorted(per_reel[n], key=lambda m: m[1]):
                 m = _sub(mlist, "Marker")
                 _sub(m, "Label", label)
                 _sub(m, "Offset", offset)
@@ -154,10 +182,11 @@ def _cpl(cpl_id: uuid.UUID, title: str, fields: DcpNameFields, reels: Sequence[t
             _sub(meta, "VersionNumber", fields.version, ns=META_NS, status="final")
             _sub(meta, "MainSoundConfiguration", _sound_configuration(snd.layout), ns=META_NS)
             _sub(meta, "MainSoundSampleRate", f"{snd.sample_rate} 1", ns=META_NS)
-            for area in ("MainPictureStoredArea", "MainPictureActiveArea"):
+            for area, (width, height) in (("MainPictureStoredArea", (pic.stored_width, pic.stored_height)),
+                                          ("MainPictureActiveArea", active_area)):
                 a = _sub(meta, area, ns=META_NS)
-                _sub(a, "Width", pic.stored_width, ns=META_NS)
-                _sub(a, "Height", pic.stored_height, ns=META_NS)
+                _sub(a, "Width", width, ns=META_NS)
+                _sub(a, "Height", height, ns=META_NS)
             ext = _sub(_sub(meta, "ExtensionMetadataList", ns=META_NS), "ExtensionMetadata", ns=META_NS,
                        scope=_APP_SCOPE)
             _sub(ext, "Name", "Application", ns=META_NS)
@@ -169,9 +198,13 @@ def _cpl(cpl_id: uuid.UUID, title: str, fields: DcpNameFields, reels: Sequence[t
 
 def write_dcp(out_dir: Path, fields: DcpNameFields, reels: Sequence[tuple[TrackFileInfo, TrackFileInfo]], *,
               signer: Signer | None = None, issuer: str = "deliver", creator: str = "deliver",
-              annotation: str | None = None, issue_time: dt.datetime | None = None) -> Path:
+              active_area: tuple[int, int] | None = None, markers: Mapping[str, int] | None = None,
+              issue_time: dt.datetime | None = None) -> Path:
     """Write CPL, PKL, ASSETMAP and VOLINDEX for ``reels`` into ``out_dir`` (where the track files are).
 
+    ``active_area``: the picture inside the container (ST 429-16 MainPictureActiveArea; default the whole
+    container), rounded down to even sizes as Bv2.1 asks. ``markers``: extra composition markers by label
+    (e.g. FFEC/FFMC, the credits, which Bv2.1 wants in a feature) at composition frame numbers.
     Returns ``out_dir``. Raises BadInputError on reels that cannot make a DCP (lengths, rates, names).
     """
     out_dir = Path(out_dir)
@@ -179,12 +212,18 @@ def write_dcp(out_dir: Path, fields: DcpNameFields, reels: Sequence[tuple[TrackF
     title = content_title_text(fields)
     issued = (issue_time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     issue_date = issued.isoformat()
-    annotation = annotation or title
+    annotation = title  # Bv2.1 §8.1 (CPL) and the PKL annotation of a one-CPL package: the ContentTitleText
+    pic0 = reels[0][0]
+    width, height = active_area or (pic0.stored_width, pic0.stored_height)
+    if not (0 < width <= pic0.stored_width and 0 < height <= pic0.stored_height):
+        raise BadInputError(f"active area {width}x{height} is not inside the {pic0.stored_width}x"
+                            f"{pic0.stored_height} container")
+    area = (width - width % 2, height - height % 2)
     tracks = [t for reel in reels for t in reel]
     hashes = {t.path: sha1_base64(t.path) for t in tracks}
 
     cpl_id, pkl_id, am_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    cpl = _cpl(cpl_id, title, fields, reels, hashes, issue_date, issuer, creator, annotation)
+    cpl = _cpl(cpl_id, title, fields, reels, hashes, issue_date, issuer, creator, area, markers or {})
     if signer is not None:
         sign_xml(cpl, signer, CPL_NS)
     cpl_path = out_dir / f"cpl_{cpl_id}.xml"

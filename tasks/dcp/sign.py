@@ -18,9 +18,12 @@ lists the chain leaf first, each certificate with its issuer and serial number.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +110,10 @@ class Signer:
     def __repr__(self) -> str:
         return f"Signer(subject={self.chain[0].subject.rfc4514_string()!r})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Never pickled: Prefect persists task parameters and results. Pass the signer folder instead.
+        raise TypeError("a DCP Signer holds a private key and is never serialised; pass its folder instead")
+
 
 def _write_private(path: Path, key: rsa.RSAPrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -117,12 +124,33 @@ def _write_private(path: Path, key: rsa.RSAPrivateKey) -> None:
 
 
 def ensure_signer(directory: Path | None = None, organisation: str = "deliver") -> Signer:
-    """Load the site's chain, creating it (once) if the folder has none."""
+    """Load the site's chain, creating it (once) if the folder has none.
+
+    The chain is written into a private temporary folder beside the final one and renamed into place, so a
+    half-made chain is never seen and two runs starting at once end up sharing one chain.
+    """
     d = Path(directory) if directory else signer_dir()
     if (d / "leaf.key").is_file():
         return load_signer(d)
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o700)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.partial-", dir=d.parent))  # mode 0700
+    try:
+        signer = _make_chain(tmp, organisation)
+        with contextlib.suppress(OSError):
+            d.rmdir()  # an empty folder made beforehand (by hand or a config tool) is replaced
+        try:
+            os.rename(tmp, d)
+        except OSError:  # another run won the race (or the folder holds other files): use what is there
+            if (d / "leaf.key").is_file():
+                return load_signer(d)
+            raise BadInputError(f"{d} exists without a DCP signing chain; empty it or set signer_dir in "
+                                "configs/dcp.yaml") from None
+        return signer
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _make_chain(d: Path, organisation: str) -> Signer:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
     keys = {role: rsa.generate_private_key(public_exponent=65537, key_size=2048)
             for role in ("root", "intermediate", "leaf")}

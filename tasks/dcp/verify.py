@@ -24,7 +24,7 @@ from pathlib import Path
 from lxml import etree
 
 from specs.errors import VerificationError
-from tasks.dcp.package import AM_NS, CPL_NS, PKL_NS, sha1_base64
+from tasks.dcp.package import AM_NS, CPL_NS, META_NS, PKL_NS, sha1_base64
 from tasks.dcp.sign import DSIG_NS, verify_signature
 from tasks.mxf.reader import TrackFile, read_track
 from tasks.mxf.writer import AUDIO_BYTES_PER_SAMPLE, AUDIO_SAMPLE_RATE
@@ -137,9 +137,9 @@ def _check_picture(track: TrackFile, result: DcpVerification, check_frames: bool
                             "frame sizes and SOC/EOC markers checked only")
     profile = "4k" if size[0] > 2048 else "2k"
     fps = max(1, round(track.edit_rate))
-    for n, pkt in enumerate(track.essence):
-        if pkt.length > limit:
-            result.problems.append(f"{track.path.name}: frame {n} is {pkt.length} bytes, over the "
+    for n, unit in enumerate(track.edit_units):
+        if unit.length > limit:
+            result.problems.append(f"{track.path.name}: frame {n} is {unit.length} bytes, over the "
                                    f"{limit}-byte (250 Mbit/s) limit")
     if not check_frames:
         return
@@ -159,7 +159,7 @@ def _check_sound(track: TrackFile, result: DcpVerification) -> None:
                                "a DCP needs 24-bit 48 kHz PCM")
     spf = Fraction(AUDIO_SAMPLE_RATE) / track.edit_rate if track.edit_rate else Fraction(0)
     want = int(spf * channels * AUDIO_BYTES_PER_SAMPLE)
-    bad = [n for n, pkt in enumerate(track.essence) if pkt.length != want]
+    bad = [n for n, unit in enumerate(track.edit_units) if unit.length != want]
     if bad:
         result.problems.append(f"{track.path.name}: {len(bad)} sound edit units are not {want} bytes "
                                f"(first: {bad[0]})")
@@ -169,11 +169,11 @@ def _check_sound(track: TrackFile, result: DcpVerification) -> None:
     if len(groups) != 1 or len(chans) != channels:
         result.problems.append(f"{track.path.name}: MCA labels {groups} + {len(chans)} channel labels for "
                                f"{channels} channels (ST 377-4)")
-    result.count("sound_samples", len(track.essence) * int(spf))
+    result.count("sound_samples", track.frame_count * int(spf))
 
 
 def _check_track(path: Path, asset: etree._Element, kind: str, result: DcpVerification,
-                 check_frames: bool) -> int | None:
+                 check_frames: bool, configured_channels: int | None = None) -> int | None:
     """Check one CPL asset against its track file; returns the CPL Duration (None when unreadable)."""
     ns = {"c": CPL_NS}
     try:
@@ -204,6 +204,9 @@ def _check_track(path: Path, asset: etree._Element, kind: str, result: DcpVerifi
         _check_picture(track, result, check_frames)
     else:
         _check_sound(track, result)
+        if configured_channels is not None and configured_channels != track.channel_count:
+            result.problems.append(f"{path.name}: {track.channel_count} channels, the CPL's MainSoundConfiguration "
+                                   f"names {configured_channels}")
     return duration
 
 
@@ -279,11 +282,9 @@ def _verify_cpl(cpl_path: Path, paths: dict[str, Path], require_signed: bool, ch
         return
     _check_signature(cpl_path, cpl, require_signed, result)
     ns = {"c": CPL_NS}
-    markers = set(cpl.xpath(".//c:MainMarkers/c:MarkerList/c:Marker/c:Label/text()", namespaces=ns))
-    for label in ("FFOC", "LFOC"):
-        if label not in markers:
-            result.problems.append(f"{cpl_path.name}: no {label} marker (ST 429-7 Table 2, Bv2.1)")
-    for n, reel in enumerate(cpl.findall("c:ReelList/c:Reel", ns), start=1):
+    configured_channels = _check_cpl_metadata(cpl_path, cpl, result)
+    reels = cpl.findall("c:ReelList/c:Reel", ns)
+    for n, reel in enumerate(reels, start=1):
         durations = {}
         for kind, tag in (("picture", "MainPicture"), ("sound", "MainSound")):
             asset = reel.find(f"c:AssetList/c:{tag}", ns)
@@ -295,8 +296,62 @@ def _verify_cpl(cpl_path: Path, paths: dict[str, Path], require_signed: bool, ch
             if path is None or not path.is_file():
                 result.problems.append(f"{cpl_path.name}: reel {n} {tag} {aid} is not in the DCP")
                 continue
-            durations[kind] = _check_track(path, asset, kind, result, check_frames)
+            durations[kind] = _check_track(path, asset, kind, result, check_frames, configured_channels)
         if len(durations) == 2 and durations["picture"] != durations["sound"]:
             result.problems.append(f"{cpl_path.name}: reel {n}: picture plays {durations['picture']} frames, "
                                    f"sound {durations['sound']} (ST 429-7 §7.2: equal within a reel)")
         result.count("reels")
+
+
+def _marker_offsets(reel: etree._Element) -> dict[str, int]:
+    ns = {"c": CPL_NS}
+    return {m.findtext("c:Label", namespaces=ns) or "": int(m.findtext("c:Offset", namespaces=ns) or -1)
+            for m in reel.findall("c:AssetList/c:MainMarkers/c:MarkerList/c:Marker", ns)}
+
+
+def _check_cpl_metadata(cpl_path: Path, cpl: etree._Element, result: DcpVerification) -> int | None:
+    """The composition-level rules of the Bv2.1 profile that libdcp's verifier applies (RDD 52)."""
+    ns = {"c": CPL_NS, "m": META_NS}
+    name = cpl_path.name
+    title = cpl.findtext("c:ContentTitleText", namespaces=ns)
+    channels = None
+    if cpl.findtext("c:AnnotationText", namespaces=ns) != title:
+        result.problems.append(f"{name}: AnnotationText is not the ContentTitleText (Bv2.1 §8.1)")
+    reels = cpl.findall("c:ReelList/c:Reel", ns)
+    if not reels:
+        result.problems.append(f"{name}: no reels")
+        return None
+    first, last = _marker_offsets(reels[0]), _marker_offsets(reels[-1])
+    last_duration = int(reels[-1].findtext("c:AssetList/c:MainPicture/c:Duration", namespaces=ns) or 0)
+    if first.get("FFOC") != 1:
+        result.problems.append(f"{name}: FFOC marker is {first.get('FFOC', 'missing')}, not 1 in the first reel")
+    if last.get("LFOC") != last_duration - 1:
+        result.problems.append(f"{name}: LFOC marker is {last.get('LFOC', 'missing')}, not the last reel's last "
+                               f"frame {last_duration - 1}")
+    if cpl.xpath("c:ReelList/c:Reel/c:AssetList/c:MainMarkers[c:EntryPoint or c:Duration]", namespaces=ns):
+        result.problems.append(f"{name}: MainMarkers carry EntryPoint/Duration (Bv2.1 leaves them out)")
+    if (cpl.findtext("c:ContentKind", namespaces=ns) == "feature"
+            and not {"FFEC", "FFMC"} <= {k for r in reels for k in _marker_offsets(r)}):
+        result.notes.append(f"{name}: a feature without FFEC/FFMC (credits) markers, which Bv2.1 asks for")
+    meta = reels[0].find("c:AssetList/m:CompositionMetadataAsset", ns)
+    if meta is None:
+        result.problems.append(f"{name}: no ST 429-16 CompositionMetadataAsset in the first reel")
+        return None
+    stored = [int(meta.findtext(f"m:MainPictureStoredArea/m:{d}", namespaces=ns) or 0) for d in ("Width", "Height")]
+    active = [int(meta.findtext(f"m:MainPictureActiveArea/m:{d}", namespaces=ns) or 0) for d in ("Width", "Height")]
+    if any(a <= 0 or a % 2 or a > st for a, st in zip(active, stored, strict=True)):
+        result.problems.append(f"{name}: MainPictureActiveArea {active[0]}x{active[1]} is not even and inside "
+                               f"the stored {stored[0]}x{stored[1]}")
+    config = meta.findtext("m:MainSoundConfiguration", namespaces=ns) or ""
+    sound = reels[0].find("c:AssetList/c:MainSound", ns)
+    if sound is None or "/" not in config:
+        result.problems.append(f"{name}: MainSoundConfiguration {config!r} is not 'field/labels'")
+    else:
+        channels = len(config.partition("/")[2].split(","))
+    rate = cpl.findtext("c:ReelList/c:Reel/c:AssetList/c:MainPicture/c:FrameRate", namespaces=ns) or ""
+    width = stored[0]
+    allowed = {"24 1"} if width > 2048 else {"24 1", "25 1", "48 1"}
+    if rate not in allowed:
+        result.notes.append(f"{name}: {rate.replace(' 1', '')} fps at {'4K' if width > 2048 else '2K'} is outside "
+                            f"the Bv2.1 picture rates ({', '.join(sorted(r.split()[0] for r in allowed))})")
+    return channels

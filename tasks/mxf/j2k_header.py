@@ -46,6 +46,8 @@ def parse_main_header(data: bytes) -> J2KMainHeader:
     if SIZ not in segments or COD not in segments or QCD not in segments:
         raise ValueError("JPEG 2000 main header lacks SIZ, COD or QCD")
     siz = segments[SIZ]
+    if len(siz) < 36:
+        raise ValueError("JPEG 2000 SIZ marker segment is truncated")
     rsiz, xs, ys, xo, yo, xt, yt, xto, yto, csiz = struct.unpack(">HIIIIIIIIH", siz[:36])
     comps = tuple(tuple(siz[36 + 3 * i:39 + 3 * i]) for i in range(csiz))
     return J2KMainHeader(rsiz, xs - xo, ys - yo, xs, ys, xo, yo, xt, yt, xto, yto,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -64,6 +64,14 @@ class Partition:
     operational_pattern: bytes
 
 
+@dataclass(frozen=True)
+class EditUnit:
+    """Where one edit unit's essence bytes are: a frame-wrapped KLV's value, or a slice of a clip."""
+
+    offset: int
+    length: int
+
+
 @dataclass
 class TrackFile:
     """A parsed track file. ``duration`` is the descriptor's ContainerDuration; ``frame_count`` what is there."""
@@ -82,6 +90,8 @@ class TrackFile:
     asset_id: uuid.UUID | None = None
     material_package_umid: bytes = b""
     file_package_umid: bytes = b""
+    edit_units: Sequence[EditUnit] = field(default_factory=list)
+    sequence_duration: int = 0
 
     @property
     def operational_pattern(self) -> bytes:
@@ -93,11 +103,17 @@ class TrackFile:
 
     @property
     def duration(self) -> int:
-        return self.descriptor.uint("ContainerDuration")
+        """ContainerDuration (ST 377-1 file descriptor), else the essence track's sequence duration."""
+        return self.descriptor.uint("ContainerDuration") or self.sequence_duration
 
     @property
     def frame_count(self) -> int:
-        return len(self.essence)
+        """Edit units present: one per essence KLV when frame-wrapped, per index entry in a clip."""
+        return len(self.edit_units)
+
+    @property
+    def clip_wrapped(self) -> bool:
+        return len(self.essence) == 1 and max(self.index_duration, self.duration) > 1
 
     @property
     def essence_container(self) -> bytes:
@@ -124,17 +140,17 @@ class TrackFile:
         return [(s.kind, s.text("MCATagSymbol")) for s in self.subdescriptors if s.get("MCATagSymbol")]
 
     def frame(self, n: int) -> bytes:
-        """The essence value of edit unit ``n`` (one frame)."""
-        pkt = self.essence[n]
+        """The essence bytes of edit unit ``n`` (one frame)."""
+        unit = self.edit_units[n]
         with open(self.path, "rb") as f:
-            f.seek(pkt.value_offset)
-            return f.read(pkt.length)
+            f.seek(unit.offset)
+            return f.read(unit.length)
 
     def iter_frames(self) -> Iterator[bytes]:
         with open(self.path, "rb") as f:
-            for pkt in self.essence:
-                f.seek(pkt.value_offset)
-                yield f.read(pkt.length)
+            for unit in self.edit_units:
+                f.seek(unit.offset)
+                yield f.read(unit.length)
 
 
 def _partition(kind: str, offset: int, value: bytes) -> Partition:
@@ -201,7 +217,10 @@ def read_track(path: Path) -> TrackFile:
             if is_partition_key(key):
                 f.seek(pkt.value_offset)
                 kind = {2: "header", 3: "body", 4: "footer"}[key[13]]
-                part = _partition(kind, pkt.offset, f.read(pkt.length))
+                value = f.read(pkt.length)
+                if len(value) < 80:
+                    raise MediaError(f"{path.name}: partition pack at byte {pkt.offset} is too short")
+                part = _partition(kind, pkt.offset, value)
                 partitions.append(part)
                 if kind == "header" and part.header_byte_count:
                     sets = _parse_metadata(f.read(part.header_byte_count))
@@ -233,9 +252,49 @@ def _resolve(track: TrackFile) -> None:
             if desc is not None:
                 track.descriptor = desc
                 track.subdescriptors = [track.sets[r] for r in desc.refs("SubDescriptors") if r in track.sets]
+    # Keep the essence of the descriptor's track only (an OP1a file may interleave several elements).
+    linked = track.descriptor.uint("LinkedTrackID")
+    for s in track.sets.values():
+        if s.kind == "track" and s.uint("TrackID") == linked and s.uint("TrackNumber"):
+            number = s.uint("TrackNumber").to_bytes(4, "big")
+            if any(p.key[12:16] == number for p in track.essence):
+                track.essence = [p for p in track.essence if p.key[12:16] == number]
+            sequence = track.sets.get(bytes(s.get("Sequence") or b""))
+            track.sequence_duration = sequence.uint("Duration") if sequence else 0
+            break
+    track.edit_units = _edit_units(track)
     if len(track.file_package_umid) == 32:
         track.asset_id = uuid.UUID(bytes=bytes(track.file_package_umid[16:]))
     container = track.essence_container
     track.kind = ("picture" if container == UL["jp2k_frame_wrapped"] or track.descriptor.kind == "rgba_descriptor"
                   else "sound" if container == UL["wave_frame_wrapped"] or track.descriptor.kind == "wave_descriptor"
                   else "")
+
+
+class _CbrClip(Sequence[EditUnit]):
+    """The edit units of a CBR clip, computed on access (an hour of sample-rate edit units is 172 million)."""
+
+    def __init__(self, start: int, size: int, count: int) -> None:
+        self.start, self.size, self.units = start, size, count
+
+    def __len__(self) -> int:
+        return self.units
+
+    def __getitem__(self, n: int) -> EditUnit:  # type: ignore[override]  # slices are not needed
+        if not -self.units <= n < self.units:
+            raise IndexError(n)
+        return EditUnit(self.start + (n % self.units) * self.size, self.size)
+
+
+def _edit_units(track: TrackFile) -> Sequence[EditUnit]:
+    """Frame-wrapped: each KLV value. Clip-wrapped (one KLV holding every edit unit, e.g. IMF audio per
+    ST 2067-2): slices by the index, CBR (EditUnitByteCount) or VBR (stream offsets from the value start)."""
+    if not track.clip_wrapped:
+        return [EditUnit(p.value_offset, p.length) for p in track.essence]
+    clip = track.essence[0]
+    if track.index_edit_unit_bytes:
+        size = track.index_edit_unit_bytes
+        return _CbrClip(clip.value_offset, size, min(track.index_duration or track.duration, clip.length // size))
+    ends = [*track.index_entries[1:], clip.length]
+    return [EditUnit(clip.value_offset + start, end - start) for start, end in zip(track.index_entries, ends,
+                                                                                   strict=True)]

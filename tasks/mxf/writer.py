@@ -65,7 +65,6 @@ class TrackFileInfo:
     layout: str = ""
     sample_rate: int = 0
     max_frame_bytes: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def samples_per_frame(edit_rate: Fraction, sample_rate: int = AUDIO_SAMPLE_RATE) -> int:
@@ -315,8 +314,13 @@ def write_picture_track(frames: Iterable[bytes], out: Path, edit_rate: Fraction,
     def checked() -> Iterator[bytes]:
         yield first
         for n, frame in enumerate(it, start=1):
-            if frame[:2] != b"\xff\x4f":
-                raise MediaError(f"{out.name}: frame {n} is not a JPEG 2000 codestream")
+            try:
+                size = parse_main_header(frame)
+            except ValueError:
+                raise MediaError(f"{out.name}: frame {n} is not a JPEG 2000 codestream") from None
+            if (size.width, size.height) != (stored_width, stored_height):
+                raise MediaError(f"{out.name}: frame {n} is {size.width}x{size.height}, the track is "
+                                 f"{stored_width}x{stored_height}")
             yield frame
 
     duration, size, biggest = _write_track(Path(out), plan, checked(), cbr_bytes=None,
@@ -349,9 +353,10 @@ def _mca_subdescriptors(layout: str, language: str) -> list[tuple[str, list[tupl
     return subs
 
 
-def _wav_frames(wav: Path, spf: int, channels: int) -> Iterator[bytes]:
-    """24-bit little-endian interleaved PCM frames of ``spf`` samples read from a WAV/BWF file; the last
-    frame is padded with silence to a whole edit unit (ST 429-3 §7.3: sound edit units are frames)."""
+def _wav_frames(wav: Path, spf: int, channels: int, start: int = 0, count: int | None = None) -> Iterator[bytes]:
+    """24-bit little-endian interleaved PCM frames of ``spf`` samples read from a WAV/BWF file, from edit unit
+    ``start``, ``count`` of them (default: to the end). A last partial frame is padded with silence to a whole
+    edit unit (ST 429-3 §7.3: sound edit units are frames); a file ending earlier than ``count`` is refused."""
     import soundfile as sf
 
     try:
@@ -359,13 +364,20 @@ def _wav_frames(wav: Path, spf: int, channels: int) -> Iterator[bytes]:
             if snd.samplerate != AUDIO_SAMPLE_RATE or snd.channels != channels:
                 raise MediaError(f"{wav.name}: {snd.channels} channels at {snd.samplerate} Hz; a DCP sound track "
                                  f"needs {channels} channels at {AUDIO_SAMPLE_RATE} Hz")
-            while True:
+            if start:
+                snd.seek(min(start * spf, snd.frames))
+            made = 0
+            while count is None or made < count:
                 block = snd.read(spf, dtype="int32", always_2d=True)
                 if len(block) == 0:
+                    if count is not None:
+                        raise MediaError(f"{wav.name}: ends after {start + made} frames; the reel needs "
+                                         f"{start + count}")
                     return
                 if len(block) < spf:
                     block = np.concatenate([block, np.zeros((spf - len(block), channels), np.int32)])
                 yield _pcm24(block)
+                made += 1
     except sf.LibsndfileError as e:
         raise MediaError(f"{wav}: not readable as WAV ({e})") from None
 
@@ -377,12 +389,13 @@ def _pcm24(block: np.ndarray) -> bytes:
 
 
 def write_sound_track(source: Iterable[bytes] | Path, out: Path, edit_rate: Fraction, layout: str, *,
-                      language: str = "", asset_id: uuid.UUID | None = None,
-                      overwrite: bool = False) -> TrackFileInfo:
+                      language: str = "", asset_id: uuid.UUID | None = None, overwrite: bool = False,
+                      start_frame: int = 0, frame_count: int | None = None) -> TrackFileInfo:
     """Wrap 24-bit 48 kHz PCM into a ST 429-3 sound track file with MCA labels for ``layout`` (5.1 / 7.1).
 
     ``source`` is a WAV path, or an iterable of frames of interleaved 24-bit little-endian PCM, each exactly
-    one edit unit (48000 / edit rate samples × channels × 3 bytes).
+    one edit unit (48000 / edit rate samples × channels × 3 bytes). From a WAV, ``start_frame`` and
+    ``frame_count`` cut one reel's edit units (a reel's sound lasts exactly as long as its picture).
     """
     from specs.layouts import spec_layout
 
@@ -390,7 +403,8 @@ def write_sound_track(source: Iterable[bytes] | Path, out: Path, edit_rate: Frac
     subs = _mca_subdescriptors(layout, language)
     channels = len(spec_layout(layout).labels)
     frame_bytes = spf * channels * AUDIO_BYTES_PER_SAMPLE
-    payloads: Iterable[bytes] = _wav_frames(Path(source), spf, channels) if isinstance(source, Path) else source
+    payloads: Iterable[bytes] = (_wav_frames(source, spf, channels, start_frame, frame_count)
+                                 if isinstance(source, Path) else source)
 
     def checked() -> Iterator[bytes]:
         for n, p in enumerate(payloads):

@@ -49,17 +49,18 @@ def _reel(out: Path, frames: list[bytes], count: int, layout: str = "5.1") -> tu
 
 
 def _make_dcp(out: Path, frames: list[bytes], signer_dir: Path, reel_frames: tuple[int, ...] = (48,),
-              layout: str = "5.1") -> Path:
+              layout: str = "5.1", markers: dict[str, int] | None = None) -> Path:
     out.mkdir(parents=True)
     reels = [_reel(out, frames, n, layout) for n in reel_frames]
     fields = DcpNameFields("Cinema Test Film", 1998, 1080, layout, RATE, territory="GB", rating="12",
                            studio="DLV", facility="DLV", date=dt.date(2026, 12, 1))
-    return write_dcp(out, fields, reels, signer=ensure_signer(signer_dir))
+    return write_dcp(out, fields, reels, signer=ensure_signer(signer_dir), markers=markers,
+                     active_area=(1998, 1079))
 
 
 @pytest.fixture(scope="module")
 def dcp(tmp_path_factory: pytest.TempPathFactory, frames: list[bytes], signer_home: Path) -> Path:
-    return _make_dcp(tmp_path_factory.mktemp("dcp") / "DCP", frames, signer_home)
+    return _make_dcp(tmp_path_factory.mktemp("dcp") / "DCP", frames, signer_home, markers={"FFEC": 40, "FFMC": 42})
 
 
 def _clairmeta(path: Path) -> dict:
@@ -81,7 +82,16 @@ def test_our_verification_passes_and_counts_what_it_checked(dcp: Path) -> None:
     assert result.counts["hashes_checked"] == 3 and result.counts["signatures_checked"] == 2
     assert result.counts["track_files"] == 2 and result.counts["frames_checked"] == 48
     assert result.counts["sound_samples"] == 48 * 2000 and result.counts["reels"] == 1
-    assert result.notes == []  # every frame went through the J2K cinema profile check
+    assert result.notes == []  # every frame went through the J2K cinema profile check; FFEC/FFMC given
+    cpl = etree.parse(str(next(dcp.glob("cpl_*.xml")))).getroot()
+    ns = {"c": CPL_NS, "m": META_NS}
+    labels = cpl.xpath("//c:MainMarkers/c:MarkerList/c:Marker/c:Label/text()", namespaces=ns)
+    offsets = cpl.xpath("//c:MainMarkers/c:MarkerList/c:Marker/c:Offset/text()", namespaces=ns)
+    assert list(zip(labels, offsets, strict=True)) == [("FFOC", "1"), ("FFEC", "40"), ("FFMC", "42"), ("LFOC", "47")]
+    assert cpl.xpath("//c:MainMarkers/c:EntryPoint | //c:MainMarkers/c:Duration", namespaces=ns) == []
+    active = cpl.find(".//m:MainPictureActiveArea", ns)
+    assert (active.findtext("m:Width", namespaces=ns), active.findtext("m:Height", namespaces=ns)) == ("1998", "1078")
+    assert cpl.findtext("c:AnnotationText", namespaces=ns) == cpl.findtext("c:ContentTitleText", namespaces=ns)
 
 
 def test_clairmeta_reports_no_error_and_its_checks_ran(dcp: Path) -> None:
@@ -149,6 +159,7 @@ def test_split_reels_and_7_1_verify(tmp_path: Path, frames: list[bytes], signer_
     reels = cpl.findall("c:ReelList/c:Reel", ns)
     assert [r.xpath("c:AssetList/c:MainMarkers/c:MarkerList/c:Marker/c:Label/text()", namespaces=ns)
             for r in reels] == [["FFOC"], ["LFOC"]]
+    assert reels[0].findtext("c:AssetList/c:MainMarkers/c:MarkerList/c:Marker/c:Offset", namespaces=ns) == "1"
     assert reels[1].findtext("c:AssetList/c:MainMarkers/c:MarkerList/c:Marker/c:Offset", namespaces=ns) == "29"
     meta = reels[0].find("c:AssetList/m:CompositionMetadataAsset", ns)
     assert meta.findtext("m:MainSoundConfiguration", namespaces=ns) == "71/L,R,C,LFE,Lss,Rss,Lrs,Rrs"
@@ -175,6 +186,10 @@ def test_signer_is_made_once_private_and_never_in_the_dcp(dcp: Path, signer_home
     assert (signer_home / "leaf.pem").read_bytes() == leaf_before
     signer = load_signer(signer_home)
     assert "PRIVATE" not in repr(signer)
+    import pickle
+
+    with pytest.raises(TypeError, match="never serialised"):
+        pickle.dumps(signer)
     key_body = b"".join(keys[1].read_bytes().splitlines()[1:-1])
     for f in dcp.iterdir():
         assert b"PRIVATE KEY" not in f.read_bytes() and key_body[:64] not in f.read_bytes()
@@ -240,8 +255,62 @@ def test_codestream_constraint_violations_are_caught(tmp_path: Path, frames: lis
     write_dcp(out, DcpNameFields("Bad Frames", 1998, 1080, "5.1", RATE), [(pic, snd)],
               signer=ensure_signer(signer_home))
     result = verify_dcp(out)
-    assert result.notes == []  # the per-frame profile checker ran
+    assert not any("per-frame" in n for n in result.notes)  # the per-frame profile checker ran
     name = pic.path.name
     assert any(p.startswith(f"{name}: frame 1: 2 guard bits") for p in result.problems), result.problems
     assert f"{name}: frame 2 is {len(bad[2])} bytes, over the 1302083-byte (250 Mbit/s) limit" in result.problems
     assert not any(": frame 0" in p or ": frame 3" in p for p in result.problems)
+
+
+@pytest.mark.skipif(not (shutil.which("asdcp-info") and shutil.which("asdcp-unwrap")),
+                    reason="asdcplib tools not on PATH (not packaged in Debian; build cinecert/asdcplib to run this)")
+def test_asdcplib_reads_our_track_files_back(dcp: Path, frames: list[bytes], tmp_path: Path) -> None:
+    """The reference implementation unwraps what we wrapped, byte for byte; ClairMeta then also runs its
+    picture and sound probe checks (they need asdcp-info) and still reports no error."""
+    picture, sound = next(dcp.glob("j2c_*.mxf")), next(dcp.glob("pcm_*.mxf"))
+    subprocess.run(["asdcp-unwrap", str(picture), str(tmp_path / "f")], check=True, capture_output=True)
+    unwrapped = sorted(tmp_path.glob("f*.j2c"))
+    assert [p.read_bytes() for p in unwrapped] == [frames[i % len(frames)] for i in range(48)]
+    subprocess.run(["asdcp-unwrap", str(sound), str(tmp_path / "snd")], check=True, capture_output=True)
+    import soundfile as sf
+
+    info = sf.info(str(tmp_path / "snd"))
+    assert (info.channels, info.samplerate, info.frames, info.subtype) == (6, 48000, 48 * 2000, "PCM_24")
+    report = _clairmeta(dcp)
+    assert _errors(report) == []
+    ran = {c["name"] for c in report["checks"] if not c["bypass"]}
+    assert {"check_sound_cpl_channels", "check_sound_cpl_quantization", "check_sound_cpl_sampling",
+            "check_picture_cpl_resolution", "check_picture_cpl_encoding"} <= ran
+
+
+def test_composition_rules_are_checked(dcp: Path, tmp_path: Path) -> None:
+    """Edited CPLs (wrong LFOC, sound configuration for fewer channels, annotation) fail our verification."""
+    bad = tmp_path / "DCP"
+    shutil.copytree(dcp, bad)
+    cpl = next(bad.glob("cpl_*.xml"))
+    text = cpl.read_text()
+    text = text.replace("<Offset>47</Offset>", "<Offset>46</Offset>")
+    text = text.replace("51/L,R,C,LFE,Ls,Rs", "51/L,R,C,LFE")
+    text = text.replace("<AnnotationText>", "<AnnotationText>x", 1)
+    cpl.write_text(text)
+    problems = verify_dcp(bad).problems
+    sound = next(bad.glob("pcm_*.mxf")).name
+    for expected in (f"{cpl.name}: LFOC marker is 46, not the last reel's last frame 47",
+                     f"{sound}: 6 channels, the CPL's MainSoundConfiguration names 4",
+                     f"{cpl.name}: AnnotationText is not the ContentTitleText (Bv2.1 §8.1)",
+                     f"{cpl.name}: signature digest does not match the document (edited after signing?)"):
+        assert expected in problems
+
+
+def test_signer_folder_made_beforehand_or_taken(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ensure_signer(empty)
+    assert sorted(p.name for p in empty.iterdir()) == ["intermediate.key", "intermediate.pem", "leaf.key", "leaf.pem",
+                                                        "root.key", "root.pem"]
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("not a chain")
+    with pytest.raises(BadInputError, match="exists without a DCP signing chain"):
+        ensure_signer(taken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "taken"]  # no partial chain left behind

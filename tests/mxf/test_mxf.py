@@ -148,3 +148,73 @@ def test_mediainfo_identifies_dcp_track_files(tmp_path: Path, j2k_frames: list[b
     assert (audio["Format"], audio["BitDepth"], audio["SamplingRate"], audio["Channels"]) == ("PCM", "24", "48000", "6")
     assert audio["ChannelLayout"] == "L R C LFE Ls Rs"
     assert float(audio["Duration"]) == pytest.approx(2.0, abs=0.001)
+
+
+def test_reader_keeps_only_its_tracks_essence_when_elements_are_interleaved(tmp_path: Path,
+                                                                            j2k_frames: list[bytes]) -> None:
+    """An OP1a file (ST 2067-5) may interleave other elements; the reader lists the descriptor's track only."""
+    from tasks.mxf.labels import WAVE_ELEMENT_KEY
+
+    path = tmp_path / "pic.mxf"
+    write_picture_track(iter(j2k_frames), path, Fraction(24), 1998, 1080)
+    track = read_track(path)
+    at = track.essence[1].offset
+    data = path.read_bytes()
+    path.write_bytes(data[:at] + klv.klv(WAVE_ELEMENT_KEY, bytes(36000)) + data[at:])
+    again = read_track(path)
+    assert again.frame_count == 4 and list(again.iter_frames()) == j2k_frames
+
+
+def test_reader_refuses_what_is_not_a_whole_track_file(tmp_path: Path, j2k_frames: list[bytes]) -> None:
+    junk = tmp_path / "junk.mxf"
+    junk.write_bytes(bytes(range(256)) * 10)
+    with pytest.raises(MediaError, match="not an MXF file"):
+        read_track(junk)
+    path = tmp_path / "pic.mxf"
+    write_picture_track(iter(j2k_frames), path, Fraction(24), 1998, 1080)
+    cut = read_track(path).essence[2]
+    path.write_bytes(path.read_bytes()[:cut.value_offset + 10])  # a copy that stopped mid-frame
+    with pytest.raises(MediaError, match="truncated"):
+        read_track(path)
+
+
+def test_sound_reels_cut_from_one_wav(tmp_path: Path) -> None:
+    """Split reels: each sound track file takes its edit units from the one mix, contiguous and exact."""
+    rng = np.random.default_rng(2)
+    pcm = rng.integers(-(1 << 23), 1 << 23, (2000 * 10, 6), dtype=np.int32)
+    wav = tmp_path / "mix.wav"
+    sf.write(wav, pcm << 8, 48000, subtype="PCM_24")
+    first = write_sound_track(wav, tmp_path / "r1.mxf", Fraction(24), "5.1", frame_count=4)
+    second = write_sound_track(wav, tmp_path / "r2.mxf", Fraction(24), "5.1", start_frame=4, frame_count=6)
+    assert (first.duration, second.duration) == (4, 6)
+    joined = b"".join(read_track(tmp_path / "r1.mxf").iter_frames()) + b"".join(
+        read_track(tmp_path / "r2.mxf").iter_frames())
+    write_sound_track(wav, tmp_path / "whole.mxf", Fraction(24), "5.1")
+    whole = b"".join(read_track(tmp_path / "whole.mxf").iter_frames())
+    assert joined == whole and len(whole) == 10 * 2000 * 6 * 3
+    with pytest.raises(MediaError, match="ends after 10 frames; the reel needs 12"):
+        write_sound_track(wav, tmp_path / "r3.mxf", Fraction(24), "5.1", start_frame=8, frame_count=4)
+    assert not (tmp_path / "r3.mxf").exists()
+
+
+def test_reader_reads_files_another_writer_made(tmp_path: Path) -> None:
+    """ffmpeg's MXF muxers: OP1a frame-wrapped and OP-Atom clip-wrapped JPEG 2000 give the same frames;
+    OP-Atom PCM (one CBR clip, an edit unit per sample) is sliced by its index without listing every unit."""
+    def ffmpeg(*args: str) -> None:
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+    src = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=24", "-frames:v", "10", "-c:v", "jpeg2000",
+           "-pix_fmt", "yuv444p"]
+    ffmpeg(*src, "-f", "mxf", str(tmp_path / "op1a.mxf"))
+    ffmpeg(*src, "-f", "mxf_opatom", str(tmp_path / "atom.mxf"))
+    op1a, atom = read_track(tmp_path / "op1a.mxf"), read_track(tmp_path / "atom.mxf")
+    assert (op1a.kind, op1a.frame_count, op1a.clip_wrapped, op1a.stored_size) == ("picture", 10, False, (320, 240))
+    assert (atom.frame_count, atom.clip_wrapped, atom.duration) == (10, True, 10)
+    assert list(op1a.iter_frames()) == list(atom.iter_frames())
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1", "-c:a", "pcm_s24le",
+           "-f", "mxf_opatom", "-mxf_audio_edit_rate", "25", str(tmp_path / "snd.mxf"))
+    snd = read_track(tmp_path / "snd.mxf")
+    assert (snd.kind, snd.channel_count, snd.quantization_bits, snd.clip_wrapped) == ("sound", 1, 24, True)
+    assert snd.frame_count == 48000 and not isinstance(snd.edit_units, list)
+    pcm = b"".join(snd.iter_frames())
+    assert len(pcm) == 48000 * 3 and snd.frame(47999) == pcm[-3:]
