@@ -99,11 +99,12 @@ def place_picture(width: int, height: int, sample_aspect: Fraction, container: C
         active_w, active_h = width, height
     else:
         aspect = _display_aspect(width, height, sample_aspect)
+        # Even sizes: the CPL's active area (ST 429-16) is centred in whole pixel pairs, as Bv2.1 checks ask.
         if aspect >= container.aspect:
             active_w = container.width
-            active_h = min(container.height, round(container.width / aspect))
+            active_h = min(container.height, 2 * round(container.width / aspect / 2))
         else:
             active_h = container.height
-            active_w = min(container.width, round(container.height * aspect))
+            active_w = min(container.width, 2 * round(container.height * aspect / 2))
     return Placement(container, active_w, active_h, (container.width - active_w) // 2,
                      (container.height - active_h) // 2)

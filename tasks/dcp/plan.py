@@ -224,7 +224,9 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
                                subtitle_language=plan.isdcf.subtitle_language, territory=plan.isdcf.territory,
                                rating=plan.isdcf.rating, studio=plan.isdcf.studio, facility=plan.isdcf.facility,
                                date=dt.date.today(), package_type=plan.isdcf.package_type)
-        write_dcp(building, fields, reels, signer=ensure_signer(signer_dir))
+        placement = plan.picture.placement
+        write_dcp(building, fields, reels, signer=ensure_signer(signer_dir),
+                  active_area=(placement.active_width, placement.active_height))
         raise_if_failed(verify_dcp(building))
         os.rename(building, out_dir)
     except BaseException:

@@ -225,7 +225,7 @@ def test_container_chosen_by_aspect(size: tuple[int, int], sar: Fraction, name: 
 
 def test_scope_master_in_flat_is_letterboxed() -> None:
     placement = place_picture(1920, 804, Fraction(1), CONTAINERS[("2k", "flat")])
-    assert (placement.active_width, placement.active_height, placement.y) == (1998, 837, 121)
+    assert (placement.active_width, placement.active_height, placement.y) == (1998, 836, 122)
 
 
 def test_container_that_cannot_hold_the_picture_refused() -> None:
