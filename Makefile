@@ -9,11 +9,14 @@ EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 setup: ffmpeg $(VENV)/.installed
 
 # ffmpeg/ffprobe come from the system (Debian's ffmpeg): installed with apt-get when missing and we
-# are root, else a message saying how. Chromium (headless) renders the HTML report and the Prefect
-# UI in the tests; without it those tests skip with a reason.
+# are root, else a message saying how. DCP pictures need Grok's grk_compress (the JPEG 2000 encoder)
+# and OpenJPEG's tools (opj_decompress: the independent decoder of the tests). Chromium (headless)
+# renders the HTML report and the Prefect UI in the tests; without it those tests skip with a reason.
 ffmpeg:
 	@scripts/ensure-apt.sh "$${FFMPEG:-ffmpeg}" ffmpeg
 	@scripts/ensure-apt.sh "$${FFPROBE:-ffprobe}" ffmpeg
+	@scripts/ensure-apt.sh grk_compress grokj2k-tools
+	@scripts/ensure-apt.sh opj_decompress libopenjp2-tools
 
 browser:
 	@scripts/ensure-apt.sh chromium chromium optional
@@ -22,7 +25,7 @@ browser:
 speech:
 	@scripts/ensure-apt.sh espeak-ng espeak-ng optional
 
-# MediaInfo (Debian mediainfo) is the independent reader the deliverable tests compare ffprobe with;
+# MediaInfo (Debian mediainfo) is the independent reader the deliverable and DCP tests compare ffprobe with;
 # without it those tests skip with a reason.
 mediainfo:
 	@scripts/ensure-apt.sh mediainfo mediainfo optional

@@ -24,6 +24,7 @@ from flows.events import emit_input_refused, emit_qc_failed
 from specs.errors import EXIT_BAD_INPUT, DeliverError, OutputLockedError, VerificationError
 from specs.loader import load_spec
 from specs.model import Spec
+from tasks.dcp.plan import check_dcp_deliverables
 from tasks.deliverables.naming import RunFields
 from tasks.layback import layback_summary, plan_layback
 from tasks.media.ffmpeg import kill_all_children
@@ -158,6 +159,8 @@ def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo],
     plan = plan_layback(infos[0], list(zip(request.mixes, infos[1:], strict=True)), spec)
     for note in plan.notes:
         log.warning(note)
+    # a DCP the master cannot make (rate, container, colour, sound) is refused here, before any work
+    check_dcp_deliverables(spec, infos[0], plan, title)
     married = work / f"{title}_{version}_layback.mov"
     lb = layback_step(plan, spec, str(married), str(out_dir))  # reused when its record and hash match
     if lb.reused:

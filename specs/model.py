@@ -719,7 +719,7 @@ class CheckSpec(_Model):
 # {deliverable} = {id}; {date} = the run date (ISO); {lang} = the programme language; {recipient} =
 # the screener recipient given to `deliver run --recipient`.
 NAME_TEMPLATE_FIELDS = ("title", "version", "id", "spec", "ext", "date", "deliverable", "lang", "recipient")
-CONTAINER_EXTENSIONS = {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav"}
+CONTAINER_EXTENSIONS = {"mov": "mov", "mp4": "mp4", "mxf": "mxf", "wav": "wav", "dcp": ""}
 _AUDIO_CODECS_BY_CONTAINER = {
     "wav": ("pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le"),
     "mp4": ("aac", "alac", "ac3", "eac3"),
@@ -876,13 +876,68 @@ class Watermark(_Model):
     opacity: float = Field(0.3, gt=0, le=1)
 
 
+#: Frame rates a DCP may carry (SMPTE ST 429-2 §6.1 and the HFR rates of SMPTE ST 428-21).
+DCP_FRAME_RATES = (24, 25, 30, 48, 50, 60)
+#: ISDCF Digital Cinema Naming Convention content types (CPL ContentKind, SMPTE ST 429-7 §6.5).
+DCP_CONTENT_KINDS = ("FTR", "TLR", "TSR", "PRO", "TST", "RTG-F", "SHR", "ADV", "XSN", "PSA", "POL", "EPS", "CLP", "EVT")
+#: Speed changes a spec may allow: at most 4.3 % (23.976 -> 25, the PAL speed-up), as in film-to-video transfer.
+DCP_MAX_SPEED_CHANGE = Fraction(44, 1000)
+
+
+class IsdcfFields(_Model):
+    """The ISDCF Digital Cinema Naming Convention fields a spec fixes (the rest come from the run)."""
+
+    version: int = Field(1, ge=1, le=9, description="content version digit (FTR-1, FTR-2 ...)")
+    audio_language: str = Field("EN", pattern=r"^[A-Za-z]{2,3}$", description="audio language code: EN, DE, FR")
+    subtitle_language: str = Field("XX", pattern=r"^[A-Za-z]{2,3}$", description="XX: no subtitles")
+    territory: str = Field("INT", pattern=r"^[A-Za-z]{2,3}$", description="release territory: US, GB, INT")
+    rating: str = Field("", pattern=r"^[A-Za-z0-9+]{0,3}$", description="local rating: PG, 13, blank for none")
+    studio: str = Field("DLV", pattern=r"^[A-Za-z0-9]{2,4}$", description="studio code")
+    facility: str = Field("DLV", pattern=r"^[A-Za-z0-9]{2,4}$", description="mastering facility code")
+    package_type: Literal["OV", "VF"] = Field("OV", description="OV original version, VF version file")
+
+
+class DcpSpec(_Model):
+    """A SMPTE DCP (Bv2.1, SMPTE RDD 52): picture container, rate, sound, reels, naming."""
+
+    standard: Literal["SMPTE"] = Field("SMPTE", description="packaging standard (Interop is not made)")
+    resolution: Literal["2k", "4k"] = Field("2k", description="DCI resolution")
+    fit: Literal["auto", "flat", "scope", "full"] = Field(
+        "auto", description="DCI container (DCI DCSS §3.2.1.2): flat 1998x1080, scope 2048x858, full 2048x1080; "
+        "auto: the one nearest the master's aspect")
+    scale: Literal["fit", "none"] = Field(
+        "fit", description="fit: scale the master into the container keeping its aspect; none: pad only "
+        "(the master must fit pixel for pixel)")
+    frame_rate: int | None = Field(None, description="DCP frame rate (24, 25, 30, 48, 50, 60); default: the master's")
+    speed_change: bool = Field(False, description="allow playing the master at the DCP rate (23.976 -> 24, "
+                               "24 -> 25): picture frame for frame, sound resampled with it")
+    sound: Literal["5.1", "7.1"] = Field("5.1", description="main sound configuration (SMPTE ST 428-3 channels)")
+    reels: int = Field(1, ge=1, le=99, description="number of reels of about equal length")
+    content_kind: str = Field("FTR", description="ISDCF content type / CPL ContentKind: FTR, TLR, ADV ...")
+    isdcf: IsdcfFields = Field(default_factory=IsdcfFields)
+
+    @model_validator(mode="after")
+    def _dcp(self) -> DcpSpec:
+        if self.frame_rate is not None and self.frame_rate not in DCP_FRAME_RATES:
+            raise _problem(f"{self.frame_rate} fps is not a DCP rate",
+                           f"use one of {', '.join(map(str, DCP_FRAME_RATES))}", field=("frame_rate",))
+        if self.content_kind.upper() not in DCP_CONTENT_KINDS:
+            raise _problem(f"content kind '{self.content_kind}' is not an ISDCF content type",
+                           f"use one of {', '.join(DCP_CONTENT_KINDS)}", field=("content_kind",))
+        if self.resolution == "4k":
+            raise _problem("4K DCP picture encoding is not available yet", "set resolution: 2k",
+                           field=("resolution",))
+        return self
+
+
 class Deliverable(_Model):
     """One file to make for the distributor."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    kind: Literal["mezzanine", "screener", "proxy", "audio-stem", "downmix"]
-    container: Literal["mov", "mp4", "mxf", "wav"]
+    kind: Literal["mezzanine", "screener", "proxy", "audio-stem", "downmix", "dcp"]
+    container: Literal["mov", "mp4", "mxf", "wav", "dcp"]
     video: VideoEncode | None = None
+    dcp: DcpSpec | None = Field(None, description="kind dcp: the DCP's picture, sound, reels and naming")
     audio: list[AudioMap] = Field(default_factory=list)
     burn_in: BurnIn | None = None
     watermark: Watermark | None = None
@@ -896,8 +951,24 @@ class Deliverable(_Model):
         check_name_template(value)
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _dcp_defaults(cls, data: Any) -> Any:
+        """A kind dcp deliverable without dcp: gets the defaults (2K, auto container, 5.1, one reel)."""
+        if isinstance(data, dict) and data.get("kind") == "dcp" and data.get("dcp") is None:
+            data = {**data, "dcp": {}}
+        return data
+
     @model_validator(mode="after")
     def _shape(self) -> Deliverable:
+        if (self.kind == "dcp") != (self.container == "dcp"):
+            raise _problem("a DCP is kind dcp with container dcp", "set both kind: dcp and container: dcp",
+                           field=("container",))
+        if self.kind == "dcp":
+            return self._dcp_shape()
+        if self.dcp is not None:
+            raise _problem("dcp: settings belong to a kind dcp deliverable", "remove dcp: or set kind: dcp",
+                           field=("dcp",))
         if self.container == "wav":
             if self.video is not None:
                 raise _problem("a wav deliverable cannot have video", "remove video: or use container mov",
@@ -926,6 +997,24 @@ class Deliverable(_Model):
         if "{ext}" not in self.name and not self.name.lower().endswith("." + ext):
             raise _problem(f"name '{self.name}' does not end in .{ext} but the container is {self.container}",
                            f"end the template with .{ext} or .{{ext}}", field=("name",))
+        return self
+
+    def _dcp_shape(self) -> Deliverable:
+        """A DCP: one sound track mapped as 24-bit PCM, no ffmpeg video settings, a folder name."""
+        for field_name in ("video", "burn_in", "watermark"):
+            if getattr(self, field_name) is not None:
+                raise _problem(f"a DCP has no {field_name}: settings (JPEG 2000 and X'Y'Z' are fixed by "
+                               "SMPTE ST 428-1 / ISO 15444-1 Amd 1)", f"remove {field_name}: and use dcp:",
+                               field=(field_name,))
+        if len(self.audio) != 1:
+            raise _problem(f"a DCP carries one main sound track, {len(self.audio)} mapped",
+                           "map one: audio: [{from_track: main-51, codec: pcm_s24le}]", field=("audio",))
+        amap = self.audio[0]
+        if amap.codec != "pcm_s24le" or amap.downmix or amap.mono_tracks:
+            raise _problem("DCP sound is 24-bit PCM of the whole mix (SMPTE ST 428-2)",
+                           "write codec: pcm_s24le without downmix or mono_tracks", field=("audio", 0))
+        if "{ext}" in self.name or "." in self.name.rsplit("/", 1)[-1]:
+            raise _problem(f"name '{self.name}' of a DCP names a folder", "drop the extension", field=("name",))
         return self
 
 
@@ -1118,6 +1207,11 @@ class Spec(_Model):
                                      f"track '{amap.from_track}'",
                                      did_you_mean(amap.from_track, list(tracks)) or
                                      f"audio.tracks ids are: {', '.join(tracks)}"))
+                elif deliverable.dcp is not None and track.layout != deliverable.dcp.sound:
+                    problems.append((where + ("from_track",), f"the {deliverable.dcp.sound} DCP "
+                                     f"'{deliverable.id}' maps track '{track.id}', a {track.layout} mix",
+                                     f"map a {deliverable.dcp.sound} track or set dcp.sound: {track.layout}"
+                                     if track.layout in ("5.1", "7.1") else "map a 5.1 or 7.1 track"))
                 elif amap.downmix == "2.0" and len(track.channels) <= 2:
                     problems.append((where + ("downmix",), f"track '{track.id}' has {len(track.channels)} "
                                      "channel(s); there is nothing to downmix",

@@ -18,7 +18,9 @@ from tasks.report import AudioTrackFormat, DeliverableEntry, DeliverableFormat, 
 
 __all__ = ["fingerprint_file", "write_package", "deliverable_format"]
 
-NOT_MEDIA_KINDS = frozenset({"extra"})  # poster and thumbnails: pictures of the programme, not deliverables
+# poster and thumbnails: pictures of the programme, not deliverables; DCP files: XML and SMPTE track files
+# (verified by tasks.dcp.verify, not by ffprobe)
+NOT_MEDIA_KINDS = frozenset({"extra", "dcp"})
 
 
 def fingerprint_file(path: Path | str) -> InputFingerprint:
@@ -71,6 +73,9 @@ def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: st
     """
     entries = []
     hashes: dict[str, str] = {}
+    # A folder deliverable (a DCP) is listed file by file; its track files were verified by its own reader.
+    files = [(f, kind) for path, kind in files
+             for f in (sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [path])]
     for path, kind in files:
         digest = hash_file_xxh128(path)
         rel = path.relative_to(package_dir).as_posix()

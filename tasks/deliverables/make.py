@@ -11,6 +11,7 @@ bytes is moved aside, never overwritten), so an interrupted run resumes from its
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -113,11 +114,14 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
         raise BadInputError(f"{master.path} has no video stream to make deliverables from")
     out_root = Path(out_dir)
     targets = {d.id: deliverable_path(d, spec, out_root, fields) for d in deliverables}
-    done: list[DeliverableResult] = []
+    done: list[DeliverableResult] = [_dcp(d, spec, master, targets[d.id], fields) for d in deliverables
+                                     if d.kind == "dcp"]
     todo: list[Deliverable] = []
     each = {d.id: provenance.derive("deliverable", d.id, targets[d.id].name)
             for d in deliverables} if provenance else {}
     for d in deliverables:
+        if d.kind == "dcp":
+            continue
         final = targets[d.id]
         record = reusable(final, each[d.id]) if provenance else None
         if record is not None:
@@ -194,6 +198,32 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
     done.sort(key=lambda r: order[r.id])
     return TranscodeAllResult(deliverables=done, extras=[str(p) for p in extras], wall_s=time.monotonic() - started,
                               ffmpeg_runs=runs)
+
+
+def _dcp(d: Deliverable, spec: Spec, master: MediaInfo, final: Path, fields: RunFields) -> DeliverableResult:
+    """A DCP folder: JPEG 2000 frames encoded in parallel off their own decode (tasks.dcp), then verified.
+
+    An existing DCP from an earlier run is kept if it verifies, else refused (never overwritten).
+    """
+    from tasks.dcp.plan import make_dcp, plan_deliverable
+    from tasks.dcp.verify import verify_dcp
+
+    started = time.monotonic()
+    plan = plan_deliverable(d, spec, master, fields.title, fields.lang or "en")
+    duration_s = sum(c for _s, c in plan.reels) / plan.edit_rate
+    reused = final.exists()
+    if reused:
+        problems = verify_dcp(final).problems
+        if problems:
+            raise BadInputError(f"{final} exists from an earlier run but does not verify ({problems[0]}); it is "
+                                "never overwritten: move it away or choose another --out")
+    else:
+        make_dcp(Path(master.path), plan, final, os.cpu_count() or 1,
+                 work_dir=final.parent.parent / "work" / f"dcp-{d.id}")
+    size = sum(p.stat().st_size for p in final.iterdir() if p.is_file())
+    return DeliverableResult(id=d.id, kind=d.kind, path=str(final), size=size, duration_s=duration_s,
+                             wall_s=time.monotonic() - started, reused=reused,
+                             checks=["dcp: track files re-read, codestreams, XSD, PKL hashes, signatures"])
 
 
 def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: dict[str, Path],

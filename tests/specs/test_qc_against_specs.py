@@ -436,8 +436,8 @@ VIOLATIONS = [
               lambda m: _remux(m, "colour", ["-map", "0:v:0", "-map", "0:a", "-c", "copy", "-bsf:v",
                                              "prores_metadata=color_primaries=bt470bg", "-color_primaries", "bt470bg"]),
               lambda s, m: s.picture.colour.primaries, lambda s, m: "bt470bg"),
-    Violation("audio-tracks", "metadata.audio_tracks",
-              lambda s: _sev(s, "metadata.audio_tracks") == "error",
+    Violation("audio-tracks", "metadata.audio_tracks",  # dropping a track needs two (dci-cinema has one mix)
+              lambda s: _sev(s, "metadata.audio_tracks") == "error" and len(s.audio.tracks) > 1,
               lambda m: _remux(m, "one_track", ["-map", "0:v:0", "-map", "0:a:0", "-c", "copy"]),
               lambda s, m: str(len(s.audio.tracks)), lambda s, m: str(len(s.audio.tracks) - 1)),
     Violation("audio-channels", "metadata.audio_channels",

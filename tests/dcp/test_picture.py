@@ -1,0 +1,234 @@
+"""DCP picture: X'Y'Z' code values measured in decoded J2K frames, codestream checks, containers.
+
+The expected X'Y'Z' values are computed here from first principles (ITU-R BT.709 chromaticities,
+ITU-R BT.1886 EOTF, SMPTE ST 428-1 encoding), not with the code under test or colour-science.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specs.errors import MediaError
+from tasks.dcp.codestream import check_codestream, max_frame_bytes, parse_codestream
+from tasks.dcp.container import CONTAINERS, choose_container, place_picture
+from tasks.dcp.picture import (
+    PicturePlan,
+    encode_frame_range,
+    encode_picture,
+    frame_ranges,
+    insert_tlm,
+    rgb48_to_xyz12,
+    xyz_encoder,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("grk_compress") is None or shutil.which("opj_decompress") is None,
+                                reason="grokj2k-tools and libopenjp2-tools are needed (make setup)")
+
+FLAT = CONTAINERS[("2k", "flat")]
+W, H = FLAT.width, FLAT.height
+
+
+def _npm_bt709() -> np.ndarray:
+    """RGB -> XYZ normalised primary matrix from BT.709 chromaticities and D65 (SMPTE RP 177 §3)."""
+    prim = [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)]
+    wx, wy = 0.3127, 0.3290
+    p = np.array([[x / y for x, y in prim], [1.0, 1.0, 1.0], [(1 - x - y) / y for x, y in prim]])
+    white = np.array([wx / wy, 1.0, (1 - wx - wy) / wy])
+    return p * np.linalg.solve(p, white)
+
+
+def _expected_xyz12(code16: tuple[int, int, int]) -> np.ndarray:
+    """SMPTE ST 428-1: CV = round(4095 * (48 * XYZ / 52.37)^(1/2.6)), BT.1886 L = V^2.4."""
+    rgb = (np.array(code16, dtype=np.float64) / 65535.0) ** 2.4
+    xyz = _npm_bt709() @ rgb
+    return np.round(4095.0 * (np.clip(xyz * 48.0 / 52.37, 0, 1)) ** (1 / 2.6))
+
+
+GREY18 = round(0.18 ** (1 / 2.4) * 65535)
+PATCHES = {
+    "white": (65535, 65535, 65535),
+    "grey18": (GREY18, GREY18, GREY18),
+    "red": (65535, 0, 0),
+    "green": (0, 65535, 0),
+    "blue": (0, 0, 65535),
+}
+
+
+def _patch_master(path: Path, frames: int = 1) -> None:
+    """A lossless 16-bit RGB master (PNG in MOV) at the flat container size: five vertical bands."""
+    band = W // len(PATCHES)
+    img = np.zeros((H, W, 3), dtype=np.uint16)
+    for i, rgb in enumerate(PATCHES.values()):
+        img[:, i * band:(i + 1) * band] = rgb
+    raw = img.astype(">u2").tobytes() * frames
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb48be", "-s", f"{W}x{H}",
+                    "-r", "24", "-i", "pipe:0", "-c:v", "png", "-pix_fmt", "rgb48be", str(path)],
+                   input=raw, check=True)
+
+
+def _decode_j2c(path: Path, tmp: Path) -> np.ndarray:
+    """Decode with OpenJPEG (an independent decoder); 12-bit values from its 16-bit PPM."""
+    out = tmp / (path.stem + ".ppm")
+    subprocess.run(["opj_decompress", "-i", str(path), "-o", str(out)], check=True, capture_output=True)
+    data = out.read_bytes()
+    fields, pos = [], 2
+    while len(fields) < 3:  # skip the comment line OpenJPEG writes
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            pos = data.index(b"\n", pos) + 1
+            continue
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(int(data[pos:end]))
+        pos = end
+    width, height, maxval = fields
+    assert maxval == 4095
+    return np.frombuffer(data[pos + 1:], dtype=">u2").reshape(height, width, 3)
+
+
+def test_bt709_white_matches_the_published_dcdm_values() -> None:
+    # The published DCDM code values of D65 white at 48 cd/m^2 (e.g. libdcp, DCP-o-matic): 3883 3960 4092.
+    assert _expected_xyz12(PATCHES["white"]).tolist() == [3883, 3960, 4092]
+
+
+def test_xyz_code_values_in_decoded_frames(tmp_path: Path) -> None:
+    master = tmp_path / "patches.mov"
+    _patch_master(master)
+    plan = PicturePlan(place_picture(W, H, Fraction(1), FLAT), fps=24, frame_count=1, is_rgb=True, range="pc")
+    frames = encode_picture(master, plan, 1, tmp_path / "j2c")
+    assert len(frames) == 1
+    assert check_codestream(frames[0].read_bytes()) == []
+    decoded = _decode_j2c(frames[0], tmp_path)
+    band = W // len(PATCHES)
+    for i, (name, rgb) in enumerate(PATCHES.items()):
+        centre = decoded[H // 2 - 100:H // 2 + 100, i * band + 100:(i + 1) * band - 100].reshape(-1, 3)
+        measured = centre.mean(axis=0)
+        expected = _expected_xyz12(rgb)
+        assert np.all(np.abs(measured - expected) <= 2), f"{name}: measured {measured}, expected {expected}"
+
+
+def test_vectorised_conversion_agrees_with_colour_science() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import colour
+
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 65536, size=(64, 64, 3), dtype=np.uint16)
+    ours = rgb48_to_xyz12(rgb, xyz_encoder("bt709", "bt709")).astype(np.int32)
+    linear = (rgb / 65535.0) ** 2.4
+    xyz = linear @ np.asarray(colour.RGB_COLOURSPACES["ITU-R BT.709"].matrix_RGB_to_XYZ).T * 48.0
+    ref = np.asarray(colour.models.eotf_inverse_DCDM(xyz, out_int=True)).astype(np.int32)
+    assert np.abs(ours - ref).max() <= 1
+
+
+def test_hdr_master_refused() -> None:
+    with pytest.raises(MediaError, match="HDR"):
+        xyz_encoder("bt2020", "smpte2084")
+
+
+def _noise_ppm(path: Path) -> None:
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 4096, size=(H, W, 3), dtype=np.uint16)
+    path.write_bytes(b"P6\n%d %d\n4095\n" % (W, H) + img.astype(">u2").tobytes())
+
+
+def test_two_guard_bits_at_2k_caught(tmp_path: Path) -> None:
+    """OpenJPEG's cinema preset keeps its default of 2 guard bits: RDD 52 wants 1 at 2K."""
+    src = tmp_path / "f.ppm"
+    _noise_ppm(src)
+    out = tmp_path / "f.j2k"
+    subprocess.run(["opj_compress", "-i", str(src), "-o", str(out), "-cinema2K", "24", "-TLM"],
+                   check=True, capture_output=True)
+    data = out.read_bytes()
+    assert parse_codestream(data).guard_bits == 2
+    problems = check_codestream(data, "2k", 24)
+    assert problems == ["2 guard bits, RDD 52 (Bv2.1) needs 1 at 2K"]
+
+
+def test_frame_over_the_byte_limit_caught(tmp_path: Path) -> None:
+    """The profile's structure without its Rsiz (Grok then caps nothing): a 2K noise frame over the limit."""
+    src = tmp_path / "f.ppm"
+    _noise_ppm(src)
+    out = tmp_path / "f.j2k"
+    precincts = ",".join(["[256,256]"] * 5 + ["[128,128]"])
+    subprocess.run(["grk_compress", "-i", str(src), "-o", str(out), "-n", "6", "-b", "32,32", "-c", precincts,
+                    "-p", "CPRL", "-I", "-Y", "1", "-u", "C", "-r", "2", "-H", "1"],
+                   check=True, capture_output=True)
+    data = insert_tlm(out.read_bytes())
+    assert len(data) > max_frame_bytes(24) == 1_302_083
+    problems = check_codestream(data, "2k", 24)
+    assert any(p.startswith(f"frame is {len(data)} bytes, over 1302083") for p in problems), problems
+    assert any("tile-part" in p and "over 1041666" in p for p in problems), problems
+    # Without the TLM marker that insert_tlm added, that is reported too.
+    assert "no TLM marker: RDD 52 (Bv2.1) needs one in the main header" in check_codestream(out.read_bytes())
+
+
+def test_other_profile_breaks_caught(tmp_path: Path) -> None:
+    """LRCP progression, 64x64 code blocks, the reversible wavelet, and a truncated stream."""
+    src = tmp_path / "f.ppm"
+    _noise_ppm(src)
+    out = tmp_path / "f.j2k"
+    subprocess.run(["grk_compress", "-i", str(src), "-o", str(out), "-r", "40", "-H", "1"],
+                   check=True, capture_output=True)
+    data = out.read_bytes()
+    problems = "\n".join(check_codestream(data))
+    for words in ("progression LRCP", "code blocks 64x64", "reversible 5/3", "Rsiz 0", "1 tile-parts"):
+        assert words in problems
+    truncated = check_codestream(data[:len(data) // 2])
+    assert "no EOC marker: the codestream is truncated" in truncated or truncated[0].startswith("invalid codestream")
+
+
+def test_parallel_and_chunked_encodes_give_the_same_frames(tmp_path: Path) -> None:
+    master = tmp_path / "m.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=24", "-frames:v", "4",
+                    "-c:v", "prores_ks", "-pix_fmt", "yuv422p10le", "-color_primaries", "bt709",
+                    "-color_trc", "bt709", "-colorspace", "bt709", str(master)], check=True)
+    plan = PicturePlan(place_picture(1920, 1080, Fraction(1), FLAT), fps=24, frame_count=4)
+    whole = encode_picture(master, plan, 2, tmp_path / "whole")
+    assert [p.name for p in whole] == [f"{n:08d}.j2c" for n in range(4)]
+    chunks = [p for s, c in frame_ranges(4, 3) for p in encode_frame_range(master, plan, s, c, tmp_path / "chunk")]
+    assert [p.read_bytes() for p in whole] == [p.read_bytes() for p in chunks]
+    for p in whole:
+        assert check_codestream(p.read_bytes()) == []
+    # The picture is pillarboxed: 39 black columns each side of the 1920 active width.
+    decoded = _decode_j2c(whole[0], tmp_path)
+    assert decoded[:, :35].max() <= 2 and decoded[:, -35:].max() <= 2
+    assert decoded[:, 45:-45].mean() > 500
+
+
+@pytest.mark.parametrize(("size", "sar", "name", "active"), [
+    ((1920, 1080), Fraction(1), "flat", (1920, 1080)),   # 1.78: pillarboxed in flat
+    ((1998, 1080), Fraction(1), "flat", (1998, 1080)),   # 1.85
+    ((1920, 804), Fraction(1), "scope", (2048, 858)),    # 2.39
+    ((2048, 858), Fraction(1), "scope", (2048, 858)),
+    ((2048, 1080), Fraction(1), "full", (2048, 1080)),   # 1.90
+    ((1440, 1080), Fraction(4, 3), "flat", (1920, 1080)),  # anamorphic 16:9
+])
+def test_container_chosen_by_aspect(size: tuple[int, int], sar: Fraction, name: str,
+                                    active: tuple[int, int]) -> None:
+    container = choose_container(*size, sar, "2k", "auto")
+    assert container.name == name
+    placement = place_picture(*size, sar, container)
+    assert (placement.active_width, placement.active_height) == active
+    assert placement.x == (container.width - active[0]) // 2 and placement.y == (container.height - active[1]) // 2
+
+
+def test_scope_master_in_flat_is_letterboxed() -> None:
+    placement = place_picture(1920, 804, Fraction(1), CONTAINERS[("2k", "flat")])
+    assert (placement.active_width, placement.active_height, placement.y) == (1998, 836, 122)
+
+
+def test_container_that_cannot_hold_the_picture_refused() -> None:
+    with pytest.raises(MediaError, match="cannot hold the 2048x1080 master"):
+        place_picture(2048, 1080, Fraction(1), CONTAINERS[("2k", "flat")], scale=False)
+    assert place_picture(1920, 1080, Fraction(1), CONTAINERS[("2k", "flat")], scale=False).x == 39
