@@ -90,16 +90,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_server() -> LocalServer | None:
-    """The recorded local server if its process is alive and answers, else None."""
+def _recorded_server() -> LocalServer | None:
     try:
         doc = json.loads(_state_file().read_text())
-        server = LocalServer(**doc)
+        return LocalServer(**doc)
     except (OSError, ValueError, TypeError):
         return None
-    if not _alive(server.pid) or not _healthy(server.api_url):
+
+
+#: How long a live server process may take to answer its health endpoint before it counts as hung: on
+#: two loaded cores a busy server can miss a 2 s timeout, and replacing it would leave the runs pointed
+#: at it without an API.
+HEALTH_PATIENCE_S = 15.0
+
+
+def read_server() -> LocalServer | None:
+    """The recorded local server if its process is alive and answers, else None."""
+    server = _recorded_server()
+    if server is None:
         return None
-    return server
+    deadline = time.monotonic() + HEALTH_PATIENCE_S
+    while _alive(server.pid):
+        if _healthy(server.api_url):
+            return server
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return None
 
 
 @contextlib.contextmanager
@@ -136,6 +153,9 @@ def start_server(timeout_s: float = STARTUP_TIMEOUT_S) -> tuple[LocalServer, boo
         running = read_server()
         if running is not None:
             return running, False
+        hung = _recorded_server()
+        if hung is not None and _alive(hung.pid):  # alive but not answering: never two servers on one database
+            _terminate(hung.pid)
         port = _free_port()
         api_url = f"http://127.0.0.1:{port}/api"
         home = server_dir() / "prefect-home"

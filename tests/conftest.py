@@ -28,6 +28,18 @@ def _stop_local_prefect_server():
     stop_server()
 
 
+@pytest.fixture(autouse=True)
+def _no_api_url_leaks():
+    """An in-process CLI command points this process at the local server (flows.server.ensure_api sets
+    PREFECT_API_URL); later subprocess tests must not inherit an address a test may have stopped."""
+    before = os.environ.get("PREFECT_API_URL")
+    yield
+    if before is None:
+        os.environ.pop("PREFECT_API_URL", None)
+    else:
+        os.environ["PREFECT_API_URL"] = before
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _require_ffmpeg() -> None:
     if not shutil.which(os.environ.get("FFMPEG", "ffmpeg")):

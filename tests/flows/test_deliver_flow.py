@@ -123,7 +123,7 @@ def test_failed_archive_is_reported_not_hidden(clean_set, tmp_path, monkeypatch)
     # to stand for a target that breaks after the package is made.
     import tasks.preflight
 
-    monkeypatch.setattr(tasks.preflight, "check_archive_targets", lambda targets: None)
+    monkeypatch.setattr(tasks.preflight, "check_archive_targets", lambda targets, option="--archive": None)
     out = tmp_path / "out"
     result = _run(["run", "--master", str(clean_set.master), "--mix", str(clean_set.mixes["5.1"]),
                    "--mix", str(clean_set.mixes["2.0"]), "--spec", "demo", "--title", "ARCH", "--out", str(out),

@@ -78,10 +78,10 @@ def test_unknown_spec_fails_with_the_spec_message_and_no_traceback(black_set, tm
 
 
 def test_failing_qc_ends_failed_named_qc_failed_with_the_report_as_data(black_set, tmp_path):
-    state = deliver_flow(_request(black_set, tmp_path / "out", "Black Film"), return_state=True)
+    state = deliver_flow(_request(black_set, tmp_path / "out", "Black_Film"), return_state=True)
     assert state.is_failed() and state.name == "QC failed", state
     assert state.message.startswith("QC failed: 1 error (first: picture.black at "), state.message
-    result = run_flow(deliver_flow, _request(black_set, tmp_path / "again", "Black Film"))  # the CLI's view
+    result = run_flow(deliver_flow, _request(black_set, tmp_path / "again", "Black_Film"))  # the CLI's view
     assert result.report.verdict == "fail" and not result.delivered and Path(result.report_path).is_file()
     arts = _artifacts(state.state_details.flow_run_id)
     for key in ("qc-summary-black-film-v1", "qc-findings-black-film-v1", "report-black-film-v1",
