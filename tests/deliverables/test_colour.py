@@ -11,6 +11,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from specs.errors import VerificationError
@@ -18,7 +19,7 @@ from specs.loader import load_spec
 from specs.model import CheckSpec, Spec
 from tasks.deliverables.graph import deliverable_args
 from tasks.deliverables.make import transcode_all
-from tasks.deliverables.shape import assumed_colour, expected_duration_s
+from tasks.deliverables.shape import assumed_colour, converted_colour, expected_duration_s
 from tasks.deliverables.verify import verify_deliverable
 from tasks.media.ffmpeg import run_ffmpeg, run_ffprobe_json
 from tasks.media.probe import MediaInfo, colour_tag, probe
@@ -174,3 +175,150 @@ def test_verification_fails_a_deliverable_without_the_specs_tags(untagged) -> No
     for what in ("color primaries", "color transfer", "color matrix"):
         assert f"{what} missing instead of bt709" in text
         assert f"colr atom {what} missing instead of bt709" in text
+
+
+# --- A tagged master in another SDR colour space than the spec's: converted, not relabelled ---------------------
+
+# Chromaticities (x, y) of the red, green and blue primaries: SMPTE 170M (SMPTE RP 145, ITU-T H.273 Table 2 value 6)
+# and ITU-R BT.709-6 §1.3; both D65 white (0.3127, 0.3290).
+_SMPTE_170M_XY = ((0.630, 0.340), (0.310, 0.595), (0.155, 0.070))
+_BT709_XY = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
+_D65_XY = (0.3127, 0.3290)
+_RED_75 = (0.75, 0.0, 0.0)  # 75 % red bar, R'G'B' (SMPTE RP 219 bars' 75 % level)
+_PATCH_TOLERANCE_8BIT = 3  # code values: 10 -> 8 bit rounding, 4:2:x chroma filtering, H.264 quantisation
+
+
+def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Linear RGB -> CIE XYZ for ``primaries`` and D65 (SMPTE RP 177 §3.3)."""
+    cols = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in primaries]).T
+    wx, wy = _D65_XY
+    white = np.array([wx / wy, 1.0, (1 - wx - wy) / wy])
+    return cols * np.linalg.solve(cols, white)
+
+
+def _bt709_ycbcr_8bit(rgb_601: tuple[float, float, float]) -> np.ndarray:
+    """The colour that R'G'B' ``rgb_601`` shows in SMPTE 170M primaries, encoded as 8-bit limited-range BT.709 Y'CbCr:
+    to linear light with the BT.1886 display EOTF (gamma 2.4, as zimg converts display-referred), to BT.709
+    primaries through XYZ, back with gamma 1/2.4, then the BT.709-6 Table 4 matrix and §4.6 quantisation. SMPTE 170M
+    red lies just outside BT.709 (its blue goes slightly negative): the curve is mirrored below zero, not clipped,
+    so Y'CbCr keeps the colour (zimg does the same)."""
+    linear = np.array(rgb_601) ** 2.4
+    rgb709 = np.linalg.solve(_rgb_to_xyz(_BT709_XY), _rgb_to_xyz(_SMPTE_170M_XY) @ linear)
+    r, g, b = np.sign(rgb709) * np.abs(rgb709) ** (1 / 2.4)
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return np.array([16 + 219 * y, 128 + 224 * (b - y) / 1.8556, 128 + 224 * (r - y) / 1.5748])
+
+
+def _bt601_ycbcr_8bit(rgb: tuple[float, float, float]) -> np.ndarray:
+    """R'G'B' ``rgb`` as 8-bit limited-range BT.601 Y'CbCr (ITU-R BT.601-7 Table 3): what a relabel would keep."""
+    r, g, b = rgb
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return np.array([16 + 219 * y, 128 + 224 * (b - y) / 1.772, 128 + 224 * (r - y) / 1.402])
+
+
+def _patch_ycbcr_8bit(path: str | Path) -> np.ndarray:
+    """Mean Y'CbCr (8-bit code values) of an 8x8 patch at the left edge, a third down (clear of the centred
+    burn-ins and watermark) of the first frame, as decoded, without any colour conversion."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-vf",
+                          "crop=8:8:8:ih/3,format=yuv444p16le", "-f", "rawvideo", "-"],
+                         check=True, capture_output=True).stdout
+    planes = np.frombuffer(raw, dtype="<u2").reshape(3, 8, 8).astype(float) / 256.0
+    return np.array(planes.mean(axis=(1, 2)))
+
+
+def _bt601_master(src: Path, dst: Path) -> Path:
+    """``src``'s length and timecode, the picture a full-frame 75 % red in SMPTE 170M, tagged so in the ProRes
+    frame header and the colr atom (as a standard-definition up-conversion delivers it)."""
+    info = probe(src)
+    v = info.primary_video
+    assert v is not None
+    tags = {"color_primaries": "smpte170m", "color_trc": "smpte170m", "colorspace": "smpte170m"}
+    rate = f"{v.frame_rate.numerator}/{v.frame_rate.denominator}"
+    colour = "0x" + "".join(f"{round(c * 255):02X}" for c in _RED_75)
+    vf = ("format=rgb24,scale=out_color_matrix=bt601:out_range=tv,format=yuv422p10le,"
+          + "setparams=" + ":".join(f"{k}={x}" for k, x in tags.items()) + ":range=tv")
+    run_ffmpeg(["-v", "error", "-f", "lavfi", "-i", f"color=c={colour}:s={v.width}x{v.height}:r={rate}",
+                "-t", f"{info.duration_s}", "-vf", vf, "-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0",
+                *[x for k, x in tags.items() for x in (f"-{k}", x)], "-color_range", "tv",
+                *(["-timecode", info.start_timecode] if info.start_timecode else []), "-f", "mov", str(dst)],
+               what="BT.601 master")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def bt601(tmp_path_factory: pytest.TempPathFactory) -> tuple[Spec, MediaInfo]:
+    root = tmp_path_factory.mktemp("bt601")
+    spec = load_spec("netflix")
+    media = make_sample_set(root / "media", layout="5.1", stereo=True,
+                            master=MasterSpec(ffoa_timecode="01:00:00:00", head_s=3, programme_s=1))
+    picture = _bt601_master(Path(media.master), root / "bt601.mov")
+    return spec, married(picture, list(media.mixes.values()), spec, root / "layback.mov")
+
+
+def test_expected_bt709_encoding_differs_from_a_relabel() -> None:
+    """The test's arithmetic: a relabel (BT.601 code values under BT.709 tags) would miss the tolerance."""
+    want = _bt709_ycbcr_8bit(_RED_75)
+    assert np.abs(want - _bt601_ycbcr_8bit(_RED_75)).max() > 2 * _PATCH_TOLERANCE_8BIT
+
+
+def test_bt601_master_is_reported_as_converted(bt601) -> None:
+    spec, master = bt601
+    v = master.primary_video
+    assert (v.color_primaries, v.color_transfer, v.color_matrix) == ("smpte170m",) * 3
+    assert converted_colour(spec, master) == (("smpte170m", "smpte170m", "smpte170m", "tv"),
+                                              ("bt709", "bt709", "bt709", "tv"))
+    found = [f for f in check_metadata(master, spec) if f.check.startswith("metadata.colour")]
+    assert [(f.check, f.expected, f.actual) for f in found] == [
+        ("metadata.colour", "bt709", "smpte170m")] * 3
+    assert found[0].message == ("colour primaries tag is smpte170m, spec wants bt709; the picture deliverables are "
+                                "converted from smpte170m/smpte170m/smpte170m/tv to bt709/bt709/bt709/tv "
+                                "(primaries/transfer/matrix/range)")
+
+
+@needs_mediainfo
+def test_bt601_master_gives_bt709_deliverables_with_the_same_colours(bt601, tmp_path) -> None:
+    """Mezzanine (ProRes 4:2:2 10-bit) and screener (H.264 4:2:0 8-bit) of the BT.601 master: tagged BT.709 in the
+    bitstream, the container and by MediaInfo, and the red patch decodes to the BT.709 encoding of the same
+    colour within ±3 code values (8-bit)."""
+    spec, master = bt601
+    want = _bt709_ycbcr_8bit(_RED_75)
+    assert np.abs(_patch_ycbcr_8bit(master.path) - _bt601_ycbcr_8bit(_RED_75)).max() <= 1  # the master's own
+    todo = [d for d in spec.deliverables if d.id in ("mezzanine", "screener")]
+    result = transcode_all(todo, spec, master, tmp_path / "pkg", fields=FIELDS)
+    assert [r.id for r in result.deliverables] == ["mezzanine", "screener"]
+    for r in result.deliverables:
+        assert "colour bt709/bt709/bt709/tv in the bitstream and the container" in r.checks
+        fv = probe(r.path).primary_video
+        assert (fv.color_primaries, fv.color_transfer, fv.color_matrix, fv.color_range) == tuple(BT709.values())
+        box = run_ffprobe_json(["-nofind_stream_info", "-select_streams", "v:0", "-show_entries",
+                                "stream=color_primaries,color_transfer,color_space", r.path])["streams"][0]
+        assert (box["color_primaries"], box["color_transfer"], box["color_space"]) == ("bt709",) * 3
+        video = mediainfo_json(r.path)["Video"]
+        want_mi = MEDIAINFO_709 | ({"colour_range": None} if fv.codec == "prores" else {})
+        assert {k: video.get(k) for k in MEDIAINFO_709} == want_mi, (r.id, video)
+        got = _patch_ycbcr_8bit(r.path)
+        assert np.abs(got - want).max() <= _PATCH_TOLERANCE_8BIT, (r.id, got.round(2), want.round(2))
+
+
+def test_matching_master_graph_has_no_conversion(untagged, tmp_path) -> None:
+    """A master already in the spec's colour space goes through no zscale (its deliverables stay bit-identical)."""
+    spec, _, _ = untagged
+    media = make_sample_set(tmp_path / "tagged", layout="5.1", stereo=True,
+                            master=MasterSpec(ffoa_timecode="01:00:00:00", head_s=3, programme_s=1))
+    tagged = married(media.master, list(media.mixes.values()), spec, tmp_path / "tagged.mov")
+    assert converted_colour(spec, tagged) is None
+    mezz = next(d for d in spec.deliverables if d.id == "mezzanine")
+    assert "zscale" not in " ".join(deliverable_args(mezz, spec, tagged, tmp_path / "t.mov", title="FILM"))
+
+
+def test_verification_fails_a_deliverable_whose_tags_differ_from_the_spec(bt601) -> None:
+    """The BT.601 master, made by hand with ffmpeg, has the mezzanine's shape (ProRes HQ, 5.1 + 2.0 PCM) but
+    SMPTE 170M tags: verified as the Netflix (BT.709) mezzanine, it fails on each differing tag."""
+    spec, master = bt601
+    mezz = next(d for d in spec.deliverables if d.id == "mezzanine")
+    with pytest.raises(VerificationError) as err:
+        verify_deliverable(mezz, spec, master.path, master.duration_s, master=master)
+    text = str(err.value)
+    for what in ("color primaries", "color transfer", "color matrix"):
+        assert f"{what} smpte170m instead of bt709" in text
+        assert f"colr atom {what} smpte170m instead of bt709" in text
