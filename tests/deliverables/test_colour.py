@@ -322,3 +322,32 @@ def test_verification_fails_a_deliverable_whose_tags_differ_from_the_spec(bt601)
     for what in ("color primaries", "color transfer", "color matrix"):
         assert f"{what} smpte170m instead of bt709" in text
         assert f"colr atom {what} smpte170m instead of bt709" in text
+
+
+def _retagged(master: MediaInfo, **tags: str) -> MediaInfo:
+    v = master.primary_video
+    assert v is not None
+    return master.model_copy(update={"video": [v.model_copy(update=tags)]})
+
+
+def test_bt2020_sdr_master_is_converted_and_hdr_masters_are_not(bt601, tmp_path) -> None:
+    """The graph of a BT.2020 SDR master under the BT.709 spec converts (zscale from its tags to the spec's, the
+    spec's tags on the output); an HDR (PQ) master is left to the tone-map, and an SDR master under an HDR spec is
+    not converted."""
+    spec, master = bt601
+    b2020 = _retagged(master, color_primaries="bt2020", color_transfer="bt2020-10", color_matrix="bt2020nc")
+    assert converted_colour(spec, b2020) == (("bt2020", "bt2020-10", "bt2020nc", "tv"),
+                                             ("bt709", "bt709", "bt709", "tv"))
+    screener = next(d for d in spec.deliverables if d.id == "screener")
+    args = deliverable_args(screener, spec, b2020, tmp_path / "s.mp4", title="FILM")
+    graph = args[args.index("-filter_complex") + 1]
+    assert "zscale=m=bt709:min=bt2020nc:p=bt709:pin=bt2020:r=tv:rin=tv:t=bt709:tin=bt2020-10[s0];[s0]format=yuv420p" \
+        in graph
+    assert [args[args.index(f) + 1] for f in ("-color_primaries", "-color_trc", "-colorspace", "-color_range")] == [
+        "bt709", "bt709", "bt709", "tv"]
+    pq = _retagged(master, color_primaries="bt2020", color_transfer="smpte2084", color_matrix="bt2020nc")
+    assert converted_colour(spec, pq) is None
+    pq_colour = spec.picture.colour.model_copy(update={"primaries": "bt2020", "transfer": "smpte2084",
+                                                       "matrix": "bt2020nc"})
+    hdr_spec = spec.model_copy(update={"picture": spec.picture.model_copy(update={"colour": pq_colour})})
+    assert converted_colour(hdr_spec, master) is None
