@@ -134,7 +134,15 @@ def _video_filters(d: Deliverable, spec: Spec, master: MediaInfo, out_start: Tim
     elif (conversion := converted_colour(spec, master)) is not None:
         # A tagged SDR master in another colour space than the spec's (BT.601, BT.2020 SDR ...): converted, not
         # relabelled, so the deliverable shows the same colours under the spec's tags.
-        vf += _zscale_filters(conversion[1], enc.pix_fmt or v.pix_fmt or "yuv420p", source=conversion[0])
+        convert = _zscale_filters(conversion[1], enc.pix_fmt or v.pix_fmt or "yuv420p", source=conversion[0])
+        if keeps_fields(d, master):
+            # Field by field: converting the woven frame would resample 4:2:0 chroma across the two fields. The
+            # master's field order (not the decoder's frame flag, which ProRes may not set) says which comes first;
+            # weave stamps a frame with its second field's time, half a frame late: set back.
+            first = "bottom" if (v.field_order or "tt") in ("bb", "tb") else "top"  # the field shown first
+            convert = [_f("setfield", "bff" if first == "bottom" else "tff"), _f("separatefields"), *convert,
+                       _f("weave", first_field=first), _f("setpts", "PTS-0.5/(FRAME_RATE*TB)")]
+        vf += convert
     font = {"font": _BURNIN_FONT}
     if d.burn_in is not None and d.burn_in.timecode:
         rate = f"{v.frame_rate.numerator}/{v.frame_rate.denominator}"

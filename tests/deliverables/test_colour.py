@@ -16,7 +16,7 @@ import pytest
 
 from specs.errors import VerificationError
 from specs.loader import load_spec
-from specs.model import CheckSpec, Spec
+from specs.model import AudioMap, CheckSpec, Deliverable, Spec
 from tasks.deliverables.graph import deliverable_args
 from tasks.deliverables.make import transcode_all
 from tasks.deliverables.shape import assumed_colour, converted_colour, expected_duration_s
@@ -351,3 +351,50 @@ def test_bt2020_sdr_master_is_converted_and_hdr_masters_are_not(bt601, tmp_path)
                                                        "matrix": "bt2020nc"})
     hdr_spec = spec.model_copy(update={"picture": spec.picture.model_copy(update={"colour": pq_colour})})
     assert converted_colour(hdr_spec, master) is None
+
+
+def _line_to_line(path: str | Path, t_s: float, pix_fmt: str, w: int, h: int) -> tuple[float, float]:
+    """Mean |line - next line| (8-bit) of the Y' and the Cr plane of the frame at ``t_s``, decoded in its own 10-bit
+    ``pix_fmt`` (no chroma resampling): the combing of moving stripes, high while the two fields show different
+    instants (chroma lines alternate between the fields in interlaced 4:2:2 and 4:2:0 alike)."""
+    raw = run_ffmpeg(["-v", "error", "-ss", str(t_s), "-i", str(path), "-frames:v", "1", "-pix_fmt", pix_fmt,
+                      "-f", "rawvideo", "-"], capture_stdout=True).stdout
+    c_rows = h if pix_fmt.startswith("yuv422") else h // 2
+    planes = np.frombuffer(raw, "<u2").astype(np.float64) / 4
+    y, cr = planes[:w * h].reshape(h, w), planes[w * h + c_rows * w // 2:].reshape(c_rows, w // 2)
+    return float(np.mean(np.abs(y[:-1] - y[1:]))), float(np.mean(np.abs(cr[:-1] - cr[1:])))
+
+
+def test_interlaced_bt601_master_is_converted_field_by_field(tmp_path) -> None:
+    """An interlaced SMPTE 170M master's kept-fields 4:2:0 mezzanine is converted one field at a time: it stays
+    interlaced top field first, frame for frame, tagged BT.709, and neither its luma nor its chroma fields are
+    blended: the line-to-line combing of stripes moving 8 px per field stays within 20 % of the master's in the
+    chroma (a frame-wise conversion resamples 4:2:0 chroma across the fields: 1 against 72 code values) and above
+    half the master's in the luma (the conversion changes the luma of these coloured stripes)."""
+    spec = load_spec("ebu-r128")  # picture.colour bt709/bt709/bt709/tv
+    media = make_sample_set(tmp_path / "media", layout="5.1", stereo=True,
+                            master=MasterSpec(ffoa_timecode="10:00:00:00", head_s=3, programme_s=1))
+    woven = tmp_path / "woven.mov"
+    stripes = ("nullsrc=s=320x180:r=50:d=8,format=yuv444p,geq=lum='128+80*sin(2*PI*(X+8*N)/32)':cb=128:"
+               "cr='128+80*sin(2*PI*(X+8*N)/32)'")
+    tags = "setparams=color_primaries=smpte170m:color_trc=smpte170m:colorspace=smpte170m:range=tv"  # frame header
+    run_ffmpeg(["-v", "error", "-f", "lavfi", "-i", f"{stripes},tinterlace=mode=interleave_top,setpts=N/25/TB",
+                "-vf", tags, "-frames:v", "100", "-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0",
+                "-flags", "+ildct", "-field_order", "tt", "-pix_fmt", "yuv422p10le", "-color_primaries", "smpte170m",
+                "-color_trc", "smpte170m", "-colorspace", "smpte170m", "-color_range", "tv", "-r", "25",
+                "-timecode", "09:59:57:00", "-f", "mov", str(woven)], what="interlaced BT.601 master")
+    master = married(woven, list(media.mixes.values()), spec, tmp_path / "layback.mov")
+    mezz = Deliverable(id="mezz", kind="mezzanine", container="mov", name="{title}_{id}.mov",
+                       video={"codec": "libx264", "pix_fmt": "yuv420p10le", "crf": 6},
+                       audio=[AudioMap(from_track="main-51", codec="pcm_s24le")])
+    assert "separatefields" in " ".join(deliverable_args(mezz, spec, master, tmp_path / "m.mov", title="FILM"))
+    out = transcode_all([mezz], spec, master, tmp_path / "pkg", fields=FIELDS).deliverables[0]
+    assert "colour bt709/bt709/bt709/tv in the bitstream and the container" in out.checks
+    v = probe(out.path).primary_video
+    assert (v.scan, v.field_order, v.color_primaries, v.color_matrix) == ("interlaced", "tt", "bt709", "bt709")
+    assert (v.frame_count, master.primary_video.frame_count) == (25, 100)  # the 1 s programme, the head dropped
+    luma, chroma = _line_to_line(master.path, 3.5, "yuv422p10le", 320, 180)  # the programme starts at 3 s
+    assert luma > 40 and chroma > 40
+    out_luma, out_chroma = _line_to_line(out.path, 0.5, "yuv420p10le", 320, 180)
+    assert out_chroma == pytest.approx(chroma, rel=0.2)
+    assert out_luma > 0.5 * luma
