@@ -23,8 +23,10 @@ from specs.model import AVC_INTRA_PIX_FMT, Deliverable, Spec
 from specs.timecode import Timecode
 from tasks.deliverables.naming import RunFields, fill_text
 from tasks.deliverables.shape import (
+    ColourTags,
     assumed_colour,
     audio_sources,
+    converted_colour,
     head_frames,
     is_scaled,
     keeps_fields,
@@ -89,7 +91,18 @@ def _sdr_filters(master: MediaInfo, pix_fmt: str) -> list[_Filter]:
     peak_nits = tagged_light_level(master.path)[0] or _DEFAULT_HDR_PEAK_NITS
     return [_f("zscale", t="linear", npl=_SDR_WHITE_NITS), _f("format", "gbrpf32le"), _f("zscale", p="bt709"),
             _f("tonemap", tonemap="hable", desat=0, peak=f"{peak_nits / _SDR_WHITE_NITS:g}"),
-            _f("zscale", t="bt709", m="bt709", r="tv"), _f("format", pix_fmt)]
+            *_zscale_filters((None, "bt709", "bt709", "tv"), pix_fmt)]
+
+
+_ZSCALE_NAMES = {"gamma22": "bt470m", "gamma28": "bt470bg"}  # zimg's names for ffprobe's gamma transfers
+
+
+def _zscale_filters(target: ColourTags, pix_fmt: str, source: ColourTags | None = None) -> list[_Filter]:
+    """The picture into ``target`` (primaries, transfer, matrix, range; None: unchanged) with zimg, from ``source``
+    (None: the frames' own tags), then ``pix_fmt``. zimg goes through linear light when the primaries change."""
+    names = dict(zip(("p", "t", "m", "r"), target, strict=True))
+    names |= dict(zip(("pin", "tin", "min", "rin"), source, strict=True)) if source else {}
+    return [_f("zscale", **{k: _ZSCALE_NAMES.get(v, v) for k, v in names.items() if v}), _f("format", pix_fmt)]
 
 
 def _colour_filters(spec: Spec, master: MediaInfo) -> list[_Filter]:
@@ -105,8 +118,8 @@ def _colour_filters(spec: Spec, master: MediaInfo) -> list[_Filter]:
 
 def _video_filters(d: Deliverable, spec: Spec, master: MediaInfo, out_start: Timecode,
                    fields: RunFields) -> list[_Filter]:
-    """Colour labels of an untagged master, deinterlace, scale, tone-map, burn-in timecode/text and watermark for
-    one picture deliverable (in that order: burn-ins are drawn in the output's range)."""
+    """Colour labels of an untagged master, deinterlace, scale, tone-map or colour conversion, burn-in timecode/text
+    and watermark for one picture deliverable (in that order: burn-ins are drawn in the output's range)."""
     v = master.primary_video
     assert v is not None and d.video is not None
     enc = d.video
@@ -118,6 +131,18 @@ def _video_filters(d: Deliverable, spec: Spec, master: MediaInfo, out_start: Tim
         vf.append(_f("scale", w=enc.width, h=enc.height, flags="lanczos"))
     if tone_maps(d, spec, master):
         vf += _sdr_filters(master, enc.pix_fmt or "yuv420p")
+    elif (conversion := converted_colour(spec, master)) is not None:
+        # A tagged SDR master in another colour space than the spec's (BT.601, BT.2020 SDR ...): converted, not
+        # relabelled, so the deliverable shows the same colours under the spec's tags.
+        convert = _zscale_filters(conversion[1], enc.pix_fmt or v.pix_fmt or "yuv420p", source=conversion[0])
+        if keeps_fields(d, master):
+            # Field by field: converting the woven frame would resample 4:2:0 chroma across the two fields. The
+            # master's field order (not the decoder's frame flag, which ProRes may not set) says which comes first;
+            # weave stamps a frame with its second field's time, half a frame late: set back.
+            first = "bottom" if (v.field_order or "tt") in ("bb", "tb") else "top"  # the field shown first
+            convert = [_f("setfield", "bff" if first == "bottom" else "tff"), _f("separatefields"), *convert,
+                       _f("weave", first_field=first), _f("setpts", "PTS-0.5/(FRAME_RATE*TB)")]
+        vf += convert
     font = {"font": _BURNIN_FONT}
     if d.burn_in is not None and d.burn_in.timecode:
         rate = f"{v.frame_rate.numerator}/{v.frame_rate.denominator}"
@@ -173,9 +198,10 @@ def _video_codec_args(d: Deliverable, spec: Spec, master: MediaInfo) -> dict[str
         args |= {"flags": "+ildct+ilme" if enc.codec == "libx264" else "+ildct", "field_order": v.field_order or "tt"}
     if enc.codec == "libx265" and d.container in ("mov", "mp4"):
         args["tag:v"] = "hvc1"  # ffmpeg's default hev1 does not play in QuickTime, Safari or on Apple devices
-    # The colour description of the master (the spec's where the master has none; BT.709 once tone-mapped) on
-    # every picture deliverable: H.264/HEVC VUI (ITU-T H.264 Annex E), the MOV/MP4 'colr' atom (nclc/nclx, written
-    # by ffmpeg's mov muxer whenever tags are set) and the MXF picture descriptor (SMPTE ST 377-1 Annex G).
+    # The colour description of the master (the spec's where the master has none or was converted; BT.709 once
+    # tone-mapped) on every picture deliverable: H.264/HEVC VUI (ITU-T H.264 Annex E), the MOV/MP4 'colr' atom
+    # (nclc/nclx, written by ffmpeg's mov muxer whenever tags are set) and the MXF picture descriptor (SMPTE ST 377-1
+    # Annex G).
     for flag, value in zip(("color_primaries", "color_trc", "colorspace", "color_range"), out_colour(d, spec, master),
                            strict=True):
         if value:

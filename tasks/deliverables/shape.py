@@ -15,10 +15,19 @@ from specs.timecode import Timecode
 from tasks.media.probe import COLOUR_TAGS, MediaInfo, colour_tag, pix_depth
 
 __all__ = ["head_frames", "programme_first_frame", "master_frames", "expected_duration_s", "is_scaled",
-           "keeps_fields", "tone_maps", "out_colour", "master_colour", "assumed_colour",
-           "audio_sources", "map_channels", "HDR_TRANSFERS"]
+           "keeps_fields", "tone_maps", "out_colour", "master_colour", "assumed_colour", "converted_colour",
+           "ColourTags", "audio_sources", "map_channels", "HDR_TRANSFERS"]
 
 HDR_TRANSFERS = ("smpte2084", "arib-std-b67")  # PQ (ST 2084) and HLG (BT.2100), as ffprobe names them
+ColourTags = tuple[str | None, str | None, str | None, str | None]  # (primaries, transfer, matrix, range)
+# SDR colour spaces zimg (ffmpeg's zscale) converts between, by ffprobe's names (ITU-T H.273 Tables 2-4); the
+# gamma 2.2 / 2.8 transfers are zimg's bt470m / bt470bg.
+_CONVERTIBLE = (
+    {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428", "smpte431", "smpte432",
+     "jedec-p22"},
+    {"bt709", "smpte170m", "gamma22", "gamma28", "bt2020-10", "bt2020-12", "iec61966-2-1", "iec61966-2-4"},
+    {"bt709", "bt470bg", "smpte170m", "fcc", "ycgco", "bt2020nc", "bt2020c", "chroma-derived-nc"},
+    {"tv", "pc"})
 
 
 def head_frames(d: Deliverable, spec: Spec, master: MediaInfo) -> tuple[Timecode, int]:
@@ -83,13 +92,34 @@ def assumed_colour(spec: Spec | None, master: MediaInfo) -> dict[str, str]:
             if (value := getattr(want, name)) and colour_tag(getattr(v, attr)) is None}
 
 
-def master_colour(spec: Spec | None, master: MediaInfo) -> tuple[str | None, str | None, str | None, str | None]:
+def master_colour(spec: Spec | None, master: MediaInfo) -> ColourTags:
     """(primaries, transfer, matrix, range) of the master's picture: its own tags, the spec's where it has none."""
     v = master.primary_video
     assert v is not None
     assumed = assumed_colour(spec, master)
     p, t, m, r = (assumed.get(name) or colour_tag(getattr(v, attr)) for name, attr in COLOUR_TAGS.items())
     return p, t, m, r
+
+
+def converted_colour(spec: Spec | None, master: MediaInfo) -> tuple[ColourTags, ColourTags] | None:
+    """(the master's colour, the spec's) when an SDR master's tags differ from the SDR colour space the spec states:
+    its picture deliverables are converted into the spec's (primaries, transfer, matrix and range, each where the
+    spec states it). None when they match, when either is HDR (an HDR master is tone-mapped instead), or when the
+    master's colour space is not known well enough to convert (then its own tags are kept and QC reports them)."""
+    want = spec.picture.colour if spec is not None else None
+    if want is None or master.primary_video is None:
+        return None
+    have = master_colour(spec, master)
+    p, t, m, r = (getattr(want, name) or tag for name, tag in zip(COLOUR_TAGS, have, strict=True))
+    to: ColourTags = (p, t, m, r)
+    if to == have or have[1] in HDR_TRANSFERS or to[1] in HDR_TRANSFERS:
+        return None
+    # An unsignalled range is limited (H.273 VideoFullRangeFlag 0); everything else must be named to convert.
+    source: ColourTags = (*have[:3], have[3] or "tv")
+    target: ColourTags = (*to[:3], to[3] or source[3])
+    if any(tag not in known for tag, known in zip((*source, *target), _CONVERTIBLE * 2, strict=True)):
+        return None
+    return source, target
 
 
 def tone_maps(d: Deliverable, spec: Spec | None, master: MediaInfo) -> bool:
@@ -101,12 +131,14 @@ def tone_maps(d: Deliverable, spec: Spec | None, master: MediaInfo) -> bool:
     return d.video.tone_map == "sdr" or (pix_depth(d.video.pix_fmt or v.pix_fmt) or 8) <= 8
 
 
-def out_colour(d: Deliverable, spec: Spec | None,
-               master: MediaInfo) -> tuple[str | None, str | None, str | None, str | None]:
+def out_colour(d: Deliverable, spec: Spec | None, master: MediaInfo) -> ColourTags:
     """(primaries, transfer, matrix, range) a picture deliverable carries: the master's (the spec's where the master
-    is untagged, :func:`master_colour`), BT.709 once tone-mapped."""
+    is untagged, :func:`master_colour`), the spec's once converted (:func:`converted_colour`), BT.709 once
+    tone-mapped."""
     if tone_maps(d, spec, master):
         return "bt709", "bt709", "bt709", "tv"
+    if (conversion := converted_colour(spec, master)) is not None:
+        return conversion[1]
     return master_colour(spec, master)
 
 

@@ -71,8 +71,8 @@ _FFPROBE_COLOUR = ("color_primaries", "color_transfer", "color_space", "color_ra
 def picture_format_problems(d: Deliverable, vs: VideoStream, master: MediaInfo | None,
                             spec: Spec | None = None) -> list[str]:
     """Pixel format, codec profile and colour description of a written picture deliverable as its decoder reads it
-    (ProRes frame header, H.264/HEVC VUI): the master's, the spec's where the master is untagged, BT.709 when
-    tone-mapped to SDR. A tag that is missing where one is expected is a problem."""
+    (ProRes frame header, H.264/HEVC VUI): the spec's where the master is untagged or converted, else the
+    master's, BT.709 when tone-mapped to SDR (``out_colour``). A tag that is missing or different is a problem."""
     assert d.video is not None
     enc = d.video
     problems = []
@@ -205,8 +205,8 @@ def verify_deliverable(d: Deliverable, spec: Spec, path: str | Path, expected_s:
     """Probe, measure and fully decode a written deliverable against its own spec.
 
     Checks: video codec, profile, pixel format, size, frame rate and colour description in the bitstream
-    and in the container (the master's, the spec's where the master is untagged, BT.709 when tone-mapped
-    to SDR; a missing tag fails); scan and field order; start timecode (the master's,
+    and in the container (the spec's where the master is untagged or converted, else the master's, BT.709
+    when tone-mapped to SDR; a missing or different tag fails); scan and field order; start timecode (the master's,
     plus the head the deliverable drops); HEVC tagged hvc1 in MOV/MP4; audio track count, channels
     per track (2 for a downmix, 1 for mono tracks), sample rate; duration equal to the master's
     programme within one frame; integrated loudness and true peak where the deliverable sets a

@@ -14,6 +14,7 @@ from typing import Any
 from specs.model import Spec
 from specs.severity import Severity
 from specs.timecode import DROP_FRAME_RATES, Timecode
+from tasks.deliverables.shape import ColourTags, converted_colour
 from tasks.media.probe import COLOUR_TAGS, MediaInfo, VideoStream, colour_tag
 from tasks.qc.findings import Finding, make_finding
 
@@ -103,7 +104,7 @@ def check_metadata(info: MediaInfo, spec: Spec) -> list[Finding]:
             add(make_finding(spec, "metadata.chroma_subsampling",
                              f"chroma subsampling is {v.chroma_subsampling}, spec wants {pic.chroma_subsampling}",
                              expected=pic.chroma_subsampling, actual=v.chroma_subsampling))
-        out.extend(_colour_findings(v, spec))
+        out.extend(_colour_findings(v, spec, converted_colour(spec, info)))
         out.extend(_hdr_findings(v, spec))
     out.extend(_audio_findings(info, spec))
     out.extend(_timing_findings(info, spec))
@@ -193,8 +194,11 @@ def _bitrate_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
                            expected=expected, actual=f"{mbps:.1f} Mbit/s")
 
 
-def _colour_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
-    """``metadata.colour``: a tag the master carries differs from ``picture.colour``. ``metadata.colour_untagged``:
+def _colour_findings(v: VideoStream, spec: Spec,
+                     conversion: tuple[ColourTags, ColourTags] | None) -> Iterable[Finding | None]:
+    """``metadata.colour``: a tag the master carries differs from ``picture.colour`` (an SDR master's picture
+    deliverables are then converted into the spec's colour space, ``conversion``, and the finding says so; an HDR
+    master's are tone-mapped or keep its tags). ``metadata.colour_untagged``:
     tags the master lacks (no QuickTime ``colr`` atom, unspecified in the bitstream): the master is taken to be
     in the spec's colour space and its deliverables are tagged with it; without ``picture.colour`` they go out
     untagged, which distributors reject."""
@@ -205,7 +209,11 @@ def _colour_findings(v: VideoStream, spec: Spec) -> Iterable[Finding | None]:
         for name, value in have.items():
             wanted = getattr(want, name)
             if wanted and value is not None and value != wanted:
-                yield make_finding(spec, "metadata.colour", f"colour {name} tag is {value}, spec wants {wanted}",
+                converted = "" if conversion is None else (
+                    "; the picture deliverables are converted from " + "/".join(t or "-" for t in conversion[0])
+                    + " to " + "/".join(t or "-" for t in conversion[1]) + " (primaries/transfer/matrix/range)")
+                yield make_finding(spec, "metadata.colour",
+                                   f"colour {name} tag is {value}, spec wants {wanted}{converted}",
                                    expected=wanted, actual=value)
         if missing:
             assumed = ", ".join(f"{name} {getattr(want, name)}" for name in missing)
