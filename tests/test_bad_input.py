@@ -396,3 +396,18 @@ def test_disk_full_during_archive_exits_3_and_a_rerun_completes(corpus: Corpus, 
         copied = {p.relative_to(disk / "lto" / "package") for p in _files(disk / "lto" / "package")}
         assert {Path(p.name) for p in _files(corpus.root / "media")} <= copied
         assert "verified" in proc.stdout
+
+
+def test_archive_of_a_read_only_folder_is_refused_before_any_copy(corpus: Corpus, tmp_path: Path) -> None:
+    """A camera card or a mounted master volume that cannot take the ASC MHL history: exit 2 naming the folder,
+    before a byte reaches the target (the copies would otherwise be made, then left without their history)."""
+    card = tmp_path / "card"
+    with _small_disk(card, "32m"):
+        package = card / "A001"
+        shutil.copytree(corpus.root / "media", package)
+        subprocess.run(["mount", "-o", "remount,ro", str(card)], check=True)
+        vault = tmp_path / "vault"
+        proc, _ = deliver("archive", package, "--to", vault, "--title", "CARD", cwd=tmp_path)
+        assert_refused(proc, 2, [str(package), "read-only"])
+        assert not vault.exists() or not _files(vault)
+        assert not (package / "ascmhl").exists()

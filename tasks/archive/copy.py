@@ -24,6 +24,7 @@ import datetime as _dt
 import errno
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,18 @@ def _check_package(package_dir: Path) -> Path:
     return root
 
 
+def _check_history_writable(root: Path) -> None:
+    """Each verified copy adds a transfer generation to ``root/ascmhl`` (ASC MHL v2.0: the history lives
+    in the ascmhl folder beside the files it describes), so a read-only source is refused before any byte
+    is copied."""
+    history = root / MHL_FOLDER
+    where = history if history.is_dir() else root
+    read_only = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
+    if read_only or not os.access(where, os.W_OK | os.X_OK):
+        raise BadInputError(f"{where} is read-only, and the ASC MHL history of the copies is written there; copy "
+                            "the folder to writable storage first (e.g. `cp -a`), then archive that copy")
+
+
 def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
                     progress: Progress | None = None, catalog_url: str | None = None) -> list[ArchiveCopy]:
     """Copy a package to every target from one read of each source byte, verified, with ASC MHL + catalog.
@@ -94,6 +107,7 @@ def archive_package(package_dir: Path | str, targets: list[str], *, title: str,
             from its ASC MHL history, or an existing different copy would be overwritten.
     """
     root = _check_package(Path(package_dir))
+    _check_history_writable(root)
     if not targets:
         raise BadInputError("no archive targets; give --to s3://bucket/prefix or a folder (or configure "
                             "default_targets in configs/storage.yaml)")
