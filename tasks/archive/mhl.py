@@ -52,7 +52,7 @@ __all__ = [
     "package_files",
     "package_folders",
     "history_files",
-    "mhl_records",
+    "mhl_records", "mhl_folders",
     "mhl_expected",
     "formats_to_record",
     "write_mhl_generation",
@@ -180,6 +180,19 @@ def mhl_records(root: Path, history: MHLHistory | None = None) -> dict[str, MhlR
                 out[rel] = MhlRecord(entry.hash_format, entry.hash_string, media_hash.file_size,
                                      tuple(h.find_existing_hash_formats_for_path(media_hash.path)))
     return out
+
+
+def mhl_folders(root: Path) -> list[str]:
+    """Relative POSIX paths of every folder a package's histories record (nested ones too). An object store
+    keeps no empty folders, so a restore makes them from these entries (directory hashes count them)."""
+    root = Path(root)
+    out: set[str] = set()
+    for prefix, h in _histories(root, _load_history(root)):
+        for hash_list in h.hash_lists:
+            for media_hash in hash_list.media_hashes:
+                if media_hash.is_directory and media_hash.path not in ("", "."):
+                    out.add(f"{prefix}/{media_hash.path}" if prefix else media_hash.path)
+    return sorted(out)
 
 
 def mhl_expected(root: Path) -> dict[str, tuple[str, int | None]]:

@@ -27,7 +27,14 @@ from specs.errors import BadInputError, VerificationError
 from tasks.archive.catalog import Catalog
 from tasks.archive.copy import describe_mismatches
 from tasks.archive.hashing import READ_BLOCK_BYTES, FileDigests, Mismatch, StreamDigester, digest_file
-from tasks.archive.mhl import history_files, mhl_records, package_files, package_folders, write_mhl_generation
+from tasks.archive.mhl import (
+    history_files,
+    mhl_folders,
+    mhl_records,
+    package_files,
+    package_folders,
+    write_mhl_generation,
+)
 from tasks.archive.s3 import ARCHIVE_CLASSES, client_for, s3_errors
 from tasks.archive.targets import redact, refuse_credentials
 from tasks.archive.verify import (
@@ -242,6 +249,8 @@ def _restore_s3(uri: str, to_dir: Path | str) -> RestoreReport:
             if (stored and stored != d.crc64nvme) or d.size != heads[key].get("ContentLength"):
                 extra.append(Mismatch(path=rel, kind="mismatch", expected=f"crc64nvme {stored}",
                                       actual=f"crc64nvme {d.crc64nvme} (downloaded)", location=redact(uri)))
+        for rel in mhl_folders(staging):  # S3 keeps no empty folders; the history names every one
+            (staging / rel).mkdir(parents=True, exist_ok=True)
     except BaseException:
         shutil.rmtree(staging.parent, ignore_errors=True)
         raise

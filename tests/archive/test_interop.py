@@ -276,3 +276,15 @@ def test_credentials_in_a_configured_endpoint_are_refused_and_never_printed(tmp_
     r = run("archive", make_folder(tmp_path / "PKG"), "--to", "offsite")
     assert r.exit_code == 2 and "credentials are not accepted in a URI" in r.stderr
     assert SECRET not in r.stdout + r.stderr and KEY_ID not in r.stdout + r.stderr
+
+
+def test_empty_folders_come_back_from_s3_so_directory_hashes_verify(s3, tmp_path, prefix, run):
+    src = make_folder(tmp_path / "CARD")
+    (src / "clips" / "A002").mkdir()  # S3 stores no folders: the restore makes it from the history
+    assert ascmhl("create", "-h", "xxh128", src).returncode == 0
+    target = f"s3://archive-a/{prefix}/cards"
+    assert run("archive", src, "--to", target).exit_code == 0
+    r = run("restore", f"{target}/CARD", "--to", tmp_path / "back")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "back" / "CARD" / "clips" / "A002").is_dir()
+    assert reference_directory_hash_errors(tmp_path / "back" / "CARD") == ""
