@@ -254,7 +254,7 @@ def _cover_html(d: Distributor, facility: str, made_at: str) -> str:
 
 
 def _qc_html(d: Distributor, thumbnails: dict[str, str], pictures: Sequence[EmbeddedPicture]) -> str:
-    names = {k: v for k, v in (d.spec.severity_names or {}).items()} if d.spec is not None else {}
+    names: dict[str, str] = {str(k.value): v for k, v in (d.spec.severity_names or {}).items()} if d.spec else {}
     counts = ", ".join(f"{names.get(k, k)} {v}" for k, v in d.report.counts.items()) or "no findings"
     return (f"<section class=page id=qc><h2>QC report</h2><p>Verdict <b>{d.report.verdict.upper()}</b> against "
             f"{esc(d.report.spec)}: {esc(counts)}.</p>" + (pictures_html(pictures) if pictures else "")
