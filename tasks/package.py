@@ -78,7 +78,8 @@ def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: st
              for f in (sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [path])]
     for path, kind in files:
         # MD5 in the same read as xxh128 (the delivery documents list both): no second read, at the price
-        # of MD5's CPU time (about 1.5 s per GB on one core, next to xxh128's ~0.1 s)
+        # of MD5's CPU time, 2-5 s per GB on one core next to xxh128's ~0.1 s (so on fast storage the
+        # package step becomes CPU-bound at ~200-500 MB/s)
         digests = digest_file(path, formats=("md5",))
         digest = digests.xxh128
         rel = path.relative_to(package_dir).as_posix()
