@@ -280,8 +280,8 @@ def _archive_section(d: Distributor) -> str:
 
 
 def _signoff_html(signatories: Sequence[Signatory]) -> str:
-    rows = "".join(f'<tr class="signatory"><td>{esc(s.role)}</td><td>{esc(s.name)}</td><td class=line></td>'
-                   "<td class=line></td></tr>" for s in signatories)
+    rows = "".join(f'<tr class="signatory"><td>{esc(s.role)}</td><td{"" if s.name else " class=line"}>'
+                   f"{esc(s.name)}</td><td class=line></td><td class=line></td></tr>" for s in signatories)
     return ("<section id=signoff><h2>Sign-off</h2><p>The undersigned accept the files listed in this document, "
             "with the checksums, QC findings and loudness values above.</p><table class=signoff><thead><tr>"
             f"<th>role</th><th>name</th><th>signature</th><th>date</th></tr></thead><tbody>{rows}</tbody></table>"

@@ -34,10 +34,20 @@ def documents_cmd(
                                       "(default: the run's layback master, when it is still there)."),
     facility: str | None = typer.Option(None, "--facility", help="Facility named on the cover "
                                         "(default: $DELIVER_FACILITY, else the host of the run)."),
+    signatory: list[str] | None = typer.Option(None, "--signatory", help="ROLE or ROLE=NAME of a sign-off line; "
+                                               "repeat for more (default: post-production supervisor, producer, "
+                                               "received for the distributor)."),
 ) -> None:
     """The delivery documents the producer signs (HTML and PDF, one per distributor) from a run's report.json."""
     from specs.loader import load_spec
-    from tasks.documents import DOCUMENTS_FOLDER, distributors_of, record_in_package, write_delivery_documents
+    from tasks.documents import (
+        DEFAULT_SIGNATORIES,
+        DOCUMENTS_FOLDER,
+        Signatory,
+        distributors_of,
+        record_in_package,
+        write_delivery_documents,
+    )
     from tasks.report import Report
 
     try:
@@ -64,7 +74,9 @@ def documents_cmd(
     if master is None and report.title and report.version:
         guess = report_path.parent / "work" / f"{report.title}_{report.version}_layback.mov"
         master = str(guess) if guess.is_file() else None
-    docs = write_delivery_documents(distributors_of(report, spec), target, master=master, facility=facility)
+    signatories = [Signatory(*(p.strip() for p in s.split("=", 1))) for s in signatory or []] or DEFAULT_SIGNATORIES
+    docs = write_delivery_documents(distributors_of(report, spec), target, master=master, facility=facility,
+                                    signatories=signatories)
     if out is None and package is not None and (package / "ascmhl").is_dir():
         record_in_package(package, docs, report, same_run=False)
     for d in docs:

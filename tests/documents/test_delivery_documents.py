@@ -153,12 +153,15 @@ def test_loudness_certificate_shows_measured_against_the_spec_targets(delivered)
 def test_documents_command_remakes_them_from_report_json(delivered, tmp_path):
     out, report = delivered
     result = CliRunner().invoke(app, ["documents", str(out / "report.json"), "--out", str(tmp_path / "docs"),
-                                      "--facility", "Stage 4, Example Post"], catch_exceptions=False)
+                                      "--facility", "Stage 4, Example Post", "--signatory", "Producer=A. Example",
+                                      "--signatory", "Distributor QC"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     made = sorted((tmp_path / "docs").iterdir())
     assert [p.suffix for p in made] == ([".html", ".pdf"] if CHROMIUM else [".html"])
     text = made[0].read_text()
     assert "Stage 4, Example Post" in text
+    assert re.findall(r'<tr class="signatory"><td>([^<]*)</td><td[^>]*>([^<]*)</td>', text) == [
+        ("Producer", "A. Example"), ("Distributor QC", "")]
     assert all(d.xxh128 in text and d.name in text for d in report.deliverables)
 
 
