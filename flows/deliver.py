@@ -207,7 +207,12 @@ def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo],
             raise
     report.delivered = True
     # the documents the producer signs, per distributor: after the archive, so they list its verified copies
-    docs = documents_step(report, spec, str(package_dir), married_info.path)
+    # (paperwork: a failure here is logged, the delivery and its report stand)
+    try:
+        docs = documents_step(report, spec, str(package_dir), married_info.path)
+    except DeliverError as exc:
+        log.error("delivery documents not made: %s (remake them with `deliver documents`)", exc)
+        docs = []
     report.documents = [str(p) for d in docs for p in (d.html, d.pdf) if p is not None]
     for d in docs:
         if d.warning:
