@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg mediainfo browser speech demo lint test bench clean
+.PHONY: setup ffmpeg mediainfo browser pdftotext speech demo lint test bench clean
 
 setup: ffmpeg $(VENV)/.installed
 
@@ -20,6 +20,10 @@ ffmpeg:
 
 browser:
 	@scripts/ensure-apt.sh chromium chromium optional
+
+# pdftotext (Debian poppler-utils) reads the delivery documents' PDF back in the tests (without it they skip).
+pdftotext:
+	@scripts/ensure-apt.sh pdftotext poppler-utils optional
 
 # espeak-ng synthesises the speech of the dialogue-loudness tests and bench (without it they skip).
 speech:
@@ -45,7 +49,7 @@ lint: setup
 	$(BIN)/ruff check flows tasks specs bench tests
 	$(BIN)/mypy
 
-test: setup browser speech mediainfo lint
+test: setup browser pdftotext speech mediainfo lint
 	DELIVER_EBU_TEST_SET="$$( [ -d "$(EBU_SET)" ] && echo "$(EBU_SET)" )" $(BIN)/pytest
 
 bench: setup speech

@@ -48,6 +48,7 @@ from tasks.report import (
 from tasks.report_html import write_html_report
 from tasks.steps import (
     archive_step,
+    documents_step,
     fingerprint_step,
     layback_step,
     package_step,
@@ -205,6 +206,17 @@ def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo],
             _finish(report, report_path, spec, married_info.path, request)
             raise
     report.delivered = True
+    # the documents the producer signs, per distributor: after the archive, so they list its verified copies
+    # (paperwork: a failure here is logged, the delivery and its report stand)
+    try:
+        docs = documents_step(report, spec, str(package_dir), married_info.path)
+    except DeliverError as exc:
+        log.error("delivery documents not made: %s (remake them with `deliver documents`)", exc)
+        docs = []
+    report.documents = [str(p) for d in docs for p in (d.html, d.pdf) if p is not None]
+    for d in docs:
+        if d.warning:
+            log.warning("delivery document for %s: %s", d.distributor, d.warning)
     return _finish(report, report_path, spec, married_info.path, request)
 
 

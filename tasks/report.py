@@ -63,6 +63,7 @@ class DeliverableEntry(BaseModel):
     format: DeliverableFormat | None = None  # None for files that are not media (or older reports)
     duration_s: float | None = None
     start_timecode: str | None = None  # SMPTE ST 12-1 timecode of the first frame, when the file carries one
+    md5: str | None = None  # RFC 1321, hashed in the same read as xxh128 (what many distributors' forms ask for)
 
 
 class ArchiveEntry(BaseModel):
@@ -105,6 +106,7 @@ class Report(BaseModel):
     host: str = ""
     tool: str = f"deliver {__version__}"
     flow_run_id: str | None = None
+    documents: list[str] = Field(default_factory=list)  # delivery documents (HTML, PDF) made for this run
 
 
 class RunResult(BaseModel):

@@ -29,7 +29,8 @@ from tasks.qc.findings import Finding
 from tasks.report import DeliverableEntry, Report, human_bytes
 
 __all__ = ["render_html_report", "write_html_report", "grab_thumbnails", "svg_series", "EmbeddedPicture",
-           "programme_pictures"]
+           "programme_pictures", "findings_html", "loudness_html", "luma_html", "deliverables_html", "archive_html",
+           "pictures_html", "format_text", "duration_text", "rate_text", "date_text", "esc", "REPORT_CSS"]
 
 MAX_THUMBNAILS = 40
 THUMB_WIDTH_PX = 240
@@ -39,7 +40,7 @@ _COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 _TRACK_COLOURS = ("#1565c0", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457")
 
 
-def _esc(x: Any) -> str:
+def esc(x: Any) -> str:
     return html.escape("" if x is None else str(x))
 
 
@@ -91,13 +92,13 @@ def svg_speech_timeline(tracks: Sequence[tuple[str, Sequence[dict[str, Any]]]], 
         y0 = 3 + i * lane
         colour = _TRACK_COLOURS[i % len(_TRACK_COLOURS)]
         parts.append(f'<rect x="{left}" y="{y0}" width="{pw}" height="{lane - 4}" fill="#fafafa" stroke="#bbb"/>'
-                     f'<text x="{left - 4}" y="{y0 + lane - 8}" font-size="9" text-anchor="end">{_esc(name)}</text>')
+                     f'<text x="{left - 4}" y="{y0 + lane - 8}" font-size="9" text-anchor="end">{esc(name)}</text>')
         for seg in segments:
             a = left + pw * min(max(float(seg["start_s"]) / span, 0.0), 1.0)
             b = left + pw * min(max(float(seg["end_s"]) / span, 0.0), 1.0)
             tip = f"{seg.get('timecode_in', '')}-{seg.get('timecode_out', '')}"
             parts.append(f'<rect x="{a:.1f}" y="{y0 + 1}" width="{max(b - a, 1.0):.1f}" height="{lane - 6}" '
-                         f'fill="{colour}" fill-opacity="0.6"><title>{_esc(tip)}</title></rect>')
+                         f'fill="{colour}" fill-opacity="0.6"><title>{esc(tip)}</title></rect>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -120,7 +121,7 @@ def svg_series(series: Sequence[Sequence[float | None]], *, x_step_s: float, y_m
         return top + ph * (1 - (min(max(v, y_min), y_max) - y_min) / (y_max - y_min))
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(y_label)}">',
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(y_label)}">',
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#bbb"/>']
     for a, b, colour in spans:
         parts.append(f'<rect x="{x(a):.1f}" y="{top}" width="{max(x(b) - x(a), 1.5):.1f}" height="{ph}" '
@@ -139,7 +140,7 @@ def svg_series(series: Sequence[Sequence[float | None]], *, x_step_s: float, y_m
     for value, label in guides:
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#c62828" '
                      f'stroke-dasharray="5,4"/><text x="{left + pw - 4}" y="{y(value) - 4:.1f}" font-size="11" '
-                     f'text-anchor="end" fill="#c62828">{_esc(label)}</text>')
+                     f'text-anchor="end" fill="#c62828">{esc(label)}</text>')
     for i, s in enumerate(series):
         colour = _TRACK_COLOURS[i % len(_TRACK_COLOURS)]
         line: list[str] = []
@@ -156,11 +157,11 @@ def svg_series(series: Sequence[Sequence[float | None]], *, x_step_s: float, y_m
             parts.append(_polyline(line, colour))
         if i < len(labels):
             parts.append(f'<text x="{left + 8}" y="{top + 16 + 14 * i}" font-size="12" fill="{colour}">'
-                         f'{_esc(labels[i])}</text>')
+                         f'{esc(labels[i])}</text>')
     parts.append(f'<text x="14" y="{top + ph / 2:.0f}" font-size="11" transform="rotate(-90 14 {top + ph / 2:.0f})" '
-                 f'text-anchor="middle">{_esc(y_label)}</text>')
+                 f'text-anchor="middle">{esc(y_label)}</text>')
     if x0_label:
-        parts.append(f'<text x="{left}" y="{height - 1}" font-size="10" fill="#666">0 s = {_esc(x0_label)}</text>')
+        parts.append(f'<text x="{left}" y="{height - 1}" font-size="10" fill="#666">0 s = {esc(x0_label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -176,7 +177,7 @@ def _nice_step(raw: float) -> float:
     return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
 
 
-_CSS = """
+REPORT_CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{margin:0 0 4px}.verdict{display:inline-block;padding:4px 14px;border-radius:4px;color:#fff;font-weight:700}
 .pass{background:#2e7d32}.fail{background:#c62828}.meta{color:#555;margin:6px 0 18px}
@@ -209,51 +210,68 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
     names = severity_names or {}
     thumbs = thumbnails or {}
     m = report.measurements
-    pic = m.get("picture") or {}
     title = f"{report.title or 'QC report'} — {report.verdict.upper()}"
+    sections = []
+    if report.deliverables:
+        sections.append(deliverables_html(report.deliverables))
+    if report.archive or report.archive_error:
+        sections.append(archive_html(report))
+    if pictures:
+        sections.append(pictures_html(pictures))
+    sections.append(findings_html(report, thumbs, names))
+    if report.layback:
+        sections.append(_layback_html(report.layback))
+    sections += [loudness_html(report), luma_html(report)]
+    for tp in m.get("two_pop") or []:
+        sections.append(f"<p>2-pop, track {esc(tp.get('track'))}: flash frame {esc(tp.get('flash_frame_tc'))}, "
+                        f"beep offset {esc(tp.get('offset_frames'))} frames.</p>")
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
+            f"<style>{REPORT_CSS}</style></head><body>" + _header_html(report, names, pictures)
+            + "".join(sections) + "</body></html>")
+
+
+def findings_html(report: Report, thumbnails: dict[str, str], names: dict[str, str]) -> str:
+    """The QC findings: severity (the spec's names), check, in/out timecodes, message, expected, actual,
+    the frame at the finding (``thumbnails``: :func:`grab_thumbnails`)."""
     rows = []
     for f in report.findings:
         colour = _COLOURS.get(f.severity.value, "#333")
-        img = thumbs.get(f.timecode_in or "")
+        img = thumbnails.get(f.timecode_in or "")
         rows.append(
-            f'<tr class="finding" data-check="{_esc(f.check)}" data-severity="{f.severity.value}">'
-            f'<td class="sev" style="color:{colour}">{_esc(names.get(f.severity.value, f.severity.value))}</td>'
-            f"<td><code>{_esc(f.check)}</code>"
+            f'<tr class="finding" data-check="{esc(f.check)}" data-severity="{f.severity.value}">'
+            f'<td class="sev" style="color:{colour}">{esc(names.get(f.severity.value, f.severity.value))}</td>'
+            f"<td><code>{esc(f.check)}</code>"
             f"{' <span class=small>(not measured)</span>' if f.status == 'not_measured' else ''}"
-            f"{f'<br><span class=small>track {_esc(f.track)}</span>' if f.track else ''}</td>"
-            f'<td class="tc">{_esc(f.timecode_in)}</td><td class="tc">{_esc(f.timecode_out)}</td>'
-            f"<td>{_esc(f.message)}</td><td>{_esc(f.expected)}</td><td>{_esc(f.actual)}</td>"
+            f"{f'<br><span class=small>track {esc(f.track)}</span>' if f.track else ''}</td>"
+            f'<td class="tc">{esc(f.timecode_in)}</td><td class="tc">{esc(f.timecode_out)}</td>'
+            f"<td>{esc(f.message)}</td><td>{esc(f.expected)}</td><td>{esc(f.actual)}</td>"
             f"<td>{_img(img, f.timecode_in)}</td></tr>")
-    findings_html = ("<table><thead><tr><th>severity</th><th>check</th><th>in</th><th>out</th><th>message</th>"
-                     "<th>expected</th><th>actual</th><th>frame</th></tr></thead><tbody>" + "".join(rows)
-                     + "</tbody></table>") if rows else "<p>No findings.</p>"
+    table = ("<table><thead><tr><th>severity</th><th>check</th><th>in</th><th>out</th><th>message</th>"
+             "<th>expected</th><th>actual</th><th>frame</th></tr></thead><tbody>" + "".join(rows)
+             + "</tbody></table>") if rows else "<p>No findings.</p>"
+    return f"<h2 id=findings>Findings ({len(report.findings)})</h2>{table}"
 
-    sections = []
-    if report.deliverables:
-        sections.append(_deliverables_html(report.deliverables))
-    if report.archive or report.archive_error:
-        sections.append(_archive_html(report))
-    if pictures:
-        sections.append(_pictures_html(pictures))
-    sections += [f"<h2 id=findings>Findings ({len(report.findings)})</h2>", findings_html]
-    if report.layback:
-        sections.append(_layback_html(report.layback))
-    loud = m.get("loudness") or []
+
+def loudness_html(report: Report) -> str:
+    """Every track's loudness (table), the short-term loudness plot and the dialogue gate's speech lanes;
+    empty when nothing was measured."""
+    loud = report.measurements.get("loudness") or []
+    sections: list[str] = []
     if loud:
         sections.append("<h2 id=loudness>Loudness</h2><table><thead><tr><th>track</th><th>integrated LUFS</th>"
                         "<th>LRA LU</th><th>true peak dBTP</th><th>max short-term LUFS</th>"
                         "<th>dialogue LKFS</th><th>speech %</th><th>LDR LU</th><th>measured from</th>"
                         "</tr></thead><tbody>")
         for t in loud:
-            sections.append(f"<tr><td>{_esc(t.get('track'))}</td><td>{_num(t.get('integrated_lufs'))}</td>"
+            sections.append(f"<tr><td>{esc(t.get('track'))}</td><td>{_num(t.get('integrated_lufs'))}</td>"
                             f"<td>{_num(t.get('loudness_range_lu'))}</td><td>{_num(t.get('true_peak_dbtp'))}</td>"
                             f"<td>{_num(t.get('max_short_term_lufs'))}</td><td>{_num(t.get('dialogue_lufs'))}</td>"
                             f"<td>{_num(t.get('speech_percent'))}</td><td>{_num(t.get('loudness_to_dialogue_lu'))}</td>"
-                            f"<td class=tc>{_esc(t.get('measured_from'))}</td></tr>")
+                            f"<td class=tc>{esc(t.get('measured_from'))}</td></tr>")
         sections.append("</tbody></table>")
         method = next((t.get("dialogue_method") for t in loud if t.get("dialogue_method")), None)
         if method:
-            sections.append(f"<p>Dialogue loudness: {_esc(method)}.</p>")
+            sections.append(f"<p>Dialogue loudness: {esc(method)}.</p>")
         series = [t.get("short_term_series_lufs") or [] for t in loud]
         rate_hz = float(loud[0].get("series_rate_hz") or 10.0)
         finite = [v for s in series for v in s if v is not None and math.isfinite(v)]
@@ -261,15 +279,23 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
         hi = max([-10.0, *finite]) if finite else -10.0
         guides = [(t["integrated_lufs"], f"{t['track']} integrated {t['integrated_lufs']:.1f}")
                   for t in loud[:1] if t.get("integrated_lufs") is not None]
-        sections.append("<h3>Short-term loudness over the programme</h3>" + svg_series(
-            series, x_step_s=1.0 / rate_hz, y_min=math.floor(lo / 5) * 5, y_max=math.ceil(hi / 5) * 5,
-            y_label="LUFS (3 s)", labels=[str(t.get("track")) for t in loud], guides=guides,
-            x0_label=str(loud[0].get("measured_from") or "")))
+        if finite:  # a report without the series (older, or silence throughout) has nothing to plot
+            sections.append("<h3>Short-term loudness over the programme</h3>" + svg_series(
+                series, x_step_s=1.0 / rate_hz, y_min=math.floor(lo / 5) * 5, y_max=math.ceil(hi / 5) * 5,
+                y_label="LUFS (3 s)", labels=[str(t.get("track")) for t in loud], guides=guides,
+                x0_label=str(loud[0].get("measured_from") or "")))
         if any(t.get("speech_segments") is not None for t in loud):
             total_s = max((len(sr) for sr in series), default=0) / rate_hz
             sections.append("<h3>Speech detected (dialogue gate)</h3>" + svg_speech_timeline(
                 [(str(t.get("track")), t.get("speech_segments") or []) for t in loud
                  if t.get("speech_segments") is not None], total_s=total_s))
+    return "".join(sections)
+
+
+def luma_html(report: Report) -> str:
+    """Mean luma per frame of the whole master, picture findings shaded; empty without a picture analysis."""
+    pic = report.measurements.get("picture") or {}
+    sections: list[str] = []
     luma = pic.get("luma_mean_series") or []
     if luma:
         rate = Fraction(pic.get("rate") or "25")
@@ -288,17 +314,12 @@ def render_html_report(report: Report, *, thumbnails: dict[str, str] | None = No
                         f"{pic.get('max_illegal_share_percent')} % of samples; max outside R'G'B' gamut "
                         f"{pic.get('max_gamut_share_percent')} % of the analysis grid "
                         f"(every {pic.get('analysis_grid_step_px', 1)} px).</p>")
-    for tp in m.get("two_pop") or []:
-        sections.append(f"<p>2-pop, track {_esc(tp.get('track'))}: flash frame {_esc(tp.get('flash_frame_tc'))}, "
-                        f"beep offset {_esc(tp.get('offset_frames'))} frames.</p>")
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
-            f"<style>{_CSS}</style></head><body>" + _header_html(report, names, pictures)
-            + "".join(sections) + "</body></html>")
+    return "".join(sections)
 
 
 def _header_html(report: Report, names: dict[str, str], pictures: Sequence[EmbeddedPicture]) -> str:
     """Title, verdict, and the facts a producer looks for first; a table of contents on screen."""
-    counts = "".join(f"<span>{_esc(names.get(k, k))}: <b>{v}</b></span>" for k, v in report.counts.items())
+    counts = "".join(f"<span>{esc(names.get(k, k))}: <b>{v}</b></span>" for k, v in report.counts.items())
     if report.delivered:
         delivered = "yes, with --force despite error findings" if report.forced else "yes"
     elif report.deliverables:
@@ -306,7 +327,7 @@ def _header_html(report: Report, names: dict[str, str], pictures: Sequence[Embed
     else:
         delivered = "no" if report.verdict == "fail" else "—"
     facts = [("Title", report.title or "—"), ("Spec", report.spec), ("Verdict", report.verdict.upper()),
-             ("Date", _date(report.created))]
+             ("Date", date_text(report.created))]
     if report.version is not None:  # a deliver run (a QC-only report has no version and delivers nothing)
         facts[1:1] = [("Version", report.version)]
         facts += [("Delivered", delivered),
@@ -318,15 +339,15 @@ def _header_html(report: Report, names: dict[str, str], pictures: Sequence[Embed
            ("programme", "Poster and thumbnails", bool(pictures)), ("findings", "Findings", True),
            ("layback", "Layback", bool(report.layback)),
            ("loudness", "Loudness", bool(report.measurements.get("loudness")))]
-    return (f"<header class=head><h1>{_esc(report.title or 'QC report')} {_esc(report.version or '')} "
+    return (f"<header class=head><h1>{esc(report.title or 'QC report')} {esc(report.version or '')} "
             f"<span class='verdict {report.verdict}' id=verdict>{report.verdict.upper()}</span></h1>"
-            f"<dl class=facts>{''.join(f'<dt>{k}</dt><dd>{_esc(v)}</dd>' for k, v in facts)}</dl>"
-            f"<div class=meta>made by {_esc(report.tool)}{' on ' + _esc(report.host) if report.host else ''}"
+            f"<dl class=facts>{''.join(f'<dt>{k}</dt><dd>{esc(v)}</dd>' for k, v in facts)}</dl>"
+            f"<div class=meta>made by {esc(report.tool)}{' on ' + esc(report.host) if report.host else ''}"
             f"{' · <b>delivered with --force</b>' if report.forced else ''}</div><div class=counts>{counts}</div>"
             f"<nav class=toc>{''.join(f'<a href=#{a}>{t}</a>' for a, t, on in toc if on)}</nav></header>")
 
 
-def _deliverables_html(entries: Sequence[DeliverableEntry]) -> str:
+def deliverables_html(entries: Sequence[DeliverableEntry]) -> str:
     """Every file of the package: name, kind, format, duration, start timecode, size, xxh128."""
     media = [d for d in entries if d.kind != "extra"]
     extras = [d for d in entries if d.kind == "extra"]
@@ -342,15 +363,15 @@ def _deliverables_html(entries: Sequence[DeliverableEntry]) -> str:
 
 
 def _deliverable_row(d: DeliverableEntry) -> str:
-    kind = f'<br><span class=small>{_esc(d.kind)}</span>' if d.kind and d.kind != "extra" else ""
-    return (f'<tr class="deliverable" data-name="{_esc(d.name)}" data-size="{d.size}" data-xxh128="{_esc(d.xxh128)}">'
-            f"<td><b>{_esc(d.name)}</b>{kind}</td><td>{_format_text(d)}</td>"
-            f"<td class=tc>{_duration(d.duration_s)}</td><td class=tc>{_esc(d.start_timecode or '—')}</td>"
+    kind = f'<br><span class=small>{esc(d.kind)}</span>' if d.kind and d.kind != "extra" else ""
+    return (f'<tr class="deliverable" data-name="{esc(d.name)}" data-size="{d.size}" data-xxh128="{esc(d.xxh128)}">'
+            f"<td><b>{esc(d.name)}</b>{kind}</td><td>{format_text(d)}</td>"
+            f"<td class=tc>{duration_text(d.duration_s)}</td><td class=tc>{esc(d.start_timecode or '—')}</td>"
             f"<td class=num>{human_bytes(d.size)}<br><span class=small>{d.size:,} bytes</span></td>"
-            f"<td class=xxh>{_esc(d.xxh128)}</td></tr>")
+            f"<td class=xxh>{esc(d.xxh128)}</td></tr>")
 
 
-def _format_text(d: DeliverableEntry) -> str:
+def format_text(d: DeliverableEntry) -> str:
     """``MOV · prores (HQ) 1920×1080 yuv422p10le @ 25 fps · 2 audio tracks: pcm_s24le 6 ch 48 kHz; …``."""
     f = d.format
     if f is None:
@@ -358,35 +379,35 @@ def _format_text(d: DeliverableEntry) -> str:
     suffix = Path(d.name).suffix.lstrip(".").upper()
     names = f.container.split(",")
     container = suffix if suffix and (suffix.lower() in names or len(names) > 1) else names[0].upper()
-    parts = [_esc(container)]
+    parts = [esc(container)]
     if f.video_codec:
-        profile = f" ({_esc(f.video_profile)})" if f.video_profile else ""
-        parts.append(f"{_esc(f.video_codec)}{profile} {f.width}×{f.height}"
-                     f"{' ' + _esc(f.pix_fmt) if f.pix_fmt else ''} @ {_rate(f.frame_rate)} fps")
+        profile = f" ({esc(f.video_profile)})" if f.video_profile else ""
+        parts.append(f"{esc(f.video_codec)}{profile} {f.width}×{f.height}"
+                     f"{' ' + esc(f.pix_fmt) if f.pix_fmt else ''} @ {rate_text(f.frame_rate)} fps")
     if f.audio:
-        tracks = "; ".join(f"{_esc(a.codec)} {a.channels} ch"
-                           f"{' (' + _esc(a.channel_layout) + ')' if a.channel_layout else ''}"
+        tracks = "; ".join(f"{esc(a.codec)} {a.channels} ch"
+                           f"{' (' + esc(a.channel_layout) + ')' if a.channel_layout else ''}"
                            f" {a.sample_rate_hz / 1000:g} kHz" for a in f.audio)
         parts.append(f"{len(f.audio)} audio track{'s' if len(f.audio) > 1 else ''}: {tracks}")
     return " · ".join(parts)
 
 
-def _archive_html(report: Report) -> str:
-    rows = [f'<tr class="archive-copy" data-verified="{str(a.verified).lower()}"><td>{_esc(a.target)}</td>'
-            f"<td class=hash>{_esc(a.uri)}</td><td class={'ok' if a.verified else 'bad'}>"
-            f"{'verified' if a.verified else 'NOT VERIFIED'}</td><td class=tc>{_esc(_date(a.verified_at))}</td></tr>"
+def archive_html(report: Report) -> str:
+    rows = [f'<tr class="archive-copy" data-verified="{str(a.verified).lower()}"><td>{esc(a.target)}</td>'
+            f"<td class=hash>{esc(a.uri)}</td><td class={'ok' if a.verified else 'bad'}>"
+            f"{'verified' if a.verified else 'NOT VERIFIED'}</td><td class=tc>{esc(date_text(a.verified_at))}</td></tr>"
             for a in report.archive]
     table = ("<table><thead><tr><th>target</th><th>copy</th><th>check</th><th>verified at</th></tr></thead>"
              f"<tbody>{''.join(rows)}</tbody></table><p class=small>Each copy was checked against the package file by "
              "file (a local copy read back and hashed, an S3 object by its CRC64NVME checksum and size); its "
              "ASC MHL history records the transfer.</p>") if rows else ""
-    error = f"<p class=bad>Archive failed: {_esc(report.archive_error)}</p>" if report.archive_error else ""
+    error = f"<p class=bad>Archive failed: {esc(report.archive_error)}</p>" if report.archive_error else ""
     return f"<h2 id=archive>Archive copies</h2>{error}{table}"
 
 
-def _pictures_html(pictures: Sequence[EmbeddedPicture]) -> str:
+def pictures_html(pictures: Sequence[EmbeddedPicture]) -> str:
     figs = [f'<figure class="{p.role}"><img src="{p.data_uri}" width="{p.width_px}" height="{p.height_px}" '
-            f'alt="{_esc(p.role)} {_esc(p.name)}"><figcaption>{_esc(p.name)}</figcaption></figure>'
+            f'alt="{esc(p.role)} {esc(p.name)}"><figcaption>{esc(p.name)}</figcaption></figure>'
             for p in pictures]
     return f"<h2 id=programme>Poster and thumbnails</h2><div>{''.join(figs)}</div>"
 
@@ -395,14 +416,14 @@ def _layback_html(lb: dict[str, Any]) -> str:
     """Mixes married to the picture: the offset found per track, what was done, the 2-pop check."""
     rows = []
     for t in lb.get("tracks") or []:
-        mixes = "<br>".join(_esc(Path(p).name) for p in t.get("mixes") or [])
+        mixes = "<br>".join(esc(Path(p).name) for p in t.get("mixes") or [])
         pop = t.get("two_pop_offset_frames")
-        rows.append(f'<tr class="layback"><td>{_esc(t.get("track"))}</td><td class=small>{mixes}</td>'
+        rows.append(f'<tr class="layback"><td>{esc(t.get("track"))}</td><td class=small>{mixes}</td>'
                     f'<td>{t.get("offset_frames", 0):+.2f} ({t.get("offset_samples", 0):+d} samples)</td>'
-                    f'<td>{_esc(t.get("alignment"))}</td><td>{"not found" if pop is None else f"{pop:+.2f}"}</td></tr>')
-    notes = "".join(f"<li>{_esc(n)}</li>" for n in lb.get("notes") or [])
-    return (f"<h2 id=layback>Layback</h2><p class=small>picture stream-copied from {_esc(lb.get('start_timecode'))}; "
-            f"picture packets md5 <code>{_esc(lb.get('picture_packets_md5'))}</code></p><table><thead><tr>"
+                    f'<td>{esc(t.get("alignment"))}</td><td>{"not found" if pop is None else f"{pop:+.2f}"}</td></tr>')
+    notes = "".join(f"<li>{esc(n)}</li>" for n in lb.get("notes") or [])
+    return (f"<h2 id=layback>Layback</h2><p class=small>picture stream-copied from {esc(lb.get('start_timecode'))}; "
+            f"picture packets md5 <code>{esc(lb.get('picture_packets_md5'))}</code></p><table><thead><tr>"
             "<th>track</th><th>mix</th><th>offset found (frames)</th><th>alignment</th><th>2-pop offset (frames)</th>"
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>" + (f"<ul class=small>{notes}</ul>" if notes else ""))
 
@@ -477,14 +498,14 @@ def write_html_report(report: Report, path: str | Path, *, master: str | None = 
 
 
 def _img(src: str | None, tc: str | None) -> str:
-    return f'<img class="thumb" alt="frame at {_esc(tc)}" src="{src}">' if src else ""
+    return f'<img class="thumb" alt="frame at {esc(tc)}" src="{src}">' if src else ""
 
 
 def _num(x: Any) -> str:
     return "—" if x is None else f"{x:.1f}"
 
 
-def _duration(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
     """``h:mm:ss.mmm`` (``—`` when unknown)."""
     if seconds is None:
         return "—"
@@ -494,7 +515,7 @@ def _duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{rest / 1000:06.3f}"
 
 
-def _rate(rate: str | None) -> str:
+def rate_text(rate: str | None) -> str:
     """``24000/1001`` -> ``23.976``, ``25`` -> ``25``."""
     if not rate:
         return "?"
@@ -502,8 +523,11 @@ def _rate(rate: str | None) -> str:
     return f"{value:g}" if value == int(value) else f"{value:.3f}"
 
 
-def _date(iso: str | None) -> str:
+def date_text(iso: str | None) -> str:
     """An ISO 8601 time as people read it: ``2026-12-07 02:15:59 UTC``."""
     if not iso:
         return "—"
     return iso.replace("T", " ").replace("+00:00", " UTC")
+
+
+_duration, _rate = duration_text, rate_text  # the names older callers import

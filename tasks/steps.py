@@ -32,17 +32,18 @@ from tasks.media.files import Provenance
 from tasks.media.probe import MediaInfo, probe
 from tasks.package import fingerprint_file, write_package
 from tasks.qc.engine import QCResult, qc_master
-from tasks.report import DeliverableEntry, InputFingerprint, artifact_key, build_report, write_report
+from tasks.report import DeliverableEntry, InputFingerprint, Report, artifact_key, build_report, write_report
 
 if TYPE_CHECKING:  # the archive (boto3, SQLAlchemy), transcode and nightly stacks load in their steps only,
     # so that `deliver qc` starts without them
     from tasks.archive.targets import ArchiveCopy
     from tasks.archive.verify import VerifyReport
     from tasks.deliverables.make import TranscodeAllResult
+    from tasks.documents import WrittenDocument
     from tasks.nightly import QCItemOutcome
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
-           "archive_step", "verify_step", "nightly_qc_step", "file_identity",
+           "documents_step", "archive_step", "verify_step", "nightly_qc_step", "file_identity",
            "step_identity", "step_provenance", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
            "stage_event", "retry_on_infrastructure", "FFMPEG_TAG",
            "ARCHIVE_RETRIES", "ARCHIVE_BACKOFF_S"]
@@ -225,6 +226,18 @@ def package_step(package_dir: str, files: list[tuple[str, str]], title: str, ver
     entries = write_package(Path(package_dir), [(Path(p), kind) for p, kind in files], title=title, version=version)
     stage_event("package", "finish", Path(package_dir).name)
     return entries
+
+
+@task(name="documents", cache_policy=NO_CACHE, timeout_seconds=3600)
+def documents_step(report: Report, spec: Spec, package_dir: str, master: str | None = None) -> list[WrittenDocument]:
+    """The delivery documents of every distributor (HTML, PDF) in the package's documents/ folder, added to its
+    ASC MHL history (:mod:`tasks.documents`)."""
+    from tasks.documents import DOCUMENTS_FOLDER, distributors_of, record_in_package, write_delivery_documents
+
+    docs = write_delivery_documents(distributors_of(report, spec), Path(package_dir) / DOCUMENTS_FOLDER,
+                                    master=master)
+    record_in_package(Path(package_dir), docs, report)
+    return docs
 
 
 def archive_package(package_dir: Path, targets: list[str], *, title: str, progress: Any) -> list[ArchiveCopy]:

@@ -86,12 +86,12 @@ def _run(rig, out: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def _hashes(out: Path) -> dict[str, str]:
-    """xxh128 of the layback and of every package file but manifest.json and the ASC MHL history (those
-    name the run's own paths and times)."""
+    """xxh128 of the layback and of every package file but manifest.json, the ASC MHL history and the delivery
+    documents (those name the run's own paths and times)."""
     o = out / "out"
     files = [o / LAYBACK, *(p for p in (o / PKG).rglob("*") if p.is_file())]
     return {p.relative_to(o).as_posix(): hash_file_xxh128(p) for p in files
-            if p.name != "manifest.json" and "ascmhl" not in p.parts}
+            if p.name != "manifest.json" and "ascmhl" not in p.parts and "documents" not in p.parts}
 
 
 def _stamp(path: Path) -> tuple[int, int]:
