@@ -71,7 +71,7 @@ class ArchiveEntry(BaseModel):
     uri: str
     verified: bool
     verified_at: str | None = None  # ISO 8601 UTC time the copy was read back and matched the source
-    bytes: int | None = None  # stored in this copy (the package's files, manifest and MHL)
+    bytes: int | None = None  # the package's files stored in this copy (not its few-KB ASC MHL history)
     storage_class: str | None = None
 
 
