@@ -79,6 +79,14 @@ def test_run_records_every_item_with_its_state(delivered):
 
     assert sorted(i["item"] for i in manual) == sorted(m.id for m in load_spec("demo").manual_checks)
     assert all(i["state"] == "required" for i in manual)
+    # the run's artifacts link to the schedule: its table as markdown
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as c:
+        key = ArtifactFilterKey(any_=["delivery-schedule-sched-v1"])
+        arts = c.read_artifacts(artifact_filter=ArtifactFilter(key=key))
+    assert arts and "| v1 | demo | mezzanine | deliverable | archived | pass | 1 |" in arts[0].data
 
 
 def test_mark_sent_then_accepted_and_rejected_with_who_and_note(delivered):
@@ -190,3 +198,33 @@ def test_failed_qc_is_recorded_as_qc_fail_with_its_costs(delivered, tmp_path):
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["costs"]["archived_bytes"] == 0 and report["costs"]["monthly_storage_cost"] is None
     assert {"layback", "qc"} <= {s["step"] for s in report["costs"]["steps"]}
+
+
+def test_nightly_flow_verifies_the_archive_and_reports_the_schedule(delivered, tmp_path):
+    """The night's fixity rotation (catalog copies) moves the last fixity; its report lists overdue items and
+    the rejections recorded since the previous digest."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.deployments import NightlyRequest
+    from flows.nightly import nightly_qc_flow
+
+    before = _items(_status("SCHED"))["mezzanine"]["last_fixity"]
+    assert _run(["mark", "SCHED", "demo", "--due", "2000-01-01"]).exit_code == 0
+    assert _run(["mark", "SCHED", "demo", "screener", "rejected", "--note", "audio swap", "--by", "qa2"]).exit_code == 0
+    cfg = tmp_path / "nightly.yaml"
+    cfg.write_text(json.dumps({"schedule": {"cron": "0 2 * * *", "timezone": "UTC"}, "watch_folders": [],
+                               "reports": str(tmp_path / "reports"), "state": str(tmp_path / "state.json"),
+                               "fixity": {"rotation_nights": 1, "catalog": True}}))
+    time.sleep(1.1)
+    state = nightly_qc_flow(NightlyRequest(config=str(cfg)), return_state=True)
+    summary = state.result(raise_on_failure=False)
+    assert [(r.kind, r.result) for r in summary.rows] == [("fixity", "ok")]  # the one archived copy
+    after = _items(_status("SCHED"))["mezzanine"]["last_fixity"]
+    assert dt.datetime.fromisoformat(after) - dt.datetime.fromisoformat(before) >= dt.timedelta(seconds=1)
+    digest = summary.schedule
+    assert [(r["item"], r["note"]) for r in digest["rejections"]] == [("screener", "audio swap")]
+    assert "screener" in {i["item"] for i in digest["overdue"]}
+    with get_client(sync_client=True) as c:
+        art = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-report"])))[0]
+    assert "## Delivery schedule" in art.data and "audio swap" in art.data
