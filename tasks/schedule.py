@@ -55,6 +55,7 @@ class DistributorRun(BaseModel):
     delivered: bool
     deliverables: list[DeliverableEntry] = Field(default_factory=list)
     archive: list[ArchiveEntry] = Field(default_factory=list)
+    due: dt.date | None = None  # the distributor's due date, when a plan gives one
 
 
 def distributors_of(report: Report, specs: list[Spec]) -> list[DistributorRun]:
@@ -68,7 +69,8 @@ def distributors_of(report: Report, specs: list[Spec]) -> list[DistributorRun]:
         if d.get("spec") in by_name:
             out.append(DistributorRun(spec=by_name[d["spec"]], verdict=d.get("verdict", report.verdict),
                                       delivered=bool(d.get("delivered")),
-                                      deliverables=d.get("deliverables") or [], archive=report.archive))
+                                      deliverables=d.get("deliverables") or [], archive=report.archive,
+                                      due=d.get("due")))
     if out:
         return out
     return [DistributorRun(spec=s, verdict=report.verdict, delivered=report.delivered,
@@ -115,11 +117,15 @@ def record_run(catalog: Catalog, *, title: str, version: str, distributors: list
             key = (schedule_items.c.title == title, schedule_items.c.version == version,
                    schedule_items.c.distributor == spec.name)
             have = {r["item"]: r for r in conn.execute(select(schedule_items).where(*key)).mappings()}
-            if conn.execute(select(schedule_distributors.c.id).where(
-                    schedule_distributors.c.title == title, schedule_distributors.c.version == version,
-                    schedule_distributors.c.distributor == spec.name)).first() is None:
+            dist_id = conn.execute(select(schedule_distributors.c.id).where(
+                schedule_distributors.c.title == title, schedule_distributors.c.version == version,
+                schedule_distributors.c.distributor == spec.name)).scalar()
+            if dist_id is None:
                 conn.execute(insert(schedule_distributors).values(title=title, version=version,
-                                                                  distributor=spec.name))
+                                                                  distributor=spec.name, due=run.due))
+            elif run.due is not None:
+                conn.execute(update(schedule_distributors).where(schedule_distributors.c.id == dist_id)
+                             .values(due=run.due))
             for item, kind, required in wanted:
                 row = have.get(item)
                 if row is None:
