@@ -4,7 +4,9 @@ SQLite in the deliver home folder by default (``$DELIVER_HOME/catalog.sqlite``);
 (``$DELIVER_CATALOG_URL`` or ``catalog.url`` in configs/storage.yaml) makes it PostgreSQL etc. — give
 the password through the URL's environment, it is never printed (URLs are shown redacted).
 
-``locate(TITLE|HASH)`` answers "where are all copies of this master?".
+``locate(TITLE|HASH)`` answers "where are all copies of this master?". The same database holds the
+delivery schedule (``schedule_*`` tables) and the runs' costs (``run_costs``), read and written by
+:mod:`tasks.schedule`.
 """
 
 from __future__ import annotations
