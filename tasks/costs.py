@@ -80,10 +80,11 @@ def measure_step(run_key: str, step: str) -> Iterator[None]:
             _RUNS.setdefault(run_key, []).append(cost)
 
 
-def take_step_costs(run_key: str) -> list[StepCost]:
-    """The run's step costs, summed per step name (in first-call order), and forgotten."""
+def take_step_costs(run_key: str, *, forget: bool = True) -> list[StepCost]:
+    """The run's step costs, summed per step name (in first-call order); forgotten unless ``forget`` is off
+    (a step that may be retried forgets them once it has stored them)."""
     with _LOCK:
-        raw = _RUNS.pop(run_key, [])
+        raw = _RUNS.pop(run_key, []) if forget else list(_RUNS.get(run_key, []))
     out: dict[str, StepCost] = {}
     for c in raw:
         if c.step in out:

@@ -318,13 +318,15 @@ def record_schedule_step(report: Report, specs: list[Spec]) -> tuple[RunCosts, s
     runs = distributors_of(report, specs)
     made = {e.name: e.size for r in runs for e in r.deliverables}
     copies = [(a.target, a.uri, a.storage_class, a.bytes or 0) for a in report.archive]
-    costs = run_costs(take_step_costs(_flow_run_key()), made, copies, load_storage_config().prices)
+    run_key = _flow_run_key()
+    costs = run_costs(take_step_costs(run_key, forget=False), made, copies, load_storage_config().prices)
     from sqlalchemy.exc import SQLAlchemyError
 
     catalog = Catalog()
     title, version = report.title or "untitled", report.version or "v1"
     try:
         record_run(catalog, title=title, version=version, distributors=runs, costs=costs)
+        take_step_costs(run_key)  # stored: a retry of this step must not record them twice
         return costs, status_markdown(status(catalog, title, version=version))
     except SQLAlchemyError as exc:
         raise InfrastructureError(f"catalog: schedule not recorded ({type(exc).__name__})") from None
