@@ -54,6 +54,7 @@ from tasks.steps import (
     package_step,
     probe_step,
     qc_step,
+    record_schedule_step,
     transcode_all_step,
 )
 
@@ -196,7 +197,8 @@ def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo],
         try:
             copies = archive_step(str(package_dir), request.archive, title)
             report.archive = [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified,
-                                          verified_at=c.verified_at) for c in copies]
+                                          verified_at=c.verified_at, bytes=c.bytes, storage_class=c.storage_class)
+                              for c in copies]
             bad = [a for a in report.archive if not a.verified]
             if bad:
                 raise VerificationError(f"archive copies failed verification: {', '.join(a.uri for a in bad)}")
@@ -221,13 +223,30 @@ def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo],
 
 
 def _finish(report: Report, report_path: Path, spec: Spec, master: str, request: DeliverRequest) -> RunResult:
-    """Report, artifacts (verdict, findings, loudness, links) and the qc-failed event."""
+    """Costs and the delivery schedule, report, artifacts (verdict, findings, loudness, links, schedule) and the
+    qc-failed event."""
+    schedule_md = _record_schedule(report, [spec])
     result = publish_report(report, report_path, spec, master)
+    if schedule_md:
+        create_markdown_artifact(markdown=schedule_md, key=artifact_key("delivery-schedule", report.title,
+                                                                         report.version),
+                                 description=f"Delivery schedule of {report.title}: state of every item")
     create_markdown_artifact(markdown=links_markdown(report, report_path, Path(result.html_path)),
                              key=artifact_key("deliverable-links", report.title, report.version),
                              description=f"Links to the report and the deliverables of {report.title}")
     emit_if_failed(result, request.master, request.spec_ref)
     return result
+
+
+def _record_schedule(report: Report, specs: list[Spec]) -> str | None:
+    """The run's costs into the report, its items into the catalog's schedule; the schedule as markdown. An
+    unreachable catalog is a warning: the files are made and the report says what they are."""
+    try:
+        report.costs, markdown = record_schedule_step(report, specs)
+    except DeliverError as exc:
+        get_run_logger().warning("delivery schedule not updated: %s", exc)
+        return None
+    return markdown
 
 
 def publish_report(report: Report, report_path: Path, spec: Spec, master: str | None = None) -> RunResult:

@@ -28,6 +28,7 @@ from flows.deployments import (
     threads,
 )
 from flows.events import emit_archive_mismatch, emit_qc_failed
+from specs.errors import DeliverError
 from tasks.media.ffmpeg import kill_all_children
 from tasks.nightly import (
     NightlyConfig,
@@ -49,7 +50,7 @@ from tasks.nightly import (
     summary_markdown,
     where,
 )
-from tasks.steps import nightly_qc_step, verify_step
+from tasks.steps import nightly_qc_step, schedule_digest_step, verify_step
 
 __all__ = ["nightly_qc_flow", "qc_item_flow", "nightly_schedule", "make_task_runner"]
 
@@ -225,8 +226,16 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa:
     table = [r.model_dump() for r in rows] or [SummaryRow(kind="qc", item="nothing to do tonight", result="")
                                                .model_dump() | {"kind": ""}]
     create_table_artifact(key="nightly-summary", table=table, description=f"Nightly QC and fixity, night of {night}")
-    create_markdown_artifact(key="nightly-report", markdown=summary_markdown(summary, cfg.fixity.rotation_nights),
-                             description=f"Nightly QC {night}")
+    markdown = summary_markdown(summary, cfg.fixity.rotation_nights)
+    try:  # overdue deliveries and rejections since the last night; the night's QC stands without them
+        from tasks.schedule import digest_markdown  # SQLAlchemy: loaded when the night runs
+
+        digest = schedule_digest_step()
+        summary.schedule = digest.model_dump(mode="json")
+        markdown += "\n\n" + digest_markdown(digest)
+    except DeliverError as exc:
+        log.warning("delivery schedule digest skipped: %s", exc)
+    create_markdown_artifact(key="nightly-report", markdown=markdown, description=f"Nightly QC {night}")
     if summary.problems:
         return Failed(message=f"nightly QC: {summary.problems} problem(s) of {len(rows)} item(s)", data=summary)
     return Completed(message=f"nightly QC: {len(rows)} item(s), all clear", data=summary)

@@ -80,6 +80,7 @@ __all__ = [
     "Override",
     "WhenRule",
     "ManualCheck",
+    "DeliveryDocument",
     "Spec",
     "check_name_template",
     "render_deliverable_name",
@@ -1093,6 +1094,17 @@ class ManualCheck(_Model):
     clause: str | None = None
 
 
+class DeliveryDocument(_Model):
+    """Paperwork the distributor requires with the files; tracked in the delivery schedule, made outside deliver."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    kind: Literal["music-cue-sheet", "eo-certificate", "chain-of-title", "closed-captions", "other"] = Field(
+        description="music cue sheet, errors-and-omissions insurance certificate, chain of title, closed captions")
+    description: str | None = None
+    required: bool = Field(True, description="false: asked for only if available")
+    clause: str | None = None
+
+
 # --------------------------------------------------------------------------------------------
 # The spec
 # --------------------------------------------------------------------------------------------
@@ -1118,6 +1130,8 @@ class Spec(_Model):
     checks: dict[str, CheckSpec] = Field(default_factory=dict)
     when: list[WhenRule] = Field(default_factory=list)
     manual_checks: list[ManualCheck] = Field(default_factory=list)
+    documents: list[DeliveryDocument] = Field(
+        default_factory=list, description="paperwork delivered with the files (the delivery schedule tracks it)")
     deliverables: list[Deliverable] = Field(min_length=1)
 
     @model_validator(mode="before")

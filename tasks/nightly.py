@@ -354,6 +354,7 @@ class NightlySummary(BaseModel):
     night: str
     rows: list[SummaryRow]
     problems: int
+    schedule: dict[str, Any] | None = None  # tasks.schedule.ScheduleDigest: overdue items, rejections since last night
 
 
 def skipped_row(item: Item) -> SummaryRow:

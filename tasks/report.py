@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from tasks import __version__
+from tasks.costs import RunCosts
 from tasks.media.files import atomic_output
 from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
@@ -71,6 +72,8 @@ class ArchiveEntry(BaseModel):
     uri: str
     verified: bool
     verified_at: str | None = None  # ISO 8601 UTC time the copy was read back and matched the source
+    bytes: int | None = None  # the package's files stored in this copy (not its few-KB ASC MHL history)
+    storage_class: str | None = None
 
 
 def human_bytes(n: float) -> str:
@@ -107,6 +110,7 @@ class Report(BaseModel):
     tool: str = f"deliver {__version__}"
     flow_run_id: str | None = None
     documents: list[str] = Field(default_factory=list)  # delivery documents (HTML, PDF) made for this run
+    costs: RunCosts | None = None  # CPU and wall time per step, bytes made and archived, priced (tasks.costs)
 
 
 class RunResult(BaseModel):

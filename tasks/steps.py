@@ -10,12 +10,14 @@ alone, with or without Prefect's database), concurrency tags, timeouts, and the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 from prefect import task
@@ -26,6 +28,7 @@ from prefect.tasks import exponential_backoff
 from specs.errors import InfrastructureError
 from specs.loader import load_spec
 from specs.model import Deliverable, Spec
+from tasks.costs import RunCosts, measure_step, run_costs, take_step_costs
 from tasks.deliverables.naming import RunFields
 from tasks.layback import LaybackPlan, LaybackResult, layback
 from tasks.media.files import Provenance
@@ -41,9 +44,11 @@ if TYPE_CHECKING:  # the archive (boto3, SQLAlchemy), transcode and nightly stac
     from tasks.deliverables.make import TranscodeAllResult
     from tasks.documents import WrittenDocument
     from tasks.nightly import QCItemOutcome
+    from tasks.schedule import ScheduleDigest
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
-           "documents_step", "archive_step", "verify_step", "nightly_qc_step", "file_identity",
+           "documents_step", "archive_step", "verify_step", "nightly_qc_step", "record_schedule_step",
+           "schedule_digest_step", "costed", "file_identity",
            "step_identity", "step_provenance", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
            "stage_event", "retry_on_infrastructure", "FFMPEG_TAG",
            "ARCHIVE_RETRIES", "ARCHIVE_BACKOFF_S"]
@@ -169,7 +174,29 @@ class ProgressReporter:
         self(1.0, 1.0)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _flow_run_key() -> str:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.get_id() or "")
+
+
+def costed(step: str) -> Callable[[F], F]:
+    """Record the CPU seconds (self + children) and wall time of each call under the flow run
+    (:func:`tasks.costs.measure_step`); the run's record step takes them."""
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            with measure_step(_flow_run_key(), step):
+                return fn(*args, **kwargs)
+        return cast(F, inner)
+    return wrap
+
+
 @task(name="probe", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_infrastructure)
+@costed("probe")
 def probe_step(path: str, what: str = "media file") -> MediaInfo:
     stage_event("probe", "start", Path(path).name)
     info = probe(path, what)
@@ -178,6 +205,7 @@ def probe_step(path: str, what: str = "media file") -> MediaInfo:
 
 
 @task(name="fingerprint")
+@costed("fingerprint")
 def fingerprint_step(path: str) -> InputFingerprint:
     """xxh128 and size of an input, for the report (and the archive catalog later)."""
     return fingerprint_file(path)
@@ -185,6 +213,7 @@ def fingerprint_step(path: str) -> InputFingerprint:
 
 @task(name="layback", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600, cache_policy=NO_CACHE, retries=1,
       retry_condition_fn=retry_on_infrastructure)
+@costed("layback")
 def layback_step(plan: LaybackPlan, spec: Spec, out_path: str, out_root: str | None = None) -> LaybackResult:
     """The married master; with ``out_root`` (the run's folder) a rerun reuses it by its record and hash
     (:func:`tasks.media.files.reusable`), not by a Prefect cache entry that another machine would not have."""
@@ -195,6 +224,7 @@ def layback_step(plan: LaybackPlan, spec: Spec, out_path: str, out_root: str | N
 
 @task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1,
       retry_condition_fn=retry_on_infrastructure)
+@costed("deliverables")
 def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str,
                        fields: RunFields, extras_dir: str | None = None,
                        out_root: str | None = None) -> TranscodeAllResult:
@@ -211,6 +241,7 @@ def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: Medi
 
 
 @task(name="qc", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)
+@costed("qc")
 def qc_step(info: MediaInfo, spec: Spec, layback: LaybackPlan | None = None) -> QCResult:
     """Every QC check of the spec on one master, from one analysis decode (and the placement of its mixes when
     ``layback`` made it)."""
@@ -220,6 +251,7 @@ def qc_step(info: MediaInfo, spec: Spec, layback: LaybackPlan | None = None) -> 
 
 
 @task(name="package")
+@costed("package")
 def package_step(package_dir: str, files: list[tuple[str, str]], title: str, version: str) -> list[DeliverableEntry]:
     """manifest.json and the first ASC MHL generation of a package (:func:`tasks.package.write_package`)."""
     stage_event("package", "start", Path(package_dir).name)
@@ -251,6 +283,7 @@ def archive_package(package_dir: Path, targets: list[str], *, title: str, progre
 @task(name="archive-package", retries=ARCHIVE_RETRIES,
       retry_delay_seconds=exponential_backoff(backoff_factor=ARCHIVE_BACKOFF_S), retry_jitter_factor=0.5,
       retry_condition_fn=retry_on_infrastructure, cache_policy=NO_CACHE)
+@costed("archive")
 def archive_step(package_dir: str, targets: list[str], title: str) -> list[ArchiveCopy]:
     """Copy + verify + MHL + catalog (:func:`tasks.archive.copy.archive_package`), progress by bytes read.
 
@@ -285,3 +318,37 @@ def nightly_qc_step(path: str, spec_ref: str, report: str) -> QCItemOutcome:
     rep = build_report(spec=spec.name, findings=qc.findings, measurements=qc.measurements, title=Path(path).name)
     return qc_item_outcome(rep, write_report(rep, report))
 
+
+
+@task(name="record-schedule", cache_policy=NO_CACHE, retries=2, retry_condition_fn=retry_on_infrastructure)
+def record_schedule_step(report: Report, specs: list[Spec]) -> tuple[RunCosts, str]:
+    """The run's costs (its steps' measurements, bytes made and archived, priced) and its state in the delivery
+    schedule of the catalog, per distributor; returns the costs and the schedule as markdown."""
+    from tasks.archive.catalog import Catalog
+    from tasks.archive.targets import load_storage_config
+    from tasks.schedule import distributors_of, record_run, status, status_markdown
+
+    runs = distributors_of(report, specs)
+    made = {e.name: e.size for r in runs for e in r.deliverables}
+    copies = [(a.target, a.uri, a.storage_class, a.bytes or 0) for a in report.archive]
+    run_key = _flow_run_key()
+    costs = run_costs(take_step_costs(run_key, forget=False), made, copies, load_storage_config().prices)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    catalog = Catalog()
+    title, version = report.title or "untitled", report.version or "v1"
+    try:
+        record_run(catalog, title=title, version=version, distributors=runs, costs=costs)
+        take_step_costs(run_key)  # stored: a retry of this step must not record them twice
+        return costs, status_markdown(status(catalog, title, version=version))
+    except SQLAlchemyError as exc:
+        raise InfrastructureError(f"catalog: schedule not recorded ({type(exc).__name__})") from None
+
+
+@task(name="schedule-digest", cache_policy=NO_CACHE, retries=2, retry_condition_fn=retry_on_infrastructure)
+def schedule_digest_step() -> ScheduleDigest:
+    """Overdue items and rejections since the last night (:func:`tasks.schedule.nightly_digest`)."""
+    from tasks.archive.catalog import Catalog
+    from tasks.schedule import nightly_digest
+
+    return nightly_digest(Catalog())

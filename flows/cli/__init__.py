@@ -4,8 +4,8 @@ Exit codes (the README's contract): 0 ok/delivered/pass, 1 QC failed / mismatch 
 2 bad input, 3 infrastructure. Every error, ours (:class:`~specs.errors.DeliverError`) or not, and
 wherever raised (in a flow too), becomes one line on stderr, never a traceback: that goes to the log
 file (:mod:`flows.cli.terminal`). Each command group lives in its own module of this package
-(``spec``, ``media``: run/qc/demo/loudness, ``archive``, ``ops``: serve/automation, ``server``: the
-local Prefect server) and registers itself on :data:`app`.
+(``spec``, ``media``: run/qc/demo/loudness, ``archive``, ``ops``: serve/automation, ``schedule``:
+status/mark/costs, ``server``: the local Prefect server) and registers itself on :data:`app`.
 Commands that start a flow build the flow's request model (:mod:`flows.deployments`), the same one
 the Prefect UI's form builds.
 """
@@ -137,7 +137,7 @@ def _log_note(log: Path | None) -> str:
 
 def register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``; each module owns one capability.
-    from flows.cli import archive, documents, media, ops, server, spec  # noqa: F401
+    from flows.cli import archive, documents, media, ops, schedule, server, spec  # noqa: F401
 
 
 def main() -> None:

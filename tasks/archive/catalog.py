@@ -4,7 +4,9 @@ SQLite in the deliver home folder by default (``$DELIVER_HOME/catalog.sqlite``);
 (``$DELIVER_CATALOG_URL`` or ``catalog.url`` in configs/storage.yaml) makes it PostgreSQL etc. — give
 the password through the URL's environment, it is never printed (URLs are shown redacted).
 
-``locate(TITLE|HASH)`` answers "where are all copies of this master?".
+``locate(TITLE|HASH)`` answers "where are all copies of this master?". The same database holds the
+delivery schedule (``schedule_*`` tables) and the runs' costs (``run_costs``), read and written by
+:mod:`tasks.schedule`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
+    UniqueConstraint,
     create_engine,
     delete,
     func,
@@ -39,7 +46,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from specs.errors import BadInputError, InfrastructureError
 from tasks.archive.targets import deliver_home, load_storage_config, redact
 
-__all__ = ["Location", "FileRecord", "catalog_url", "Catalog", "locate"]
+__all__ = ["Location", "FileRecord", "catalog_url", "Catalog", "locate", "schedule_items", "schedule_events",
+           "schedule_distributors", "schedule_meta", "run_costs"]
 
 metadata = MetaData()
 
@@ -68,6 +76,71 @@ files = Table(
     Column("version_id", String(1024)),
     Column("last_verified_at", DateTime(timezone=True)),
     Column("verified", Boolean),
+)
+
+
+# -- the delivery schedule (tasks/schedule.py): one state per title, version, distributor and item ----------
+schedule_items = Table(
+    "schedule_items", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(512), nullable=False, index=True),
+    Column("version", String(128), nullable=False),
+    Column("distributor", String(256), nullable=False),  # the spec's name
+    Column("item", String(256), nullable=False),  # deliverable, manual check or document id
+    Column("kind", String(32), nullable=False),  # deliverable | manual-check | document
+    Column("required", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("qc", String(8)),  # pass | fail, of the master the deliverable was made from
+    Column("file", String(1024)),
+    Column("bytes", BigInteger),
+    Column("xxh128", String(32)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(256)),
+    Column("note", Text),
+    UniqueConstraint("title", "version", "distributor", "item"),
+)
+
+schedule_events = Table(
+    "schedule_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", Integer, ForeignKey("schedule_items.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("note", Text),
+    Column("by", String(256)),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+schedule_distributors = Table(
+    "schedule_distributors", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(512), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("distributor", String(256), nullable=False),
+    Column("due", Date),
+    UniqueConstraint("title", "version", "distributor"),
+)
+
+schedule_meta = Table(
+    "schedule_meta", metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text),
+)
+
+run_costs = Table(
+    "run_costs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(512), nullable=False, index=True),
+    Column("version", String(128), nullable=False),
+    Column("distributors", Text, nullable=False),  # comma-separated spec names the run served
+    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("cpu_s", Float, nullable=False),
+    Column("wall_s", Float, nullable=False),
+    Column("made_bytes", BigInteger, nullable=False),
+    Column("archived_bytes", BigInteger, nullable=False),
+    Column("make_cost", Float),
+    Column("monthly_storage_cost", Float),
+    Column("currency", String(8)),
+    Column("detail", Text),  # the run's RunCosts as JSON
 )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "S3Target",
     "Target",
     "StorageConfig",
+    "StoragePrices",
     "ArchiveCopy",
     "deliver_home",
     "storage_config_path",
@@ -123,11 +124,32 @@ class CatalogConfig(BaseModel):
     url: str | None = None  # SQLAlchemy URL; default sqlite in DELIVER_HOME
 
 
+class StoragePrices(BaseModel):
+    """Prices for ``deliver costs``: per GB-month (GB = 10^9 bytes, as storage is billed) by target name,
+    else by storage class, else ``default``; per CPU-hour for making a delivery. Unset: not priced."""
+
+    model_config = ConfigDict(extra="forbid")
+    currency: str = "USD"
+    cpu_hour: float | None = Field(default=None, ge=0)
+    gb_month_default: float | None = Field(default=None, ge=0)
+    gb_month_by_target: dict[str, float] = Field(default_factory=dict)
+    gb_month_by_storage_class: dict[str, float] = Field(default_factory=dict)
+
+    def gb_month(self, target: str, storage_class: str | None) -> float | None:
+        """The price per GB-month of a copy on ``target`` (name or URI as given) in ``storage_class``."""
+        if target in self.gb_month_by_target:
+            return self.gb_month_by_target[target]
+        if storage_class and storage_class.upper() in self.gb_month_by_storage_class:
+            return self.gb_month_by_storage_class[storage_class.upper()]
+        return self.gb_month_default
+
+
 class StorageConfig(BaseModel):
-    """``configs/storage.yaml``: named targets and the catalog."""
+    """``configs/storage.yaml``: named targets, the catalog and prices."""
 
     model_config = ConfigDict(extra="forbid")
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    prices: StoragePrices = Field(default_factory=StoragePrices)
     default_targets: list[str] = Field(default_factory=list)
     targets: dict[str, dict] = Field(default_factory=dict)
 

@@ -116,6 +116,8 @@ CASES = [
      ["layout 5.1 has 6 channel(s) but channels lists 5"], "list every channel"),
     ("drop-frame-at-25", "  ffoa_timecode: \"01:00:00:00\"", "  ffoa_timecode: \"01:00:00:00\"\n  drop_frame: true",
      26, 15, ["drop-frame timecode is impossible at 25 fps"], "29.97"),
+    ("document-kind", "timing:\n", "documents:\n  - {id: cue, kind: cue-sheet}\ntiming:\n", 25, 21,
+     ["'cue-sheet' is not allowed for kind"], "did you mean 'music-cue-sheet'?"),
     ("unknown-track", "{from_track: main-51, codec: pcm_s24le}", "{from_track: main-5.1, codec: pcm_s24le}", 34, 22,
      ["maps unknown audio track 'main-5.1'"], "did you mean 'main-51'?"),
     ("frame-rate-with-scan", "  frame_rates: [25]", "  frame_rates: [25p]", 8, 17,
