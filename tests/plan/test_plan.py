@@ -1,0 +1,124 @@
+"""A title's delivery plan: lint with file:line, and one run for three distributors on tiny generated media."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app, register_commands
+from specs.plan import lint_plan, load_plan
+from tasks.archive.hashing import hash_file_xxh128
+from tasks.media.synth import make_sample_set
+
+register_commands()
+SPECS = Path(__file__).parent / "specs"
+
+
+def _run(args: list[str]):
+    return CliRunner().invoke(app, args, catch_exceptions=False)
+
+
+def _plan_file(folder: Path, media, *, strict: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    dists = [{"spec": "demo"},
+             {"spec": str(SPECS / "partner.yaml"), "recipient": "ACME", "territory": "GB", "lang": "en"}]
+    if strict:
+        dists.append({"spec": str(SPECS / "strict.yaml")})
+    doc = {"title": "COPRO", "version": "v1", "languages": ["en"],
+           "master": os.path.relpath(media.master, folder),  # relative: resolved against the plan file
+           "mixes": [os.path.relpath(media.mixes["5.1"], folder), os.path.relpath(media.mixes["2.0"], folder)],
+           "distributors": dists, "archive": []}
+    path = folder / "copro.plan.yaml"
+    path.write_text(json.dumps(doc, indent=1))  # JSON is YAML
+    return path
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    return make_sample_set(tmp_path_factory.mktemp("plan") / "media", layout="5.1", stereo=True)
+
+
+def test_plan_lint_reports_file_line(tmp_path):
+    bad = tmp_path / "bad.plan.yaml"
+    bad.write_text("title: X\nmaster: m.mov\nmixes: [a.wav]\ndistributors:\n  - spec: demo\n    recipint: ACME\n"
+                   "  - spec: nosuchspec\n")
+    issues = [str(i) for i in lint_plan(bad)]
+    assert issues and issues[0].startswith(f"{bad}:6:5:") and "recipint" in issues[0], issues
+    dup = tmp_path / "dup.plan.yaml"
+    dup.write_text("title: X\nmaster: m.mov\nmixes: [a.wav]\ndistributors:\n  - spec: demo\n  - spec: demo\n")
+    issues = [str(i) for i in lint_plan(dup)]
+    assert len(issues) == 1 and "both named 'demo'" in issues[0], issues
+    unknown = tmp_path / "unknown.plan.yaml"
+    unknown.write_text("title: X\nmaster: m.mov\nmixes: [a.wav]\ndistributors:\n  - spec: nosuchspec\n")
+    issues = [str(i) for i in lint_plan(unknown)]
+    assert len(issues) == 1 and issues[0].startswith(f"{unknown}:5:11:"), issues
+    result = _run(["plan", "lint", str(bad)])
+    assert result.exit_code == 1 and ":6:5:" in result.output
+
+
+def test_plan_paths_resolve_against_the_plan_file(media, tmp_path):
+    plan = load_plan(_plan_file(tmp_path / "plans", media))
+    assert plan.master == str(media.master.resolve())
+    assert plan.mixes[0] == str(media.mixes["5.1"].resolve())
+    assert plan.names() == ["demo", "partner", "strict"]
+
+
+def _ffmpeg_commands(log: Path) -> list[list[str]]:
+    return [shlex.split(m.group(1)) for m in re.finditer(r"\$ (\S*ffmpeg .*)$", log.read_text(), re.MULTILINE)]
+
+
+def test_three_distributors_one_run(media, tmp_path):
+    out = tmp_path / "out"
+    result = _run(["run", "--plan", str(_plan_file(tmp_path / "plans", media)), "--out", str(out),
+                   "--date", "2026-12-07"])
+    assert result.exit_code == 1, result.output  # strict's QC failed: the run says so
+    report = json.loads((out / "report.json").read_text())
+    by = {d["name"]: d for d in report["distributors"]}
+    assert list(by) == ["demo", "partner", "strict"]
+    # per-distributor verdicts and gates: strict fails on loudness and gets nothing; the others are delivered
+    assert by["strict"]["verdict"] == "fail" and by["strict"]["delivered"] is False
+    assert any(f["check"].startswith("loudness") or "loud" in f["check"] for f in by["strict"]["findings"]
+               if f["severity"] == "error")
+    assert not (out / "strict" / "COPRO_v1").exists()
+    for name in ("demo", "partner"):
+        assert by[name]["verdict"] == "pass" and by[name]["delivered"] is True, by[name]["findings"]
+        assert Path(by[name]["report"]).is_file()
+    assert report["delivered"] is False and report["verdict"] == "fail"
+
+    cmds = _ffmpeg_commands(out / "work" / "deliver.log")
+    # one layback: a single married master for three distributors of the same track mapping
+    married = [c for c in cmds if any("_layback" in a for a in c) and c[-1].endswith(".mov") and "_layback" in c[-1]]
+    assert len(married) == 1, married
+    married_path = married[0][-1].replace(".partial", "")
+    assert {d["layback"] for d in by.values()} == {str(Path(married_path))} or len({d["layback"] for d in by.values()}) == 1
+    # one analysis of the married master: one picture decode (rawvideo to a pipe) and one decode per audio stream,
+    # as a single-spec QC does
+    layback_file = by["demo"]["layback"]
+    reads = [c for c in cmds if layback_file in c and "pipe:1" in c[-1:] + c[-2:]]
+    picture = [c for c in reads if "rawvideo" in c]
+    assert len(picture) == 1, picture
+    audio = [c for c in reads if "rawvideo" not in c]
+    assert len(audio) == 2, audio  # two streams (5.1, 2.0), each decoded once for three specs
+
+    # the shared mezzanine: encoded once, present and verified in both packages
+    mezz = [c for c in cmds if any(a.endswith(".mov") and "COPRO_v1_mezzanine" in a for a in c)]
+    assert len(mezz) == 1, mezz
+    a = out / "demo" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    b = out / "partner" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    assert a.is_file() and b.is_file()
+    assert os.path.samefile(a, b) or hash_file_xxh128(a) == hash_file_xxh128(b)
+    assert "COPRO_v1_mezzanine.mov" in by["partner"]["shared"]
+    entry = {d["name"]: d for d in by["partner"]["deliverables"]}["COPRO_v1_mezzanine.mov"]
+    assert entry["xxh128"] == hash_file_xxh128(b)
+    # the screeners differ (the partner's carries its recipient) and are each made
+    assert (out / "partner" / "COPRO_v1" / "COPRO_v1_screener_ACME.mp4").is_file()
+    assert (out / "demo" / "COPRO_v1" / "COPRO_v1_screener.mp4").is_file()
+    assert hash_file_xxh128(out / "partner" / "COPRO_v1" / "COPRO_v1_screener_ACME.mp4") != hash_file_xxh128(
+        out / "demo" / "COPRO_v1" / "COPRO_v1_screener.mp4")
+    assert not list(out.rglob("*.partial*"))
