@@ -168,7 +168,8 @@ def _plan_locked(request: PlanRequest, plan: Plan, specs: list[Spec], fields: li
             _deliver_one(i, plan, spec, f, info, packages[i], out, made, extras_made, rep, entry)
         entry.report = str(write_report(rep, out / names[i] / "report.json"))
         write_html_report(rep, out / names[i] / "report.html", master=info.path,
-                          severity_names=dict(spec.severity_names or {}))
+                          severity_names={k.value if hasattr(k, "value") else str(k): v
+                                          for k, v in (spec.severity_names or {}).items()})
         entries.append(entry)
         reports.append(rep)
 

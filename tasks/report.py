@@ -17,7 +17,8 @@ from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
 __all__ = ["InputFingerprint", "AudioTrackFormat", "DeliverableFormat", "DeliverableEntry", "ArchiveEntry",
            "human_bytes", "Report", "RunResult", "build_report",
-           "write_report", "DistributorEntry", "findings_markdown", "summary_markdown", "loudness_markdown", "links_markdown",
+           "write_report", "DistributorEntry", "findings_markdown", "summary_markdown", "loudness_markdown",
+           "links_markdown",
            "report_markdown", "refused_markdown", "cancelled_markdown", "outcome_line", "artifact_key", "sparkline"]
 
 

@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # the archive (boto3, SQLAlchemy), transcode and nightly stac
     from tasks.deliverables.make import TranscodeAllResult
     from tasks.nightly import QCItemOutcome
 
-__all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "qc_specs_step", "share_step", "transcode_all_step", "package_step",
+__all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "qc_specs_step", "share_step",
+           "transcode_all_step", "package_step",
            "archive_step", "verify_step", "nightly_qc_step", "file_identity",
            "step_identity", "step_provenance", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
            "stage_event", "retry_on_infrastructure", "FFMPEG_TAG",

@@ -8,7 +8,6 @@ the same time, so the whole QC costs little more than the picture decode itself.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
