@@ -165,8 +165,6 @@ class PlanRequest(_Request):
     """Every distributor of a title from one run (``deliver run --plan FILE``, or repeated ``--spec``; "Run" of
     the deliver-plan deployment): a plan file, or the short form's fields (specs, master, mixes, title)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_mixes_accept_text)
-
     plan: str = Field("", description="Delivery plan YAML (title, master, mixes, distributors, archive), a path "
                       "on shared storage. Empty: the fields below make the plan.")
     out: str = Field(..., description="Output folder: OUT/<distributor>/ per package, OUT/work shared, report.json.")
