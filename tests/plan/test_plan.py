@@ -123,3 +123,22 @@ def test_three_distributors_one_run(media, tmp_path):
     assert hash_file_xxh128(out / "partner" / "COPRO_v1" / "COPRO_v1_screener_ACME.mp4") != hash_file_xxh128(
         out / "demo" / "COPRO_v1" / "COPRO_v1_screener.mp4")
     assert not list(out.rglob("*.partial*"))
+
+
+def test_plan_schema_is_committed():
+    from specs.plan import PLAN_SCHEMA_FILE, plan_json_schema
+
+    assert json.loads(PLAN_SCHEMA_FILE.read_text()) == plan_json_schema()
+
+
+def test_repeated_spec_is_the_short_form_of_a_plan(media, tmp_path):
+    from flows.deployments import PlanRequest, build_request
+    from specs.errors import BadInputError
+
+    req = build_request(PlanRequest, specs=["demo", str(SPECS / "partner.yaml")], master=str(media.master),
+                        mixes=[str(media.mixes["5.1"]), str(media.mixes["2.0"])], title="SHORT", out=str(tmp_path),
+                        recipient="ACME")
+    plan = req.resolved_plan()
+    assert plan.names() == ["demo", "partner"] and [d.recipient for d in plan.distributors] == ["ACME", "ACME"]
+    with pytest.raises(BadInputError, match="--master"):
+        build_request(PlanRequest, specs=["demo", "ebu-r128"], mixes=["a.wav"], title="X", out=str(tmp_path))
