@@ -142,3 +142,13 @@ def test_repeated_spec_is_the_short_form_of_a_plan(media, tmp_path):
     assert plan.names() == ["demo", "partner"] and [d.recipient for d in plan.distributors] == ["ACME", "ACME"]
     with pytest.raises(BadInputError, match="--master"):
         build_request(PlanRequest, specs=["demo", "ebu-r128"], mixes=["a.wav"], title="X", out=str(tmp_path))
+
+
+def test_run_with_a_broken_plan_is_refused_with_its_line(tmp_path):
+    bad = tmp_path / "bad.plan.yaml"
+    bad.write_text("title: X\nmaster: m.mov\nmixes: [a.wav]\ndistributors:\n  - spec: demo\n    recipint: ACME\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "--plan", str(bad), "--out", str(out)])
+    assert result.exit_code == 2
+    assert f"{bad}:6:5:" in result.output and "recipint" in result.output
+    assert not out.exists()  # nothing written
