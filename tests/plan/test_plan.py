@@ -152,3 +152,25 @@ def test_run_with_a_broken_plan_is_refused_with_its_line(tmp_path):
     assert result.exit_code == 2
     assert f"{bad}:6:5:" in result.output and "recipint" in result.output
     assert not out.exists()  # nothing written
+
+
+def test_rules_on_a_shared_analysis_equal_each_spec_alone(media, tmp_path):
+    """Measurements are spec-independent: three specs' rules on one analysis give each spec's own QC."""
+    from specs.loader import load_spec
+    from tasks.layback import layback, plan_layback
+    from tasks.media.probe import probe
+    from tasks.qc.engine import qc_master, qc_masters
+
+    specs = [load_spec("demo"), load_spec(SPECS / "partner.yaml"), load_spec(SPECS / "strict.yaml")]
+    plan = plan_layback(probe(media.master), [probe(media.mixes["5.1"]), probe(media.mixes["2.0"])], specs[0])
+    married = tmp_path / "married.mov"
+    layback(plan, specs[0], married)
+    info = probe(married)
+    together = qc_masters(info, specs, layback=plan)
+    for spec, shared in zip(specs, together, strict=True):
+        alone = qc_master(info, spec, layback=plan)
+        assert [f.model_dump() for f in shared.findings] == [f.model_dump() for f in alone.findings], spec.name
+        assert shared.measurements == alone.measurements, spec.name
+    errors = {f.check for f in together[2].findings if f.severity.value == "error"}
+    assert errors and all("loud" in c for c in errors), errors  # strict: only its loudness target fails
+    assert not [f for f in together[0].findings if f.severity.value == "error"]
