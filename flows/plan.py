@@ -165,7 +165,7 @@ def _plan_locked(request: PlanRequest, plan: Plan, specs: list[Spec], fields: li
                       rep.counts.get("error", 0))
         else:
             rep.forced = entry.forced = rep.verdict == "fail"
-            _deliver_one(i, plan, spec, f, info, packages[i], out, made, extras_made, rep, entry)
+            _deliver_one(plan, spec, f, info, packages[i], out, made, extras_made, rep, entry)
         entry.report = str(write_report(rep, out / names[i] / "report.json"))
         write_html_report(rep, out / names[i] / "report.html", master=info.path,
                           severity_names={k.value if hasattr(k, "value") else str(k): v
@@ -189,7 +189,7 @@ def _plan_locked(request: PlanRequest, plan: Plan, specs: list[Spec], fields: li
     return result
 
 
-def _deliver_one(i: int, plan: Plan, spec: Spec, fields: RunFields, info: MediaInfo, package: Path, out: Path,
+def _deliver_one(plan: Plan, spec: Spec, fields: RunFields, info: MediaInfo, package: Path, out: Path,
                  made: dict[str, str], extras_made: dict[str, list[str]], rep: Report,
                  entry: DistributorEntry) -> None:
     """One distributor's deliverables (shared ones linked in), package and archive copies."""
