@@ -174,3 +174,18 @@ def test_rules_on_a_shared_analysis_equal_each_spec_alone(media, tmp_path):
     errors = {f.check for f in together[2].findings if f.severity.value == "error"}
     assert errors and all("loud" in c for c in errors), errors  # strict: only its loudness target fails
     assert not [f for f in together[0].findings if f.severity.value == "error"]
+
+
+def test_repeated_spec_delivers_every_package_and_exits_0(media, tmp_path):
+    out = tmp_path / "out"
+    result = _run(["run", "--master", str(media.master), "--mix", str(media.mixes["5.1"]), "--mix",
+                   str(media.mixes["2.0"]), "--spec", "demo", "--spec", str(SPECS / "partner.yaml"),
+                   "--title", "SHORT", "--recipient", "ACME", "--out", str(out), "--date", "2026-12-07"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["delivered"] is True and report["verdict"] == "pass"
+    assert [(d["name"], d["delivered"]) for d in report["distributors"]] == [("demo", True), ("partner", True)]
+    a, b = out / "demo" / "SHORT_v1" / "SHORT_v1_mezzanine.mov", out / "partner" / "SHORT_v1" / "SHORT_v1_mezzanine.mov"
+    assert os.path.samefile(a, b)  # one file, two packages
+    assert {e["name"] for e in report["distributors"][1]["deliverables"]} >= {"SHORT_v1_mezzanine.mov",
+                                                                             "SHORT_v1_screener_ACME.mp4"}
