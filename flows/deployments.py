@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from specs.errors import EXIT_FAILED, BadInputError, DeliverError
 from specs.loader import builtin_names
 from tasks.layback import MixInput, parse_mix_arg
 from tasks.media.ffmpeg import cleanup_after_cancel
 
-__all__ = ["DeliverRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
+__all__ = ["DeliverRequest", "PlanRequest", "QCRequest", "ArchiveRequest", "VerifyRequest", "NightlyRequest",
            "build_request", "spec_fields", "deployments", "serve_all", "ensure_ffmpeg_limit",
            "on_cancel", "cores", "threads", "OPS_ENV_DEFAULTS", "FFMPEG_TAG", "run_flow", "bind_run_logging",
            "QCFailed"]
@@ -159,6 +159,53 @@ class DeliverRequest(_WithSpec):
             return language_tag(value)
         except BadInputError as exc:
             raise ValueError(str(exc)) from None
+
+
+class PlanRequest(_Request):
+    """Every distributor of a title from one run (``deliver run --plan FILE``, or repeated ``--spec``; "Run" of
+    the deliver-plan deployment): a plan file, or the short form's fields (specs, master, mixes, title)."""
+
+    plan: str = Field("", description="Delivery plan YAML (title, master, mixes, distributors, archive), a path "
+                      "on shared storage. Empty: the fields below make the plan.")
+    out: str = Field(..., description="Output folder: OUT/<distributor>/ per package, OUT/work shared, report.json.")
+    specs: list[str] = Field(default_factory=list, description="Without a plan file: the distributors' specs "
+                             "(built-in names or paths), one package each (deliver run --spec, repeated).")
+    master: str = Field("", description="Without a plan file: the conformed picture master.")
+    mixes: list[str] = Field(default_factory=list, description="Without a plan file: the mixes, as deliver run "
+                             "--mix takes them.")
+    title: str = Field("", description="Without a plan file: the title.")
+    version: str = Field("v1", description="Without a plan file: the version.")
+    archive: list[str] = Field(default_factory=list, description="Archive targets (added to the plan's).")
+    force: bool = Field(False, description="Deliver despite error findings; recorded per distributor.")
+    recipient: str = Field("", description="Without a plan file: screener recipient for every distributor.")
+    date: str = Field("", description="Date (YYYY-MM-DD) for watermarks and {date} names. Empty: today.")
+    lang: str = Field("", description="Without a plan file: language (BCP 47) for every distributor.")
+
+    _optional_text = field_validator("recipient", "date", "lang", "plan", "master", "title", mode="before")(
+        _none_is_empty)
+
+    @model_validator(mode="after")
+    def _plan_or_fields(self) -> PlanRequest:
+        if self.plan:
+            return self
+        missing = [f"--{k}" for k, v in (("spec", self.specs), ("master", self.master), ("mix", self.mixes),
+                                         ("title", self.title)) if not v]
+        if missing:
+            raise ValueError(f"--plan FILE, or {', '.join(missing)} (several --spec make one package each)")
+        _file_name_part("title", self.title)
+        _file_name_part("version", self.version)
+        return self
+
+    def resolved_plan(self) -> Any:
+        """The :class:`specs.plan.Plan` this request means (the file's, or the short form's)."""
+        from specs.plan import load_plan, plan_from_fields
+
+        if self.plan:
+            plan = load_plan(self.plan)
+            return plan.model_copy(update={"archive": [*plan.archive, *self.archive]})
+        return plan_from_fields(title=self.title, version=self.version, master=self.master, mixes=self.mixes,
+                                specs=self.specs, archive=self.archive, recipient=self.recipient or None,
+                                lang=self.lang or None)
 
 
 class QCRequest(_WithSpec):
@@ -449,6 +496,7 @@ def deployments(*, nightly_schedule: bool = True, limit_per_deployment: int | No
     from flows.archive import archive_flow
     from flows.deliver import deliver_flow
     from flows.nightly import nightly_qc_flow, nightly_schedule as sched, qc_item_flow
+    from flows.plan import plan_flow
     from flows.qc import qc_flow
     from flows.verify import verify_flow
     from tasks.nightly import load_nightly_config
@@ -459,6 +507,8 @@ def deployments(*, nightly_schedule: bool = True, limit_per_deployment: int | No
         nightly_kwargs["schedules"] = [sched(load_nightly_config())]
     return [
         deliver_flow.to_deployment(name="deliver", description="Deliver one title", **common),
+        plan_flow.to_deployment(name="deliver-plan", description="Deliver every distributor of a title from one "
+                                "run (a delivery plan)", **common),
         qc_flow.to_deployment(name="qc", description="QC one master", **common),
         archive_flow.to_deployment(name="archive", description="Archive a package, verified", **common),
         verify_flow.to_deployment(name="verify", description="Fixity of an archived copy", **common),

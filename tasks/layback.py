@@ -46,7 +46,7 @@ from tasks.media.files import Provenance, atomic_output, reusable
 from tasks.media.probe import MediaInfo
 
 __all__ = ["MixInput", "MixSource", "TrackAssignment", "LaybackPlan", "LaybackResult", "parse_mix_arg",
-           "mix_sources", "plan_layback", "layback", "video_packet_hash"]
+           "mix_sources", "plan_layback", "layback", "layback_identity", "video_packet_hash"]
 
 _CANONICAL = {label.lower(): label for label in CHANNEL_LABELS}
 _MONO_SUFFIX = re.compile(r"^(?P<prefix>.+?)[ _.-](?P<label>[A-Za-z]+)\.(?:wav|bwf|w64|rf64)$", re.IGNORECASE)
@@ -508,3 +508,12 @@ def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *,
     if progress is not None:
         progress(total_s, total_s)  # ffmpeg's last report stops one frame short
     return LaybackResult(path=str(out), plan=plan, wall_s=result.wall_s, video_md5=md5)
+
+
+def layback_identity(plan: LaybackPlan, spec: Spec) -> str:
+    """The track mapping a married master is made with: its compiled ffmpeg arguments (output path left out).
+    Distributors of one run whose specs give the same identity share one layback."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(layback_args(plan, spec, Path("/layback-output"))).encode()).hexdigest()

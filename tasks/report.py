@@ -18,7 +18,8 @@ from tasks.qc.findings import Finding, count_by_severity, verdict_of
 
 __all__ = ["InputFingerprint", "AudioTrackFormat", "DeliverableFormat", "DeliverableEntry", "ArchiveEntry",
            "human_bytes", "Report", "RunResult", "build_report",
-           "write_report", "findings_markdown", "summary_markdown", "loudness_markdown", "links_markdown",
+           "write_report", "DistributorEntry", "findings_markdown", "summary_markdown", "loudness_markdown",
+           "links_markdown",
            "report_markdown", "refused_markdown", "cancelled_markdown", "outcome_line", "artifact_key", "sparkline"]
 
 
@@ -88,6 +89,29 @@ def human_bytes(n: float) -> str:
 # -- end of the deliverables and archive block ---------------------------------------------------------
 
 
+class DistributorEntry(BaseModel):
+    """One distributor of a delivery plan: its own verdict and gate, what its package holds. The schedule
+    (catalog states) and the delivery documents read this list to say who got what."""
+
+    name: str  # the package folder under --out
+    spec: str
+    verdict: Literal["pass", "fail"]
+    delivered: bool = False
+    forced: bool = False
+    package: str | None = None  # the package folder, when delivered
+    report: str | None = None  # this distributor's own report.json
+    findings: list[Finding] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    deliverables: list[DeliverableEntry] = Field(default_factory=list)
+    shared: list[str] = Field(default_factory=list)  # deliverable names placed from another package (linked/copied)
+    layback: str | None = None  # the married master its QC and deliverables came from
+    recipient: str | None = None
+    territory: str | None = None
+    lang: str | None = None
+    archive: list[ArchiveEntry] = Field(default_factory=list)
+    archive_error: str | None = None
+
+
 class Report(BaseModel):
     """What a run found and made. Serialised as report.json."""
 
@@ -111,6 +135,7 @@ class Report(BaseModel):
     flow_run_id: str | None = None
     documents: list[str] = Field(default_factory=list)  # delivery documents (HTML, PDF) made for this run
     costs: RunCosts | None = None  # CPU and wall time per step, bytes made and archived, priced (tasks.costs)
+    distributors: list[DistributorEntry] = Field(default_factory=list)  # a plan run: one entry per distributor
 
 
 class RunResult(BaseModel):
@@ -139,6 +164,9 @@ def artifact_key(*parts: str | None) -> str:
 
 def outcome_line(report: Report) -> str:
     """One line saying how a run ended: the Prefect state message and the notification's first line."""
+    if report.distributors:
+        return "; ".join(f"{d.name}: {'delivered' if d.delivered else 'QC ' + d.verdict}"
+                         f" ({d.counts.get('error', 0)} error(s))" for d in report.distributors)
     errors, warnings = report.counts.get("error", 0), report.counts.get("warning", 0)
     if report.archive_error:
         return f"archive failed: {report.archive_error}"

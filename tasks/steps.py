@@ -34,7 +34,7 @@ from tasks.layback import LaybackPlan, LaybackResult, layback
 from tasks.media.files import Provenance
 from tasks.media.probe import MediaInfo, probe
 from tasks.package import fingerprint_file, write_package
-from tasks.qc.engine import QCResult, qc_master
+from tasks.qc.engine import QCResult, qc_master, qc_masters
 from tasks.report import DeliverableEntry, InputFingerprint, Report, artifact_key, build_report, write_report
 
 if TYPE_CHECKING:  # the archive (boto3, SQLAlchemy), transcode and nightly stacks load in their steps only,
@@ -46,9 +46,9 @@ if TYPE_CHECKING:  # the archive (boto3, SQLAlchemy), transcode and nightly stac
     from tasks.nightly import QCItemOutcome
     from tasks.schedule import ScheduleDigest
 
-__all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "transcode_all_step", "package_step",
-           "documents_step", "archive_step", "verify_step", "nightly_qc_step", "record_schedule_step",
-           "schedule_digest_step", "costed", "file_identity",
+__all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "qc_specs_step", "share_step",
+           "transcode_all_step", "package_step", "documents_step", "archive_step", "verify_step",
+           "nightly_qc_step", "record_schedule_step", "schedule_digest_step", "costed", "file_identity",
            "step_identity", "step_provenance", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
            "stage_event", "retry_on_infrastructure", "FFMPEG_TAG",
            "ARCHIVE_RETRIES", "ARCHIVE_BACKOFF_S"]
@@ -248,6 +248,23 @@ def qc_step(info: MediaInfo, spec: Spec, layback: LaybackPlan | None = None) -> 
     progress = ProgressReporter(artifact_key("qc-analysis", Path(info.path).stem),
                                 f"Picture and audio analysis of {Path(info.path).name}")
     return qc_master(info, spec, layback=layback, progress=progress)
+
+
+@task(name="qc-distributors", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)
+def qc_specs_step(info: MediaInfo, specs: list[Spec], layback: LaybackPlan | None = None) -> list[QCResult]:
+    """Every distributor's QC of one married master from ONE analysis (:func:`tasks.qc.engine.qc_masters`)."""
+    progress = ProgressReporter(artifact_key("qc-analysis", Path(info.path).stem),
+                                f"Picture and audio analysis of {Path(info.path).name} for {len(specs)} spec(s)")
+    return qc_masters(info, specs, layback=layback, progress=progress)
+
+
+@task(name="share-deliverable", cache_policy=NO_CACHE)
+def share_step(source: str, target: str) -> tuple[bool, str]:
+    """A deliverable made for another distributor placed in this package (:func:`tasks.deliverables.share.link_into`):
+    a hard link or a copy, verified by inode or xxh128."""
+    from tasks.deliverables.share import link_into
+
+    return link_into(source, target)
 
 
 @task(name="package")

@@ -137,7 +137,7 @@ def _log_note(log: Path | None) -> str:
 
 def register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``; each module owns one capability.
-    from flows.cli import archive, documents, media, ops, schedule, server, spec  # noqa: F401
+    from flows.cli import archive, documents, media, ops, plan, schedule, server, spec  # noqa: F401
 
 
 def main() -> None:

@@ -141,12 +141,16 @@ def _run_deliver(request: DeliverRequest, *, verbose: bool = False, as_json: boo
 @app.command("run")
 @clean_errors
 def run_cmd(
-    master: str = typer.Option(..., "--master", help="Conformed picture master (MOV/MXF)."),
-    mix: list[str] = typer.Option(..., "--mix", help="Final mix (repeat): an interleaved BWF per layout, mono BWFs "
-                                  "named *_L.wav *_R.wav ..., or an explicit channel map L,R,C,LFE,Ls,Rs=file.wav."),
-    spec: str = typer.Option(..., "--spec", help="Built-in spec name (deliver spec list) or a YAML path."),
-    title: str = typer.Option(..., "--title", help="Title used in deliverable names."),
+    master: str | None = typer.Option(None, "--master", help="Conformed picture master (MOV/MXF)."),
+    mix: list[str] | None = typer.Option(None, "--mix", help="Final mix (repeat): an interleaved BWF per layout, mono "
+                                         "BWFs named *_L.wav *_R.wav ..., or an explicit channel map "
+                                         "L,R,C,LFE,Ls,Rs=file.wav."),
+    spec: list[str] | None = typer.Option(None, "--spec", help="Built-in spec name (deliver spec list) or a YAML "
+                                          "path; repeat for several distributors (one package each)."),
+    title: str | None = typer.Option(None, "--title", help="Title used in deliverable names."),
     out: Path = typer.Option(..., "--out", help="Output folder (deliverables, package, report.json)."),
+    plan: Path | None = typer.Option(None, "--plan", help="A title's delivery plan (YAML): master, mixes and every "
+                                     "distributor; OUT/<distributor>/ per package."),
     version: str = typer.Option("v1", "--version", help="Version used in deliverable names."),
     archive: list[str] | None = typer.Option(None, "--archive", help="Archive target URI (repeat): /path, file://, s3://."),
     force: bool = typer.Option(False, "--force", help="Deliver despite error findings (recorded in the report)."),
@@ -158,14 +162,25 @@ def run_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result object (RunResult) as JSON on stdout."),
 ) -> None:
-    """Lay back, QC, gate, transcode, package and archive one title.
+    """Lay back, QC, gate, transcode, package and archive one title (--plan or repeated --spec: every
+    distributor from one run).
 
     Exit 0 delivered, 1 QC failed, 2 bad input, 3 infrastructure."""
     from flows.deployments import DeliverRequest, build_request, spec_fields
 
+    specs = list(spec or [])
+    if plan is not None or len(specs) > 1:
+        if plan is not None and (specs or master or mix or title):
+            raise BadInputError("--plan FILE holds the master, mixes, title and specs: give it alone (with --out)")
+        raise typer.Exit(_run_plan(plan, specs, master=master, mixes=list(mix or []), title=title, version=version,
+                                   out=out, archive=list(archive or []), force=force, recipient=recipient, date=date,
+                                   lang=lang, verbose=verbose, as_json=as_json))
+    missing = [o for o, v in (("--master", master), ("--mix", mix), ("--spec", specs), ("--title", title)) if not v]
+    if missing:
+        raise BadInputError(f"missing {', '.join(missing)} (or give --plan FILE)")
     request = build_request(DeliverRequest, master=master, mixes=mix, title=title, version=version, out=str(out),
                             archive=list(archive or []), force=force, recipient=recipient, date=date, lang=lang,
-                            **spec_fields(spec))
+                            **spec_fields(specs[0]))
     if not request.archive:
         from tasks.archive.targets import load_storage_config
 
@@ -173,6 +188,33 @@ def run_cmd(
         request = request.model_copy(update={"archive": list(load_storage_config().default_targets)})
     _preflight(request)
     raise typer.Exit(_run_deliver(_absolute(request), verbose=verbose, as_json=as_json))
+
+
+def _run_plan(plan: Path | None, specs: list[str], *, master: str | None, mixes: list[str], title: str | None,
+              version: str, out: Path, archive: list[str], force: bool, recipient: str | None, date: str | None,
+              lang: str, verbose: bool, as_json: bool) -> int:
+    """The deliver-plan flow: a plan file, or the short form (several --spec with this run's master and mixes)."""
+    from flows.deployments import PlanRequest, build_request
+    from flows.server import ensure_api
+    from specs.plan import load_plan
+
+    if plan is not None:
+        load_plan(plan)  # every problem as file:line before Prefect starts (exit 2)
+        request = build_request(PlanRequest, plan=str(plan.resolve()), out=str(out.resolve()), archive=archive,
+                                force=force, date=date)
+    else:
+        mixes = [m if "=" in m else str(Path(m).resolve()) for m in mixes]
+        request = build_request(PlanRequest, specs=specs, master=str(Path(master).resolve()) if master else "",
+                                mixes=mixes, title=title, version=version, out=str(out.resolve()), archive=archive,
+                                force=force, recipient=recipient, date=date, lang=lang if lang != "und" else "")
+        request.resolved_plan()  # the specs load
+    ui_url = ensure_api()
+    from flows.plan import plan_flow
+
+    result = _flow_run(plan_flow, request, stages=RUN_STAGES, log_path=Path(request.out) / "work" / "deliver.log",
+                       verbose=verbose, json_of=(lambda r: r.model_dump_json(indent=2)) if as_json else None,
+                       ui_url=ui_url)
+    return EXIT_OK if result.delivered else EXIT_FAILED
 
 
 def _absolute(request: DeliverRequest) -> DeliverRequest:

@@ -7,6 +7,7 @@ the same time, so the whole QC costs little more than the picture decode itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,14 +18,14 @@ from pydantic import BaseModel, Field
 from specs.model import Spec
 from tasks.layback import LaybackPlan
 from tasks.media.probe import MediaInfo
-from tasks.qc.audio import audio_findings, scan_all
+from tasks.qc.audio import audio_findings, meter_labels, needs_dialogue, scan_all
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import check_metadata, container_word
-from tasks.qc.picture_analysis import analyse_picture
+from tasks.qc.picture_analysis import PictureSeries, analyse_picture
 from tasks.qc.picture_checks import ProgrammeClock, check_commercial_blacks, check_picture, programme_clock
 from tasks.qc.sync import check_layback, check_two_pop
 
-__all__ = ["QCResult", "qc_master", "facts_of"]
+__all__ = ["QCResult", "qc_master", "qc_masters", "facts_of", "scan_key"]
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
@@ -48,6 +49,18 @@ def _round(values: np.ndarray, digits: int = 4) -> list[float]:
     return [round(float(x), digits) for x in values]
 
 
+def scan_key(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None) -> str:
+    """What an audio scan of ``info`` depends on in ``spec``: per track the meter's labels, layout and
+    dialogue gating, the signal checks' thresholds and the programme clock. Two specs with the same key
+    get the same measurements from one decode; targets and tolerances are rule evaluation, not part of it."""
+    tracks = [(meter_labels(t, s.channels), t.layout, needs_dialogue(t))
+              for t, s in zip(spec.audio.tracks, info.audio, strict=False)]
+    checks = {c: spec.check(c).model_dump(mode="json") for c in
+              ("audio.silence", "audio.clipping", "audio.phase", "audio.channel_identity", "picture.commercial_blacks")}
+    where = None if clock is None else (str(clock.start), clock.ffoa_frame, str(clock.rate))
+    return json.dumps([tracks, checks, spec.timing.max_programme_silence_s, where], sort_keys=True, default=str)
+
+
 def qc_master(info: MediaInfo, spec: Spec, *, layback: LaybackPlan | None = None,
               progress: Callable[[float, float], None] | None = None) -> QCResult:
     """Run every check the spec enables on ``info`` and return findings plus measurements.
@@ -56,20 +69,57 @@ def qc_master(info: MediaInfo, spec: Spec, *, layback: LaybackPlan | None = None
     When the spec's first frame of action lies outside the master, the FFOA finding is reported and
     the whole master is analysed as the programme.
     """
-    spec = spec.for_facts(facts_of(info))
+    return qc_masters(info, [spec], layback=layback, progress=progress)[0]
+
+
+def qc_masters(info: MediaInfo, specs: list[Spec], *, layback: LaybackPlan | None = None,
+               progress: Callable[[float, float], None] | None = None) -> list[QCResult]:
+    """:func:`qc_master` for several specs from ONE analysis: the picture is decoded and measured once
+    (spec-independent), each audio stream is decoded once per distinct :func:`scan_key` (once when the
+    specs agree on meter and signal-check settings), and every spec's rules are evaluated on the shared
+    measurements. One result per spec, in order."""
+    specs = [s.for_facts(facts_of(info)) for s in specs]
+    v = info.primary_video
+    if v is None:
+        cache: dict[str, Any] = {}
+        out = []
+        for spec in specs:
+            key = scan_key(info, spec, None)
+            if key not in cache:
+                cache[key] = scan_all(info, spec, None)
+            out.append(_evaluate(info, spec, None, _own_tracks(spec, cache[key]), layback))
+        return out
+    expected = v.frame_count or round((v.duration_s or info.duration_s or 0) * float(v.frame_rate))
+    early = [programme_clock(info, s, max(expected, 1)) for s in specs]
+    keys = [scan_key(info, s, c) for s, c in zip(specs, early, strict=True)]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+
+    def scan_every_key() -> dict[str, Any]:
+        return {k: scan_all(info, specs[i], early[i]) for k, i in first.items()}
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qc-audio") as pool:
+        audio_job = pool.submit(scan_every_key)
+        try:
+            series = analyse_picture(info, progress=progress)
+        finally:
+            scans = audio_job.result()
+    return [_evaluate(info, spec, series, _own_tracks(spec, scans[key]), layback)
+            for spec, key in zip(specs, keys, strict=True)]
+
+
+def _own_tracks(spec: Spec, scans: list[Any]) -> list[Any]:
+    """Shared scans paired with this spec's own track rules (targets differ between specs, measurements not)."""
+    return [(track, stream, result, scan) for track, (_t, stream, result, scan)
+            in zip(spec.audio.tracks, scans, strict=False)]
+
+
+def _evaluate(info: MediaInfo, spec: Spec, series: PictureSeries | None, scans: list[Any],
+              layback: LaybackPlan | None) -> QCResult:
+    """One spec's findings and measurements from the shared picture series and audio scans."""
     findings = list(check_metadata(info, spec))
     measurements: dict[str, Any] = {}
-    v = info.primary_video
     clock: ProgrammeClock | None = None
-    if v is not None:
-        expected = v.frame_count or round((v.duration_s or info.duration_s or 0) * float(v.frame_rate))
-        early_clock = programme_clock(info, spec, max(expected, 1))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qc-audio") as pool:
-            audio_job = pool.submit(scan_all, info, spec, early_clock)
-            try:
-                series = analyse_picture(info, progress=progress)
-            finally:
-                scans = audio_job.result()
+    if series is not None:
         clock = programme_clock(info, spec, series.frame_count)
         findings += check_picture(series, clock, spec, info)
         findings += check_commercial_blacks(series, clock, spec, [scan.silence_for_blacks for *_, scan in scans],
@@ -101,8 +151,6 @@ def qc_master(info: MediaInfo, spec: Spec, *, layback: LaybackPlan | None = None
         findings = [f if f.timecode_in else f.model_copy(update={"timecode_in": clock.tc(0),
                                                                  "timecode_out": clock.tc(clock.frame_count)})
                     for f in findings]
-    else:
-        scans = scan_all(info, spec, None)
     a_findings, a_measurements = audio_findings(spec, scans, clock)
     findings += a_findings
     measurements.update(a_measurements)

@@ -176,7 +176,7 @@ def test_prefect_yaml_declares_every_deployment_and_the_configured_nightly_sched
     root = Path(__file__).resolve().parents[2]
     doc = yaml.safe_load((root / "configs" / "prefect.yaml").read_text())
     deps = {d["name"]: d for d in doc["deployments"]}
-    assert set(deps) == {"deliver", "qc", "archive", "verify", "nightly-qc", "qc-item"}
+    assert set(deps) == {"deliver", "deliver-plan", "qc", "archive", "verify", "nightly-qc", "qc-item"}
     cfg = load_nightly_config(root / "configs" / "nightly.yaml")
     assert deps["nightly-qc"]["schedules"] == [{"cron": cfg.schedule.cron, "timezone": cfg.schedule.timezone}]
     import importlib

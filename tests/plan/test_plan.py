@@ -1,0 +1,191 @@
+"""A title's delivery plan: lint with file:line, and one run for three distributors on tiny generated media."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app, register_commands
+from specs.plan import lint_plan, load_plan
+from tasks.archive.hashing import hash_file_xxh128
+from tasks.media.synth import make_sample_set
+
+register_commands()
+SPECS = Path(__file__).parent / "specs"
+
+
+def _run(args: list[str]):
+    return CliRunner().invoke(app, args, catch_exceptions=False)
+
+
+def _plan_file(folder: Path, media, *, strict: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    dists = [{"spec": "demo"},
+             {"spec": str(SPECS / "partner.yaml"), "recipient": "ACME", "territory": "GB", "lang": "en"}]
+    if strict:
+        dists.append({"spec": str(SPECS / "strict.yaml")})
+    doc = {"title": "COPRO", "version": "v1", "languages": ["en"],
+           "master": os.path.relpath(media.master, folder),  # relative: resolved against the plan file
+           "mixes": [os.path.relpath(media.mixes["5.1"], folder), os.path.relpath(media.mixes["2.0"], folder)],
+           "distributors": dists, "archive": []}
+    path = folder / "copro.plan.yaml"
+    path.write_text(json.dumps(doc, indent=1))  # JSON is YAML
+    return path
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    return make_sample_set(tmp_path_factory.mktemp("plan") / "media", layout="5.1", stereo=True)
+
+
+def test_plan_lint_reports_file_line(tmp_path):
+    bad = tmp_path / "bad.plan.yaml"
+    bad.write_text("title: X\nmaster: m.mov\nmixes: [a.wav]\ndistributors:\n  - spec: demo\n    recipint: ACME\n"
+                   "  - spec: nosuchspec\n")
+    issues = [str(i) for i in lint_plan(bad)]
+    assert issues and issues[0].startswith(f"{bad}:6:5:") and "recipint" in issues[0], issues
+    dup = tmp_path / "dup.plan.yaml"
+    dup.write_text("title: X\nmaster: m.mov\nmixes: [a.wav]\ndistributors:\n  - spec: demo\n  - spec: demo\n")
+    issues = [str(i) for i in lint_plan(dup)]
+    assert len(issues) == 1 and "both named 'demo'" in issues[0], issues
+    unknown = tmp_path / "unknown.plan.yaml"
+    unknown.write_text("title: X\nmaster: m.mov\nmixes: [a.wav]\ndistributors:\n  - spec: nosuchspec\n")
+    issues = [str(i) for i in lint_plan(unknown)]
+    assert len(issues) == 1 and issues[0].startswith(f"{unknown}:5:11:"), issues
+    result = _run(["plan", "lint", str(bad)])
+    assert result.exit_code == 1 and ":6:5:" in result.output
+
+
+def test_plan_paths_resolve_against_the_plan_file(media, tmp_path):
+    plan = load_plan(_plan_file(tmp_path / "plans", media))
+    assert plan.master == str(media.master.resolve())
+    assert plan.mixes[0] == str(media.mixes["5.1"].resolve())
+    assert plan.names() == ["demo", "partner", "strict"]
+
+
+def _ffmpeg_commands(log: Path) -> list[list[str]]:
+    return [shlex.split(m.group(1)) for m in re.finditer(r"\$ (\S*ffmpeg .*)$", log.read_text(), re.MULTILINE)]
+
+
+def test_three_distributors_one_run(media, tmp_path):
+    out = tmp_path / "out"
+    result = _run(["run", "--plan", str(_plan_file(tmp_path / "plans", media)), "--out", str(out),
+                   "--date", "2026-12-07"])
+    assert result.exit_code == 1, result.output  # strict's QC failed: the run says so
+    report = json.loads((out / "report.json").read_text())
+    by = {d["name"]: d for d in report["distributors"]}
+    assert list(by) == ["demo", "partner", "strict"]
+    # per-distributor verdicts and gates: strict fails on loudness and gets nothing; the others are delivered
+    assert by["strict"]["verdict"] == "fail" and by["strict"]["delivered"] is False
+    assert any(f["check"].startswith("loudness") or "loud" in f["check"] for f in by["strict"]["findings"]
+               if f["severity"] == "error")
+    assert not (out / "strict" / "COPRO_v1").exists()
+    for name in ("demo", "partner"):
+        assert by[name]["verdict"] == "pass" and by[name]["delivered"] is True, by[name]["findings"]
+        assert Path(by[name]["report"]).is_file()
+    assert report["delivered"] is False and report["verdict"] == "fail"
+
+    cmds = _ffmpeg_commands(out / "work" / "deliver.log")
+    # one layback: a single married master for three distributors of the same track mapping
+    married = [c for c in cmds if any("_layback" in a for a in c) and c[-1].endswith(".mov") and "_layback" in c[-1]]
+    assert len(married) == 1, married
+    assert {d["layback"] for d in by.values()} == {str(out / "work" / "COPRO_v1_layback.mov")}
+    # one analysis of the married master: one picture decode (rawvideo to a pipe) and one decode per audio stream,
+    # as a single-spec QC does
+    layback_file = by["demo"]["layback"]
+    # (seeks with -ss read a frame or two for the reports' thumbnails: not analysis decodes)
+    reads = [c for c in cmds if layback_file in c and "pipe:1" in c[-1:] + c[-2:] and "-ss" not in c]
+    picture = [c for c in reads if "rawvideo" in c]
+    assert len(picture) == 1, picture
+    audio = [c for c in reads if "rawvideo" not in c]
+    assert len(audio) == 2, audio  # two streams (5.1, 2.0), each decoded once for three specs
+
+    # the shared mezzanine: encoded once, present and verified in both packages
+    mezz = [c for c in cmds if any(a.endswith(".mov") and "COPRO_v1_mezzanine" in a and c[k - 1] != "-i"
+                                   for k, a in enumerate(c))]  # as an output, not read back by verification
+    assert len(mezz) == 1, mezz
+    a = out / "demo" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    b = out / "partner" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    assert a.is_file() and b.is_file()
+    assert os.path.samefile(a, b) or hash_file_xxh128(a) == hash_file_xxh128(b)
+    assert "COPRO_v1_mezzanine.mov" in by["partner"]["shared"]
+    entry = {d["name"]: d for d in by["partner"]["deliverables"]}["COPRO_v1_mezzanine.mov"]
+    assert entry["xxh128"] == hash_file_xxh128(b)
+    # the screeners differ (the partner's carries its recipient) and are each made
+    assert (out / "partner" / "COPRO_v1" / "COPRO_v1_screener_ACME.mp4").is_file()
+    assert (out / "demo" / "COPRO_v1" / "COPRO_v1_screener.mp4").is_file()
+    assert hash_file_xxh128(out / "partner" / "COPRO_v1" / "COPRO_v1_screener_ACME.mp4") != hash_file_xxh128(
+        out / "demo" / "COPRO_v1" / "COPRO_v1_screener.mp4")
+    assert not list(out.rglob("*.partial*"))
+
+
+def test_plan_schema_is_committed():
+    from specs.plan import PLAN_SCHEMA_FILE, plan_json_schema
+
+    assert json.loads(PLAN_SCHEMA_FILE.read_text()) == plan_json_schema()
+
+
+def test_repeated_spec_is_the_short_form_of_a_plan(media, tmp_path):
+    from flows.deployments import PlanRequest, build_request
+    from specs.errors import BadInputError
+
+    req = build_request(PlanRequest, specs=["demo", str(SPECS / "partner.yaml")], master=str(media.master),
+                        mixes=[str(media.mixes["5.1"]), str(media.mixes["2.0"])], title="SHORT", out=str(tmp_path),
+                        recipient="ACME")
+    plan = req.resolved_plan()
+    assert plan.names() == ["demo", "partner"] and [d.recipient for d in plan.distributors] == ["ACME", "ACME"]
+    with pytest.raises(BadInputError, match="--master"):
+        build_request(PlanRequest, specs=["demo", "ebu-r128"], mixes=["a.wav"], title="X", out=str(tmp_path))
+
+
+def test_run_with_a_broken_plan_is_refused_with_its_line(tmp_path):
+    bad = tmp_path / "bad.plan.yaml"
+    bad.write_text("title: X\nmaster: m.mov\nmixes: [a.wav]\ndistributors:\n  - spec: demo\n    recipint: ACME\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "--plan", str(bad), "--out", str(out)])
+    assert result.exit_code == 2
+    assert f"{bad}:6:5:" in result.output and "recipint" in result.output
+    assert not out.exists()  # nothing written
+
+
+def test_rules_on_a_shared_analysis_equal_each_spec_alone(media, tmp_path):
+    """Measurements are spec-independent: three specs' rules on one analysis give each spec's own QC."""
+    from specs.loader import load_spec
+    from tasks.layback import layback, plan_layback
+    from tasks.media.probe import probe
+    from tasks.qc.engine import qc_master, qc_masters
+
+    specs = [load_spec("demo"), load_spec(SPECS / "partner.yaml"), load_spec(SPECS / "strict.yaml")]
+    plan = plan_layback(probe(media.master), [probe(media.mixes["5.1"]), probe(media.mixes["2.0"])], specs[0])
+    married = tmp_path / "married.mov"
+    layback(plan, specs[0], married)
+    info = probe(married)
+    together = qc_masters(info, specs, layback=plan)
+    for spec, shared in zip(specs, together, strict=True):
+        alone = qc_master(info, spec, layback=plan)
+        assert [f.model_dump() for f in shared.findings] == [f.model_dump() for f in alone.findings], spec.name
+        assert shared.measurements == alone.measurements, spec.name
+    errors = {f.check for f in together[2].findings if f.severity.value == "error"}
+    assert errors and all("loud" in c for c in errors), errors  # strict: only its loudness target fails
+    assert not [f for f in together[0].findings if f.severity.value == "error"]
+
+
+def test_repeated_spec_delivers_every_package_and_exits_0(media, tmp_path):
+    out = tmp_path / "out"
+    result = _run(["run", "--master", str(media.master), "--mix", str(media.mixes["5.1"]), "--mix",
+                   str(media.mixes["2.0"]), "--spec", "demo", "--spec", str(SPECS / "partner.yaml"),
+                   "--title", "SHORT", "--recipient", "ACME", "--out", str(out), "--date", "2026-12-07"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["delivered"] is True and report["verdict"] == "pass"
+    assert [(d["name"], d["delivered"]) for d in report["distributors"]] == [("demo", True), ("partner", True)]
+    a, b = out / "demo" / "SHORT_v1" / "SHORT_v1_mezzanine.mov", out / "partner" / "SHORT_v1" / "SHORT_v1_mezzanine.mov"
+    assert os.path.samefile(a, b)  # one file, two packages
+    assert {e["name"] for e in report["distributors"][1]["deliverables"]} >= {"SHORT_v1_mezzanine.mov",
+                                                                             "SHORT_v1_screener_ACME.mp4"}
