@@ -57,6 +57,7 @@ __all__ = [
     "XYZEncoder",
     "xyz_encoder",
     "rgb48_to_xyz12",
+    "rgb48_to_xyz12_planar",
     "decode_args",
     "encode_codestream",
     "insert_tlm",
@@ -69,6 +70,7 @@ __all__ = [
     "check_colour",
     "dcp_rate_of",
     "grok_args",
+    "scratch_dir",
 ]
 
 #: Frame rates a DCP may carry (SMPTE ST 428-21 / ST 429-2: 24, 25, 30 and the HFR 48, 50, 60).
@@ -136,7 +138,8 @@ class XYZEncoder:
     matrix: np.ndarray  # 3x3 float32: linear RGB -> XYZ, scaled by 48/52.37 (white Y = 48/52.37)
 
     def __call__(self, rgb48: np.ndarray) -> np.ndarray:
-        return rgb48_to_xyz12(rgb48, self)
+        """(H, W, 3) R'G'B' -> (3, H, W) planar X'Y'Z'."""
+        return rgb48_to_xyz12_planar(rgb48, self)
 
 
 @functools.lru_cache(maxsize=8)
@@ -155,19 +158,26 @@ def xyz_encoder(primaries: str = "bt709", transfer: str = "bt709") -> XYZEncoder
     return XYZEncoder(lut.astype(np.float32), matrix.astype(np.float32))
 
 
-def rgb48_to_xyz12(rgb48: np.ndarray, encoder: XYZEncoder) -> np.ndarray:
-    """(H, W, 3) uint16 R'G'B' -> (H, W, 3) uint16 12-bit X'Y'Z' codes, vectorised.
+def rgb48_to_xyz12_planar(rgb48: np.ndarray, encoder: XYZEncoder) -> np.ndarray:
+    """(H, W, 3) uint16 R'G'B' -> (3, H, W) uint16 12-bit X'Y'Z' codes, component-planar, vectorised.
 
     ``eotf_inverse_DCDM`` of colour-science computes the same 4095 * (XYZ/52.37)^(1/2.6); it is done
-    here in float32 in place, as a feature has ~170,000 frames of 6.5 million samples each.
+    here in float32 in place, as a feature has ~170,000 frames of 6.5 million samples each. The
+    planar result is what the encoder reads (raw planar input), so no interleaved copy is made.
     """
-    linear = encoder.eotf_lut[rgb48]  # (H, W, 3) float32
-    xyz = linear @ encoder.matrix.T
+    height, width, _ = rgb48.shape
+    linear = encoder.eotf_lut[rgb48].reshape(-1, 3)  # (N, 3) float32
+    xyz = encoder.matrix @ linear.T  # (3, N): one BLAS call on a transposed view
     np.clip(xyz, 0.0, 1.0, out=xyz)
     np.power(xyz, np.float32(1.0 / DCDM_GAMMA), out=xyz)
     xyz *= np.float32(4095.0)
     np.rint(xyz, out=xyz)
-    return xyz.astype(np.uint16)
+    return xyz.astype(np.uint16).reshape(3, height, width)
+
+
+def rgb48_to_xyz12(rgb48: np.ndarray, encoder: XYZEncoder) -> np.ndarray:
+    """(H, W, 3) uint16 R'G'B' -> (H, W, 3) uint16 12-bit X'Y'Z' codes (an interleaved view of the planar)."""
+    return rgb48_to_xyz12_planar(rgb48, encoder).transpose(1, 2, 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,14 +223,33 @@ def _grok_binary() -> str:
 
 
 def grok_args(plan: PicturePlan, ratio: float) -> list[str]:
-    """The digital-cinema profile spelt out (ISO/IEC 15444-1 Amd 1 Table A.45, SMPTE RDD 52)."""
-    if plan.profile != "2k":
-        raise MediaError("4K DCP picture encoding is not supported yet: ask for dcp.resolution: 2k")
-    levels = 5
+    """The digital-cinema profile spelt out (ISO/IEC 15444-1 Amd 1 Table A.45, SMPTE RDD 52).
+
+    2K: Rsiz 3, 5 levels, one tile-part per component, 1 guard bit (Grok's Rsiz 3 default).
+    4K: Rsiz 4, 6 levels, and one main-header POC with two progressions (the 2K resolutions, then
+    the 4K level), so each component has two tile-parts: 6 in all (ISO/IEC 15444-1 Amd 1 A.3.4,
+    RDD 52); 2 guard bits.
+    """
+    levels = 5 if plan.profile == "2k" else 6
     # Precincts: 256x256 at every resolution but the lowest (128x128); Grok lists them from the highest.
     precincts = ",".join(["[256,256]"] * levels + ["[128,128]"])
-    return ["-n", str(levels + 1), "-b", "32,32", "-c", precincts, "-p", "CPRL", "-I", "-Y", "1", "-u", "C",
-            "-Z", "3", "-r", f"{ratio:.4f}", "-H", "1"]
+    args = ["-F", f"{plan.width},{plan.height},3,12,u", "-n", str(levels + 1), "-b", "32,32", "-c", precincts,
+            "-p", "CPRL", "-I", "-Y", "1", "-u", "C", "-r", f"{ratio:.4f}", "-H", "1"]
+    if plan.profile == "2k":
+        return [*args, "-Z", "3"]
+    return [*args, "-Z", "4", "-P", f"T0=0,0,1,{levels},3,CPRL/T0={levels},0,1,{levels + 1},3,CPRL"]
+
+
+def scratch_dir(work_dir: Path) -> Path:
+    """Where the encoder's per-frame input and output go: DELIVER_DCP_SCRATCH, else /dev/shm (memory:
+    ~15 MB a frame in flight never touches the disk), else ``work_dir``."""
+    configured = os.environ.get("DELIVER_DCP_SCRATCH")
+    if configured:
+        return Path(configured)
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    return work_dir
 
 
 def insert_tlm(data: bytes) -> bytes:
@@ -241,17 +270,22 @@ def insert_tlm(data: bytes) -> bytes:
 
 
 def encode_codestream(xyz12: np.ndarray, plan: PicturePlan, work_dir: Path) -> bytes:
-    """One X'Y'Z' frame -> a checked J2K codestream (retried at a lower rate if a cap is missed)."""
-    height, width, _ = xyz12.shape
+    """One planar (3, H, W) X'Y'Z' frame -> a checked J2K codestream.
+
+    The input is written as raw little-endian 12-bit planar samples (Grok's ``.rawl``: no header
+    to parse, no byte swap, and the same codestream as a PPM input). The rate is set from the
+    uncompressed size so that the frame lands under the cap the first time; a frame over it is
+    retried at a 10 % lower rate.
+    """
+    _, height, width = xyz12.shape
     raw_bytes = width * height * 3 * 12 / 8
     cap = max_frame_bytes(plan.fps) - 1024  # headroom for TLM and rate-control slack
-    fd, name = tempfile.mkstemp(suffix=".ppm", dir=work_dir)
+    fd, name = tempfile.mkstemp(suffix=".rawl", prefix="deliver-dcp-", dir=scratch_dir(work_dir))
     src = Path(name)
     dst = src.with_suffix(".j2k")
     try:
-        with os.fdopen(fd, "wb") as f:  # PPM with maxval 4095: Grok reads it as 12-bit components
-            f.write(b"P6\n%d %d\n4095\n" % (width, height))
-            f.write(xyz12.astype(">u2").tobytes())
+        with os.fdopen(fd, "wb") as f:
+            f.write(np.ascontiguousarray(xyz12, dtype="<u2").data)
         ratio = raw_bytes / cap
         problems: list[str] = []
         for _attempt in range(3):
