@@ -98,6 +98,10 @@ def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_st
         raise MediaError(f"{source} is interlaced: a DCP is progressive; deinterlace the master first")
     check_colour(video.color_primaries, video.color_transfer)
     rate = dcp_rate(video.frame_rate, spec)
+    if spec.resolution == "4k" and rate != 24:
+        # SMPTE RDD 52 (Bv2.1) / DCI DCSS §3.1.3.2: a 4K picture plays at 24 fps only.
+        raise MediaError(f"a 4K DCP plays at 24 fps only; this one would run at {rate} fps. Give a 24 fps "
+                         "master (or set dcp.frame_rate: 24 with speed_change: true), or ask for resolution: 2k")
     container = choose_container(video.width, video.height, video.sample_aspect_ratio, spec.resolution, spec.fit)
     placement = place_picture(video.width, video.height, video.sample_aspect_ratio, container,
                               scale=spec.scale == "fit")

@@ -94,6 +94,22 @@ def test_rates_needing_a_speed_change_are_refused_unless_asked() -> None:
         dcp_rate(Fraction(24), DcpSpec(frame_rate=30, speed_change=True))
 
 
+def test_4k_is_planned_at_24_fps_and_refused_at_other_rates() -> None:
+    """SMPTE RDD 52 (Bv2.1): 4K pictures at 24 fps only; the 4K containers double the 2K ones."""
+    from tasks.media.probe import VideoStream
+
+    def video(rate: int) -> VideoStream:
+        return VideoStream(index=0, codec="prores", width=3840, height=2160, frame_rate=Fraction(rate),
+                           frame_count=48, scan="progressive", color_primaries="bt709", color_transfer="bt709")
+
+    plan = plan_dcp(video(24), DcpSpec(resolution="4k"), audio_channels=6, audio_stream=1, title="T", source="m")
+    c = plan.picture.placement.container
+    assert (c.width, c.height, plan.picture.profile, plan.edit_rate) == (3996, 2160, "4k", 24)
+    assert (plan.picture.placement.active_width, plan.picture.placement.active_height) == (3840, 2160)
+    with pytest.raises(MediaError, match="a 4K DCP plays at 24 fps only; this one would run at 25 fps"):
+        plan_dcp(video(25), DcpSpec(resolution="4k"), audio_channels=6, audio_stream=1, title="T", source="m")
+
+
 def test_spec_lint_refuses_dcp_mistakes(tmp_path: Path) -> None:
     from specs.loader import lint_paths
 
@@ -106,6 +122,7 @@ def test_spec_lint_refuses_dcp_mistakes(tmp_path: Path) -> None:
         "    dcp: {frame_rate: 23}\n": "23 fps is not a DCP rate",
         "    dcp: {content_kind: MOVIE}\n": "content kind 'MOVIE' is not an ISDCF content type",
         "    dcp: {fit: wide}\n": "fit",
+        "    dcp: {resolution: 4k, frame_rate: 25}\n": "a 4K DCP plays at 24 fps only, not 25",
         "    video: {codec: prores_ks}\n": "a DCP has no video: settings",
     }
     for line, words in cases.items():
