@@ -42,7 +42,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -64,6 +64,8 @@ __all__ = [
     "iter_picture",
     "encode_picture",
     "encode_frame_range",
+    "encode_chunk",
+    "iter_picture_distributed",
     "frame_path",
     "GROK",
     "frame_ranges",
@@ -380,6 +382,41 @@ def encode_frame_range(master: Path, plan: PicturePlan, start: int, count: int, 
     ``task.map`` over ``frame_ranges`` gives the same files as one local encode.
     """
     return list(iter_picture(master, plan, 1, out_dir, start, count))
+
+
+def encode_chunk(master: Path, plan: PicturePlan, start: int, count: int) -> list[bytes]:
+    """A Dask task: frames ``start .. start+count`` as codestream bytes (no shared work folder needed)."""
+    with tempfile.TemporaryDirectory(prefix="deliver-dcp-chunk-") as tmp:
+        out: list[bytes] = []
+        for path in iter_picture(master, plan, 1, Path(tmp), start, count):
+            out.append(path.read_bytes())
+            path.unlink()
+        return out
+
+
+def iter_picture_distributed(master: Path, plan: PicturePlan, client: Any, start: int = 0,
+                             count: int | None = None, chunk: int = 48) -> Iterator[bytes]:
+    """Frames ``start .. start+count`` encoded as ``chunk``-frame ranges on a Dask cluster, yielded in order.
+
+    At most two chunks per worker are in flight, so the caller (the track-file writer) holds a bounded
+    number of frames however long the master. Each chunk decodes only its range (see ``decode_args``),
+    so the frames are the ones one local encode makes, byte for byte.
+    """
+    total = plan.frame_count - start if count is None else count
+    xyz_encoder(plan.primaries, plan.transfer)  # refuses an HDR master here, before any worker starts
+    ranges = [(start + s, c) for s, c in frame_ranges(total, chunk)]
+    in_flight = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    pending: collections.deque[Any] = collections.deque()
+    try:
+        for s, c in ranges:
+            pending.append(client.submit(encode_chunk, master, plan, s, c, pure=False))
+            while len(pending) >= in_flight:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def frame_ranges(frame_count: int, chunk: int) -> list[tuple[int, int]]:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 from lxml import etree
 
 from specs.errors import VerificationError
-from tasks.dcp.codestream import check_codestream, max_frame_bytes
+from tasks.dcp.codestream import Profile, check_codestream, max_frame_bytes
 from tasks.dcp.package import AM_NS, CPL_NS, META_NS, PKL_NS, sha1_base64
 from tasks.dcp.sign import DSIG_NS, verify_signature
 from tasks.mxf.reader import TrackFile, read_track
@@ -118,7 +117,7 @@ def _check_picture(track: TrackFile, result: DcpVerification, check_frames: bool
     if size not in DCI_CONTAINERS:
         result.problems.append(f"{track.path.name}: stored size {size[0]}x{size[1]} is not a DCI container")
     limit = max_frame_bytes(track.edit_rate)
-    profile = "4k" if size[0] > 2048 else "2k"
+    profile: Profile = "4k" if size[0] > 2048 else "2k"
     fps = max(1, round(track.edit_rate))
     for n, unit in enumerate(track.edit_units):
         if unit.length > limit:
