@@ -10,12 +10,22 @@ Stages, per frame:
    reference white of 48 cd/m^2 over the 52.37 cd/m^2 normalising constant, encoded with the 1/2.6
    power and quantised to 12 bits. ffmpeg's ``xyz12le`` conversion is not used: it assumes gamma 2.2
    and skips the 48/52.37 scaling.
-3. Grok (``grk_compress``) encodes the codestream with the 2K digital-cinema profile of ISO/IEC
-   15444-1 Amd 1 set explicitly (Rsiz 3, one tile, CPRL, 5 levels, 32x32 code blocks, 128/256
-   precincts, 9/7 + ICT, one tile-part per component, 1 guard bit as SMPTE RDD 52 asks at 2K) and a
-   rate cap of 250 Mbit/s at the DCP rate. Grok writes no TLM marker outside its fixed 24/48 fps
-   presets, so :func:`insert_tlm` adds it (ISO/IEC 15444-1 A.7.1). Every frame is checked with
+3. Grok (``grk_compress``) encodes the codestream with the digital-cinema profile of ISO/IEC
+   15444-1 Amd 1 set explicitly (:func:`grok_args`: 2K Rsiz 3, 5 levels, 1 guard bit as SMPTE RDD 52
+   asks at 2K; 4K Rsiz 4, 6 levels, a main-header POC and two tile-parts per component; both one
+   tile, CPRL, 32x32 code blocks, 128/256 precincts, 9/7 + ICT) and a rate cap of 250 Mbit/s at the
+   DCP rate. Its input is the planar 12-bit X'Y'Z' as raw samples in tmpfs (no header, no byte swap,
+   no disk). Grok writes no TLM marker outside its fixed 24/48 fps presets, so :func:`insert_tlm`
+   adds it (ISO/IEC 15444-1 A.7.1). Every frame is checked with
    :func:`tasks.dcp.codestream.check_codestream` before it is kept.
+
+Where a 2K frame's CPU goes (grainy 1080p24 master, every frame at the 250 Mbit/s cap; ``python -m
+bench.dcp`` prints the table): Grok's block coder about 0.95 core-s, the ffmpeg decode and scale
+about 0.06, the X'Y'Z' conversion 0.03-0.08, the rest (raw write, TLM, profile check, one process
+spawn a frame) under 0.01; the first rate lands under the cap, so retries are rare. Grok run as one
+long process over a folder of frames (``-y``), or with its own threads (``-H 2``), costs the same
+core-seconds a frame, so one single-threaded process a frame is kept: it parallelises and fails per
+frame.
 
 Encoders compared here (Debian 12): ffmpeg's libopenjpeg writes 2 guard bits and cannot be told
 otherwise; OpenJPEG's ``opj_compress -cinema2K 24 -GuardBits 1 -TLM`` conforms but takes about twice
@@ -23,9 +33,10 @@ Grok's time per frame; Grok conforms and is the fastest, so it is the encoder.
 
 Parallelism: :func:`iter_picture` keeps one decode and hands frames to a process pool, yielding the
 encoded frames in frame order with a bounded number in flight (memory stays flat for a feature).
-:func:`encode_frame_range` is the chunk function for encoding across machines (Dask / Prefect map
-over frame ranges): it decodes only its range, so chunks are independent and the frame grid is the
-master's.
+Across machines, :func:`iter_picture_distributed` maps :func:`encode_chunk` over frame ranges on a
+Dask cluster and yields the frames in order; a chunk decodes only its range, so chunks are
+independent and the frame grid is the master's (:func:`encode_frame_range` is the same chunk
+writing files, for a shared folder).
 """
 
 from __future__ import annotations
