@@ -82,6 +82,30 @@ def test_scope_dcp_at_25_fps_from_a_239_master(tmp_path: Path, monkeypatch: pyte
     assert errors == []
 
 
+def test_make_dcp_on_a_local_dask_cluster_matches_one_process(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/dcp.yaml encode: through the environment: 2 Dask workers, 10-frame chunks; the picture
+    track holds the frames one local process makes, and the DCP verifies."""
+    from tasks.dcp.picture import iter_picture
+    from tasks.mxf.reader import read_track
+
+    master, mix = _inputs(tmp_path / "in", rate=24, programme_s=1.0)
+    married = tmp_path / "married.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(master), "-i", str(mix), "-map", "0:v", "-map", "1:a",
+                    "-c", "copy", "-timecode", "00:59:57:00", str(married)], check=True)
+    spec = load_spec("dci-cinema")
+    plan = plan_deliverable(spec.deliverables[0], spec, probe(married), "Dask Film")
+    assert plan.reels == [(72, 24)]
+    monkeypatch.setenv("DELIVER_DCP_DASK", "local")
+    monkeypatch.setenv("DELIVER_DCP_WORKERS", "2")
+    monkeypatch.setenv("DELIVER_DCP_CHUNK_FRAMES", "10")
+    dcp = make_dcp(married, plan, tmp_path / "DCP", 1, signer_dir=tmp_path / "signer")
+    assert verify_dcp(dcp).problems == []
+    track = read_track(next(dcp.glob("j2c_*.mxf")))
+    local = [p.read_bytes() for p in iter_picture(married, plan.picture, 1, tmp_path / "local", 72, 24)]
+    assert list(track.iter_frames()) == local and len(local) == 24
+
+
 def test_rates_needing_a_speed_change_are_refused_unless_asked() -> None:
     assert dcp_rate(Fraction(25), DcpSpec()) == 25
     with pytest.raises(MediaError, match=r"23.976 fps and a DCP at 24: that needs a speed change \(0.1 %\)"):
