@@ -28,8 +28,9 @@ core-seconds a frame, so one single-threaded process a frame is kept: it paralle
 frame.
 
 Encoders compared here (Debian 12): ffmpeg's libopenjpeg writes 2 guard bits and cannot be told
-otherwise; OpenJPEG's ``opj_compress -cinema2K 24 -GuardBits 1 -TLM`` conforms but takes about twice
-Grok's time per frame; Grok conforms and is the fastest, so it is the encoder.
+otherwise; OpenJPEG 2.5's ``opj_compress -cinema2K 24 -GuardBits 1 -TLM`` conforms but costs about
+1.5x Grok's core-seconds on a grainy 2K frame (1.5 vs 1.0), with ``-threads 2`` as without (threads
+shorten one frame's wall time, not its CPU); Grok conforms and is the fastest, so it is the encoder.
 
 Parallelism: :func:`iter_picture` keeps one decode and hands frames to a process pool, yielding the
 encoded frames in frame order with a bounded number in flight (memory stays flat for a feature).
