@@ -27,16 +27,30 @@ import argparse
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
-from tasks.dcp.codestream import check_codestream
+import numpy as np
+
+from tasks.dcp.codestream import check_codestream, max_frame_bytes
 from tasks.dcp.container import CONTAINERS, place_picture
-from tasks.dcp.picture import PicturePlan, encode_frame_range, encode_picture, frame_ranges
-from tasks.media.ffmpeg import run_ffmpeg
+from tasks.dcp.picture import (
+    GROK,
+    PicturePlan,
+    decode_args,
+    encode_frame_range,
+    encode_picture,
+    frame_ranges,
+    grok_args,
+    insert_tlm,
+    scratch_dir,
+    xyz_encoder,
+)
+from tasks.media.ffmpeg import open_ffmpeg_pipe, read_exact, run_ffmpeg
 from tasks.media.probe import probe
 from tasks.media.synth import MasterSpec, make_master
 
@@ -69,6 +83,55 @@ def _dask(master: Path, plan: PicturePlan, out: Path, workers: int, chunk: int) 
         return [p for paths in client.gather(futures) for p in paths]
 
 
+def _children_cpu_s() -> float:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+def _stage_profile(master: Path, plan: PicturePlan, frames: int) -> tuple[list[tuple[str, float]], int]:
+    """Core-seconds a frame of each stage of our encode, one stage at a time on the first ``frames``
+    frames, and how many frames Grok put over the byte cap at the first rate (a retry each)."""
+    encoder = xyz_encoder(plan.primaries, plan.transfer)
+    size = plan.width * plan.height * 6
+    kids = _children_cpu_s()
+    raws: list[bytes] = []
+    with open_ffmpeg_pipe(decode_args(master, plan, 0, frames), what="bench decode") as pipe:
+        buf = bytearray(size)
+        while len(raws) < frames and read_exact(pipe, buf) == size:
+            raws.append(bytes(buf))
+    cost = dict.fromkeys(("ffmpeg decode + scale to 16-bit R'G'B' (one process)", "X'Y'Z' in numpy (ST 428-1)",
+                          "12-bit planar raw written to tmpfs", "Grok encode (grk_compress -H 1, one process a frame)",
+                          "TLM insertion + Bv2.1 profile check"), 0.0)
+    names = list(cost)
+    cost[names[0]] = _children_cpu_s() - kids
+    cap = max_frame_bytes(plan.fps) - 1024
+    over = 0
+    scratch = scratch_dir(Path(tempfile.gettempdir()))
+    for n, raw in enumerate(raws):
+        t = time.process_time()
+        xyz = encoder(np.frombuffer(raw, dtype="<u2").reshape(plan.height, plan.width, 3))
+        cost[names[1]] += time.process_time() - t
+        src, dst = scratch / f"deliver-bench-{os.getpid()}-{n}.rawl", scratch / f"deliver-bench-{os.getpid()}-{n}.j2k"
+        try:
+            t = time.process_time()
+            src.write_bytes(xyz.data)
+            cost[names[2]] += time.process_time() - t
+            kids = _children_cpu_s()
+            ratio = plan.width * plan.height * 4.5 / cap  # 12-bit samples: what encode_codestream asks
+            subprocess.run([GROK, "-i", str(src), "-o", str(dst), *grok_args(plan, ratio)], check=True,
+                           capture_output=True)
+            cost[names[3]] += _children_cpu_s() - kids
+            t = time.process_time()
+            data = insert_tlm(dst.read_bytes())
+            over += len(data) > cap
+            check_codestream(data, plan.profile, plan.fps)
+            cost[names[4]] += time.process_time() - t
+        finally:
+            src.unlink(missing_ok=True)
+            dst.unlink(missing_ok=True)
+    return [(name, c / max(len(raws), 1)) for name, c in cost.items()], over
+
+
 def _cpu_s() -> float:
     """CPU of this process and every finished descendant (ffmpeg, Grok, pool and Dask worker processes)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -90,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=48, help="frames per Dask chunk")
     parser.add_argument("--grain", type=int, default=14, help="ffmpeg noise strength over the synthetic master "
                         "(0: clean bars/countdown/test pattern, which JPEG 2000 codes far faster than film)")
+    parser.add_argument("--profile-frames", type=int, default=8, help="frames for the per-stage cost table (0: none)")
     parser.add_argument("--keep", type=Path, help="keep the master and frames here")
     args = parser.parse_args(argv if argv is not None else (sys.argv[1:] if __name__ == "__main__" else []))
     root = args.keep or Path(tempfile.mkdtemp(prefix="deliver-bench-dcp-"))
@@ -137,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
                                          for n in (2, 8, 32, 64)))
         print(f"ratio from CPU per frame on an otherwise idle machine (ffmpeg used {ffmpeg_cores:.2f} cores): "
               f"{idle:.2f}")
+        if args.profile_frames > 0:
+            stages, over = _stage_profile(master, plan, args.profile_frames)
+            total = sum(c for _, c in stages)
+            print(f"\nwhere a frame's CPU goes (first {args.profile_frames} frames, one stage at a time):\n")
+            print("| stage | core-s/frame | share |\n|---|---:|---:|")
+            for name, c in stages:
+                print(f"| {name} | {c:.3f} | {c / total:.0%} |")
+            print(f"\nframes over the byte cap at the first rate (a retry each): {over} of {args.profile_frames}")
         ratio = ours_fps / base_fps
         print(f"\nratio ours/ffmpeg: {ratio:.2f} (target >= {TARGET_RATIO})")
         return 0 if ratio >= TARGET_RATIO else 1

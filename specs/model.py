@@ -925,9 +925,10 @@ class DcpSpec(_Model):
         if self.content_kind.upper() not in DCP_CONTENT_KINDS:
             raise _problem(f"content kind '{self.content_kind}' is not an ISDCF content type",
                            f"use one of {', '.join(DCP_CONTENT_KINDS)}", field=("content_kind",))
-        if self.resolution == "4k":
-            raise _problem("4K DCP picture encoding is not available yet", "set resolution: 2k",
-                           field=("resolution",))
+        if self.resolution == "4k" and self.frame_rate not in (None, 24):
+            # SMPTE RDD 52 (Bv2.1) / DCI DCSS §3.1.3.2: 4K picture at 24 fps only.
+            raise _problem(f"a 4K DCP plays at 24 fps only, not {self.frame_rate}",
+                           "set frame_rate: 24 or resolution: 2k", field=("frame_rate",))
         return self
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Literal
 
 __all__ = [
@@ -41,9 +42,10 @@ _MAX_BITS_PER_S = 250_000_000
 _MAX_COMPONENT_BITS_PER_S = 200_000_000
 
 
-def max_frame_bytes(fps: int = 24) -> int:
-    """Bytes a frame may take: 250 Mbit/s over the frame rate (1,302,083 at 24 fps)."""
-    return _MAX_BITS_PER_S // (8 * fps)
+def max_frame_bytes(fps: int | Fraction = 24) -> int:
+    """Bytes a frame may take: 250 Mbit/s (DCI DCSS §4.4.2, RDD 52) over the frame or edit rate
+    (1,302,083 at 24 fps)."""
+    return int(Fraction(_MAX_BITS_PER_S, 8) / fps)
 
 
 def max_tile_part_bytes(fps: int = 24) -> int:

@@ -10,22 +10,34 @@ Stages, per frame:
    reference white of 48 cd/m^2 over the 52.37 cd/m^2 normalising constant, encoded with the 1/2.6
    power and quantised to 12 bits. ffmpeg's ``xyz12le`` conversion is not used: it assumes gamma 2.2
    and skips the 48/52.37 scaling.
-3. Grok (``grk_compress``) encodes the codestream with the 2K digital-cinema profile of ISO/IEC
-   15444-1 Amd 1 set explicitly (Rsiz 3, one tile, CPRL, 5 levels, 32x32 code blocks, 128/256
-   precincts, 9/7 + ICT, one tile-part per component, 1 guard bit as SMPTE RDD 52 asks at 2K) and a
-   rate cap of 250 Mbit/s at the DCP rate. Grok writes no TLM marker outside its fixed 24/48 fps
-   presets, so :func:`insert_tlm` adds it (ISO/IEC 15444-1 A.7.1). Every frame is checked with
+3. Grok (``grk_compress``) encodes the codestream with the digital-cinema profile of ISO/IEC
+   15444-1 Amd 1 set explicitly (:func:`grok_args`: 2K Rsiz 3, 5 levels, 1 guard bit as SMPTE RDD 52
+   asks at 2K; 4K Rsiz 4, 6 levels, a main-header POC and two tile-parts per component; both one
+   tile, CPRL, 32x32 code blocks, 128/256 precincts, 9/7 + ICT) and a rate cap of 250 Mbit/s at the
+   DCP rate. Its input is the planar 12-bit X'Y'Z' as raw samples in tmpfs (no header, no byte swap,
+   no disk). Grok writes no TLM marker outside its fixed 24/48 fps presets, so :func:`insert_tlm`
+   adds it (ISO/IEC 15444-1 A.7.1). Every frame is checked with
    :func:`tasks.dcp.codestream.check_codestream` before it is kept.
 
+Where a 2K frame's CPU goes (grainy 1080p24 master, every frame at the 250 Mbit/s cap; ``python -m
+bench.dcp`` prints the table): Grok's block coder about 0.95 core-s, the ffmpeg decode and scale
+about 0.06, the X'Y'Z' conversion 0.03-0.08, the rest (raw write, TLM, profile check, one process
+spawn a frame) under 0.01; the first rate lands under the cap, so retries are rare. Grok run as one
+long process over a folder of frames (``-y``), or with its own threads (``-H 2``), costs the same
+core-seconds a frame, so one single-threaded process a frame is kept: it parallelises and fails per
+frame.
+
 Encoders compared here (Debian 12): ffmpeg's libopenjpeg writes 2 guard bits and cannot be told
-otherwise; OpenJPEG's ``opj_compress -cinema2K 24 -GuardBits 1 -TLM`` conforms but takes about twice
-Grok's time per frame; Grok conforms and is the fastest, so it is the encoder.
+otherwise; OpenJPEG 2.5's ``opj_compress -cinema2K 24 -GuardBits 1 -TLM`` conforms but costs about
+1.5x Grok's core-seconds on a grainy 2K frame (1.5 vs 1.0), with ``-threads 2`` as without (threads
+shorten one frame's wall time, not its CPU); Grok conforms and is the fastest, so it is the encoder.
 
 Parallelism: :func:`iter_picture` keeps one decode and hands frames to a process pool, yielding the
 encoded frames in frame order with a bounded number in flight (memory stays flat for a feature).
-:func:`encode_frame_range` is the chunk function for encoding across machines (Dask / Prefect map
-over frame ranges): it decodes only its range, so chunks are independent and the frame grid is the
-master's.
+Across machines, :func:`iter_picture_distributed` maps :func:`encode_chunk` over frame ranges on a
+Dask cluster and yields the frames in order; a chunk decodes only its range, so chunks are
+independent and the frame grid is the master's (:func:`encode_frame_range` is the same chunk
+writing files, for a shared folder).
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -57,18 +69,22 @@ __all__ = [
     "XYZEncoder",
     "xyz_encoder",
     "rgb48_to_xyz12",
+    "rgb48_to_xyz12_planar",
     "decode_args",
     "encode_codestream",
     "insert_tlm",
     "iter_picture",
     "encode_picture",
     "encode_frame_range",
+    "encode_chunk",
+    "iter_picture_distributed",
     "frame_path",
     "GROK",
     "frame_ranges",
     "check_colour",
     "dcp_rate_of",
     "grok_args",
+    "scratch_dir",
 ]
 
 #: Frame rates a DCP may carry (SMPTE ST 428-21 / ST 429-2: 24, 25, 30 and the HFR 48, 50, 60).
@@ -136,7 +152,8 @@ class XYZEncoder:
     matrix: np.ndarray  # 3x3 float32: linear RGB -> XYZ, scaled by 48/52.37 (white Y = 48/52.37)
 
     def __call__(self, rgb48: np.ndarray) -> np.ndarray:
-        return rgb48_to_xyz12(rgb48, self)
+        """(H, W, 3) R'G'B' -> (3, H, W) planar X'Y'Z'."""
+        return rgb48_to_xyz12_planar(rgb48, self)
 
 
 @functools.lru_cache(maxsize=8)
@@ -155,19 +172,26 @@ def xyz_encoder(primaries: str = "bt709", transfer: str = "bt709") -> XYZEncoder
     return XYZEncoder(lut.astype(np.float32), matrix.astype(np.float32))
 
 
-def rgb48_to_xyz12(rgb48: np.ndarray, encoder: XYZEncoder) -> np.ndarray:
-    """(H, W, 3) uint16 R'G'B' -> (H, W, 3) uint16 12-bit X'Y'Z' codes, vectorised.
+def rgb48_to_xyz12_planar(rgb48: np.ndarray, encoder: XYZEncoder) -> np.ndarray:
+    """(H, W, 3) uint16 R'G'B' -> (3, H, W) uint16 12-bit X'Y'Z' codes, component-planar, vectorised.
 
     ``eotf_inverse_DCDM`` of colour-science computes the same 4095 * (XYZ/52.37)^(1/2.6); it is done
-    here in float32 in place, as a feature has ~170,000 frames of 6.5 million samples each.
+    here in float32 in place, as a feature has ~170,000 frames of 6.5 million samples each. The
+    planar result is what the encoder reads (raw planar input), so no interleaved copy is made.
     """
-    linear = encoder.eotf_lut[rgb48]  # (H, W, 3) float32
-    xyz = linear @ encoder.matrix.T
+    height, width, _ = rgb48.shape
+    linear = encoder.eotf_lut[rgb48].reshape(-1, 3)  # (N, 3) float32
+    xyz = encoder.matrix @ linear.T  # (3, N): one BLAS call on a transposed view
     np.clip(xyz, 0.0, 1.0, out=xyz)
     np.power(xyz, np.float32(1.0 / DCDM_GAMMA), out=xyz)
     xyz *= np.float32(4095.0)
     np.rint(xyz, out=xyz)
-    return xyz.astype(np.uint16)
+    return xyz.astype(np.uint16).reshape(3, height, width)
+
+
+def rgb48_to_xyz12(rgb48: np.ndarray, encoder: XYZEncoder) -> np.ndarray:
+    """(H, W, 3) uint16 R'G'B' -> (H, W, 3) uint16 12-bit X'Y'Z' codes (an interleaved view of the planar)."""
+    return rgb48_to_xyz12_planar(rgb48, encoder).transpose(1, 2, 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,14 +237,33 @@ def _grok_binary() -> str:
 
 
 def grok_args(plan: PicturePlan, ratio: float) -> list[str]:
-    """The digital-cinema profile spelt out (ISO/IEC 15444-1 Amd 1 Table A.45, SMPTE RDD 52)."""
-    if plan.profile != "2k":
-        raise MediaError("4K DCP picture encoding is not supported yet: ask for dcp.resolution: 2k")
-    levels = 5
+    """The digital-cinema profile spelt out (ISO/IEC 15444-1 Amd 1 Table A.45, SMPTE RDD 52).
+
+    2K: Rsiz 3, 5 levels, one tile-part per component, 1 guard bit (Grok's Rsiz 3 default).
+    4K: Rsiz 4, 6 levels, and one main-header POC with two progressions (the 2K resolutions, then
+    the 4K level), so each component has two tile-parts: 6 in all (ISO/IEC 15444-1 Amd 1 A.3.4,
+    RDD 52); 2 guard bits.
+    """
+    levels = 5 if plan.profile == "2k" else 6
     # Precincts: 256x256 at every resolution but the lowest (128x128); Grok lists them from the highest.
     precincts = ",".join(["[256,256]"] * levels + ["[128,128]"])
-    return ["-n", str(levels + 1), "-b", "32,32", "-c", precincts, "-p", "CPRL", "-I", "-Y", "1", "-u", "C",
-            "-Z", "3", "-r", f"{ratio:.4f}", "-H", "1"]
+    args = ["-F", f"{plan.width},{plan.height},3,12,u", "-n", str(levels + 1), "-b", "32,32", "-c", precincts,
+            "-p", "CPRL", "-I", "-Y", "1", "-u", "C", "-r", f"{ratio:.4f}", "-H", "1"]
+    if plan.profile == "2k":
+        return [*args, "-Z", "3"]
+    return [*args, "-Z", "4", "-P", f"T0=0,0,1,{levels},3,CPRL/T0={levels},0,1,{levels + 1},3,CPRL"]
+
+
+def scratch_dir(work_dir: Path) -> Path:
+    """Where the encoder's per-frame input and output go: DELIVER_DCP_SCRATCH, else /dev/shm (memory:
+    ~15 MB a frame in flight never touches the disk), else ``work_dir``."""
+    configured = os.environ.get("DELIVER_DCP_SCRATCH")
+    if configured:
+        return Path(configured)
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    return work_dir
 
 
 def insert_tlm(data: bytes) -> bytes:
@@ -241,17 +284,22 @@ def insert_tlm(data: bytes) -> bytes:
 
 
 def encode_codestream(xyz12: np.ndarray, plan: PicturePlan, work_dir: Path) -> bytes:
-    """One X'Y'Z' frame -> a checked J2K codestream (retried at a lower rate if a cap is missed)."""
-    height, width, _ = xyz12.shape
+    """One planar (3, H, W) X'Y'Z' frame -> a checked J2K codestream.
+
+    The input is written as raw little-endian 12-bit planar samples (Grok's ``.rawl``: no header
+    to parse, no byte swap, and the same codestream as a PPM input). The rate is set from the
+    uncompressed size so that the frame lands under the cap the first time; a frame over it is
+    retried at a 10 % lower rate.
+    """
+    _, height, width = xyz12.shape
     raw_bytes = width * height * 3 * 12 / 8
     cap = max_frame_bytes(plan.fps) - 1024  # headroom for TLM and rate-control slack
-    fd, name = tempfile.mkstemp(suffix=".ppm", dir=work_dir)
+    fd, name = tempfile.mkstemp(suffix=".rawl", prefix="deliver-dcp-", dir=scratch_dir(work_dir))
     src = Path(name)
     dst = src.with_suffix(".j2k")
     try:
-        with os.fdopen(fd, "wb") as f:  # PPM with maxval 4095: Grok reads it as 12-bit components
-            f.write(b"P6\n%d %d\n4095\n" % (width, height))
-            f.write(xyz12.astype(">u2").tobytes())
+        with os.fdopen(fd, "wb") as f:
+            f.write(np.ascontiguousarray(xyz12, dtype="<u2").data)
         ratio = raw_bytes / cap
         problems: list[str] = []
         for _attempt in range(3):
@@ -346,6 +394,41 @@ def encode_frame_range(master: Path, plan: PicturePlan, start: int, count: int, 
     ``task.map`` over ``frame_ranges`` gives the same files as one local encode.
     """
     return list(iter_picture(master, plan, 1, out_dir, start, count))
+
+
+def encode_chunk(master: Path, plan: PicturePlan, start: int, count: int) -> list[bytes]:
+    """A Dask task: frames ``start .. start+count`` as codestream bytes (no shared work folder needed)."""
+    with tempfile.TemporaryDirectory(prefix="deliver-dcp-chunk-") as tmp:
+        out: list[bytes] = []
+        for path in iter_picture(master, plan, 1, Path(tmp), start, count):
+            out.append(path.read_bytes())
+            path.unlink()
+        return out
+
+
+def iter_picture_distributed(master: Path, plan: PicturePlan, client: Any, start: int = 0,
+                             count: int | None = None, chunk: int = 48) -> Iterator[bytes]:
+    """Frames ``start .. start+count`` encoded as ``chunk``-frame ranges on a Dask cluster, yielded in order.
+
+    At most two chunks per worker are in flight, so the caller (the track-file writer) holds a bounded
+    number of frames however long the master. Each chunk decodes only its range (see ``decode_args``),
+    so the frames are the ones one local encode makes, byte for byte.
+    """
+    total = plan.frame_count - start if count is None else count
+    xyz_encoder(plan.primaries, plan.transfer)  # refuses an HDR master here, before any worker starts
+    ranges = [(start + s, c) for s, c in frame_ranges(total, chunk)]
+    in_flight = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    pending: collections.deque[Any] = collections.deque()
+    try:
+        for s, c in ranges:
+            pending.append(client.submit(encode_chunk, master, plan, s, c, pure=False))
+            while len(pending) >= in_flight:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def frame_ranges(frame_count: int, chunk: int) -> list[tuple[int, int]]:

@@ -10,6 +10,7 @@ in the SMPTE ST 428-3 channel order, wraps both in track files and writes the CP
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -17,19 +18,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
-from specs.errors import MediaError, OutputExistsError
+from specs.errors import InfrastructureError, MediaError, OutputExistsError
 from specs.layouts import spec_layout
 from specs.model import DCP_FRAME_RATES, DCP_MAX_SPEED_CHANGE, DcpSpec, Deliverable, IsdcfFields, Spec
+from tasks.dcp.config import EncodeConfig, encode_config
 from tasks.dcp.container import choose_container, place_picture
-from tasks.dcp.picture import PicturePlan, check_colour, iter_picture
+from tasks.dcp.picture import PicturePlan, check_colour, iter_picture, iter_picture_distributed
 from tasks.deliverables.shape import head_frames
 from tasks.layback import LaybackPlan
 from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import MediaInfo, VideoStream
 
 __all__ = ["DcpPlan", "plan_dcp", "plan_deliverable", "check_dcp_deliverables", "dcp_rate", "reel_ranges", "make_dcp",
-           "sound_args"]
+           "sound_args", "dask_client"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,10 @@ def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_st
         raise MediaError(f"{source} is interlaced: a DCP is progressive; deinterlace the master first")
     check_colour(video.color_primaries, video.color_transfer)
     rate = dcp_rate(video.frame_rate, spec)
+    if spec.resolution == "4k" and rate != 24:
+        # SMPTE RDD 52 (Bv2.1) / DCI DCSS §3.1.3.2: a 4K picture plays at 24 fps only.
+        raise MediaError(f"a 4K DCP plays at 24 fps only; this one would run at {rate} fps. Give a 24 fps "
+                         "master (or set dcp.frame_rate: 24 with speed_change: true), or ask for resolution: 2k")
     container = choose_container(video.width, video.height, video.sample_aspect_ratio, spec.resolution, spec.fit)
     placement = place_picture(video.width, video.height, video.sample_aspect_ratio, container,
                               scale=spec.scale == "fit")
@@ -170,6 +177,28 @@ def sound_args(master: Path, plan: DcpPlan, start: int, count: int, out: Path) -
             "-c:a", "pcm_s24le", "-ar", "48000", "-rf64", "auto", "-f", "wav", str(out)]
 
 
+def dask_client(encode: EncodeConfig, stack: contextlib.ExitStack) -> Any:
+    """A Dask client for the picture encode, or None to encode on this machine's processes.
+
+    ``local``: a LocalCluster of single-threaded worker processes (Grok runs one thread a frame);
+    an address: that scheduler's workers. Closed with ``stack``.
+    """
+    if encode.dask_address is None:
+        return None
+    from distributed import Client, LocalCluster
+
+    try:
+        if encode.dask_address == "local":
+            cluster = stack.enter_context(LocalCluster(n_workers=encode.workers or os.cpu_count() or 1,
+                                                       threads_per_worker=1, processes=True,
+                                                       dashboard_address=None))
+            return stack.enter_context(Client(cluster))
+        return stack.enter_context(Client(encode.dask_address, timeout=30))
+    except (OSError, TimeoutError) as exc:
+        raise InfrastructureError(f"the DCP encode's Dask scheduler {encode.dask_address} is unreachable: "
+                                  f"{exc}") from None
+
+
 def _frame_bytes(paths: Iterator[Path]) -> Iterator[bytes]:
     """Each encoded frame's bytes, deleting the work file once read (a feature's frames never pile up)."""
     for path in paths:
@@ -207,17 +236,25 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
     work.mkdir(parents=True, exist_ok=True)
     c = plan.picture.placement.container
     reels = []
+    encode = encode_config()
     try:
-        for number, (start, count) in enumerate(plan.reels, start=1):
-            frames = iter_picture(married_master, plan.picture, workers, work / "j2c", start, count)
-            picture = write_picture_track(_frame_bytes(frames), building / f"j2c_reel{number}.mxf",
-                                          Fraction(plan.edit_rate), c.width, c.height)
-            wav = work / f"sound_reel{number}.wav"
-            run_ffmpeg(["-y", *sound_args(married_master, plan, start, count, wav)], what="DCP sound")
-            sound = write_sound_track(wav, building / f"pcm_reel{number}.mxf", Fraction(plan.edit_rate),
-                                      plan.sound, language=plan.language)
-            wav.unlink()
-            reels.append((picture, sound))
+        with contextlib.ExitStack() as stack:
+            client = dask_client(encode, stack)
+            for number, (start, count) in enumerate(plan.reels, start=1):
+                if client is None:
+                    frames = _frame_bytes(iter_picture(married_master, plan.picture, encode.workers or workers,
+                                                       work / "j2c", start, count))
+                else:
+                    frames = iter_picture_distributed(married_master, plan.picture, client, start, count,
+                                                      encode.chunk_frames)
+                picture = write_picture_track(frames, building / f"j2c_reel{number}.mxf",
+                                              Fraction(plan.edit_rate), c.width, c.height)
+                wav = work / f"sound_reel{number}.wav"
+                run_ffmpeg(["-y", *sound_args(married_master, plan, start, count, wav)], what="DCP sound")
+                sound = write_sound_track(wav, building / f"pcm_reel{number}.mxf", Fraction(plan.edit_rate),
+                                          plan.sound, language=plan.language)
+                wav.unlink()
+                reels.append((picture, sound))
         fields = DcpNameFields(title=plan.title, width=c.width, height=c.height, layout=plan.sound,
                                edit_rate=Fraction(plan.edit_rate), content_kind=plan.content_kind,
                                version=plan.isdcf.version, audio_language=plan.isdcf.audio_language,

@@ -27,7 +27,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -36,6 +35,7 @@ from lxml import etree
 
 from specs.errors import BadInputError, VerificationError
 from tasks.archive.targets import deliver_home
+from tasks.dcp.config import read_dcp_config
 
 __all__ = ["Signer", "load_signer", "ensure_signer", "sign_xml", "verify_signature", "signer_dir", "DSIG_NS",
            "dn_qualifier", "issuer_name"]
@@ -45,20 +45,13 @@ C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "dcp.yaml"
 #: Validity: ClairMeta (and some servers) reject certificates running past 10 years; parents outlive children.
 _VALIDITY_DAYS = {"root": 3600, "intermediate": 3599, "leaf": 3598}
 
 
 def signer_dir(config: str | os.PathLike[str] | None = None) -> Path:
     """Where the site's signing chain lives: ``signer_dir`` of the DCP config, else $DELIVER_HOME/dcp-signer."""
-    path = Path(config or os.environ.get("DELIVER_DCP_CONFIG") or DEFAULT_CONFIG)
-    configured = None
-    if path.is_file():
-        try:
-            configured = (yaml.safe_load(path.read_text()) or {}).get("signer_dir")
-        except yaml.YAMLError as exc:
-            raise BadInputError(f"{path}: not valid YAML: {exc}") from None
+    configured = read_dcp_config(config).get("signer_dir")
     return Path(os.path.expandvars(os.path.expanduser(configured))) if configured else deliver_home() / "dcp-signer"
 
 

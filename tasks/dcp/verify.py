@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -24,12 +23,13 @@ from pathlib import Path
 from lxml import etree
 
 from specs.errors import VerificationError
+from tasks.dcp.codestream import Profile, check_codestream, max_frame_bytes
 from tasks.dcp.package import AM_NS, CPL_NS, META_NS, PKL_NS, sha1_base64
 from tasks.dcp.sign import DSIG_NS, verify_signature
 from tasks.mxf.reader import TrackFile, read_track
 from tasks.mxf.writer import AUDIO_BYTES_PER_SAMPLE, AUDIO_SAMPLE_RATE
 
-__all__ = ["DcpVerification", "verify_dcp", "raise_if_failed", "schema_dir", "DCI_CONTAINERS", "max_frame_bytes"]
+__all__ = ["DcpVerification", "verify_dcp", "raise_if_failed", "schema_dir", "DCI_CONTAINERS"]
 
 DCI_CONTAINERS = {(1998, 1080), (2048, 858), (2048, 1080), (3996, 2160), (4096, 1716), (4096, 2160)}
 _SCHEMAS = {"cpl": "SMPTE-429-16-2014-CPL-Metadata.xsd", "pkl": "SMPTE-429-8-2006-PKL.xsd",
@@ -38,11 +38,6 @@ _REMOTE = {  # schemaLocation URLs the SMPTE schemas import -> the local copies 
     "http://www.w3.org/TR/2002/REC-xmldsig-core-20020212/xmldsig-core-schema.xsd": "xmldsig-core-schema.xsd",
     "http://www.w3.org/2001/03/xml.xsd": "xml.xsd", "http://www.w3.org/2001/xml.xsd": "xml.xsd",
 }
-
-
-def max_frame_bytes(edit_rate: Fraction) -> int:
-    """250 Mbit/s (DCI DCSS §4.4.2, RDD 52) as bytes per frame: 1,302,083 at 24 fps."""
-    return int(Fraction(250_000_000, 8) / edit_rate)
 
 
 @dataclass
@@ -117,25 +112,12 @@ def _validate(path: Path, kind: str, result: DcpVerification) -> etree._Element 
     return doc.getroot()
 
 
-def _codestream_checker() -> Callable[..., list[str]] | None:
-    try:  # the picture side's profile check (ISO/IEC 15444-1 Amd 1, RDD 52), when installed with it
-        module = importlib.import_module("tasks.dcp.codestream")
-    except ImportError:
-        return None
-    checker: Callable[..., list[str]] | None = getattr(module, "check_codestream", None)
-    return checker
-
-
 def _check_picture(track: TrackFile, result: DcpVerification, check_frames: bool) -> None:
     size = track.stored_size
     if size not in DCI_CONTAINERS:
         result.problems.append(f"{track.path.name}: stored size {size[0]}x{size[1]} is not a DCI container")
     limit = max_frame_bytes(track.edit_rate)
-    checker = _codestream_checker() if check_frames else None
-    if check_frames and checker is None:
-        result.notes.append("per-frame JPEG 2000 profile checks not run: tasks.dcp.codestream is not available; "
-                            "frame sizes and SOC/EOC markers checked only")
-    profile = "4k" if size[0] > 2048 else "2k"
+    profile: Profile = "4k" if size[0] > 2048 else "2k"
     fps = max(1, round(track.edit_rate))
     for n, unit in enumerate(track.edit_units):
         if unit.length > limit:
@@ -144,11 +126,8 @@ def _check_picture(track: TrackFile, result: DcpVerification, check_frames: bool
     if not check_frames:
         return
     for n, frame in enumerate(track.iter_frames()):
-        if checker is not None:
-            problems = checker(frame, profile, fps=fps)
-            result.problems.extend(f"{track.path.name}: frame {n}: {p}" for p in problems)
-        elif frame[:2] != b"\xff\x4f" or frame[-2:] != b"\xff\xd9":
-            result.problems.append(f"{track.path.name}: frame {n} is not a whole JPEG 2000 codestream")
+        problems = check_codestream(frame, profile, fps=fps)
+        result.problems.extend(f"{track.path.name}: frame {n}: {p}" for p in problems)
         result.count("frames_checked")
 
 

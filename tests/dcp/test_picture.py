@@ -232,3 +232,42 @@ def test_container_that_cannot_hold_the_picture_refused() -> None:
     with pytest.raises(MediaError, match="cannot hold the 2048x1080 master"):
         place_picture(2048, 1080, Fraction(1), CONTAINERS[("2k", "flat")], scale=False)
     assert place_picture(1920, 1080, Fraction(1), CONTAINERS[("2k", "flat")], scale=False).x == 39
+
+
+def test_4k_flat_frame_meets_the_4k_profile_and_wraps(tmp_path: Path) -> None:
+    """One 4K frame (ISO/IEC 15444-1 Amd 1 4K profile, RDD 52): Rsiz 4, 6 levels, one POC with two
+    progressions, 6 tile-parts, TLM, 2 guard bits; OpenJPEG decodes it and the track file reads back 4K."""
+    from tasks.dcp.verify import DcpVerification, _check_picture
+    from tasks.mxf.labels import UL
+    from tasks.mxf.reader import read_track
+    from tasks.mxf.writer import write_picture_track
+
+    master = tmp_path / "m.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=24", "-frames:v", "1",
+                    "-c:v", "prores_ks", "-pix_fmt", "yuv422p10le", "-color_primaries", "bt709",
+                    "-color_trc", "bt709", "-colorspace", "bt709", str(master)], check=True)
+    flat4k = CONTAINERS[("4k", "flat")]
+    plan = PicturePlan(place_picture(1920, 1080, Fraction(1), flat4k), fps=24, frame_count=1)
+    [frame] = encode_picture(master, plan, 1, tmp_path / "j2c")
+    data = frame.read_bytes()
+    assert check_codestream(data, "4k", 24) == []
+    cs = parse_codestream(data)
+    assert (cs.width, cs.height, cs.rsiz, cs.levels, cs.guard_bits) == (3996, 2160, 4, 6, 2)
+    assert cs.poc_main == [(0, 0, 1, 6, 3, "CPRL"), (6, 0, 1, 7, 3, "CPRL")]
+    assert len(cs.tile_parts) == 6 and len(cs.tlm) == 6
+    assert len(data) <= max_frame_bytes(24)
+    # The 2K profile check refuses it (Rsiz, levels, tile-parts, guard bits): the two profiles are told apart.
+    assert len(check_codestream(data, "2k", 24)) >= 4
+    decoded = _decode_j2c(frame, tmp_path)
+    assert decoded.shape == (2160, 3996, 3)
+    # 1.78 in 1.85: 78 black columns each side of the 3840 active width.
+    assert decoded[:, :70].max() <= 2 and decoded[:, -70:].max() <= 2 and decoded[:, 90:-90].mean() > 500
+
+    mxf = tmp_path / "j2c_4k.mxf"
+    write_picture_track([data], mxf, Fraction(24), flat4k.width, flat4k.height)
+    track = read_track(mxf)
+    assert track.stored_size == (3996, 2160) and track.duration == 1
+    assert track.descriptor.get("PictureEssenceCoding") == UL["jp2k_4k"]
+    result = DcpVerification()
+    _check_picture(track, result, check_frames=True)
+    assert result.problems == [] and result.counts["frames_checked"] == 1

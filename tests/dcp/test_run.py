@@ -82,6 +82,30 @@ def test_scope_dcp_at_25_fps_from_a_239_master(tmp_path: Path, monkeypatch: pyte
     assert errors == []
 
 
+def test_make_dcp_on_a_local_dask_cluster_matches_one_process(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/dcp.yaml encode: through the environment: 2 Dask workers, 10-frame chunks; the picture
+    track holds the frames one local process makes, and the DCP verifies."""
+    from tasks.dcp.picture import iter_picture
+    from tasks.mxf.reader import read_track
+
+    master, mix = _inputs(tmp_path / "in", rate=24, programme_s=1.0)
+    married = tmp_path / "married.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(master), "-i", str(mix), "-map", "0:v", "-map", "1:a",
+                    "-c", "copy", "-timecode", "00:59:57:00", str(married)], check=True)
+    spec = load_spec("dci-cinema")
+    plan = plan_deliverable(spec.deliverables[0], spec, probe(married), "Dask Film")
+    assert plan.reels == [(72, 24)]
+    monkeypatch.setenv("DELIVER_DCP_DASK", "local")
+    monkeypatch.setenv("DELIVER_DCP_WORKERS", "2")
+    monkeypatch.setenv("DELIVER_DCP_CHUNK_FRAMES", "10")
+    dcp = make_dcp(married, plan, tmp_path / "DCP", 1, signer_dir=tmp_path / "signer")
+    assert verify_dcp(dcp).problems == []
+    track = read_track(next(dcp.glob("j2c_*.mxf")))
+    local = [p.read_bytes() for p in iter_picture(married, plan.picture, 1, tmp_path / "local", 72, 24)]
+    assert list(track.iter_frames()) == local and len(local) == 24
+
+
 def test_rates_needing_a_speed_change_are_refused_unless_asked() -> None:
     assert dcp_rate(Fraction(25), DcpSpec()) == 25
     with pytest.raises(MediaError, match=r"23.976 fps and a DCP at 24: that needs a speed change \(0.1 %\)"):
@@ -92,6 +116,22 @@ def test_rates_needing_a_speed_change_are_refused_unless_asked() -> None:
     assert dcp_rate(Fraction(24), DcpSpec(frame_rate=25, speed_change=True)) == 25
     with pytest.raises(MediaError, match="more than the 4.4 %"):
         dcp_rate(Fraction(24), DcpSpec(frame_rate=30, speed_change=True))
+
+
+def test_4k_is_planned_at_24_fps_and_refused_at_other_rates() -> None:
+    """SMPTE RDD 52 (Bv2.1): 4K pictures at 24 fps only; the 4K containers double the 2K ones."""
+    from tasks.media.probe import VideoStream
+
+    def video(rate: int) -> VideoStream:
+        return VideoStream(index=0, codec="prores", width=3840, height=2160, frame_rate=Fraction(rate),
+                           frame_count=48, scan="progressive", color_primaries="bt709", color_transfer="bt709")
+
+    plan = plan_dcp(video(24), DcpSpec(resolution="4k"), audio_channels=6, audio_stream=1, title="T", source="m")
+    c = plan.picture.placement.container
+    assert (c.width, c.height, plan.picture.profile, plan.edit_rate) == (3996, 2160, "4k", 24)
+    assert (plan.picture.placement.active_width, plan.picture.placement.active_height) == (3840, 2160)
+    with pytest.raises(MediaError, match="a 4K DCP plays at 24 fps only; this one would run at 25 fps"):
+        plan_dcp(video(25), DcpSpec(resolution="4k"), audio_channels=6, audio_stream=1, title="T", source="m")
 
 
 def test_spec_lint_refuses_dcp_mistakes(tmp_path: Path) -> None:
@@ -106,6 +146,7 @@ def test_spec_lint_refuses_dcp_mistakes(tmp_path: Path) -> None:
         "    dcp: {frame_rate: 23}\n": "23 fps is not a DCP rate",
         "    dcp: {content_kind: MOVIE}\n": "content kind 'MOVIE' is not an ISDCF content type",
         "    dcp: {fit: wide}\n": "fit",
+        "    dcp: {resolution: 4k, frame_rate: 25}\n": "a 4K DCP plays at 24 fps only, not 25",
         "    video: {codec: prores_ks}\n": "a DCP has no video: settings",
     }
     for line, words in cases.items():

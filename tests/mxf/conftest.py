@@ -26,7 +26,7 @@ def encode_j2k_frames(folder: Path, count: int, fit: str = "flat") -> list[bytes
     for n in range(count):
         xyz = np.full((container.height, container.width, 3), 1500 + 200 * n, dtype=np.uint16)
         xyz[: container.height // 2, :, 1] += 300  # some structure, so frames differ in content and size
-        frames.append(encode_codestream(xyz, plan, folder))
+        frames.append(encode_codestream(xyz.transpose(2, 0, 1), plan, folder))  # the encoder takes planar
     return frames
 
 
