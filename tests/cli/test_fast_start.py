@@ -21,10 +21,12 @@ def local_api(monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     monkeypatch.setattr(server, "_local_api_url", None)
-    url = server.ensure_api(announce=False)
-    assert url
-    with temporary_settings({PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):  # this test's client too
-        yield os.environ["PREFECT_API_URL"]
+    # no API configured, even when another package's Prefect test harness is active in this session
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        url = server.ensure_api(announce=False)
+        assert url
+        with temporary_settings({PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):  # this test's client too
+            yield os.environ["PREFECT_API_URL"]
 
 
 def test_an_unlimited_tag_is_known_up_front_and_a_limited_one_is_acquired(local_api) -> None:
