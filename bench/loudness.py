@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from bench import exit_code
+
 FS = 48000
 CHANNELS = 6  # L R C LFE Ls Rs
 STEP_S = 5.0
@@ -236,9 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    for miss in misses:
-        print(f"target missed: {miss}", file=sys.stderr)
-    return 1 if misses else 0
+    return exit_code(misses)
 
 
 if __name__ == "__main__":
