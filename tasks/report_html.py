@@ -530,4 +530,3 @@ def date_text(iso: str | None) -> str:
     return iso.replace("T", " ").replace("+00:00", " UTC")
 
 
-_duration, _rate = duration_text, rate_text  # the names older callers import

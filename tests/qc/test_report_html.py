@@ -120,12 +120,13 @@ def test_a_qc_only_report_has_no_delivery_facts_and_prints_cleanly():
 
 def test_sizes_and_durations_read_as_people_write_them():
     from tasks.report import human_bytes
-    from tasks.report_html import _duration, _rate
+    from tasks.report_html import duration_text, rate_text
 
     assert [human_bytes(n) for n in (0, 1023, 1024, 7_698_427, 3 * 2**40)] == [
         "0 B", "1023 B", "1.0 KiB", "7.3 MiB", "3.0 TiB"]
-    assert _duration(4.0) == "0:00:04.000" and _duration(5405.12) == "1:30:05.120" and _duration(None) == "—"
-    assert _rate("24000/1001") == "23.976" and _rate("25") == "25"
+    assert (duration_text(4.0) == "0:00:04.000" and duration_text(5405.12) == "1:30:05.120"
+            and duration_text(None) == "—")
+    assert rate_text("24000/1001") == "23.976" and rate_text("25") == "25"
 
 
 def test_programme_pictures_downscale_a_large_poster_and_skip_what_is_gone(tmp_path):
