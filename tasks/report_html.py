@@ -528,5 +528,3 @@ def date_text(iso: str | None) -> str:
     if not iso:
         return "—"
     return iso.replace("T", " ").replace("+00:00", " UTC")
-
-
