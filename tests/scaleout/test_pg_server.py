@@ -1,0 +1,26 @@
+"""Prefect's server runs on the PostgreSQL cluster, not on SQLite."""
+
+from __future__ import annotations
+
+import subprocess
+
+
+def _psql(cluster, sql: str) -> str:
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", "prefect",
+                           "-Atc", sql], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def test_prefect_server_keeps_its_runs_in_postgres(pg_cluster, pg_prefect_server):
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    @flow(name="pg-probe")
+    def probe() -> int:
+        return 7
+
+    with temporary_settings({PREFECT_API_URL: pg_prefect_server.api_url}):
+        assert probe() == 7
+    rows = _psql(pg_cluster, "SELECT state_type FROM flow_run JOIN flow ON flow.id = flow_run.flow_id "
+                             "WHERE flow.name = 'pg-probe'")
+    assert rows == "COMPLETED"
+    assert not list(pg_prefect_server.home.glob("*.db")), "the server must not fall back to SQLite"
