@@ -108,7 +108,8 @@ def record_run(catalog: Catalog, *, title: str, version: str, distributors: list
                costs: RunCosts | None = None) -> None:
     """Record what a run did: every distributor's items (required, made/verified/qc/archived) and its costs."""
     now = _now()
-    with catalog.engine.begin() as conn:
+
+    def write(conn: Connection) -> None:
         for run in distributors:
             spec = run.spec
             wanted: list[tuple[str, str, bool]] = [(d.id, "deliverable", True) for d in spec.deliverables]
@@ -160,6 +161,8 @@ def record_run(catalog: Catalog, *, title: str, version: str, distributors: list
                 monthly_storage_cost=costs.monthly_storage_cost, currency=costs.currency,
                 detail=costs.model_dump_json()))
 
+    catalog.write(write, lock=f"schedule:{title.lower()}")
+
 
 def _latest_version(conn: Connection, title: str) -> str | None:
     found: str | None = conn.execute(select(schedule_items.c.version).where(
@@ -175,32 +178,35 @@ def mark(catalog: Catalog, *, title: str, distributor: str, item: str | None, st
     if state is not None and item is None:
         raise BadInputError("give the ITEM to mark (a deliverable, manual check or document id)")
     now = _now()
-    with catalog.engine.begin() as conn:
-        version = version or _latest_version(conn, title)
-        if version is None:
+
+    def write(conn: Connection) -> None:
+        ver = version or _latest_version(conn, title)
+        if ver is None:
             raise BadInputError(f"no delivery schedule for title {title!r}; run `deliver run` for it first")
         dist = conn.execute(select(schedule_distributors).where(
-            func.lower(schedule_distributors.c.title) == title.lower(), schedule_distributors.c.version == version,
+            func.lower(schedule_distributors.c.title) == title.lower(), schedule_distributors.c.version == ver,
             schedule_distributors.c.distributor == distributor)).mappings().first()
         if dist is None:
             known = conn.execute(select(schedule_distributors.c.distributor).where(
                 func.lower(schedule_distributors.c.title) == title.lower(),
-                schedule_distributors.c.version == version)).scalars().all()
-            raise BadInputError(f"{title} {version} has no distributor {distributor!r}; known: "
+                schedule_distributors.c.version == ver)).scalars().all()
+            raise BadInputError(f"{title} {ver} has no distributor {distributor!r}; known: "
                                 f"{', '.join(known) or 'none'}")
         if due is not None:
             conn.execute(update(schedule_distributors).where(schedule_distributors.c.id == dist["id"]).values(due=due))
         if state is None:
             return
         row = conn.execute(select(schedule_items.c.id).where(
-            schedule_items.c.title == dist["title"], schedule_items.c.version == version,
+            schedule_items.c.title == dist["title"], schedule_items.c.version == ver,
             schedule_items.c.distributor == distributor, schedule_items.c.item == item)).scalar()
         if row is None:
             known = conn.execute(select(schedule_items.c.item).where(
-                schedule_items.c.title == dist["title"], schedule_items.c.version == version,
+                schedule_items.c.title == dist["title"], schedule_items.c.version == ver,
                 schedule_items.c.distributor == distributor)).scalars().all()
-            raise BadInputError(f"{distributor} of {title} {version} has no item {item!r}; items: {', '.join(known)}")
+            raise BadInputError(f"{distributor} of {title} {ver} has no item {item!r}; items: {', '.join(known)}")
         _set(conn, row, state, note, by, now)
+
+    catalog.write(write, lock=f"schedule:{title.lower()}")
 
 
 # -- reading the schedule ------------------------------------------------------------------------------------
@@ -360,8 +366,9 @@ _LAST_DIGEST = "nightly_digest_at"
 def nightly_digest(catalog: Catalog, *, today: dt.date | None = None,
                    now: dt.datetime | None = None) -> ScheduleDigest:
     """Overdue items of every title and the rejections recorded since the previous digest (then moved on)."""
-    now = now or _now()
-    with catalog.engine.begin() as conn:
+    moment = now or _now()
+
+    def write(conn: Connection) -> tuple[dt.datetime | None, list[dict[str, str]], list[str]]:
         raw = conn.execute(select(schedule_meta.c.value).where(schedule_meta.c.key == _LAST_DIGEST)).scalar()
         since = dt.datetime.fromisoformat(raw) if raw else None
         q = (select(schedule_items.c.title, schedule_items.c.version, schedule_items.c.distributor,
@@ -374,10 +381,14 @@ def nightly_digest(catalog: Catalog, *, today: dt.date | None = None,
                        for k, v in r.items()} for r in conn.execute(q.order_by(schedule_events.c.at)).mappings()]
         titles = conn.execute(select(schedule_distributors.c.title).distinct().where(
             schedule_distributors.c.due.is_not(None))).scalars().all()
+        stamp = moment.isoformat()
         if raw is None:
-            conn.execute(insert(schedule_meta).values(key=_LAST_DIGEST, value=now.isoformat()))
+            conn.execute(insert(schedule_meta).values(key=_LAST_DIGEST, value=stamp))
         else:
-            conn.execute(update(schedule_meta).where(schedule_meta.c.key == _LAST_DIGEST).values(value=now.isoformat()))
+            conn.execute(update(schedule_meta).where(schedule_meta.c.key == _LAST_DIGEST).values(value=stamp))
+        return since, rejections, list(titles)
+
+    since, rejections, titles = catalog.write(write, lock=_LAST_DIGEST)
     overdue = [i for t in titles for i in status(catalog, t, today=today).items if i.overdue]
     return ScheduleDigest(since=since, overdue=overdue, rejections=rejections)
 

@@ -2,7 +2,10 @@
 
 SQLite in the deliver home folder by default (``$DELIVER_HOME/catalog.sqlite``); any SQLAlchemy URL
 (``$DELIVER_CATALOG_URL`` or ``catalog.url`` in configs/storage.yaml) makes it PostgreSQL etc. — give
-the password through the URL's environment, it is never printed (URLs are shown redacted).
+the password through the URL's environment, it is never printed (URLs are shown redacted). A plain
+``postgresql://`` URL uses psycopg 3 (installed with deliver). Several processes may write at once
+(workers archiving in parallel): the tables are created under a lock, and a write that loses a race on
+a unique key is replayed.
 
 ``locate(TITLE|HASH)`` answers "where are all copies of this master?". The same database holds the
 delivery schedule (``schedule_*`` tables) and the runs' costs (``run_costs``), read and written by
@@ -15,7 +18,9 @@ import datetime as _dt
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -38,16 +43,17 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from specs.errors import BadInputError, InfrastructureError
 from tasks.archive.targets import deliver_home, load_storage_config, redact
 
-__all__ = ["Location", "FileRecord", "catalog_url", "Catalog", "locate", "schedule_items", "schedule_events",
-           "schedule_distributors", "schedule_meta", "run_costs"]
+__all__ = ["Location", "FileRecord", "catalog_url", "engine_url", "Catalog", "locate", "schedule_items",
+           "schedule_events", "schedule_distributors", "schedule_meta", "run_costs"]
 
 metadata = MetaData()
 
@@ -70,7 +76,7 @@ files = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("copy_id", Integer, ForeignKey("copies.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("path", String(2048), nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),  # masters pass 2 GiB: PostgreSQL's integer is 32-bit
     Column("xxh128", String(32), nullable=False, index=True),
     Column("crc64nvme", String(16)),
     Column("version_id", String(1024)),
@@ -180,10 +186,33 @@ def catalog_url() -> str:
 
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
+_T = TypeVar("_T")
+#: pg_advisory_xact_lock key serialising the catalog's CREATE TABLEs across processes ("dlvr" in ASCII)
+_SCHEMA_LOCK_KEY = 0x646C7672
+_WRITE_ATTEMPTS = 5
 
 
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
+
+
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL to connect with: a plain ``postgresql://`` (or libpq's ``postgres://``) URL gets the
+    psycopg 3 driver deliver installs, instead of SQLAlchemy's default psycopg2, which it does not."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create the missing tables. On PostgreSQL two processes doing it at once would both see no table and
+    the second CREATE TABLE fail on the catalog's unique type names: a transaction-level advisory lock
+    makes the second wait, then find the tables (PostgreSQL's DDL is transactional)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        metadata.create_all(conn)
 
 
 class Catalog:
@@ -197,8 +226,8 @@ class Catalog:
                 if self.url.startswith("sqlite:///"):
                     Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    engine = create_engine(self.url, future=True)
-                    metadata.create_all(engine)
+                    engine = create_engine(engine_url(self.url), future=True, pool_pre_ping=True)
+                    _create_schema(engine)
                 except SQLAlchemyError as exc:
                     raise InfrastructureError(f"catalog {redact(self.url)} unreachable: {type(exc).__name__}; "
                                               "check DELIVER_CATALOG_URL / catalog.url") from None
@@ -208,27 +237,46 @@ class Catalog:
                 _ENGINES[self.url] = engine
         self.engine = engine
 
+    def write(self, work: Callable[[Connection], _T], *, lock: str | None = None) -> _T:
+        """Run ``work`` in one transaction. Writers check for a row, then insert or replace it; two processes
+        doing so at once (PostgreSQL's default READ COMMITTED isolation) would both see none. On PostgreSQL the
+        transaction first takes an advisory lock on ``lock`` (what it writes: a copy's URI, a title), so the
+        second writer waits and then sees the first's rows; elsewhere (SQLite) a write that still loses the
+        race on a unique key is rolled back and replayed."""
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    if lock is not None and conn.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": lock})
+                    return work(conn)
+            except IntegrityError:
+                if attempt == _WRITE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     def record_copy(self, *, title: str, package: str, target: str, uri: str, kind: str,
                     storage_class: str | None, records: list[FileRecord], verified: bool) -> None:
         """Insert (or replace) one verified copy and its files."""
         now = _now()
+
+        def replace(conn: Connection) -> None:
+            old = conn.execute(select(copies.c.id).where(copies.c.uri == uri)).scalar()
+            if old is not None:
+                conn.execute(delete(files).where(files.c.copy_id == old))
+                conn.execute(delete(copies).where(copies.c.id == old))
+            key = conn.execute(insert(copies).values(
+                title=title, package=package, target=redact(target), uri=uri, kind=kind,
+                storage_class=storage_class, archived_at=now, last_verified_at=now if verified else None,
+                last_verify_ok=verified)).inserted_primary_key
+            assert key is not None  # a single-row INSERT always reports its primary key
+            if records:
+                conn.execute(insert(files), [dict(copy_id=key[0], path=r.path, size=r.size, xxh128=r.xxh128,
+                                                  crc64nvme=r.crc64nvme, version_id=r.version_id,
+                                                  last_verified_at=now if verified else None,
+                                                  verified=verified) for r in records])
+
         try:
-            with self.engine.begin() as conn:
-                old = conn.execute(select(copies.c.id).where(copies.c.uri == uri)).scalar()
-                if old is not None:
-                    conn.execute(delete(files).where(files.c.copy_id == old))
-                    conn.execute(delete(copies).where(copies.c.id == old))
-                key = conn.execute(insert(copies).values(
-                    title=title, package=package, target=redact(target), uri=uri, kind=kind,
-                    storage_class=storage_class, archived_at=now, last_verified_at=now if verified else None,
-                    last_verify_ok=verified)).inserted_primary_key
-                assert key is not None  # a single-row INSERT always reports its primary key
-                cid = key[0]
-                if records:
-                    conn.execute(insert(files), [dict(copy_id=cid, path=r.path, size=r.size, xxh128=r.xxh128,
-                                                      crc64nvme=r.crc64nvme, version_id=r.version_id,
-                                                      last_verified_at=now if verified else None,
-                                                      verified=verified) for r in records])
+            self.write(replace, lock=f"copy:{uri}")
         except SQLAlchemyError as exc:
             raise InfrastructureError(f"catalog {redact(self.url)}: write failed ({type(exc).__name__})") from None
 
