@@ -113,6 +113,19 @@ def start_cluster() -> PgCluster:
     return cluster
 
 
+def drain_prefect_workers(timeout_s: float = 30) -> None:
+    """Send what this process's Prefect log and event workers still hold, and stop them, while the server
+    is up: otherwise they try at interpreter exit, after the fixture stopped the server, and print
+    "--- Error logging to API --- All connection attempts failed". (A later client starts new workers.)"""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
+
+
 @dataclass
 class PrefectServer:
     """``prefect server start`` on a loopback port with its database on the cluster. ``stop()`` and
@@ -166,6 +179,7 @@ class PrefectServer:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
+        drain_prefect_workers()
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import drain_prefect_workers
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -95,6 +97,7 @@ def prefect_server(ops_root):
         _wait_http(f"http://127.0.0.1:{port}/api/health", 120, proc, log)
         yield f"http://127.0.0.1:{port}/api"
     finally:
+        drain_prefect_workers()  # while the server is up: no "Error logging to API" at exit
         _stop(proc)
 
 
