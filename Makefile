@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EBU_SET ?= $(abspath ../shared/ebu-loudness-test-set)
 
-.PHONY: setup ffmpeg mediainfo browser pdftotext speech demo lint test bench clean
+.PHONY: setup ffmpeg mediainfo browser pdftotext speech postgres demo lint test bench clean
 
 setup: ffmpeg $(VENV)/.installed
 
@@ -34,6 +34,11 @@ speech:
 mediainfo:
 	@scripts/ensure-apt.sh mediainfo mediainfo optional
 
+# PostgreSQL 15 (Debian postgresql) for the post-house tests (marker postgres): each test session initdb's
+# and starts its own throw-away cluster on loopback (as nobody when root); without it they skip with a reason.
+postgres:
+	@scripts/ensure-postgres.sh
+
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
@@ -49,7 +54,7 @@ lint: setup
 	$(BIN)/ruff check flows tasks specs bench tests
 	$(BIN)/mypy
 
-test: setup browser pdftotext speech mediainfo lint
+test: setup browser pdftotext speech mediainfo postgres lint
 	DELIVER_EBU_TEST_SET="$$( [ -d "$(EBU_SET)" ] && echo "$(EBU_SET)" )" $(BIN)/pytest
 
 bench: setup speech

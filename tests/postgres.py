@@ -27,6 +27,7 @@ import pytest
 
 VENV_BIN = Path(sys.executable).parent
 PG_USER = "postgres"  # the cluster's superuser role (initdb -U), not a system account
+LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 def free_port() -> int:
@@ -35,11 +36,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pg_tool(name: str) -> str | None:
+    """PostgreSQL program ``name``: on PATH, else in Debian's /usr/lib/postgresql/<major>/bin (the newest
+    major), where Debian's postgresql package installs the server programs, off PATH."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return str(candidates[-1]) if candidates else None
+
+
 def postgres_missing() -> str | None:
     """Why the PostgreSQL tests cannot run here, or None."""
-    for tool in ("initdb", "pg_ctl", "postgres"):
-        if shutil.which(tool) is None:
-            return f"PostgreSQL's {tool} is not on PATH (install PostgreSQL 15 to run the post-house tests)"
+    for tool in ("initdb", "pg_ctl", "postgres", "psql"):
+        if pg_tool(tool) is None:
+            return (f"PostgreSQL's {tool} is neither on PATH nor in /usr/lib/postgresql/*/bin (Debian: apt-get "
+                    "install postgresql; `make test` installs it as root)")
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         return "running as root without util-linux setpriv to start PostgreSQL as an unprivileged user"
     return None
@@ -73,15 +86,15 @@ class PgCluster:
     def create_database(self, name: str) -> str:
         """Create database ``name`` (once); returns its name."""
         if name not in self.databases:
-            subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, "-d", "postgres",
-                            "-v", "ON_ERROR_STOP=1", "-qc", f'CREATE DATABASE "{name}"'],
+            subprocess.run([str(pg_tool("psql")), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER,
+                            "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", f'CREATE DATABASE "{name}"'],
                            check=True, capture_output=True, timeout=60)
             self.databases.add(name)
         return name
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(_as_cluster_owner(["pg_ctl", "-D", str(self.data), "-l", str(self.log), *args]),
-                              capture_output=True, timeout=120)
+        argv = [str(pg_tool("pg_ctl")), "-D", str(self.data), "-l", str(self.log), *args]
+        return subprocess.run(_as_cluster_owner(argv), capture_output=True, timeout=120)
 
     def start(self) -> None:
         opts = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} " \
@@ -102,8 +115,8 @@ def start_cluster() -> PgCluster:
         os.chown(root, nobody.pw_uid, nobody.pw_gid)
     root.chmod(0o755)  # the cluster's own data folder is 0700 inside it
     cluster = PgCluster(root=root, port=free_port(), log=root / "postgres.log")
-    done = subprocess.run(_as_cluster_owner(["initdb", "-D", str(cluster.data), "-U", PG_USER, "--auth=trust",
-                                             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
+    done = subprocess.run(_as_cluster_owner([str(pg_tool("initdb")), "-D", str(cluster.data), "-U", PG_USER,
+                                             "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
                           capture_output=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"initdb failed: {done.stderr.decode()[-2000:]}")
@@ -154,7 +167,11 @@ class PrefectServer:
 
     def start(self, timeout_s: float = 180) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        env = dict(self.env(), PREFECT_API_DATABASE_CONNECTION_URL=self.db_url)
+        # Concurrency-slot leases on disk (PREFECT_HOME/concurrency_leases), not in the server's memory: a
+        # restart then keeps the leases of running tasks, which renew and release their slots; with the
+        # default in-memory storage a task holding an `ffmpeg` slot across a restart leaks it for good.
+        env = dict(self.env(), PREFECT_API_DATABASE_CONNECTION_URL=self.db_url,
+                   PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=LEASE_STORAGE)
         self.starts += 1
         with self.log.open("ab") as log:
             log.write(f"\n== start {self.starts}\n".encode())

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from flows.cli import app, register_commands
 from tests.archive import s3server
 from tests.archive.helpers import S3_SMALL_PARTS, make_package, mhl_rc
+from tests.postgres import pg_tool
 
 register_commands()
 VENV_BIN = Path(sys.executable).parent
@@ -26,9 +27,9 @@ VENV_BIN = Path(sys.executable).parent
 
 def psql(cluster, database: str, sql: str) -> list[list[str]]:
     """Rows of ``sql`` read with psql (the PostgreSQL client, not our code), fields split on ``|``."""
-    out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", database,
-                          "-v", "ON_ERROR_STOP=1", "-Atc", sql], capture_output=True, text=True, check=True,
-                         timeout=60).stdout
+    out = subprocess.run([str(pg_tool("psql")), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
+                          "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
     return [line.split("|") for line in out.splitlines() if line]
 
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-
-
-def _psql(cluster, sql: str) -> str:
-    return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", "prefect",
-                           "-Atc", sql], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+from tests.scaleout.test_pg_catalog import psql
 
 
 def test_prefect_server_keeps_its_runs_in_postgres(pg_cluster, pg_prefect_server):
@@ -20,7 +15,7 @@ def test_prefect_server_keeps_its_runs_in_postgres(pg_cluster, pg_prefect_server
 
     with temporary_settings({PREFECT_API_URL: pg_prefect_server.api_url}):
         assert probe() == 7
-    rows = _psql(pg_cluster, "SELECT state_type FROM flow_run JOIN flow ON flow.id = flow_run.flow_id "
-                             "WHERE flow.name = 'pg-probe'")
-    assert rows == "COMPLETED"
+    rows = psql(pg_cluster, "prefect", "SELECT state_type FROM flow_run JOIN flow ON flow.id = flow_run.flow_id "
+                                       "WHERE flow.name = 'pg-probe'")
+    assert rows == [["COMPLETED"]]
     assert not list(pg_prefect_server.home.glob("*.db")), "the server must not fall back to SQLite"
