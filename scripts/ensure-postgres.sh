@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# ensure-postgres.sh: PostgreSQL's server programs (initdb, pg_ctl, postgres) and psql for the post-house
-# tests (tests/postgres.py, docs/operations.md). Debian installs the server programs under
-# /usr/lib/postgresql/<major>/bin, off PATH: the tests look there too. Installed with apt-get (Debian
+# ensure-postgres.sh: PostgreSQL's server programs (initdb, pg_ctl, postgres), psql and createdb for
+# the post-house tests (tests/postgres.py, docs/operations.md). Debian installs the server programs
+# under /usr/lib/postgresql/<major>/bin, off PATH: the tests look there too. Installed with apt-get (Debian
 # package postgresql) when missing and we are root; otherwise a note, and those tests skip with the reason.
 # Nothing is started here: each test session initdb's and starts its own throw-away cluster.
 set -u

@@ -49,7 +49,7 @@ def pg_tool(name: str) -> str | None:
 
 def postgres_missing() -> str | None:
     """Why the PostgreSQL tests cannot run here, or None."""
-    for tool in ("initdb", "pg_ctl", "postgres", "psql"):
+    for tool in ("initdb", "pg_ctl", "postgres", "psql", "createdb"):
         if pg_tool(tool) is None:
             return (f"PostgreSQL's {tool} is neither on PATH nor in /usr/lib/postgresql/*/bin (Debian: apt-get "
                     "install postgresql; `make test` installs it as root)")
@@ -86,8 +86,7 @@ class PgCluster:
     def create_database(self, name: str) -> str:
         """Create database ``name`` (once); returns its name."""
         if name not in self.databases:
-            subprocess.run([str(pg_tool("psql")), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER,
-                            "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", f'CREATE DATABASE "{name}"'],
+            subprocess.run([str(pg_tool("createdb")), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, name],
                            check=True, capture_output=True, timeout=60)
             self.databases.add(name)
         return name

@@ -4,7 +4,8 @@ ffmpeg wrapper). The run finishes, with no Crashed or Failed state on the way: t
 to the API, and the Prefect clients of the run and of ``deliver serve`` retry a refused connection (to a
 server they reached before) with exponential backoff, about a minute with the default
 PREFECT_CLIENT_MAX_RETRIES=5, longer than the restart. Its record, state history, logs and artifacts are in
-PostgreSQL afterwards, its outputs verify, and its archive copy and schedule are in the PostgreSQL catalog."""
+PostgreSQL afterwards, its outputs verify, and its archive copy and schedule are in the PostgreSQL catalog.
+Every concurrency slot it held across the restart is given back (the server keeps its leases on disk)."""
 
 from __future__ import annotations
 
@@ -137,10 +138,8 @@ def test_server_restart_during_the_deliverables_step_the_run_finishes(house, pg_
 
     fr = _wait_final(run_id, 600)
     assert fr.state.is_completed(), (fr.state, house["log"].read_text()[-4000:])
-    retried = house["log"].read_text(errors="replace").count("Encountered retryable exception during request")
     print(f"server down {down_s:.1f} s (stop, 5 s, start until /health); transcode still running after "
-          f"the restart: {still_running_after_restart}; requests retried by deliver serve and its run: {retried}; "
-          f"run {fr.state.name}: {fr.state.message}")
+          f"the restart: {still_running_after_restart}; run {fr.state.name}: {fr.state.message}")
     assert still_running_after_restart, "the restart must fall inside the deliverables step"
 
     # the run's record, its task runs, logs and artifacts are on the server (in PostgreSQL)
@@ -162,7 +161,8 @@ def test_server_restart_during_the_deliverables_step_the_run_finishes(house, pg_
     assert history[-1] == "COMPLETED" and not {"CRASHED", "FAILED"} & set(history), history
     # logs from before the restart (the deliverable transcode commands) and after it (the final state)
     assert any(m.startswith("$ ") and "RESTART_v1" in m for m in logs), logs[:20]
-    # the slots the run held across the restart (the deployment's and the ffmpeg tag's) are given back
+    # the slots the run held across the restart (the deployment's and the ffmpeg tag's) are given back: the
+    # server keeps leases on disk (tests/postgres.py); with Prefect's in-memory default tag:ffmpeg kept 1
     slots = psql(pg_cluster, "prefect_restart", "SELECT name, active_slots FROM concurrency_limit_v2 ORDER BY name")
     print("concurrency limits (name, active slots) after the run:", slots)
     assert slots and all(n == "0" for _, n in slots), slots
