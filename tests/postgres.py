@@ -36,21 +36,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pg_tool(name: str) -> str | None:
+DEBIAN_PG = Path("/usr/lib/postgresql")
+
+
+def pg_tool(name: str, debian_root: Path = DEBIAN_PG) -> str | None:
     """PostgreSQL program ``name``: on PATH, else in Debian's /usr/lib/postgresql/<major>/bin (the newest
     major), where Debian's postgresql package installs the server programs, off PATH."""
     found = shutil.which(name)
     if found:
         return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+    candidates = sorted(debian_root.glob(f"*/bin/{name}"),
                         key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
     return str(candidates[-1]) if candidates else None
 
 
-def postgres_missing() -> str | None:
+def postgres_missing(debian_root: Path = DEBIAN_PG) -> str | None:
     """Why the PostgreSQL tests cannot run here, or None."""
     for tool in ("initdb", "pg_ctl", "postgres", "psql", "createdb"):
-        if pg_tool(tool) is None:
+        if pg_tool(tool, debian_root) is None:
             return (f"PostgreSQL's {tool} is neither on PATH nor in /usr/lib/postgresql/*/bin (Debian: apt-get "
                     "install postgresql; `make test` installs it as root)")
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
@@ -138,6 +141,37 @@ def drain_prefect_workers(timeout_s: float = 30) -> None:
         worker.drain_all(timeout=timeout_s)
 
 
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``url`` answers 200; fail early, with the end of ``log``, when ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not up after {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """SIGTERM the process group ``proc`` leads (started with ``start_new_session``), SIGKILL after
+    ``timeout_s``."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout_s)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @dataclass
 class PrefectServer:
     """``prefect server start`` on a loopback port with its database on the cluster. ``stop()`` and
@@ -178,32 +212,14 @@ class PrefectServer:
             self.proc = subprocess.Popen(
                 [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"prefect server not up after {timeout_s} s:\n{self.log.read_text()[-3000:]}")
+        wait_http(f"{self.api_url}/health", timeout_s, self.proc, self.log)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
         drain_prefect_workers()
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
 
 
 @pytest.fixture(scope="session")

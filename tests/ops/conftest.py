@@ -13,19 +13,16 @@ import http.server
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.postgres import drain_prefect_workers
+from tests.postgres import drain_prefect_workers, free_port, stop_process_group, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -41,40 +38,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.ops)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not up after {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="session")
 def ops_root():
     root = Path(tempfile.mkdtemp(prefix="deliver-ops-"))
@@ -85,7 +48,7 @@ def ops_root():
 @pytest.fixture(scope="session")
 def prefect_server(ops_root):
     """``prefect server start`` on a free loopback port; yields the API URL."""
-    port = _free_port()
+    port = free_port()
     home = ops_root / "prefect-home"
     home.mkdir()
     env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
@@ -94,11 +57,11 @@ def prefect_server(ops_root):
     proc = subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/api/health", 120, proc, log)
+        wait_http(f"http://127.0.0.1:{port}/api/health", 120, proc, log)
         yield f"http://127.0.0.1:{port}/api"
     finally:
         drain_prefect_workers()  # while the server is up: no "Error logging to API" at exit
-        _stop(proc)
+        stop_process_group(proc)
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +116,7 @@ def served(api, ops_root):
     try:
         yield {"api": api, "log": log, "proc": proc, "home": deliver_home, "root": ops_root}
     finally:
-        _stop(proc)
+        stop_process_group(proc)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,8 @@ import pytest
 
 from tasks.archive.hashing import hash_file_xxh128
 from tasks.media.ffmpeg import ffmpeg_pids_writing_under
-from tests.postgres import VENV_BIN, PrefectServer
+from tests.ops.test_served import _wait_final
+from tests.postgres import VENV_BIN, PrefectServer, stop_process_group
 from tests.scaleout.test_pg_catalog import plain_url, psql
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,24 +78,8 @@ def house(pg_cluster, tmp_path_factory):
                     time.sleep(1)
             yield {"server": server, "serve": serve, "log": log, "root": root, "env": env, "catalog": catalog}
     finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, 15)
-            try:
-                serve.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, 9)
+        stop_process_group(serve)
         server.stop()
-
-
-def _wait_final(run_id, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    with _client() as c:
-        while True:
-            fr = c.read_flow_run(run_id)
-            if fr.state is not None and fr.state.is_final():
-                return fr
-            assert time.monotonic() < deadline, f"run {run_id} still {fr.state.type if fr.state else None}"
-            time.sleep(2)
 
 
 def test_server_restart_during_the_deliverables_step_the_run_finishes(house, pg_cluster):
