@@ -17,6 +17,6 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   found && exit 0
   echo "warning: apt-get install postgresql did not provide initdb and psql" >&2
 fi
-echo "note: PostgreSQL (initdb, pg_ctl, postgres, psql) not found (Debian: apt-get install postgresql);" \
+echo "note: PostgreSQL (initdb, pg_ctl, postgres, psql, createdb) not found (Debian: apt-get install postgresql);" \
      "the postgres-marked tests will be skipped" >&2
 exit 0
