@@ -12,7 +12,7 @@ Use the session fixture ``mastering_pool`` (import it into a conftest or a test 
   ffmpeg, which run in sessions of their own), ``pool.start_worker(name)`` to replace it;
 * ``pool.hold(pattern)`` — the next ffmpeg/ffprobe call whose command line matches the shell glob ``pattern``
   says so (``pool.held()``) and sleeps instead of finishing, so a test can kill it mid-item;
-* ``pool.task_runs(tag)``, ``pool.flow_runs(flow_name)`` — what the API recorded, for timing assertions.
+* ``pool.task_runs(tag)``, ``pool.flow_runs(flow_name)``, ``pool.logs(run_id)`` — what the API recorded.
 
 Workers heartbeat every ``HEARTBEAT_S`` seconds and poll every second, so a lost worker shows within a few
 seconds instead of Prefect's default 30 s x 3.
@@ -97,20 +97,27 @@ class MasteringPool:
         with self.client() as c:
             return any(w.name == name and w.status.value == "ONLINE" for w in c.read_workers_for_work_pool(POOL))
 
-    def kill_worker(self, name: str) -> list[int]:
+    def kill_worker(self, name: str) -> dict[int, str]:
         """SIGKILL the worker and every process under it at once (no handler runs: a machine lost); returns
-        the pids killed."""
+        ``{pid: command line}`` of the processes killed."""
         proc = self.workers.pop(name)
         root = psutil.Process(proc.pid)
         procs = [root, *root.children(recursive=True)]
+        cmdlines: dict[int, str] = {}
+        for p in procs:
+            try:
+                cmdlines[p.pid] = " ".join(p.cmdline())
+            except psutil.Error:
+                cmdlines[p.pid] = ""
         for p in procs:
             try:
                 p.send_signal(signal.SIGKILL)
             except psutil.NoSuchProcess:
                 pass
         proc.wait(timeout=30)
-        psutil.wait_procs(procs, timeout=30)
-        return [p.pid for p in procs]
+        gone, alive = psutil.wait_procs(procs, timeout=30)
+        assert not alive, f"survived SIGKILL: {[cmdlines[p.pid] for p in alive]}"
+        return cmdlines
 
     def stop(self) -> None:
         for name in list(self.workers):
@@ -152,6 +159,19 @@ class MasteringPool:
 
         with self.client() as c:
             return c.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=200)
+
+    def logs(self, run_id: Any) -> str:
+        """The messages the flow run sent to the API, one a line."""
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        messages: list[str] = []
+        with self.client() as c:
+            while True:  # the API pages by 200
+                page = c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200,
+                                   offset=len(messages))
+                messages += [r.message for r in page]
+                if len(page) < 200:
+                    return "\n".join(messages)
 
     def task_runs(self, tag: str) -> list[Any]:
         from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
