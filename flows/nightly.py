@@ -123,14 +123,18 @@ def _submit_item(cfg: NightlyConfig, parameters: dict[str, Any]) -> Any:
     return run_deployment(cfg.fan_out.deployment, timeout=0, as_subflow=False, parameters=parameters)
 
 
-def _lost_workers(client: Any, pools: set[str], now: dt.datetime) -> dict[tuple[str, str], str]:
-    """``{(pool, worker): why it is lost}`` for the workers of ``pools`` that stopped heartbeating."""
+def _lost_workers(client: Any, holders: set[tuple[str, str]], now: dt.datetime) -> dict[tuple[str, str], str]:
+    """``{(pool, worker): why it is lost}`` for the ``holders`` of unfinished runs that stopped heartbeating
+    or left their pool."""
     lost: dict[tuple[str, str], str] = {}
-    for pool in pools:
-        for w in client.read_workers_for_work_pool(pool):
-            why = worker_lost(w.last_heartbeat_time, w.heartbeat_interval_seconds, now)
+    for pool in {p for p, _ in holders}:
+        seen = {w.name: w for w in client.read_workers_for_work_pool(pool)}
+        for _, name in {h for h in holders if h[0] == pool}:
+            w = seen.get(name)
+            why = worker_lost(w.last_heartbeat_time if w else None, w.heartbeat_interval_seconds if w else None, now,
+                              registered=w is not None)
             if why:
-                lost[(pool, w.name)] = why
+                lost[(pool, name)] = why
     return lost
 
 
@@ -152,15 +156,16 @@ def _wait_deployment_runs(runs: dict[str, Any], parameters: dict[str, dict[str, 
     with get_client(sync_client=True) as client:
         while len(done) < len(runs):
             current = {key: client.read_flow_run(fr.id) for key, fr in runs.items() if key not in done}
-            taken = {key: cur for key, cur in current.items() if cur.state is not None and not cur.state.is_final()
-                     and (cur.labels or {}).get("prefect.worker.name") and cur.work_pool_name}
-            lost = _lost_workers(client, {str(cur.work_pool_name) for cur in taken.values()}, dt.datetime.now(dt.UTC))
+            holder = {key: (str(cur.work_pool_name), str((cur.labels or {})["prefect.worker.name"]))
+                      for key, cur in current.items() if cur.state is not None and not cur.state.is_final()
+                      and cur.work_pool_name and (cur.labels or {}).get("prefect.worker.name")}
+            lost = _lost_workers(client, set(holder.values()), dt.datetime.now(dt.UTC)) if holder else {}
             for key, cur in current.items():
                 if cur.state is not None and cur.state.is_final():
                     done[key] = cur
                     continue
-                worker = (cur.labels or {}).get("prefect.worker.name", "")
-                why = lost.get((cur.work_pool_name or "", str(worker))) if key in taken else None
+                worker = holder[key][1] if key in holder else ""
+                why = lost.get(holder[key]) if key in holder else None
                 if why is None:
                     continue
                 message = f"its worker {worker} was lost: {why}"
