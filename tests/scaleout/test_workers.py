@@ -129,7 +129,7 @@ def test_a_nightly_qc_spreads_over_both_workers_within_the_ffmpeg_limit(masterin
     print(f"\nnightly of {N_MASTERS} items: per worker {by_worker}; qc-item runs at once {items_at_once}, "
           f"ffmpeg tasks at once {ffmpeg_at_once} (limit {FFMPEG_LIMIT}); "
           f"run {(fr.end_time - fr.start_time).total_seconds():.0f} s")
-    assert items_at_once >= 2  # both workers busy at the same time
+    assert items_at_once > FFMPEG_LIMIT  # more items running at once than slots: the limit was contended
     assert ffmpeg_at_once <= FFMPEG_LIMIT
 
 

@@ -39,7 +39,9 @@ from tests.postgres import VENV_BIN, PrefectServer
 REPO = Path(__file__).resolve().parents[2]
 POOL = "mastering"
 WORKERS = ("worker-a", "worker-b")
-FFMPEG_LIMIT = 2  # slots of the ffmpeg tag limit: below the pool's 4 concurrent runs, so it is observable
+# Slots of the ffmpeg tag limit: 1, so that two item runs at once (one per worker) already contend for it.
+# A killed task's slot comes back when its lease expires (60 s, checked every 15 s by the server).
+FFMPEG_LIMIT = 1
 RUNS_PER_WORKER = 2  # prefect worker start --limit
 HEARTBEAT_S = 3
 
