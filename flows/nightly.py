@@ -142,10 +142,11 @@ def _wait_deployment_runs(runs: dict[str, Any], parameters: dict[str, dict[str, 
                           poll_s: float = 3.0) -> dict[str, Any]:
     """Wait for the item flow runs; return ``{key: final flow run}``.
 
-    A run whose worker was lost (:func:`tasks.nightly.worker_lost`: the worker named by the run's
-    ``prefect.worker.name`` label stopped heartbeating) would stay Running or Pending for ever: it is marked
-    Crashed and the item submitted again, at most ``fan_out.resubmits`` times; after that its Crashed run is
-    its outcome.
+    An item whose run crashed (its process died under a live worker, which reports it Crashed) or whose
+    worker was lost (:func:`tasks.nightly.worker_lost`: the worker named by the run's ``prefect.worker.name``
+    label stopped heartbeating, so the run would stay Running or Pending for ever; it is marked Crashed) is
+    submitted again, at most ``fan_out.resubmits`` times; after that its Crashed run is its outcome.
+    A crash is the infrastructure's, never a QC verdict, so running the item again is safe.
     """
     from prefect.client.orchestration import get_client
     from prefect.states import Crashed
@@ -161,23 +162,25 @@ def _wait_deployment_runs(runs: dict[str, Any], parameters: dict[str, dict[str, 
                       and cur.work_pool_name and (cur.labels or {}).get("prefect.worker.name")}
             lost = _lost_workers(client, set(holder.values()), dt.datetime.now(dt.UTC)) if holder else {}
             for key, cur in current.items():
-                if cur.state is not None and cur.state.is_final():
+                if cur.state is not None and cur.state.is_crashed():
+                    what = f"Crashed ({cur.state.message or 'no message'})"
+                elif cur.state is not None and cur.state.is_final():
                     done[key] = cur
                     continue
-                worker = holder[key][1] if key in holder else ""
-                why = lost.get(holder[key]) if key in holder else None
-                if why is None:
+                elif key in holder and holder[key] in lost:
+                    what = f"marked Crashed, its worker {holder[key][1]} was lost: {lost[holder[key]]}"
+                    client.set_flow_run_state(cur.id, Crashed(message=what.removeprefix("marked Crashed, ")),
+                                              force=True)
+                else:
                     continue
-                message = f"its worker {worker} was lost: {why}"
-                client.set_flow_run_state(cur.id, Crashed(message=message), force=True)
                 if resubmitted.get(key, 0) < cfg.fan_out.resubmits:
                     resubmitted[key] = resubmitted.get(key, 0) + 1
                     runs[key] = _submit_item(cfg, parameters[key])
-                    log.warning("item %s: run %s marked Crashed, %s; resubmitted as run %s (%d/%d)", key, cur.name,
-                                message, runs[key].id, resubmitted[key], cfg.fan_out.resubmits)
+                    log.warning("item %s: run %s %s; resubmitted as run %s (%d/%d)", key, cur.name, what,
+                                runs[key].id, resubmitted[key], cfg.fan_out.resubmits)
                 else:
-                    log.error("item %s: run %s marked Crashed, %s; not resubmitted (fan_out.resubmits: %d)", key,
-                              cur.name, message, cfg.fan_out.resubmits)
+                    log.error("item %s: run %s %s; not resubmitted (fan_out.resubmits: %d)", key, cur.name, what,
+                              cfg.fan_out.resubmits)
                     done[key] = client.read_flow_run(cur.id)
             if len(done) < len(runs):
                 time.sleep(poll_s)

@@ -215,6 +215,38 @@ def test_losing_a_worker_mid_item_the_item_is_qcd_once_by_the_other(mastering_po
     assert len(reports) == 1 and json.loads(reports[0].read_text())["verdict"] == row["result"]
 
 
+def test_an_item_run_crashed_under_a_live_worker_is_resubmitted(mastering_pool, media, tmp_path):
+    """The flow-run process of an item dies (the OOM killer) but its worker lives: the worker reports the run
+    Crashed and the nightly parent submits the item again."""
+    pool = mastering_pool
+    watch = tmp_path / "watch"
+    names = ["c0.mov", "crash.mov"]
+    cfg = _watch(media, watch, names)
+    pool.hold("*crash.mov*rawvideo*")
+    parent = _nightly_in_subprocess(pool, cfg, "2026-12-03")
+    try:
+        _wait_held(pool, parent)
+        worker, killed = pool.kill_held_run()
+        output, _ = parent.communicate(timeout=600)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert worker in pool.workers and pool.workers[worker].poll() is None  # the worker lived on
+    assert parent.returncode == 0, output[-4000:]
+    qc = [r for r in json.loads(output.split("SUMMARY ", 1)[1])["rows"] if r["kind"] == "qc"]
+    assert sorted(Path(r["item"]).name for r in qc) == names and all(r["result"] in ("pass", "fail") for r in qc)
+    runs = [fr for fr in _item_runs(pool, watch) if fr.name.endswith("/crash.mov")]
+    states = sorted(fr.state_type.value for fr in runs)
+    assert states == ["COMPLETED", "CRASHED"], [(fr.name, fr.state_type, fr.state.message) for fr in runs]
+    crashed = next(fr for fr in runs if fr.state_type.value == "CRASHED")
+    assert _worker_of(crashed) == worker and "was lost" not in (crashed.state.message or "")  # the worker said so
+    assert "Crashed (" in output and "resubmitted as run" in output
+    reports = list((Path(pool.env["DELIVER_HOME"]) / "nightly" / "reports" / "2026-12-03").glob("crash.mov-*.json"))
+    assert len(reports) == 1 and not list(watch.rglob(PARTIAL_GLOB))
+    print(f"\nflow-run process of crash.mov SIGKILLed under live {worker} ({len(killed)} processes); worker's "
+          f"state: {crashed.state.message!r}; resubmitted run on {_worker_of(next(r for r in runs if r is not crashed))}")
+
+
 def test_a_deliver_run_killed_with_its_worker_resumes_when_run_again(mastering_pool, media, tmp_path):
     pool = mastering_pool
     out = tmp_path / "out"

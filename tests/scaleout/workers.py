@@ -10,6 +10,7 @@ Use the session fixture ``mastering_pool`` (import it into a conftest or a test 
 * ``pool.run_deployment("nightly-qc/nightly-qc", {"request": {...}})`` then ``pool.wait(run_id)``;
 * ``pool.kill_worker(name)`` — SIGKILL a worker and every process under it (its flow-run processes and their
   ffmpeg, which run in sessions of their own), ``pool.start_worker(name)`` to replace it;
+  ``pool.kill_held_run()`` — SIGKILL only the flow-run process of the held call (below), its worker left up;
 * ``pool.hold(pattern)`` — the next ffmpeg/ffprobe call whose command line matches the shell glob ``pattern``
   says so (``pool.held()``) and sleeps instead of finishing, so a test can kill it mid-item;
 * ``pool.task_runs(tag)``, ``pool.flow_runs(flow_name)``, ``pool.logs(run_id)`` — what the API recorded.
@@ -120,6 +121,23 @@ class MasteringPool:
         gone, alive = psutil.wait_procs(procs, timeout=30)
         assert not alive, f"survived SIGKILL: {[cmdlines[p.pid] for p in alive]}"
         return cmdlines
+
+    def kill_held_run(self) -> tuple[str, dict[int, str]]:
+        """SIGKILL the flow-run process that made the held ffmpeg call, and that call, leaving its worker up (a
+        run's process lost to the OOM killer); returns the worker's name and ``{pid: command line}`` killed."""
+        for name, proc in self.workers.items():
+            for p in psutil.Process(proc.pid).children(recursive=True):
+                if p.cmdline()[:2] == ["sleep", "600"]:
+                    run = p.parent()
+                    assert run is not None and run.pid != proc.pid, "the held call is not under a flow-run process"
+                    procs = [run, p]
+                    cmdlines = {q.pid: " ".join(q.cmdline()) for q in procs}
+                    for q in procs:
+                        q.send_signal(signal.SIGKILL)
+                    gone, alive = psutil.wait_procs(procs, timeout=30)
+                    assert not alive, f"survived SIGKILL: {[cmdlines[q.pid] for q in alive]}"
+                    return name, cmdlines
+        raise AssertionError("no held ffmpeg call under a worker")
 
     def stop(self) -> None:
         for name in list(self.workers):
