@@ -243,8 +243,9 @@ def test_an_item_run_crashed_under_a_live_worker_is_resubmitted(mastering_pool, 
     assert "Crashed (" in output and "resubmitted as run" in output
     reports = list((Path(pool.env["DELIVER_HOME"]) / "nightly" / "reports" / "2026-12-03").glob("crash.mov-*.json"))
     assert len(reports) == 1 and not list(watch.rglob(PARTIAL_GLOB))
+    again = next(fr for fr in runs if fr is not crashed)
     print(f"\nflow-run process of crash.mov SIGKILLed under live {worker} ({len(killed)} processes); worker's "
-          f"state: {crashed.state.message!r}; resubmitted run on {_worker_of(next(r for r in runs if r is not crashed))}")
+          f"state: {crashed.state.message!r}; resubmitted run on {_worker_of(again)}")
 
 
 def test_a_deliver_run_killed_with_its_worker_resumes_when_run_again(mastering_pool, media, tmp_path):
