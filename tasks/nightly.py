@@ -15,9 +15,9 @@ Configured in ``configs/nightly.yaml`` (or ``$DELIVER_NIGHTLY_CONFIG``):
   its growth. Copies whose last verification is older than N nights (missed nights) are added.
 * ``fan_out: {mode: tasks|deployments, task_runner: thread|dask, max_workers, dask_address,
   deployment, resubmits}`` — items run as tasks on a bounded thread pool or a Dask cluster (prefect-dask),
-  or as runs of the ``qc-item`` deployment so that they spread over every worker of a work pool. A run
-  whose worker stopped heartbeating (:func:`worker_lost`) is marked Crashed and submitted again, at
-  most ``resubmits`` times per item.
+  or as runs of the ``qc-item`` deployment so that they spread over every worker of a work pool. An item
+  whose run crashed, or whose worker stopped heartbeating (:func:`worker_lost`, the run marked Crashed),
+  is submitted again, at most ``resubmits`` times.
 
 "New or changed" is decided against a small JSON state file (``$DELIVER_HOME/nightly/state.json``)
 keyed by the master's resolved path, holding size, mtime (ns) and xxh128: a master whose size or
@@ -106,7 +106,7 @@ class FanOut(_Strict):
     max_workers: int | None = Field(None, ge=1)  # default: CPU cores
     dask_address: str | None = None  # tcp://scheduler:8786 for a shared cluster; default: a LocalCluster
     deployment: str = "qc-item/qc-item"
-    resubmits: int = Field(1, ge=0, le=5)  # deployments mode: new runs of an item whose worker was lost
+    resubmits: int = Field(1, ge=0, le=5)  # deployments mode: new runs of a crashed item or a lost worker's
 
 
 class NightlyConfig(_Strict):

@@ -1,7 +1,7 @@
 """Two process workers on the ``mastering`` pool of a PostgreSQL-backed server (tests/scaleout/workers.py):
 a deliver run and a nightly QC spread over both, the ``ffmpeg`` tag limit held across them (measured from the
-task runs' timestamps), and the loss of a worker (SIGKILL of it and everything under it) in the middle of a
-nightly item and of a deliver run's deliverables.
+task runs' timestamps), the loss of a worker (SIGKILL of it and everything under it) in the middle of a
+nightly item and of a deliver run's deliverables, and the loss of an item's flow-run process alone.
 
 Masters are 5 s of 320x180 (2 s of programme). Figures go to stdout (``pytest -s``).
 """
