@@ -49,6 +49,7 @@ from tasks.nightly import (
     state_path,
     summary_markdown,
     where,
+    worker_lost,
 )
 from tasks.steps import nightly_qc_step, schedule_digest_step, verify_step
 
@@ -116,19 +117,71 @@ def _deployment_item_result(fr: Any) -> tuple[QCItemOutcome | None, BaseExceptio
     return outcome.model_copy(update={"flow_run": str(fr.id)}), None
 
 
-def _wait_deployment_runs(runs: dict[str, Any], poll_s: float = 3.0) -> dict[str, Any]:
-    """Wait for the item flow runs; return ``{key: final flow run}``."""
-    from prefect.client.orchestration import get_client
+def _submit_item(cfg: NightlyConfig, parameters: dict[str, Any]) -> Any:
+    from prefect.deployments import run_deployment
 
+    return run_deployment(cfg.fan_out.deployment, timeout=0, as_subflow=False, parameters=parameters)
+
+
+def _lost_workers(client: Any, holders: set[tuple[str, str]], now: dt.datetime) -> dict[tuple[str, str], str]:
+    """``{(pool, worker): why it is lost}`` for the ``holders`` of unfinished runs that stopped heartbeating
+    or left their pool."""
+    lost: dict[tuple[str, str], str] = {}
+    for pool in {p for p, _ in holders}:
+        seen = {w.name: w for w in client.read_workers_for_work_pool(pool)}
+        for _, name in {h for h in holders if h[0] == pool}:
+            w = seen.get(name)
+            why = worker_lost(w.last_heartbeat_time if w else None, w.heartbeat_interval_seconds if w else None, now,
+                              registered=w is not None)
+            if why:
+                lost[(pool, name)] = why
+    return lost
+
+
+def _wait_deployment_runs(runs: dict[str, Any], parameters: dict[str, dict[str, Any]], cfg: NightlyConfig,
+                          poll_s: float = 3.0) -> dict[str, Any]:
+    """Wait for the item flow runs; return ``{key: final flow run}``.
+
+    An item whose run crashed (its process died under a live worker, which reports it Crashed) or whose
+    worker was lost (:func:`tasks.nightly.worker_lost`: the worker named by the run's ``prefect.worker.name``
+    label stopped heartbeating, so the run would stay Running or Pending for ever; it is marked Crashed) is
+    submitted again, at most ``fan_out.resubmits`` times; after that its Crashed run is its outcome.
+    A crash is the infrastructure's, never a QC verdict, so running the item again is safe.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    log = get_run_logger()
     done: dict[str, Any] = {}
+    resubmitted: dict[str, int] = {}
     with get_client(sync_client=True) as client:
         while len(done) < len(runs):
-            for key, fr in runs.items():
-                if key in done:
-                    continue
-                cur = client.read_flow_run(fr.id)
-                if cur.state is not None and cur.state.is_final():
+            current = {key: client.read_flow_run(fr.id) for key, fr in runs.items() if key not in done}
+            holder = {key: (str(cur.work_pool_name), str((cur.labels or {})["prefect.worker.name"]))
+                      for key, cur in current.items() if cur.state is not None and not cur.state.is_final()
+                      and cur.work_pool_name and (cur.labels or {}).get("prefect.worker.name")}
+            lost = _lost_workers(client, set(holder.values()), dt.datetime.now(dt.UTC)) if holder else {}
+            for key, cur in current.items():
+                if cur.state is not None and cur.state.is_crashed():
+                    what = f"Crashed ({cur.state.message or 'no message'})"
+                elif cur.state is not None and cur.state.is_final():
                     done[key] = cur
+                    continue
+                elif key in holder and holder[key] in lost:
+                    what = f"marked Crashed, its worker {holder[key][1]} was lost: {lost[holder[key]]}"
+                    client.set_flow_run_state(cur.id, Crashed(message=what.removeprefix("marked Crashed, ")),
+                                              force=True)
+                else:
+                    continue
+                if resubmitted.get(key, 0) < cfg.fan_out.resubmits:
+                    resubmitted[key] = resubmitted.get(key, 0) + 1
+                    runs[key] = _submit_item(cfg, parameters[key])
+                    log.warning("item %s: run %s %s; resubmitted as run %s (%d/%d)", key, cur.name, what,
+                                runs[key].id, resubmitted[key], cfg.fan_out.resubmits)
+                else:
+                    log.error("item %s: run %s %s; not resubmitted (fan_out.resubmits: %d)", key, cur.name, what,
+                              cfg.fan_out.resubmits)
+                    done[key] = client.read_flow_run(cur.id)
             if len(done) < len(runs):
                 time.sleep(poll_s)
     return done
@@ -172,16 +225,15 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa:
     try:
         # every item at once
         qc_futures: dict[str, Any] = {}
+        item_parameters: dict[str, dict[str, Any]] = {}
         for it in items:
             if not it.spec:
                 rows.append(skipped_row(it))
                 continue
             request_ = QCRequest(path=it.path, report=str(report_path(cfg, it, night)), **spec_fields(it.spec))
             if cfg.fan_out.mode == "deployments":
-                from prefect.deployments import run_deployment
-
-                qc_futures[it.path] = run_deployment(cfg.fan_out.deployment, timeout=0, as_subflow=False,
-                                                     parameters={"request": request_.model_dump(mode="json")})
+                item_parameters[it.path] = {"request": request_.model_dump(mode="json")}
+                qc_futures[it.path] = _submit_item(cfg, item_parameters[it.path])
             else:
                 qc_futures[it.path] = nightly_qc_step.submit(it.path, request_.spec_ref, request_.report)
         fix_futures = {uri: verify_step.submit(uri) for uri in share}
@@ -189,7 +241,7 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa:
         # their outcomes
         results: dict[str, tuple[QCItemOutcome | None, BaseException | None]] = {}
         if cfg.fan_out.mode == "deployments":
-            for key, fr in _wait_deployment_runs(qc_futures).items():
+            for key, fr in _wait_deployment_runs(qc_futures, item_parameters, cfg).items():
                 results[key] = _deployment_item_result(fr)  # the qc-item run emitted its own event
         else:
             for key, fut in qc_futures.items():

@@ -14,8 +14,10 @@ Configured in ``configs/nightly.yaml`` (or ``$DELIVER_NIGHTLY_CONFIG``):
   night ``d`` verifies bucket ``d mod N``, so the whole archive is verified every N nights whatever
   its growth. Copies whose last verification is older than N nights (missed nights) are added.
 * ``fan_out: {mode: tasks|deployments, task_runner: thread|dask, max_workers, dask_address,
-  deployment}`` — items run as tasks on a bounded thread pool or a Dask cluster (prefect-dask), or as
-  runs of the ``qc-item`` deployment so that they spread over every worker of a work pool.
+  deployment, resubmits}`` — items run as tasks on a bounded thread pool or a Dask cluster (prefect-dask),
+  or as runs of the ``qc-item`` deployment so that they spread over every worker of a work pool. An item
+  whose run crashed, or whose worker stopped heartbeating (:func:`worker_lost`, the run marked Crashed),
+  is submitted again, at most ``resubmits`` times.
 
 "New or changed" is decided against a small JSON state file (``$DELIVER_HOME/nightly/state.json``)
 keyed by the master's resolved path, holding size, mtime (ns) and xxh128: a master whose size or
@@ -50,6 +52,7 @@ __all__ = [
     "night_of", "night_ordinal", "spec_for_master", "Item", "NightlyState", "scan_watch_folders", "fixity_share",
     "archived_copies", "report_path", "state_path", "QCItemOutcome", "qc_item_outcome", "SummaryRow",
     "NightlySummary", "qc_row", "fixity_row", "error_row", "skipped_row", "summary_markdown", "SIDECAR_SUFFIX",
+    "worker_lost", "WORKER_HEARTBEAT_MISSES",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +106,7 @@ class FanOut(_Strict):
     max_workers: int | None = Field(None, ge=1)  # default: CPU cores
     dask_address: str | None = None  # tcp://scheduler:8786 for a shared cluster; default: a LocalCluster
     deployment: str = "qc-item/qc-item"
+    resubmits: int = Field(1, ge=0, le=5)  # deployments mode: new runs of a crashed item or a lost worker's
 
 
 class NightlyConfig(_Strict):
@@ -309,9 +313,36 @@ def archived_copies(cfg: NightlyConfig) -> list[tuple[str, dt.datetime | None]]:
 
 # --------------------------------------------------------------------------- outcomes and the summary
 
+#: Heartbeats a worker may miss before the runs it took count as lost: Prefect's own threshold for marking a
+#: worker OFFLINE (PREFECT_SERVER_SERVICES_FOREMAN_INACTIVITY_HEARTBEAT_MULTIPLE, default 3).
+WORKER_HEARTBEAT_MISSES = 3
+
+
+def worker_lost(last_heartbeat: dt.datetime | None, interval_s: float | None, now: dt.datetime, *,
+                registered: bool = True, misses: int = WORKER_HEARTBEAT_MISSES) -> str | None:
+    """Why the worker that took a run will never finish it, or None while it heartbeats.
+
+    A process worker runs its flow runs as its own child processes: once it has missed ``misses`` heartbeats
+    (or left the pool) the machine or the worker is gone, and a run it held stays Running or Pending for
+    ever on the server.
+    """
+    if not registered:
+        return "it is no longer registered on the pool"
+    if last_heartbeat is None:
+        return None  # registering: it heartbeats as it starts
+    if last_heartbeat.tzinfo is None:
+        last_heartbeat = last_heartbeat.replace(tzinfo=dt.UTC)
+    interval = interval_s or 30.0  # PREFECT_WORKER_HEARTBEAT_SECONDS default
+    silent_s = (now - last_heartbeat).total_seconds()
+    if silent_s > misses * interval:
+        return f"no heartbeat for {silent_s:.0f} s (expected every {interval:.0f} s)"
+    return None
+
+
 def where() -> str:
-    """Machine (and worker, when DELIVER_WORKER_NAME is set) an item ran on, for the summary table."""
-    worker = os.environ.get("DELIVER_WORKER_NAME")
+    """Machine (and worker: DELIVER_WORKER_NAME, else the name a Prefect worker gives the runs it starts) an
+    item ran on, for the summary table."""
+    worker = os.environ.get("DELIVER_WORKER_NAME") or os.environ.get("PREFECT__WORKER_NAME")
     return f"{platform.node()}/{worker}" if worker else platform.node()
 
 

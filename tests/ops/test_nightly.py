@@ -204,6 +204,22 @@ def test_fan_out_task_runners_are_bounded():
     assert shared.address == "tcp://10.0.0.5:8786"
 
 
+def test_a_worker_is_lost_after_three_missed_heartbeats_or_leaving_its_pool():
+    from tasks.nightly import WORKER_HEARTBEAT_MISSES, worker_lost
+
+    now = dt.datetime(2026, 12, 7, 2, 0, 0, tzinfo=dt.UTC)
+    assert WORKER_HEARTBEAT_MISSES == 3  # Prefect's foreman marks a worker OFFLINE after 3 missed heartbeats
+    assert worker_lost(now - dt.timedelta(seconds=30), 10, now) is None  # 3 intervals: not yet
+    assert worker_lost(now - dt.timedelta(seconds=31), 10, now) == "no heartbeat for 31 s (expected every 10 s)"
+    assert worker_lost((now - dt.timedelta(seconds=91)).replace(tzinfo=None), None, now) == \
+        "no heartbeat for 91 s (expected every 30 s)"  # naive = UTC; Prefect's default interval
+    assert worker_lost(None, 10, now) is None  # registering: no heartbeat yet
+    assert worker_lost(now, 10, now, registered=False) == "it is no longer registered on the pool"
+    assert NightlyConfig().fan_out.resubmits == 1
+    with pytest.raises(ValueError, match="resubmits"):
+        NightlyConfig.model_validate({"fan_out": {"resubmits": -1}})
+
+
 def test_nightly_items_as_qc_item_runs_of_the_served_deployment(served, sample_set, tmp_path):
     """fan_out.mode deployments: each master is a run of the served qc-item deployment (a QCRequest),
     and its typed outcome comes back into the night's summary."""
