@@ -1,6 +1,7 @@
 """The nightly fan-out over a ``distributed`` cluster given by address (``fan_out.dask_address`` of the
 nightly config) gives the same summary as the thread runner, and its items run in the cluster's worker
-processes. Against the PostgreSQL-backed Prefect server."""
+processes; 30 small items queued at once on its two workers all complete, none failed or lost. Against the
+PostgreSQL-backed Prefect server. Throughput: ``python -m bench.workers``."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ pytestmark = pytest.mark.workers
 
 
 @pytest.fixture(scope="module")
-def watch(tmp_path_factory):
-    """Five tiny masters: three that pass the demo spec, one checked against Netflix's by a sidecar
-    (fails: picture size, frame rate...), one that is not a movie (an error row)."""
+def clip(tmp_path_factory):
+    """A 2 s-programme 320x180 ProRes master with 5.1 + 2.0 that passes the demo spec."""
     from bench.startup import make_clip
 
-    root = tmp_path_factory.mktemp("dask-nightly")
-    clip = make_clip(root / "clip")
-    folder = root / "watch"
+    return make_clip(tmp_path_factory.mktemp("dask-clip"))
+
+
+@pytest.fixture(scope="module")
+def watch(tmp_path_factory, clip):
+    """Five tiny masters: three that pass the demo spec, one checked against Netflix's by a sidecar
+    (fails: picture size, frame rate...), one that is not a movie (an error row)."""
+    folder = tmp_path_factory.mktemp("dask-nightly") / "watch"
     folder.mkdir()
     for n in range(4):
         shutil.copyfile(clip, folder / f"title{n}.mov")
@@ -32,39 +37,26 @@ def watch(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dask_cluster():
     """Two single-threaded worker processes; each names itself in the summary's host column
-    (DELIVER_WORKER_NAME, as on a render node)."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
-                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
-        def name_worker(dask_worker):
-            os.environ["DELIVER_WORKER_NAME"] = f"dask-{dask_worker.name}"
-            return os.getpid()
+    (DELIVER_WORKER_NAME ``dask-0``/``dask-1``, as on a render node). No Dask client stays current in this
+    process, so the nightly reaches the cluster only by its address."""
+    pytest.importorskip("distributed")
+    from bench.workers import named_cluster
 
-        pids = client.run(name_worker)
-        yield cluster.scheduler_address, pids
+    with named_cluster(2, "dask") as (address, pids):
+        yield address, pids
 
 
 def _night(tmp: Path, watch: Path, runner: str, server, address: str | None = None):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.deployments import NightlyRequest
-    from flows.nightly import nightly_qc_flow
+    from bench.workers import night_config, run_night
 
-    out = tmp / runner
-    out.mkdir()
-    fan_out = {"mode": "tasks", "task_runner": runner, "max_workers": 2}
-    if address:
-        fan_out["dask_address"] = address
-    cfg = out / "nightly.yaml"
-    cfg.write_text(json.dumps({"watch_folders": [{"path": str(watch), "spec": "demo", "patterns": ["*.mov"]}],
-                               "reports": str(out / "reports"), "state": str(out / "state.json"),
-                               "fixity": {"catalog": False}, "fan_out": fan_out}))
     with temporary_settings({PREFECT_API_URL: server.api_url}):
-        state = nightly_qc_flow(NightlyRequest(config=str(cfg), night="2026-12-07"), return_state=True)
-    return state.result(raise_on_failure=False), state.state_details.flow_run_id
+        night = run_night(night_config(tmp / runner, watch, runner, address, max_workers=2))
+    return night.summary, night.flow_run_id
 
 
 def _item_task_runs(server, flow_run_id, watch: Path) -> list[str]:
@@ -117,3 +109,36 @@ def test_dask_fan_out_by_address_gives_the_thread_runners_summary(pg_prefect_ser
     assert _item_task_runs(pg_prefect_server, dask_run, watch) \
         == _item_task_runs(pg_prefect_server, thread_run, watch) \
         == ["COMPLETED"] * 4 + ["FAILED"]
+
+
+def test_thirty_items_queued_at_once_on_two_workers_all_complete(pg_prefect_server, clip, dask_cluster, tmp_path,
+                                                                  monkeypatch):
+    """Load: 30 small QC items submitted at once to the two Dask workers: every one has exactly one task
+    run, Completed, a pass row and its report; both workers took items, two at a time at most."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from bench.workers import item_task_runs, make_watch, most_in_flight, night_config, problems, run_night
+    from tasks.nightly import NightlySummary
+
+    monkeypatch.delenv("DELIVER_WORKER_NAME", raising=False)
+    address, _ = dask_cluster
+    watch = make_watch(tmp_path / "watch", clip, 30)
+    with temporary_settings({PREFECT_API_URL: pg_prefect_server.api_url}):
+        night = run_night(night_config(tmp_path / "out", watch, address=address))
+        assert problems(night, watch, 30, {"dask-0", "dask-1"}) == []
+        runs = item_task_runs(night.flow_run_id, f"qc-{watch}/")
+    assert isinstance(night.summary, NightlySummary)
+    assert sorted(r.name for r in runs) == [f"qc-{watch}/item{i:04d}.mov" for i in range(30)]
+    assert most_in_flight(runs) == 2  # both workers busy at once, never more than the cluster's two threads
+
+    per_worker: dict[str, int] = {}
+    for r in night.summary.rows:
+        per_worker[r.host] = per_worker.get(r.host, 0) + 1
+    node = platform.node()
+    assert set(per_worker) == {f"{node}/dask-0", f"{node}/dask-1"} and sum(per_worker.values()) == 30, per_worker
+    # the state file records every item once, as passed; one report per item and nothing half-written
+    state = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert sorted(state) == sorted(str(p) for p in watch.iterdir())
+    assert {v["verdict"] for v in state.values()} == {"pass"}
+    reports = sorted(p.name for p in (tmp_path / "out" / "reports").rglob("*") if p.is_file())
+    assert len(reports) == 30 and all(n.endswith(".report.json") for n in reports), reports
