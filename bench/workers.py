@@ -31,7 +31,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -172,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
 
-    from bench.startup import make_clip
-    from flows.server import ensure_api, stop_server
+    from bench.startup import make_clip, temporary_home
+    from flows.server import ensure_api
 
     load_before = os.getloadavg()[0]
     configured = os.environ.get("PREFECT_API_URL")
@@ -182,41 +181,30 @@ def main(argv: list[str] | None = None) -> int:
     busy: dict[int, list[float]] = {1: [], 2: []}
     spread: dict[str, int] = {}
     lost: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name:
-        tmp = Path(tmp_name)
-        saved_home = os.environ.get("DELIVER_HOME")
-        os.environ["DELIVER_HOME"] = str(tmp / "deliver-home")
-        try:
-            ensure_api(announce=False)
-            clip = make_clip(tmp / "clip")
-            watch = make_watch(tmp / "watch", clip, args.items)
-            warm = make_watch(tmp / "warm", clip, 2)
-            quiet = {"PREFECT_LOGGING_LEVEL": "ERROR"}  # the table, not a Prefect warning per task
-            with named_cluster(1, "one", quiet) as (one, pids1), named_cluster(2, "two", quiet) as (two, pids2):
-                pids = {1: list(pids1.values()), 2: list(pids2.values())}
-                names = {1: {"one-0"}, 2: {"two-0", "two-1"}}
-                for n, address in ((1, one), (2, two)):  # imports and first-run caches of every worker process
-                    run_night(night_config(tmp / f"warm-{n}", warm, address=address))
-                for rep in range(args.repeat):
-                    for n, address in ((1, one), (2, two)):
-                        cpu0 = cpu_s(pids[n])
-                        night = run_night(night_config(tmp / f"run{rep}-{n}", watch, address=address))
-                        busy[n].append((cpu_s(pids[n]) - cpu0) / night.wall_s)
-                        lost += [f"{n} worker(s), run {rep}: {p}" for p in problems(night, watch, args.items,
-                                                                                    names[n])]
-                        walls[n].append(night.wall_s)
-                        in_flight[n] = max(in_flight.get(n, 0),
-                                           most_in_flight(item_task_runs(night.flow_run_id, f"qc-{watch}/")))
-                        if n == 2 and hasattr(night.summary, "rows"):
-                            for r in night.summary.rows:
-                                spread[r.host] = spread.get(r.host, 0) + 1
-        finally:
-            if not configured:
-                stop_server()
-            if saved_home is None:
-                os.environ.pop("DELIVER_HOME", None)
-            else:
-                os.environ["DELIVER_HOME"] = saved_home
+    with temporary_home("bench-workers-") as tmp:
+        ensure_api(announce=False)
+        clip = make_clip(tmp / "clip")
+        watch = make_watch(tmp / "watch", clip, args.items)
+        warm = make_watch(tmp / "warm", clip, 2)
+        quiet = {"PREFECT_LOGGING_LEVEL": "ERROR"}  # the table, not a Prefect warning per task
+        with named_cluster(1, "one", quiet) as (one, pids1), named_cluster(2, "two", quiet) as (two, pids2):
+            pids = {1: list(pids1.values()), 2: list(pids2.values())}
+            names = {1: {"one-0"}, 2: {"two-0", "two-1"}}
+            for n, address in ((1, one), (2, two)):  # imports and first-run caches of every worker process
+                run_night(night_config(tmp / f"warm-{n}", warm, address=address))
+            for rep in range(args.repeat):
+                for n, address in ((1, one), (2, two)):
+                    cpu0 = cpu_s(pids[n])
+                    night = run_night(night_config(tmp / f"run{rep}-{n}", watch, address=address))
+                    busy[n].append((cpu_s(pids[n]) - cpu0) / night.wall_s)
+                    lost += [f"{n} worker(s), run {rep}: {p}" for p in problems(night, watch, args.items,
+                                                                                names[n])]
+                    walls[n].append(night.wall_s)
+                    in_flight[n] = max(in_flight.get(n, 0),
+                                       most_in_flight(item_task_runs(night.flow_run_id, f"qc-{watch}/")))
+                    if n == 2 and hasattr(night.summary, "rows"):
+                        for r in night.summary.rows:
+                            spread[r.host] = spread.get(r.host, 0) + 1
     load_after = os.getloadavg()[0]
 
     per_min = {n: args.items / statistics.median(w) * 60 for n, w in walls.items()}

@@ -61,17 +61,16 @@ def _night(tmp: Path, watch: Path, runner: str, server, address: str | None = No
 
 def _item_task_runs(server, flow_run_id, watch: Path) -> list[str]:
     """The final state of every ``nightly-qc-master`` task run the server recorded for a night's run."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                                     task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=f"qc-{watch}")))
-    return sorted(r.state.type.value for r in runs if r.state is not None and r.name.startswith(f"qc-{watch}/"))
+    from bench.workers import item_task_runs
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        runs = item_task_runs(flow_run_id, f"qc-{watch}/")
+    return sorted(r.state.type.value for r in runs if r.state is not None)
 
 
-def _findings(report: str) -> list[tuple[str, str]]:
+def _findings(report: str) -> list[tuple[str, str, str]]:
     doc = json.loads(Path(report).read_text())
     return sorted((f["check"], f["severity"], f["message"]) for f in doc["findings"])
 
