@@ -1,7 +1,7 @@
 """Nightly throughput on Dask workers: 30 small QC items queued at once on two worker processes vs the same
 30 run one by one on one worker.
 
-Run: ``.venv/bin/python -m bench.workers [--items 30] [--repeat 1]`` (or ``make bench``; exit 1 when an
+Run: ``.venv/bin/python -m bench.workers [--items 30] [--repeat 3]`` (or ``make bench``; exit 1 when an
 item failed or was lost).
 
 Generates one master (:func:`bench.startup.make_clip`: 320x180 25p ProRes, 2 s of programme after a 3 s
@@ -168,7 +168,7 @@ def problems(night: Night, watch: Path, n_items: int, workers: set[str]) -> list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.workers", description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=ITEMS)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
 
     from bench.startup import make_clip, temporary_home
