@@ -109,6 +109,7 @@ class Night:
     summary: Any  # tasks.nightly.NightlySummary, or what a failed run returned
     flow_run_id: Any
     wall_s: float
+    state: str  # the night's final state type: COMPLETED when every item passed
 
 
 def run_night(config: Path, night: str = "2026-12-07") -> Night:
@@ -119,7 +120,7 @@ def run_night(config: Path, night: str = "2026-12-07") -> Night:
     t0 = time.perf_counter()
     state = nightly_qc_flow(NightlyRequest(config=str(config), night=night), return_state=True)
     wall = time.perf_counter() - t0
-    return Night(state.result(raise_on_failure=False), state.state_details.flow_run_id, wall)
+    return Night(state.result(raise_on_failure=False), state.state_details.flow_run_id, wall, state.type.value)
 
 
 def item_task_runs(flow_run_id: Any, prefix: str) -> list[Any]:
@@ -150,7 +151,7 @@ def problems(night: Night, watch: Path, n_items: int, workers: set[str]) -> list
 
     if not isinstance(night.summary, NightlySummary):
         return [f"the night returned {night.summary!r}"]
-    out: list[str] = []
+    out = [] if night.state == "COMPLETED" else [f"the night's run ended {night.state}"]
     runs = item_task_runs(night.flow_run_id, f"qc-{watch}/")
     names = [r.name for r in runs]
     if len(runs) != n_items or len(set(names)) != n_items:
