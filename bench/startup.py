@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TARGET_FIXED_S = 3.0
@@ -53,49 +55,20 @@ def make_clip(out: Path) -> Path:
     return clip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args(argv)
-
+@contextmanager
+def temporary_home(prefix: str) -> Iterator[Path]:
+    """A temporary folder whose ``deliver-home`` is DELIVER_HOME meanwhile (restored after). The local Prefect
+    server a run starts there (:mod:`flows.server`) is stopped at the end; a ``PREFECT_API_URL`` server is
+    left alone."""
     from flows.server import stop_server
-    from specs.loader import load_spec
-    from tasks.media.probe import probe
-    from tasks.qc.engine import qc_master
 
-    load_before = os.getloadavg()[0]
-    deliver = Path(sys.executable).parent / "deliver"
     configured = os.environ.get("PREFECT_API_URL")
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_name:
         tmp = Path(tmp_name)
         saved_home = os.environ.get("DELIVER_HOME")
         os.environ["DELIVER_HOME"] = str(tmp / "deliver-home")
         try:
-            clip = make_clip(tmp)
-            spec, info = load_spec("demo"), probe(clip, "master")
-            qc_master(info, spec)  # warm: imports and caches, as in a running process
-
-            cpu: dict[str, list[float]] = {"cli": [], "qc": []}
-
-            def cli(n: int) -> float:
-                c0, t0 = _cpu_s(resource.RUSAGE_CHILDREN), time.perf_counter()
-                proc = subprocess.run([str(deliver), "qc", str(clip), "--spec", "demo", "--json",
-                                       str(tmp / f"qc{n}.json")], capture_output=True, text=True, timeout=600)
-                wall = time.perf_counter() - t0
-                cpu["cli"].append(_cpu_s(resource.RUSAGE_CHILDREN) - c0)
-                if proc.returncode != 0:
-                    raise SystemExit(f"deliver qc exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-                return wall
-
-            first = cli(0)
-            walls: list[float] = []
-            inproc: list[float] = []
-            for n in range(1, args.repeat + 1):
-                walls.append(cli(n))
-                c0, t0 = _cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN), time.perf_counter()
-                qc_master(info, spec)
-                inproc.append(time.perf_counter() - t0)
-                cpu["qc"].append(_cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN) - c0)
+            yield tmp
         finally:
             if not configured:
                 stop_server()
@@ -103,6 +76,46 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ.pop("DELIVER_HOME", None)
             else:
                 os.environ["DELIVER_HOME"] = saved_home
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    from specs.loader import load_spec
+    from tasks.media.probe import probe
+    from tasks.qc.engine import qc_master
+
+    load_before = os.getloadavg()[0]
+    deliver = Path(sys.executable).parent / "deliver"
+    configured = os.environ.get("PREFECT_API_URL")
+    with temporary_home("bench-startup-") as tmp:
+        clip = make_clip(tmp)
+        spec, info = load_spec("demo"), probe(clip, "master")
+        qc_master(info, spec)  # warm: imports and caches, as in a running process
+
+        cpu: dict[str, list[float]] = {"cli": [], "qc": []}
+
+        def cli(n: int) -> float:
+            c0, t0 = _cpu_s(resource.RUSAGE_CHILDREN), time.perf_counter()
+            proc = subprocess.run([str(deliver), "qc", str(clip), "--spec", "demo", "--json",
+                                   str(tmp / f"qc{n}.json")], capture_output=True, text=True, timeout=600)
+            wall = time.perf_counter() - t0
+            cpu["cli"].append(_cpu_s(resource.RUSAGE_CHILDREN) - c0)
+            if proc.returncode != 0:
+                raise SystemExit(f"deliver qc exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+            return wall
+
+        first = cli(0)
+        walls: list[float] = []
+        inproc: list[float] = []
+        for n in range(1, args.repeat + 1):
+            walls.append(cli(n))
+            c0, t0 = _cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN), time.perf_counter()
+            qc_master(info, spec)
+            inproc.append(time.perf_counter() - t0)
+            cpu["qc"].append(_cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN) - c0)
     load_after = os.getloadavg()[0]
     cmd_s, qc_s = statistics.median(walls), statistics.median(inproc)
     fixed = cmd_s - qc_s

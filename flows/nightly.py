@@ -3,7 +3,8 @@
 Stages: config -> scan the watch folders (:func:`tasks.nightly.scan_watch_folders`) and pick tonight's
 fixity share (:func:`tasks.nightly.fixity_share`) -> every item at once (QC with the qc flow's steps,
 fixity with the verify step), as tasks on a bounded thread pool or a Dask cluster, or as runs of the
-``qc-item`` deployment spread over a work pool -> state file, summary table and report. One failure
+``qc-item`` deployment spread over a work pool -> state file, summary table and report. The task runner
+is the one of the run's own config (``request.config`` included), started inside the run. One failure
 never stops the others: every item runs, then one summary lists them all and the run fails if any
 item did. The domain (config, state, scan, rotation, summary) is in :mod:`tasks.nightly`.
 """
@@ -65,7 +66,8 @@ def nightly_schedule(cfg: NightlyConfig | None = None) -> Any:
 
 
 def make_task_runner(cfg: NightlyConfig | None = None) -> Any:
-    """A bounded task runner: ThreadPool(max_workers=cores) or prefect-dask's DaskTaskRunner."""
+    """A bounded task runner: ThreadPool(max_workers=cores) or prefect-dask's DaskTaskRunner (the cluster at
+    ``dask_address``, else a LocalCluster of single-threaded processes)."""
     try:
         cfg = cfg or load_nightly_config()
     except Exception:  # noqa: BLE001 - import must not fail on a bad config; the flow reports it
@@ -201,7 +203,7 @@ def _nightly_run_name() -> str:
     return f"nightly-qc-{night}"
 
 
-@flow(name="nightly-qc", flow_run_name=_nightly_run_name, log_prints=True, task_runner=make_task_runner())
+@flow(name="nightly-qc", flow_run_name=_nightly_run_name, log_prints=True)
 def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa: B008 - the UI form's default
     """QC new/changed masters of the watch folders and verify tonight's share of the archive.
 
@@ -222,6 +224,9 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa:
     log.info("night %s: %d master(s) to QC, %d archived cop(ies) to verify (1/%d of the archive)",
              night, len(items), len(share), cfg.fixity.rotation_nights)
     rows: list[SummaryRow] = []
+    # The fan-out runner of this night's config, not one fixed when the module was imported: a config given
+    # as request.config (its dask_address, its max_workers) decides where the items run.
+    runner = make_task_runner(cfg).__enter__()
     try:
         # every item at once
         qc_futures: dict[str, Any] = {}
@@ -235,8 +240,9 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa:
                 item_parameters[it.path] = {"request": request_.model_dump(mode="json")}
                 qc_futures[it.path] = _submit_item(cfg, item_parameters[it.path])
             else:
-                qc_futures[it.path] = nightly_qc_step.submit(it.path, request_.spec_ref, request_.report)
-        fix_futures = {uri: verify_step.submit(uri) for uri in share}
+                qc_futures[it.path] = runner.submit(nightly_qc_step, {"path": it.path, "spec_ref": request_.spec_ref,
+                                                                      "report": request_.report})
+        fix_futures = {uri: runner.submit(verify_step, {"uri": uri}) for uri in share}
 
         # their outcomes
         results: dict[str, tuple[QCItemOutcome | None, BaseException | None]] = {}
@@ -270,6 +276,7 @@ def nightly_qc_flow(request: NightlyRequest = NightlyRequest()) -> Any:  # noqa:
             rows.append(fixity_row(uri, report, where()))
     finally:
         state.save()
+        runner.__exit__(None, None, None)
         kill_all_children()
 
     # the summary
