@@ -224,7 +224,7 @@ def _deliver_one(plan: Plan, spec: Spec, fields: RunFields, info: MediaInfo, pac
             files.append((str(target), "extra"))
     order = {str(deliverable_path(d, spec, package, fields)): n for n, d in enumerate(spec.deliverables)}
     files.sort(key=lambda pk: order.get(pk[0], len(order)))
-    rep.deliverables = package_step(str(package), files, plan.title, plan.version)
+    rep.deliverables = package_step(str(package), files, plan.title, plan.version, str(out))
     if plan.archive:
         try:
             copies = archive_step(str(package), plan.archive, plan.title)

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 __all__ = [
     "READ_BLOCK_BYTES",
     "MHL_FORMATS",
+    "PACKAGE_FORMATS",
     "FileDigests",
     "StreamDigester",
     "crc64nvme",
@@ -38,6 +39,10 @@ READ_BLOCK_BYTES = 8 * 1024 * 1024
 #: Hash formats of ASC MHL v1.0 (section "Hash formats"): xxh128 is ours, the others are verified and
 #: extended when a history made by another tool recorded them.
 MHL_FORMATS = ("xxh128", "md5", "sha1", "xxh32", "xxh64", "xxh3", "c4")
+
+#: Formats every package file is hashed with beside xxh128, in the same read: MD5 (RFC 1321), which the
+#: manifest and the delivery documents list because many distributors' forms ask for it.
+PACKAGE_FORMATS = ("md5",)
 
 
 def crc64nvme(data: bytes | bytearray | memoryview, previous: int = 0) -> int:

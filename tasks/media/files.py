@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["atomic_output", "publish", "partial_name", "is_partial", "fsync_path", "PARTIAL_GLOB", "folders_under",
            "prune_empty_folders", "Provenance", "reusable", "discard_stale_partials", "remove_partials",
-           "output_lock", "LOCK_NAME", "RECORDS_DIR", "SUPERSEDED_DIR", "recorded_digests"]
+           "output_lock", "LOCK_NAME", "RECORDS_DIR", "SUPERSEDED_DIR", "recorded_digests", "has_read_record"]
 
 LOGGER = logging.getLogger("deliver.files")
 
@@ -254,12 +254,18 @@ def recorded_digests(path: str | Path, out_root: str | Path) -> dict[str, str] |
     return {"xxh128": record["xxh128"], **(digests if isinstance(digests, dict) else {})}
 
 
-def reusable(final: str | Path, provenance: Provenance) -> dict[str, Any] | None:
+def has_read_record(path: str | Path, out_root: str | Path) -> bool:
+    """Whether a publish read of ``path`` was recorded (valid or not: :func:`recorded_digests` says if it holds)."""
+    record = _read_record(_record_path(Path(path), Path(out_root)))
+    return record is not None and isinstance(record.get("file"), dict)
+
+
+def reusable(final: str | Path, provenance: Provenance, formats: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """The record of ``final`` when it can be reused as is: it exists, its record says the same inputs and
     options made it, and its size and xxh128 (read now) are the recorded ones. ``None``: redo it.
 
-    The read also recomputes the record's other digests and refreshes the file's identity, so the
-    package step after it reads nothing again (a restored copy has a new inode and times)."""
+    The read also computes the record's other digests and ``formats`` and refreshes the file's identity, so
+    the package step after it reads nothing again (a restored copy has a new inode and times)."""
     final = Path(final)
     record = _read_record(provenance.record_path(final))
     if (record is None or record.get("version") != RECORD_VERSION or record.get("identity") != provenance.identity
@@ -269,7 +275,7 @@ def reusable(final: str | Path, provenance: Provenance) -> dict[str, Any] | None
         LOGGER.warning("%s differs from the output recorded for it; it is made again", final)
         return None
     known: dict[str, str] = record["digests"] if isinstance(record.get("digests"), dict) else {}
-    got, identity = _read_once(final, tuple(known))
+    got, identity = _read_once(final, tuple(dict.fromkeys((*known, *formats))))
     if got.xxh128 != record.get("xxh128"):
         LOGGER.warning("%s differs from the output recorded for it; it is made again", final)
         return None
