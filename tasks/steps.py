@@ -259,12 +259,12 @@ def qc_specs_step(info: MediaInfo, specs: list[Spec], layback: LaybackPlan | Non
 
 
 @task(name="share-deliverable", cache_policy=NO_CACHE)
-def share_step(source: str, target: str) -> tuple[bool, str]:
+def share_step(source: str, target: str, out_root: str | None = None) -> tuple[bool, str]:
     """A deliverable made for another distributor placed in this package (:func:`tasks.deliverables.share.link_into`):
     a hard link or a copy, verified by inode or xxh128."""
     from tasks.deliverables.share import link_into
 
-    return link_into(source, target)
+    return link_into(source, target, out_root=out_root)
 
 
 @task(name="package")

@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["atomic_output", "publish", "partial_name", "is_partial", "fsync_path", "PARTIAL_GLOB", "folders_under",
            "prune_empty_folders", "Provenance", "reusable", "discard_stale_partials", "remove_partials",
-           "output_lock", "LOCK_NAME", "RECORDS_DIR", "SUPERSEDED_DIR", "recorded_digests", "has_read_record"]
+           "output_lock", "LOCK_NAME", "RECORDS_DIR", "SUPERSEDED_DIR", "recorded_digests", "has_read_record",
+           "record_hard_link"]
 
 LOGGER = logging.getLogger("deliver.files")
 
@@ -252,6 +253,23 @@ def recorded_digests(path: str | Path, out_root: str | Path) -> dict[str, str] |
         return None
     digests = record.get("digests")
     return {"xxh128": record["xxh128"], **(digests if isinstance(digests, dict) else {})}
+
+
+def record_hard_link(source: str | Path, target: str | Path, out_root: str | Path, held: dict[str, str]) -> None:
+    """After ``target`` was made a hard link of ``source``, whose recorded digests ``held`` (:func:`recorded_digests`)
+    just before: ``target`` gets a record of the same read (same inode, same bytes), and both records the
+    inode's new ctime (the link moved it; nothing else may have changed)."""
+    source, target, out_root = Path(source), Path(target), Path(out_root)
+    record = _read_record(_record_path(source, out_root))
+    if record is None or not isinstance(record.get("file"), dict) or record.get("xxh128") != held.get("xxh128"):
+        return
+    with contextlib.suppress(OSError):  # only the package step's shortcut is lost
+        now = _identity(target.stat())
+        if any(now[k] != record["file"].get(k) for k in now if k != "ctime_ns"):
+            return
+        record = {**record, "file": {**record["file"], "ctime_ns": now["ctime_ns"]}}
+        _write_record_doc(_record_path(source, out_root), record)
+        _write_record_doc(_record_path(target, out_root), {**record, "output": str(_rel(target, out_root))})
 
 
 def has_read_record(path: str | Path, out_root: str | Path) -> bool:

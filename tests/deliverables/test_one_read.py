@@ -21,12 +21,13 @@ import pytest
 
 from specs.errors import VerificationError
 from specs.model import Spec
-from tasks.archive.hashing import bytes_hashed, digest_file, hash_file_xxh128
+from tasks.archive.hashing import PACKAGE_FORMATS, bytes_hashed, digest_file, hash_file_xxh128
 from tasks.archive.mhl import mhl_records
 from tasks.deliverables.make import TranscodeAllResult, transcode_all
 from tasks.deliverables.naming import RunFields
+from tasks.deliverables.share import link_into
 from tasks.documents import record_in_package
-from tasks.media.files import Provenance, recorded_digests
+from tasks.media.files import Provenance, atomic_output, recorded_digests
 from tasks.media.probe import MediaInfo
 from tasks.package import write_package
 from tasks.report import Report
@@ -156,3 +157,22 @@ def test_documents_generation_refuses_a_deliverable_changed_after_the_package(eb
         record_in_package(pkg, [], report, out_root=tmp_path)
     assert changed.name in str(info.value)
     assert sorted((pkg / "ascmhl").iterdir()) == gens
+
+
+def test_a_deliverable_hard_linked_into_another_package_is_not_read_by_the_share_or_the_package(tmp_path):
+    """A plan's shared deliverable: linked into the second package, verified by inode, and both packages take
+    its digests from the publish read (the link moved the inode's ctime; the records follow it)."""
+    made = tmp_path / "A" / "T_v1" / "T_v1_screener.mp4"
+    with atomic_output(made, provenance=Provenance("inputs", tmp_path), formats=PACKAGE_FORMATS) as tmp:
+        tmp.write_bytes(os.urandom(3 * 1024 * 1024))
+    shared = tmp_path / "B" / "T_v1" / made.name
+    hashed = bytes_hashed()
+    assert link_into(made, shared, out_root=tmp_path) == (True, hash_file_xxh128(made))
+    assert bytes_hashed() - hashed == made.stat().st_size  # only the hash_file_xxh128 of this assertion
+    hashed = bytes_hashed()
+    for pkg, path in ((made.parent, made), (shared.parent, shared)):
+        (entry,) = write_package(pkg, [(path, "extra")], title="T", version="v1", out_root=tmp_path)
+        assert entry.md5 == digest_file(path, formats=("md5",)).others["md5"]
+        assert _reference_verify(pkg).returncode == 0
+    manifests = sum((p / "manifest.json").stat().st_size for p in (made.parent, shared.parent))
+    assert bytes_hashed() - hashed == manifests + 2 * made.stat().st_size  # the md5 checks of this test only
