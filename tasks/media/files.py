@@ -297,7 +297,7 @@ def reusable(final: str | Path, provenance: Provenance, formats: tuple[str, ...]
     if got.xxh128 != record.get("xxh128"):
         LOGGER.warning("%s differs from the output recorded for it; it is made again", final)
         return None
-    if identity is not None and (record.get("file") != identity or record.get("digests") != got.others):
+    if identity is not None and recorded_digests(final, provenance.out_root) != got.mhl_hashes():
         record = {**record, "digests": dict(got.others), "file": identity}
         with contextlib.suppress(OSError):  # only the next step's shortcut is lost
             _write_record_doc(provenance.record_path(final), record)
