@@ -259,7 +259,7 @@ def qc_specs_step(info: MediaInfo, specs: list[Spec], layback: LaybackPlan | Non
 
 
 @task(name="share-deliverable", cache_policy=NO_CACHE)
-def share_step(source: str, target: str, out_root: str | None = None) -> tuple[bool, str]:
+def share_step(source: str, target: str, *, out_root: str | None = None) -> tuple[bool, str]:
     """A deliverable made for another distributor placed in this package (:func:`tasks.deliverables.share.link_into`):
     a hard link or a copy, verified by inode or xxh128."""
     from tasks.deliverables.share import link_into
@@ -270,7 +270,7 @@ def share_step(source: str, target: str, out_root: str | None = None) -> tuple[b
 @task(name="package")
 @costed("package")
 def package_step(package_dir: str, files: list[tuple[str, str]], title: str, version: str,
-                 out_root: str | None = None) -> list[DeliverableEntry]:
+                 *, out_root: str | None = None) -> list[DeliverableEntry]:
     """manifest.json and the first ASC MHL generation of a package (:func:`tasks.package.write_package`); with
     ``out_root`` the digests the deliverables' publish read recorded are reused while the files are unchanged."""
     stage_event("package", "start", Path(package_dir).name)
@@ -282,7 +282,7 @@ def package_step(package_dir: str, files: list[tuple[str, str]], title: str, ver
 
 @task(name="documents", cache_policy=NO_CACHE, timeout_seconds=3600)
 def documents_step(report: Report, spec: Spec, package_dir: str, master: str | None = None,
-                   out_root: str | None = None) -> list[WrittenDocument]:
+                   *, out_root: str | None = None) -> list[WrittenDocument]:
     """The delivery documents of every distributor (HTML, PDF) in the package's documents/ folder, added to its
     ASC MHL history (:mod:`tasks.documents`)."""
     from tasks.documents import DOCUMENTS_FOLDER, distributors_of, record_in_package, write_delivery_documents
