@@ -190,7 +190,7 @@ def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo],
         if r.reused:
             log.info("reused %s: made by an earlier run from the same inputs, xxh128 checked", r.path)
     files = [(r.path, r.kind) for r in made.deliverables] + [(p, "extra") for p in made.extras]
-    report.deliverables = package_step(str(package_dir), files, title, version)
+    report.deliverables = package_step(str(package_dir), files, title, version, out_root=str(out_dir))
 
     # archive to every target, verified
     if request.archive:
@@ -211,7 +211,7 @@ def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo],
     # the documents the producer signs, per distributor: after the archive, so they list its verified copies
     # (paperwork: a failure here is logged, the delivery and its report stand)
     try:
-        docs = documents_step(report, spec, str(package_dir), married_info.path)
+        docs = documents_step(report, spec, str(package_dir), married_info.path, out_root=str(out_dir))
     except DeliverError as exc:
         log.error("delivery documents not made: %s (remake them with `deliver documents`)", exc)
         docs = []

@@ -213,18 +213,18 @@ def _deliver_one(plan: Plan, spec: Spec, fields: RunFields, info: MediaInfo, pac
         if d in todo or ident is None:
             continue
         target = deliverable_path(d, spec, package, fields)
-        linked, _digest = share_step(made[ident], str(target))
+        linked, _digest = share_step(made[ident], str(target), out_root=str(out))
         log.info("%s: %s %s from %s", entry.name, "linked" if linked else "copied", target.name, made[ident])
         entry.shared.append(target.name)
         files.append((str(target), d.kind))
     if ex_key in extras_made and not any(k == "extra" for _p, k in files):
         for p in extras_made[ex_key]:
             target = package / "extras" / Path(p).name
-            share_step(p, str(target))
+            share_step(p, str(target), out_root=str(out))
             files.append((str(target), "extra"))
     order = {str(deliverable_path(d, spec, package, fields)): n for n, d in enumerate(spec.deliverables)}
     files.sort(key=lambda pk: order.get(pk[0], len(order)))
-    rep.deliverables = package_step(str(package), files, plan.title, plan.version)
+    rep.deliverables = package_step(str(package), files, plan.title, plan.version, out_root=str(out))
     if plan.archive:
         try:
             copies = archive_step(str(package), plan.archive, plan.title)

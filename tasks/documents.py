@@ -41,7 +41,7 @@ from specs.model import LoudnessSpec, Spec
 from tasks import __version__
 from tasks.archive.hashing import hash_file_xxh128
 from tasks.audio.loudness import DialogueLoudness, LoudnessResult
-from tasks.media.files import atomic_output
+from tasks.media.files import atomic_output, has_read_record, recorded_digests
 from tasks.qc.loudness import DIALOGUE_LABEL, RuleOutcome, evaluate_loudness_rule
 from tasks.report import DeliverableEntry, Report, human_bytes
 from tasks.report_html import (
@@ -380,14 +380,25 @@ def write_delivery_documents(distributors: Sequence[Distributor], out_dir: Path,
 
 
 def record_in_package(package_dir: Path, documents: Sequence[WrittenDocument], report: Report, *,
-                      same_run: bool = True) -> Path:
+                      same_run: bool = True, out_root: Path | None = None) -> Path:
     """Add the documents to the package's ASC MHL history (a new in-place generation). In the run that made
     the package (``same_run``) its other files are recorded with the xxh128 its package step read moments
     before (no second read of the media); otherwise (a remake from report.json, later) every file is read
-    again and checked against the history. manifest.json and the documents are hashed here."""
+    again and checked against the history. manifest.json and the documents are hashed here.
+
+    With ``out_root`` (the run's output folder) a deliverable whose publish read was recorded is checked by
+    its identity (:func:`tasks.media.files.recorded_digests`): changed since, it is read again, so the
+    history records (and checks) what is on disk now."""
     from tasks.archive.mhl import write_mhl_generation  # ascmhl loads only when a package is recorded
 
     hashes = {e.name: e.xxh128 for e in report.deliverables} if same_run else {}
+    if same_run and out_root is not None:
+        for e in report.deliverables:
+            known = recorded_digests(e.path, out_root)
+            if known is not None:
+                hashes[e.name] = known["xxh128"]
+            elif has_read_record(e.path, out_root):
+                hashes.pop(e.name)  # changed since it was published: write_mhl_generation reads it
     for doc in documents:
         for p in (doc.html, doc.pdf):
             if p is not None:

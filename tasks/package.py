@@ -1,7 +1,9 @@
 """The delivery package: the folder of deliverables, its manifest and checksums.
 
 The package's ASC MHL history is written and verified by :mod:`tasks.archive.mhl`; file digests come
-from :mod:`tasks.archive.hashing`.
+from :mod:`tasks.archive.hashing`, or from the output records of the run (:func:`tasks.media.files.recorded_digests`:
+the digests of the publish read, while the file is still the one that was read), so a deliverable's bytes are
+read once between its encoder and the archive copy.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ import json
 from pathlib import Path
 
 from specs.errors import VerificationError
-from tasks.archive.hashing import digest_file, hash_file_xxh128
+from tasks.archive.hashing import PACKAGE_FORMATS, digest_file, hash_file_xxh128
 from tasks.archive.mhl import HASH_FORMAT, MHL_FOLDER, mhl_records, write_mhl_generation
-from tasks.media.files import atomic_output
+from tasks.media.files import atomic_output, recorded_digests
 from tasks.media.probe import MediaInfo, probe
 from tasks.report import AudioTrackFormat, DeliverableEntry, DeliverableFormat, InputFingerprint
 
-__all__ = ["fingerprint_file", "write_package", "deliverable_format"]
+__all__ = ["fingerprint_file", "write_package", "package_digests", "deliverable_format"]
 
 # poster and thumbnails: pictures of the programme, not deliverables; DCP files: XML and SMPTE track files
 # (verified by tasks.dcp.verify, not by ffprobe)
@@ -57,14 +59,28 @@ def _check_history(package_dir: Path, hashes: dict[str, str]) -> None:
                                 "under another version.")
 
 
+def package_digests(path: Path, out_root: Path | None) -> tuple[int, dict[str, str]]:
+    """Size and ASC MHL digests (xxh128 and :data:`PACKAGE_FORMATS`) of a package file: the ones its publish
+    read recorded under ``out_root`` while its identity (inode, size, mtime, ctime) is unchanged, else one read
+    now. MD5 in the same read as xxh128 costs 2-5 s per GB of one core (xxh128 ~0.1 s)."""
+    known = recorded_digests(path, out_root) if out_root is not None else None
+    if known is not None and all(f in known for f in PACKAGE_FORMATS):
+        return path.stat().st_size, known
+    digests = digest_file(path, formats=PACKAGE_FORMATS)
+    return digests.size, digests.mhl_hashes()
+
+
 def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: str,
-                  version: str) -> list[DeliverableEntry]:
+                  version: str, out_root: Path | None = None) -> list[DeliverableEntry]:
     """Hash every file of a package (``(path, kind)``, inside ``package_dir``), write manifest.json
     (atomically; a rerun rewrites it) and the first ASC MHL generation (process "in-place").
 
     On a rerun the files are checked against the package's ASC MHL history first: a file that differs
     from it (or one it lists that is gone) stops the step before manifest.json is rewritten, so the
     manifest never records a hash the history and the archive copies disagree with.
+
+    With ``out_root`` (the run's output folder, which holds the output records) a file published by this
+    or an earlier run and unchanged since is not read again (:func:`package_digests`).
 
     Every deliverable (not the extras) is probed for its format, duration and start timecode; ffprobe
     reads the headers only, so this costs a fraction of a second per file next to the hash's full read.
@@ -77,15 +93,11 @@ def write_package(package_dir: Path, files: list[tuple[Path, str]], *, title: st
     files = [(f, kind) for path, kind in files
              for f in (sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [path])]
     for path, kind in files:
-        # MD5 in the same read as xxh128 (the delivery documents list both): no second read, at the price
-        # of MD5's CPU time, 2-5 s per GB on one core next to xxh128's ~0.1 s (so on fast storage the
-        # package step becomes CPU-bound at ~200-500 MB/s)
-        digests = digest_file(path, formats=("md5",))
-        digest = digests.xxh128
+        size, digests = package_digests(path, out_root)
         rel = path.relative_to(package_dir).as_posix()
-        hashes[rel] = digest
-        entry = DeliverableEntry(name=rel, path=str(path), size=path.stat().st_size, xxh128=digest, kind=kind,
-                                 md5=digests.others.get("md5"))
+        hashes[rel] = digests["xxh128"]
+        entry = DeliverableEntry(name=rel, path=str(path), size=size, xxh128=digests["xxh128"], kind=kind,
+                                 md5=digests.get("md5"))
         if kind not in NOT_MEDIA_KINDS:
             info = probe(path, f"deliverable {rel}")
             entry.format = deliverable_format(info)

@@ -259,33 +259,37 @@ def qc_specs_step(info: MediaInfo, specs: list[Spec], layback: LaybackPlan | Non
 
 
 @task(name="share-deliverable", cache_policy=NO_CACHE)
-def share_step(source: str, target: str) -> tuple[bool, str]:
+def share_step(source: str, target: str, *, out_root: str | None = None) -> tuple[bool, str]:
     """A deliverable made for another distributor placed in this package (:func:`tasks.deliverables.share.link_into`):
     a hard link or a copy, verified by inode or xxh128."""
     from tasks.deliverables.share import link_into
 
-    return link_into(source, target)
+    return link_into(source, target, out_root=out_root)
 
 
 @task(name="package")
 @costed("package")
-def package_step(package_dir: str, files: list[tuple[str, str]], title: str, version: str) -> list[DeliverableEntry]:
-    """manifest.json and the first ASC MHL generation of a package (:func:`tasks.package.write_package`)."""
+def package_step(package_dir: str, files: list[tuple[str, str]], title: str, version: str,
+                 *, out_root: str | None = None) -> list[DeliverableEntry]:
+    """manifest.json and the first ASC MHL generation of a package (:func:`tasks.package.write_package`); with
+    ``out_root`` the digests the deliverables' publish read recorded are reused while the files are unchanged."""
     stage_event("package", "start", Path(package_dir).name)
-    entries = write_package(Path(package_dir), [(Path(p), kind) for p, kind in files], title=title, version=version)
+    entries = write_package(Path(package_dir), [(Path(p), kind) for p, kind in files], title=title, version=version,
+                            out_root=Path(out_root) if out_root else None)
     stage_event("package", "finish", Path(package_dir).name)
     return entries
 
 
 @task(name="documents", cache_policy=NO_CACHE, timeout_seconds=3600)
-def documents_step(report: Report, spec: Spec, package_dir: str, master: str | None = None) -> list[WrittenDocument]:
+def documents_step(report: Report, spec: Spec, package_dir: str, master: str | None = None,
+                   *, out_root: str | None = None) -> list[WrittenDocument]:
     """The delivery documents of every distributor (HTML, PDF) in the package's documents/ folder, added to its
     ASC MHL history (:mod:`tasks.documents`)."""
     from tasks.documents import DOCUMENTS_FOLDER, distributors_of, record_in_package, write_delivery_documents
 
     docs = write_delivery_documents(distributors_of(report, spec), Path(package_dir) / DOCUMENTS_FOLDER,
                                     master=master)
-    record_in_package(Path(package_dir), docs, report)
+    record_in_package(Path(package_dir), docs, report, out_root=Path(out_root) if out_root else None)
     return docs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -22,12 +23,14 @@ from pydantic import BaseModel
 __all__ = [
     "READ_BLOCK_BYTES",
     "MHL_FORMATS",
+    "PACKAGE_FORMATS",
     "FileDigests",
     "StreamDigester",
     "crc64nvme",
     "crc64nvme_b64",
     "xxh128_b64_to_hex",
     "digest_file",
+    "bytes_hashed",
     "hash_file_xxh128",
     "Mismatch",
 ]
@@ -38,6 +41,10 @@ READ_BLOCK_BYTES = 8 * 1024 * 1024
 #: Hash formats of ASC MHL v1.0 (section "Hash formats"): xxh128 is ours, the others are verified and
 #: extended when a history made by another tool recorded them.
 MHL_FORMATS = ("xxh128", "md5", "sha1", "xxh32", "xxh64", "xxh3", "c4")
+
+#: Formats every package file is hashed with beside xxh128, in the same read: MD5 (RFC 1321), which the
+#: manifest and the delivery documents list because many distributors' forms ask for it.
+PACKAGE_FORMATS = ("md5",)
 
 
 def crc64nvme(data: bytes | bytearray | memoryview, previous: int = 0) -> int:
@@ -96,6 +103,16 @@ class StreamDigester:
                            {fmt: h.string_digest() for fmt, h in self._others.items()})
 
 
+_hashed = 0  # bytes digest_file has read in this process
+_hashed_lock = threading.Lock()
+
+
+def bytes_hashed() -> int:
+    """Bytes :func:`digest_file` (every file hash of deliver) has read in this process so far: how a caller
+    sees how many times data was read for its digests (one addition per file, not per block)."""
+    return _hashed
+
+
 def digest_file(path: Path | str, *, drop_cache: bool = False, formats: tuple[str, ...] = ()) -> FileDigests:
     """Read ``path`` once and return its size, xxh128, CRC64NVME and the other ASC MHL ``formats``.
 
@@ -119,6 +136,9 @@ def digest_file(path: Path | str, *, drop_cache: bool = False, formats: tuple[st
             if not n:
                 break
             digester.update(view[:n])
+    global _hashed
+    with _hashed_lock:
+        _hashed += digester.size
     return digester.result()
 
 

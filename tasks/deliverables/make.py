@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from specs.errors import BadInputError, MediaError, VerificationError
 from specs.layouts import ffmpeg_layout
 from specs.model import Deliverable, Spec
+from tasks.archive.hashing import PACKAGE_FORMATS
 from tasks.deliverables.graph import correction_source_graph, deliverables_graph
 from tasks.deliverables.naming import RunFields, deliverable_path
 from tasks.deliverables.shape import audio_sources, expected_duration_s, head_frames, master_frames
@@ -123,7 +124,7 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
         if d.kind == "dcp":
             continue
         final = targets[d.id]
-        record = reusable(final, each[d.id]) if provenance else None
+        record = reusable(final, each[d.id], PACKAGE_FORMATS) if provenance else None
         if record is not None:
             note = record.get("note") or {}
             done.append(DeliverableResult(id=d.id, kind=d.kind, path=str(final), size=final.stat().st_size,
@@ -150,7 +151,7 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
         if provenance is not None:
             extra_prov = {p: provenance.derive("extra", p.name) for p in extras}
         if provenance is not None:  # cheap: redo the whole set unless every one is recorded and intact
-            extras_todo: list[Path] = [] if all(reusable(p, extra_prov[p]) for p in extras) else extras
+            extras_todo: list[Path] = [] if all(reusable(p, extra_prov[p], PACKAGE_FORMATS) for p in extras) else extras
         elif all(p.exists() for p in extras):
             extras_todo = []
         else:
@@ -181,13 +182,14 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
                     partial.unlink(missing_ok=True)
                     failures.append(str(exc))
                     continue
-                publish(partial, targets[d.id], provenance=each.get(d.id),
+                # the package's digests in this read: the package step reuses them (tasks.media.files)
+                publish(partial, targets[d.id], provenance=each.get(d.id), formats=PACKAGE_FORMATS,
                         note={"duration_s": info.duration_s, "checks": checks})
                 results.append(DeliverableResult(id=d.id, kind=d.kind, path=str(targets[d.id]),
                                                  size=targets[d.id].stat().st_size, duration_s=info.duration_s or 0.0,
                                                  wall_s=time.monotonic() - started, checks=checks))
             for p in extras_todo:
-                publish(partial_name(p), p, provenance=extra_prov.get(p))
+                publish(partial_name(p), p, provenance=extra_prov.get(p), formats=PACKAGE_FORMATS)
             if failures:
                 raise VerificationError(" | ".join(failures))
             done += results

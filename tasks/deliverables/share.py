@@ -22,7 +22,7 @@ from tasks.deliverables.graph import deliverable_args
 from tasks.deliverables.make import DeliverableResult
 from tasks.deliverables.naming import RunFields
 from tasks.deliverables.shape import programme_first_frame
-from tasks.media.files import partial_name, publish
+from tasks.media.files import partial_name, publish, record_hard_link, recorded_digests
 from tasks.media.probe import MediaInfo
 
 __all__ = ["deliverable_identity", "extras_identity", "link_into", "SharedFile"]
@@ -62,16 +62,22 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def link_into(source: str | Path, target: str | Path, *, source_xxh128: str | None = None) -> tuple[bool, str]:
+def link_into(source: str | Path, target: str | Path, *, source_xxh128: str | None = None,
+              out_root: str | Path | None = None) -> tuple[bool, str]:
     """Place ``source`` at ``target``: a hard link, or a copy (written as a partial, then published) where links
     are impossible; then verified (same inode, or the same xxh128). Returns (linked, xxh128).
+
+    With ``out_root`` (the run's output folder) the digests ``source``'s publish read recorded are used while
+    they hold, and a hard link gets them too (:func:`tasks.media.files.record_hard_link`): neither this step
+    nor the package step reads the file again.
 
     Raises:
         BadInputError: ``target`` exists with other content (never overwritten).
         VerificationError: the copy does not hash like its source.
     """
     src, dst = Path(source), Path(target)
-    digest = source_xxh128 or hash_file_xxh128(src)
+    held = recorded_digests(src, out_root) if out_root is not None else None
+    digest = source_xxh128 or (held["xxh128"] if held else None) or hash_file_xxh128(src)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
         if _same_file(src, dst):
@@ -91,4 +97,6 @@ def link_into(source: str | Path, target: str | Path, *, source_xxh128: str | No
     if not (linked and _same_file(src, dst)) and hash_file_xxh128(dst) != digest:
         dst.unlink(missing_ok=True)
         raise VerificationError(f"{dst}: copy of {src} does not match its xxh128 {digest}")
+    if linked and held is not None and out_root is not None and held["xxh128"] == digest:
+        record_hard_link(src, dst, out_root, held)
     return linked, digest

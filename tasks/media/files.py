@@ -18,6 +18,12 @@ file with no matching record is redone into a partial: equal bytes keep the exis
 bytes move it to ``OUT/work/superseded/`` under a dated name before the new one is published (nothing is
 overwritten, nothing is refused).
 
+**One read.** The publish read also computes the digests a later step asks for (``formats``: the package's
+MD5), and once the file has its final name the record gets the file's identity (device, inode, size,
+mtime and ctime in ns). :func:`recorded_digests` gives those digests back while the identity still matches,
+so the package step hashes nothing that was published moments before; any change of the file (a write
+moves mtime and ctime, a copy changes the inode) makes it read the bytes again.
+
 ``*.partial*`` is the one partial-name pattern: cancel clean-up and folder scans match it.
 :func:`output_lock` keeps two runs out of one output folder (``fcntl.flock``, held for the whole run).
 """
@@ -33,16 +39,21 @@ import logging
 import os
 import re
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specs.errors import OutputExistsError, OutputLockedError
 
+if TYPE_CHECKING:
+    from tasks.archive.hashing import FileDigests
+
 __all__ = ["atomic_output", "publish", "partial_name", "is_partial", "fsync_path", "PARTIAL_GLOB", "folders_under",
            "prune_empty_folders", "Provenance", "reusable", "discard_stale_partials", "remove_partials",
-           "output_lock", "LOCK_NAME", "RECORDS_DIR", "SUPERSEDED_DIR"]
+           "output_lock", "LOCK_NAME", "RECORDS_DIR", "SUPERSEDED_DIR", "recorded_digests", "has_read_record",
+           "record_hard_link"]
 
 LOGGER = logging.getLogger("deliver.files")
 
@@ -152,14 +163,10 @@ class Provenance:
         return Provenance(hashlib.sha256(doc.encode()).hexdigest(), self.out_root)
 
     def _rel(self, final: Path) -> Path:
-        try:
-            return Path(final).resolve().relative_to(Path(self.out_root).resolve())
-        except ValueError:
-            return Path(Path(final).name)
+        return _rel(final, self.out_root)
 
     def record_path(self, final: Path) -> Path:
-        rel = self._rel(final)
-        return Path(self.out_root) / RECORDS_DIR / rel.with_name(rel.name + ".json")
+        return _record_path(final, self.out_root)
 
     def superseded_path(self, final: Path) -> Path:
         rel = self._rel(final)
@@ -167,62 +174,175 @@ class Provenance:
         return Path(self.out_root) / SUPERSEDED_DIR / rel.with_name(f"{rel.stem}.{stamp}{rel.suffix}")
 
 
-def _xxh128(path: Path) -> str:
-    from tasks.archive.hashing import hash_file_xxh128  # the one hasher; imported late (ascmhl is slow to load)
-
-    return hash_file_xxh128(path)
-
-
-def _read_record(final: Path, provenance: Provenance) -> dict[str, Any] | None:
+def _rel(final: Path, out_root: Path) -> Path:
     try:
-        doc = json.loads(provenance.record_path(final).read_text())
+        return Path(final).resolve().relative_to(Path(out_root).resolve())
+    except ValueError:
+        return Path(Path(final).name)
+
+
+def _record_path(final: Path, out_root: Path) -> Path:
+    rel = _rel(final, out_root)
+    return Path(out_root) / RECORDS_DIR / rel.with_name(rel.name + ".json")
+
+
+def _digests(path: Path, formats: tuple[str, ...] = ()) -> FileDigests:
+    from tasks.archive.hashing import MHL_FORMATS, digest_file  # the one hasher; late: ascmhl is slow to load
+
+    return digest_file(path, formats=tuple(f for f in formats if f in MHL_FORMATS))  # a record's names: checked
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
 
 
-def reusable(final: str | Path, provenance: Provenance) -> dict[str, Any] | None:
+#: File timestamps come from the kernel's coarse clock (one tick is 1-10 ms; exFAT stores 10 ms): a write
+#: within one tick of the last one can leave mtime unchanged. A read that starts at least this long after
+#: the file's mtime therefore sees every later write move mtime (racy-timestamp rule, as git's index uses).
+_TIMESTAMP_SLACK_NS = 20_000_000
+
+
+def _identity(st: os.stat_result) -> dict[str, int]:
+    """What changes when a file's bytes may have: a write moves mtime and ctime (ctime cannot be set back
+    by ``touch``/``utime``), a replacement changes the inode."""
+    return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns}
+
+
+def _trusted(identity: dict[str, int], read_at_ns: int) -> bool:
+    """Whether a later write is sure to move ``identity``'s mtime: the read started more than a timestamp
+    tick after the last write, and the filesystem keeps sub-second times (FAT, HFS+ and some NFS servers
+    round to whole seconds, where a write in the same second looks like no write)."""
+    mtime_ns = identity["mtime_ns"]
+    return mtime_ns % 1_000_000_000 != 0 and mtime_ns < read_at_ns - _TIMESTAMP_SLACK_NS
+
+
+def _read_once(path: Path, formats: tuple[str, ...]) -> tuple[FileDigests, dict[str, int] | None]:
+    """One read of ``path`` (:func:`tasks.archive.hashing.digest_file`) and the identity the digests belong to
+    (with ``read_at_ns``), or ``None`` when the file moved during the read. A file written moments ago is
+    read one timestamp tick later (at most 20 ms) so that its identity can be trusted."""
+    wait_ns = path.stat().st_mtime_ns + _TIMESTAMP_SLACK_NS + 1 - time.time_ns()
+    if 0 < wait_ns <= _TIMESTAMP_SLACK_NS + 1:
+        time.sleep(wait_ns / 1e9)
+    read_at_ns = time.time_ns()
+    before = _identity(path.stat())
+    digests = _digests(path, formats)
+    same = _identity(path.stat()) == before and digests.size == before["size"]
+    return digests, ({**before, "read_at_ns": read_at_ns} if same else None)
+
+
+def recorded_digests(path: str | Path, out_root: str | Path) -> dict[str, str] | None:
+    """The ASC MHL digests (``{"xxh128": hex, "md5": hex, …}``) the publish read of ``path`` recorded, when
+    the file is still the one that was read (device, inode, size, mtime and ctime unchanged, and its last
+    write a timestamp tick before the read); ``None``: read the file."""
+    path = Path(path)
+    record = _read_record(_record_path(path, Path(out_root)))
+    if record is None or not isinstance(record.get("file"), dict) or not isinstance(record.get("xxh128"), str):
+        return None
+    try:
+        now = _identity(path.stat())
+    except OSError:
+        return None
+    known = record["file"]
+    if now != {k: known.get(k) for k in now} or not isinstance(known.get("read_at_ns"), int) \
+            or not _trusted(now, known["read_at_ns"]):
+        return None
+    digests = record.get("digests")
+    return {"xxh128": record["xxh128"], **(digests if isinstance(digests, dict) else {})}
+
+
+def record_hard_link(source: str | Path, target: str | Path, out_root: str | Path, held: dict[str, str]) -> None:
+    """After ``target`` was made a hard link of ``source``, whose recorded digests ``held`` (:func:`recorded_digests`)
+    just before: ``target`` gets a record of the same read (same inode, same bytes), and both records the
+    inode's new ctime (the link moved it; nothing else may have changed)."""
+    source, target, out_root = Path(source), Path(target), Path(out_root)
+    record = _read_record(_record_path(source, out_root))
+    if record is None or not isinstance(record.get("file"), dict) or record.get("xxh128") != held.get("xxh128"):
+        return
+    with contextlib.suppress(OSError):  # only the package step's shortcut is lost
+        now = _identity(target.stat())
+        if any(now[k] != record["file"].get(k) for k in now if k != "ctime_ns"):
+            return
+        record = {**record, "file": {**record["file"], "ctime_ns": now["ctime_ns"]}}
+        _write_record_doc(_record_path(source, out_root), record)
+        _write_record_doc(_record_path(target, out_root), {**record, "output": str(_rel(target, out_root))})
+
+
+def has_read_record(path: str | Path, out_root: str | Path) -> bool:
+    """Whether a publish read of ``path`` was recorded (valid or not: :func:`recorded_digests` says if it holds)."""
+    record = _read_record(_record_path(Path(path), Path(out_root)))
+    return record is not None and isinstance(record.get("file"), dict)
+
+
+def reusable(final: str | Path, provenance: Provenance, formats: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """The record of ``final`` when it can be reused as is: it exists, its record says the same inputs and
-    options made it, and its size and xxh128 (read now) are the recorded ones. ``None``: redo it."""
+    options made it, and its size and xxh128 (read now) are the recorded ones. ``None``: redo it.
+
+    The read also computes the record's other digests and ``formats`` and refreshes the file's identity, so
+    the package step after it reads nothing again (a restored copy has a new inode and times)."""
     final = Path(final)
-    record = _read_record(final, provenance)
+    record = _read_record(provenance.record_path(final))
     if (record is None or record.get("version") != RECORD_VERSION or record.get("identity") != provenance.identity
             or not final.is_file()):
         return None
-    if final.stat().st_size != record.get("size") or _xxh128(final) != record.get("xxh128"):
+    if final.stat().st_size != record.get("size"):
         LOGGER.warning("%s differs from the output recorded for it; it is made again", final)
         return None
+    known: dict[str, str] = record["digests"] if isinstance(record.get("digests"), dict) else {}
+    got, identity = _read_once(final, tuple(dict.fromkeys((*known, *formats))))
+    if got.xxh128 != record.get("xxh128"):
+        LOGGER.warning("%s differs from the output recorded for it; it is made again", final)
+        return None
+    if identity is not None and recorded_digests(final, provenance.out_root) != got.mhl_hashes():
+        record = {**record, "digests": dict(got.others), "file": identity}
+        with contextlib.suppress(OSError):  # only the next step's shortcut is lost
+            _write_record_doc(provenance.record_path(final), record)
     return record
 
 
-def _write_record(final: Path, provenance: Provenance, digest: str, size: int, note: dict[str, Any] | None) -> None:
-    path = provenance.record_path(final)
+def _write_record_doc(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"version": RECORD_VERSION, "output": str(provenance._rel(final)), "identity": provenance.identity,
-           "xxh128": digest, "size": size, "made_at": _dt.datetime.now(_dt.UTC).isoformat(), "note": note or {}}
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(doc, indent=1) + "\n")
 
 
+def _record_doc(final: Path, provenance: Provenance, digests: FileDigests, note: dict[str, Any] | None
+                ) -> dict[str, Any]:
+    return {"version": RECORD_VERSION, "output": str(provenance._rel(final)), "identity": provenance.identity,
+            "xxh128": digests.xxh128, "size": digests.size, "digests": dict(digests.others),
+            "made_at": _dt.datetime.now(_dt.UTC).isoformat(), "note": note or {}}
+
+
 def publish(partial: Path, final: Path, *, overwrite: bool = False, provenance: Provenance | None = None,
-            note: dict[str, Any] | None = None) -> None:
+            note: dict[str, Any] | None = None, formats: tuple[str, ...] = ()) -> None:
     """fsync ``partial`` and rename it to ``final`` (never replacing ``final`` unless ``overwrite``).
 
-    With ``provenance`` the output's record (with ``note``, small step data a reuse needs) is written
-    first; an existing ``final`` of the same bytes is kept, one of other bytes is moved to
-    ``OUT/work/superseded/`` (logged) and the new file takes its name.
+    With ``provenance`` the output's record (with ``note``, small step data a reuse needs, and the ASC MHL
+    ``formats`` a later step wants, computed in the same read as the xxh128) is written first; an existing
+    ``final`` of the same bytes is kept, one of other bytes is moved to ``OUT/work/superseded/`` (logged)
+    and the new file takes its name. Then the record gets the final file's identity
+    (:func:`recorded_digests`).
 
     Raises:
         OutputExistsError: ``final`` exists (or appeared meanwhile), ``overwrite`` is False and no
             ``provenance`` was given; ``partial`` is removed.
     """
     fsync_path(partial)
+    identity: dict[str, int] | None = None
+    record: dict[str, Any] = {}
     if provenance is not None:
-        digest = _xxh128(partial)
-        _write_record(final, provenance, digest, partial.stat().st_size, note)
+        digests, identity = _read_once(partial, formats)
+        record = _record_doc(final, provenance, digests, note)
+        _write_record_doc(provenance.record_path(final), record)
         if final.exists():
-            if final.is_file() and _xxh128(final) == digest:
+            kept, kept_identity = _read_once(final, formats) if final.is_file() else (None, None)
+            if kept is not None and kept.xxh128 == digests.xxh128:
                 partial.unlink(missing_ok=True)  # the same bytes: the existing file stays (inode, mtime)
+                _record_identity(final, provenance, record, kept_identity)
                 return
             backup = provenance.superseded_path(final)
             backup.parent.mkdir(parents=True, exist_ok=True)
@@ -244,11 +364,24 @@ def publish(partial: Path, final: Path, *, overwrite: bool = False, provenance: 
         partial.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         fsync_path(final.parent)
+    if provenance is not None and identity is not None:
+        with contextlib.suppress(OSError):
+            now = _identity(final.stat())  # the link and the partial's unlink moved ctime; the rest is what was read
+            if all(now[k] == identity[k] for k in now if k != "ctime_ns"):
+                _record_identity(final, provenance, record, {**identity, "ctime_ns": now["ctime_ns"]})
+
+
+def _record_identity(final: Path, provenance: Provenance, record: dict[str, Any],
+                     identity: dict[str, int] | None) -> None:
+    """Add to ``final``'s record the identity its digests were read from (:func:`recorded_digests`)."""
+    if identity is not None:
+        with contextlib.suppress(OSError):  # only the package step's shortcut is lost
+            _write_record_doc(provenance.record_path(final), {**record, "file": identity})
 
 
 @contextlib.contextmanager
 def atomic_output(final: str | Path, *, overwrite: bool = False, provenance: Provenance | None = None,
-                  note: dict[str, Any] | None = None) -> Iterator[Path]:
+                  note: dict[str, Any] | None = None, formats: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield the partial path of ``final``; on success publish it (:func:`publish`).
 
     Partials of ``final`` left by crashed runs are removed; on any error the partial is removed.
@@ -269,7 +402,7 @@ def atomic_output(final: str | Path, *, overwrite: bool = False, provenance: Pro
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp} was not written")
-        publish(tmp, final, overwrite=overwrite, provenance=provenance, note=note)
+        publish(tmp, final, overwrite=overwrite, provenance=provenance, note=note, formats=formats)
     finally:
         tmp.unlink(missing_ok=True)
 

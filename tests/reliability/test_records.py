@@ -181,3 +181,31 @@ def test_the_package_history_is_checked_before_manifest_json_is_rewritten(tmp_pa
     assert sorted((pkg / "ascmhl").iterdir()) == gens
     assert "T_v1_screener.mp4" in str(info.value) and "nothing rewritten" in str(info.value)
     assert json.loads(manifest)["files"][0]["xxh128"] != hash_file_xxh128(screener)
+
+
+def test_recorded_digests_hold_only_for_the_file_that_was_read(tmp_path):
+    """The publish read's digests come back while the file is the one read; a replacement (same bytes, same
+    mtime, another inode) or a file whose times have whole-second resolution is read again."""
+    import shutil
+
+    from tasks.archive.hashing import PACKAGE_FORMATS, digest_file
+    from tasks.media.files import recorded_digests
+
+    prov = Provenance("inputs", tmp_path)
+    final = tmp_path / "T_v1" / "T_v1_screener.mp4"
+    with atomic_output(final, provenance=prov, formats=PACKAGE_FORMATS) as tmp:
+        tmp.write_bytes(b"screener bytes")  # published at once: the read waits out one timestamp tick
+    fresh = digest_file(final, formats=PACKAGE_FORMATS)
+    assert recorded_digests(final, tmp_path) == {"xxh128": fresh.xxh128, "md5": fresh.others["md5"]}
+    assert fresh.others["md5"] == "48c6bd6063e5da0e17637b1c836c8ba5"  # RFC 1321, as hashlib (md5sum) gives it
+    copy = tmp_path / "copy.mp4"
+    shutil.copy2(final, copy)
+    os.replace(copy, final)  # same bytes and mtime, another inode
+    assert recorded_digests(final, tmp_path) is None
+
+    coarse = tmp_path / "T_v1" / "T_v1_poster.jpg"
+    with atomic_output(coarse, provenance=prov, formats=PACKAGE_FORMATS) as tmp:
+        tmp.write_bytes(b"poster")
+        second = (time.time_ns() // 1_000_000_000 - 5) * 1_000_000_000
+        os.utime(tmp, ns=(second, second))  # what FAT or HFS+ would store
+    assert coarse.stat().st_mtime_ns == second and recorded_digests(coarse, tmp_path) is None
