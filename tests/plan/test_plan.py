@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tasks.media.synth import make_sample_set
 
 register_commands()
 SPECS = Path(__file__).parent / "specs"
+STATUS_SCHEMA = Path(__file__).resolve().parents[2] / "specs" / "schema" / "status-1.json"
 
 
 def _run(args: list[str]):
@@ -73,7 +75,18 @@ def _ffmpeg_commands(log: Path) -> list[list[str]]:
     return [shlex.split(m.group(1)) for m in re.finditer(r"\$ (\S*ffmpeg .*)$", log.read_text(), re.MULTILINE)]
 
 
-def test_three_distributors_one_run(media, tmp_path):
+def _status(title: str) -> dict:
+    import jsonschema
+
+    result = _run(["status", title, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    jsonschema.validate(doc, json.loads(STATUS_SCHEMA.read_text()))  # the published schema
+    return doc
+
+
+def test_three_distributors_one_run(media, tmp_path, monkeypatch):
+    monkeypatch.setenv("DELIVER_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.sqlite'}")
     out = tmp_path / "out"
     result = _run(["run", "--plan", str(_plan_file(tmp_path / "plans", media)), "--out", str(out),
                    "--date", "2026-12-07"])
@@ -105,6 +118,14 @@ def test_three_distributors_one_run(media, tmp_path):
     assert len(picture) == 1, picture
     audio = [c for c in reads if "rawvideo" not in c]
     assert len(audio) == 2, audio  # two streams (5.1, 2.0), each decoded once for three specs
+    # one deliverables decode: every delivered distributor's deliverables (the shared mezzanine, both screeners)
+    # and the extras are outputs of ONE ffmpeg command reading the married master
+    made = [c for c in cmds if layback_file in c and c[c.index(layback_file) - 1] == "-i" and "-ss" not in c
+            and any(str(out / n) in a for a in c for n in ("demo", "partner"))]
+    assert len(made) == 1, made
+    outputs = [Path(a).name for a in made[0] if str(out) in a and a != layback_file]
+    assert {o.split(".partial")[0] for o in outputs} >= {"COPRO_v1_mezzanine", "COPRO_v1_screener",
+                                                        "COPRO_v1_screener_ACME", "COPRO_v1_poster"}, outputs
 
     # the shared mezzanine: encoded once, present and verified in both packages
     mezz = [c for c in cmds if any(a.endswith(".mov") and "COPRO_v1_mezzanine" in a and c[k - 1] != "-i"
@@ -123,6 +144,43 @@ def test_three_distributors_one_run(media, tmp_path):
     assert hash_file_xxh128(out / "partner" / "COPRO_v1" / "COPRO_v1_screener_ACME.mp4") != hash_file_xxh128(
         out / "demo" / "COPRO_v1" / "COPRO_v1_screener.mp4")
     assert not list(out.rglob("*.partial*"))
+
+    # the schedule: every distributor's items, in the state this run left them (no archive: qc-pass; the
+    # distributor whose QC failed: qc-fail), the published schema; the run's artifacts link to it
+    items = {(i["distributor"], i["item"]): i for i in _status("COPRO")["items"]}
+    assert {d for d, _ in items} == {"demo", "partner", "strict"}
+    for name in ("demo", "partner"):
+        entries = {e["name"]: e for e in by[name]["deliverables"]}
+        for item in ("mezzanine", "screener"):
+            i = items[(name, item)]
+            assert (i["kind"], i["state"], i["qc"]) == ("deliverable", "qc-pass", "pass"), i
+            assert entries[i["file"]]["xxh128"] == i["xxh128"] and entries[i["file"]]["size"] == i["bytes"]
+    assert items[("demo", "mezzanine")]["xxh128"] == items[("partner", "mezzanine")]["xxh128"]
+    strict = [i for (d, _), i in items.items() if d == "strict" and i["kind"] == "deliverable"]
+    assert strict and {(i["state"], i["qc"], i["file"]) for i in strict} == {("qc-fail", "fail", None)}
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as c:
+        arts = {a.key: a.data for a in c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+            any_=["delivery-schedule-copro-v1", "deliverable-links-copro-v1"])))}
+    assert "| v1 | partner | mezzanine | deliverable | qc-pass | pass |" in arts["delivery-schedule-copro-v1"]
+    assert "| v1 | strict | mezzanine | deliverable | qc-fail | fail |" in arts["delivery-schedule-copro-v1"]
+    assert "delivery-schedule-copro-v1" in arts["deliverable-links-copro-v1"]
+
+    # each delivered distributor's package has its delivery document (HTML, and PDF when Chromium is here)
+    # listing its own deliverables; the failed one gets none
+    for name in ("demo", "partner"):
+        docs = sorted((out / name / "COPRO_v1" / "documents").glob(f"{name}_delivery_*"))
+        html = [d for d in docs if d.suffix == ".html"]
+        assert len(html) == 1, docs
+        text = html[0].read_text()
+        assert f"for {name}" in text
+        for e in by[name]["deliverables"]:
+            assert e["name"] in text and e["xxh128"] in text
+        if shutil.which("chromium"):
+            assert [d.suffix for d in docs] == [".html", ".pdf"] and docs[1].read_bytes()[:5] == b"%PDF-"
+        assert {str(d) for d in docs} <= set(report["documents"])
 
 
 def test_plan_schema_is_committed():
