@@ -26,12 +26,13 @@ def _run(args: list[str]):
     return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
-def _plan_file(folder: Path, media, *, strict: bool = True) -> Path:
+def _plan_file(folder: Path, media, *, third: str | None = "strict") -> Path:
+    """demo and partner (the same mezzanine) and a third test spec (strict: its QC fails)."""
     folder.mkdir(parents=True, exist_ok=True)
     dists = [{"spec": "demo"},
              {"spec": str(SPECS / "partner.yaml"), "recipient": "ACME", "territory": "GB", "lang": "en"}]
-    if strict:
-        dists.append({"spec": str(SPECS / "strict.yaml")})
+    if third:
+        dists.append({"spec": str(SPECS / f"{third}.yaml")})
     doc = {"title": "COPRO", "version": "v1", "languages": ["en"],
            "master": os.path.relpath(media.master, folder),  # relative: resolved against the plan file
            "mixes": [os.path.relpath(media.mixes["5.1"], folder), os.path.relpath(media.mixes["2.0"], folder)],
@@ -181,6 +182,95 @@ def test_three_distributors_one_run(media, tmp_path, monkeypatch):
         if shutil.which("chromium"):
             assert [d.suffix for d in docs] == [".html", ".pdf"] and docs[1].read_bytes()[:5] == b"%PDF-"
         assert {str(d) for d in docs} <= set(report["documents"])
+
+
+def _master_reads(cmds: list[list[str]], master: str) -> dict[str, list[list[str]]]:
+    """The ffmpeg commands reading (``-i``) ``master``, by what they are: the picture analysis (rawvideo to a
+    pipe), audio analyses (to a pipe), deliverables (outputs under OUT), frame grabs (a seek, ``-ss``)."""
+    kinds: dict[str, list[list[str]]] = {"picture": [], "audio": [], "deliverables": [], "seek": [], "other": []}
+    for c in cmds:
+        if not any(a == master and c[k - 1] == "-i" for k, a in enumerate(c) if k):
+            continue
+        if "-ss" in c:
+            kinds["seek"].append(c)
+        elif "pipe:1" in c[-2:]:
+            kinds["picture" if "rawvideo" in c else "audio"].append(c)
+        elif any(".partial" in a for a in c):
+            kinds["deliverables"].append(c)
+        else:
+            kinds["other"].append(c)
+    return kinds
+
+
+def test_three_distributors_delivered_from_one_decode(media, tmp_path, monkeypatch):
+    """Done when: three distributors, two of them sharing an identical mezzanine, as one flow: one layback, one
+    analysis decode and one deliverables decode of the master (counted in the run's log), a verdict each; the
+    shared mezzanine encoded once, present in both packages (one inode, or a verified copy) and verified there."""
+    from tasks.media.probe import probe
+
+    monkeypatch.setenv("DELIVER_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    out = tmp_path / "out"
+    result = _run(["run", "--plan", str(_plan_file(tmp_path / "plans", media, third="broadcaster")), "--out",
+                   str(out), "--date", "2026-12-07"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    by = {d["name"]: d for d in report["distributors"]}
+    assert [(n, d["verdict"], d["delivered"]) for n, d in by.items()] == [
+        ("demo", "pass", True), ("partner", "pass", True), ("broadcaster", "pass", True)]
+    assert report["delivered"] is True and report["verdict"] == "pass"
+    for name, d in by.items():  # each distributor's own report, with its own spec's verdict
+        own = json.loads(Path(d["report"]).read_text())
+        assert (own["spec"], own["verdict"]) == (name, "pass")
+
+    cmds = _ffmpeg_commands(out / "work" / "deliver.log")
+    layback = [c for c in cmds if "COPRO_v1_layback" in Path(c[-1]).name and c[-1].endswith(".mov")]  # its output
+    assert len(layback) == 1, layback
+    married = str(out / "work" / "COPRO_v1_layback.mov")
+    assert {d["layback"] for d in by.values()} == {married}
+    assert not any(c for c in cmds if any(a.startswith(str(out / "work" / "COPRO_v1_layback-")) for a in c))
+    # every ffmpeg read of the married master: ONE picture decode for the analysis of three specs, each of its
+    # two audio streams decoded once, ONE decode for every distributor's deliverables; nothing else but seeks
+    # (a frame or two for thumbnails)
+    reads = _master_reads(cmds, married)
+    assert [len(reads[k]) for k in ("picture", "audio", "deliverables", "other")] == [1, 2, 1, 0], reads
+    outputs = {Path(a).name.split(".partial")[0]: Path(a).parent for a in reads["deliverables"][0]
+               if ".partial" in a}
+    assert outputs["COPRO_v1_screener"] == out / "demo" / "COPRO_v1"
+    assert outputs["COPRO_v1_screener_ACME"] == out / "partner" / "COPRO_v1"
+    # two mezzanines from that decode: the one demo and partner share (made in demo's package), broadcaster's own
+    mezz = sorted(str(Path(a).parent) for a in reads["deliverables"][0] if "COPRO_v1_mezzanine.partial" in a)
+    assert mezz == sorted([str(out / "demo" / "COPRO_v1"), str(out / "broadcaster" / "COPRO_v1")]), mezz
+    # and no other ffmpeg command writes a mezzanine (partner's is placed, not encoded)
+    assert not [c for c in cmds if c not in reads["deliverables"] and any("COPRO_v1_mezzanine" in a and
+                                                                          c[k - 1] != "-i" for k, a in enumerate(c))]
+
+    a = out / "demo" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    b = out / "partner" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    c = out / "broadcaster" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    assert os.path.samefile(a, b) or hash_file_xxh128(a) == hash_file_xxh128(b)  # one inode (or a copy)
+    assert by["partner"]["shared"] == ["COPRO_v1_mezzanine.mov"] and by["demo"]["shared"] == []
+    assert hash_file_xxh128(a) != hash_file_xxh128(c)
+    pa, pc = probe(a), probe(c)
+    assert [s.channels for s in pa.audio] == [6, 2] and [s.channels for s in pc.audio] == [6]
+    assert pa.primary_video is not None and pa.primary_video.codec == "prores"
+    assert abs((pa.duration_s or 0) - (pc.duration_s or 0)) <= 0.05  # one programme, within two frames
+    # verified in both packages: each manifest's entry is the file's hash, and `deliver verify` re-hashes every
+    # package against its ASC MHL
+    for name, path in (("demo", a), ("partner", b)):
+        entry = {e["name"]: e for e in by[name]["deliverables"]}["COPRO_v1_mezzanine.mov"]
+        assert (entry["xxh128"], entry["size"]) == (hash_file_xxh128(path), path.stat().st_size)
+    for name in by:
+        check = _run(["verify", str(out / name / "COPRO_v1"), "--json"])
+        assert check.exit_code == 0, check.output
+        copy = json.loads(check.output)["copies"][0]
+        assert copy["ok"] is True and copy["files"] >= 2, copy
+    # the schedule: every distributor's items made and QC-passed, the shared mezzanine's hash in both
+    items = {(i["distributor"], i["item"]): i for i in _status("COPRO")["items"] if i["kind"] == "deliverable"}
+    assert {k: (i["state"], i["qc"]) for k, i in items.items()} == {
+        k: ("qc-pass", "pass") for k in [("demo", "mezzanine"), ("demo", "screener"), ("partner", "mezzanine"),
+                                         ("partner", "screener"), ("broadcaster", "mezzanine")]}
+    assert items[("demo", "mezzanine")]["xxh128"] == items[("partner", "mezzanine")]["xxh128"] != items[
+        ("broadcaster", "mezzanine")]["xxh128"]
 
 
 def test_plan_schema_is_committed():
