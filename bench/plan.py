@@ -59,6 +59,22 @@ def _master_reads(log: Path, married: str) -> dict[str, int]:
     return counts
 
 
+def _steps(plan_report: Path, separate_reports: list[Path]) -> None:
+    """Each step's wall seconds (the run record's ``costs``) in the plan run and in the separate runs (first repeat):
+    where the saving comes from. The QC step here is the flows' own figure for QC of three specs vs one."""
+    def walls(path: Path) -> dict[str, float]:
+        costs = json.loads(path.read_text()).get("costs") or {}
+        return {s["step"]: s["wall_s"] for s in costs.get("steps", [])}
+
+    plan, separate = walls(plan_report), [walls(p) for p in separate_reports]
+    print("\n| step (run record) | plan run wall s | " + " | ".join(f"{s} run wall s" for s in SPECS) + " |")
+    print("|---|---|" + "---|" * len(SPECS))
+    for step in dict.fromkeys([*plan, *(k for w in separate for k in w)]):
+        print(f"| {step} | {plan.get(step, 0):.1f} | " + " | ".join(f"{w.get(step, 0):.1f}" for w in separate) + " |")
+    if plan.get("qc") and separate[0].get("qc"):
+        print(f"\nQC step, {len(SPECS)} specs in the plan run / {SPECS[0]} alone: {plan['qc'] / separate[0]['qc']:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.plan", description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
@@ -108,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| one `deliver run --spec … ×3 --force` (a plan) | {statistics.median(together):.1f} | {ratio:.2f} | "
           f"<= {PLAN_TARGET} |")
     print(f"\nplan run: ffmpeg reads of the married master {reads}; placed from another package: {shared}")
+    _steps(out / "plan0" / "report.json", [out / f"sep0-{s}" / "report.json" for s in SPECS])
     if tmp is not None:
         tmp.cleanup()
     if args.smoke:

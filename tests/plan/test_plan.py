@@ -324,6 +324,37 @@ def test_rules_on_a_shared_analysis_equal_each_spec_alone(media, tmp_path):
     assert not [f for f in together[0].findings if f.severity.value == "error"]
 
 
+def test_specs_differing_in_gating_and_severities_share_one_audio_decode(media, tmp_path, caplog):
+    """The plan bench's three specs (Netflix and Amazon gate loudness on dialogue, EBU R 128 does not; their
+    severities and clauses differ): one decode of each audio stream serves all three, and each spec's results are
+    those of its own QC."""
+    import logging
+
+    from specs.loader import load_spec
+    from tasks.layback import layback, plan_layback
+    from tasks.media.probe import probe
+    from tasks.qc.engine import qc_master, qc_masters
+
+    specs = [load_spec(n) for n in ("netflix", "amazon", "ebu-r128")]
+    demo = load_spec("demo")
+    plan = plan_layback(probe(media.master), [probe(media.mixes["5.1"]), probe(media.mixes["2.0"])], demo)
+    married = tmp_path / "married.mov"
+    layback(plan, demo, married)
+    info = probe(married)
+    caplog.set_level(logging.INFO, logger="deliver.ffmpeg")
+    caplog.clear()
+    together = qc_masters(info, specs)
+    reads = _master_reads([shlex.split(r.getMessage()[2:]) for r in caplog.records
+                           if r.getMessage().startswith("$ ")], str(married))
+    assert [len(reads[k]) for k in ("picture", "audio")] == [1, 2], reads  # per stream, not per spec
+    for spec, shared in zip(specs, together, strict=True):
+        alone = qc_master(info, spec)
+        assert [f.model_dump() for f in shared.findings] == [f.model_dump() for f in alone.findings], spec.name
+        assert shared.measurements == alone.measurements, spec.name
+    gated = [[t.get("dialogue_lufs", "absent") for t in r.measurements["loudness"]] for r in together]
+    assert gated[2] == ["absent", "absent"] or all(x is None for x in gated[2]), gated  # EBU: no dialogue figure
+
+
 def test_repeated_spec_delivers_every_package_and_exits_0(media, tmp_path):
     out = tmp_path / "out"
     result = _run(["run", "--master", str(media.master), "--mix", str(media.mixes["5.1"]), "--mix",
