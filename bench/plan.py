@@ -60,19 +60,30 @@ def _master_reads(log: Path, married: str) -> dict[str, int]:
 
 
 def _steps(plan_report: Path, separate_reports: list[Path]) -> None:
-    """Each step's wall seconds (the run record's ``costs``) in the plan run and in the separate runs (first repeat):
-    where the saving comes from. The QC step here is the flows' own figure for QC of three specs vs one."""
-    def walls(path: Path) -> dict[str, float]:
+    """Each step's wall and CPU seconds (the run record's ``costs``) in the plan run and in the separate runs (first
+    repeat): where the saving comes from. CPU seconds are less disturbed by other load than wall time. The QC step
+    here is the flows' own figure for QC of three specs vs one."""
+    def steps(path: Path) -> dict[str, tuple[float, float]]:
         costs = json.loads(path.read_text()).get("costs") or {}
-        return {s["step"]: s["wall_s"] for s in costs.get("steps", [])}
+        return {s["step"]: (s["wall_s"], s["cpu_s"]) for s in costs.get("steps", [])}
 
-    plan, separate = walls(plan_report), [walls(p) for p in separate_reports]
-    print("\n| step (run record) | plan run wall s | " + " | ".join(f"{s} run wall s" for s in SPECS) + " |")
-    print("|---|---|" + "---|" * len(SPECS))
+    plan, separate = steps(plan_report), [steps(p) for p in separate_reports]
+    print("\n| step (run record) | plan run wall / CPU s | " + " | ".join(f"{s} run wall / CPU s" for s in SPECS)
+          + " | plan / three (CPU) |")
+    print("|---|---|" + "---|" * (len(SPECS) + 1))
     for step in dict.fromkeys([*plan, *(k for w in separate for k in w)]):
-        print(f"| {step} | {plan.get(step, 0):.1f} | " + " | ".join(f"{w.get(step, 0):.1f}" for w in separate) + " |")
+        p, alone = plan.get(step, (0.0, 0.0)), [w.get(step, (0.0, 0.0)) for w in separate]
+        three_cpu = sum(c for _, c in alone)
+        ratio = f"{p[1] / three_cpu:.2f}" if three_cpu else ""
+        print(f"| {step} | {p[0]:.1f} / {p[1]:.1f} | " + " | ".join(f"{w:.1f} / {c:.1f}" for w, c in alone)
+              + f" | {ratio} |")
+    total = sum(c for _, c in plan.values()), sum(c for w in separate for _, c in w.values())
+    if total[1]:
+        print(f"\nsteps' CPU seconds: plan run {total[0]:.1f}, three runs {total[1]:.1f}: {total[0] / total[1]:.2f} "
+              "(Prefect and start-up not included)")
     if plan.get("qc") and separate[0].get("qc"):
-        print(f"\nQC step, {len(SPECS)} specs in the plan run / {SPECS[0]} alone: {plan['qc'] / separate[0]['qc']:.2f}")
+        print(f"QC step, {len(SPECS)} specs in the plan run / {SPECS[0]} alone: wall "
+              f"{plan['qc'][0] / separate[0]['qc'][0]:.2f}, CPU {plan['qc'][1] / separate[0]['qc'][1]:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
