@@ -326,18 +326,23 @@ def test_rules_on_a_shared_analysis_equal_each_spec_alone(media, tmp_path):
 
 def test_specs_differing_in_gating_and_severities_share_one_audio_decode(media, tmp_path, caplog):
     """The plan bench's three specs (Netflix and Amazon gate loudness on dialogue, EBU R 128 does not; their
-    severities and clauses differ): one decode of each audio stream serves all three, and each spec's results are
-    those of its own QC."""
+    signal-check thresholds, severities and clauses differ): one layback and one decode of each audio stream serve
+    all three, and each spec's results are those of its own QC."""
     import logging
 
     from specs.loader import load_spec
-    from tasks.layback import layback, plan_layback
+    from tasks.layback import layback, layback_identity, plan_layback
     from tasks.media.probe import probe
     from tasks.qc.engine import qc_master, qc_masters
 
     specs = [load_spec(n) for n in ("netflix", "amazon", "ebu-r128")]
     demo = load_spec("demo")
-    plan = plan_layback(probe(media.master), [probe(media.mixes["5.1"]), probe(media.mixes["2.0"])], demo)
+    inputs = [probe(media.mixes["5.1"]), probe(media.mixes["2.0"])]
+    # one layback for all three: the same track mapping, only the tracks' names differ ("5.1 printmaster",
+    # "5.1 full mix", "5.1 main mix")
+    assert len({layback_identity(plan_layback(probe(media.master), inputs, s), s) for s in specs}) == 1
+    assert len({s.audio.tracks[0].label for s in specs}) == 3
+    plan = plan_layback(probe(media.master), inputs, demo)
     married = tmp_path / "married.mov"
     layback(plan, demo, married)
     info = probe(married)
