@@ -11,8 +11,10 @@ The master is 1920x1080p25 ProRes 422 HQ (25 fps: the one rate all three specs t
 10:00:00:00 (the EBU spec's; Netflix and Amazon set none). The mixes are at
 -24 LUFS, which not every spec accepts: every run is ``--force``d, so each one makes every deliverable (the
 work being compared) whatever its QC says. The plan run makes one layback, one analysis and one decode for all
-three distributors' deliverables, the mezzanines and screeners the specs make identically once (hard-linked);
-the separate runs each do all of it. Runs alternate, so machine load hits both alike.
+three distributors' deliverables, and the ProRes mezzanine the three specs make identically once (hard-linked
+into the other packages; their screeners and stems differ); the separate runs each do all of it. Runs
+alternate, so machine load hits both alike. Every run starts from an empty output folder (nothing reused from an
+earlier bench) and records into a catalog of its own under the bench folder, not the user's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,8 +40,12 @@ SPECS = ("netflix", "amazon", "ebu-r128")
 def _deliver(args: list[str]) -> float:
     """Wall seconds of one ``deliver`` command (exit 0 expected: every run is forced)."""
     exe = Path(sys.executable).with_name("deliver")
+    out = Path(args[args.index("--out") + 1])
+    if out.exists():  # a kept folder from an earlier bench: its verified outputs would be reused, not made
+        shutil.rmtree(out)
+    env = {**os.environ, "DELIVER_CATALOG_URL": f"sqlite:///{out.parent / 'bench-catalog.sqlite'}"}
     t0 = time.perf_counter()
-    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"deliver {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
