@@ -58,7 +58,7 @@ from tasks.steps import (
     transcode_all_step,
 )
 
-__all__ = ["deliver_flow", "publish_report", "emit_if_failed", "final_state", "refuse"]
+__all__ = ["deliver_flow", "publish_report", "finish_run", "emit_if_failed", "final_state", "refuse"]
 
 
 def _run_name() -> str:
@@ -223,18 +223,24 @@ def _deliver_locked(request: DeliverRequest, spec: Spec, infos: list[MediaInfo],
 
 
 def _finish(report: Report, report_path: Path, spec: Spec, master: str, request: DeliverRequest) -> RunResult:
-    """Costs and the delivery schedule, report, artifacts (verdict, findings, loudness, links, schedule) and the
-    qc-failed event."""
-    schedule_md = _record_schedule(report, [spec])
-    result = publish_report(report, report_path, spec, master)
+    return finish_run(report, report_path, [spec], master, source=request.master, spec_ref=request.spec_ref)
+
+
+def finish_run(report: Report, report_path: Path, specs: list[Spec], master: str, *, source: str,
+               spec_ref: str) -> RunResult:
+    """Costs and the delivery schedule (every distributor of ``report``), report, artifacts (verdict, findings,
+    loudness, links, schedule) and the qc-failed event. ``master``: the married master; ``source``: the input."""
+    schedule_md = _record_schedule(report, specs)
+    result = publish_report(report, report_path, specs[0], master)
+    schedule_key = artifact_key("delivery-schedule", report.title, report.version)
     if schedule_md:
-        create_markdown_artifact(markdown=schedule_md, key=artifact_key("delivery-schedule", report.title,
-                                                                         report.version),
+        create_markdown_artifact(markdown=schedule_md, key=schedule_key,
                                  description=f"Delivery schedule of {report.title}: state of every item")
-    create_markdown_artifact(markdown=links_markdown(report, report_path, Path(result.html_path)),
+    create_markdown_artifact(markdown=links_markdown(report, report_path, Path(result.html_path),
+                                                     schedule_key if schedule_md else None),
                              key=artifact_key("deliverable-links", report.title, report.version),
                              description=f"Links to the report and the deliverables of {report.title}")
-    emit_if_failed(result, request.master, request.spec_ref)
+    emit_if_failed(result, source, spec_ref)
     return result
 
 

@@ -8,10 +8,13 @@ every distributor (``distributors``: verdict, gate, package, findings, deliverab
       ├─ layback once per distinct track mapping (tasks.layback.layback_identity)
       ├─ QC: one analysis per married master, every distributor's rules on it (qc_specs_step)
       ├─ gate per distributor: one failing does not stop the others
-      ├─ deliverables: what no earlier distributor made, from one decode; the identical ones
-      │  (tasks.deliverables.share.deliverable_identity) hard-linked or copied in, verified
-      ├─ package (+ archive) per distributor, OUT/<distributor>/<title>_<version>/
-      └─ report.json per distributor and OUT/report.json with the distributors list
+      ├─ deliverables: every distributor's from ONE decode per married master (transcode_sets_step), each
+      │  identical one (tasks.deliverables.share.deliverable_identity) made once, hard-linked or copied
+      │  into the other packages, verified
+      ├─ package, archive, delivery documents per distributor, OUT/<distributor>/<title>_<version>/
+      ├─ record-schedule: costs, every distributor's items in the catalog's delivery schedule
+      └─ report.json per distributor and OUT/report.json with the distributors list; artifacts with the
+         schedule
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from flows.deliver import publish_report, refuse
+from flows.deliver import finish_run, refuse
 from flows.deployments import PlanRequest, QCFailed, bind_run_logging, cores, on_cancel, request_field, threads
 from specs.errors import DeliverError, OutputLockedError, VerificationError
 from specs.model import Spec
 from specs.plan import Distributor, Plan, distributor_spec
 from tasks.dcp.plan import check_dcp_deliverables
+from tasks.deliverables.make import DeliverableSet
 from tasks.deliverables.naming import RunFields, deliverable_path
 from tasks.deliverables.share import deliverable_identity, extras_identity
 from tasks.layback import MixInput, layback_identity, layback_summary, parse_mix_arg, plan_layback
@@ -40,13 +44,14 @@ from tasks.report import ArchiveEntry, DistributorEntry, Report, RunResult, buil
 from tasks.report_html import write_html_report
 from tasks.steps import (
     archive_step,
+    documents_step,
     fingerprint_step,
     layback_step,
     package_step,
     probe_step,
     qc_specs_step,
     share_step,
-    transcode_all_step,
+    transcode_sets_step,
 )
 
 __all__ = ["plan_flow"]
@@ -149,29 +154,31 @@ def _plan_locked(request: PlanRequest, plan: Plan, specs: list[Spec], fields: li
 
     entries: list[DistributorEntry] = []
     reports: list[Report] = []
-    made: dict[str, str] = {}  # deliverable identity -> path of the file made for an earlier distributor
-    extras_made: dict[str, list[str]] = {}
     for i, (d, spec, f) in enumerate(zip(plan.distributors, specs, fields, strict=True)):
         qc = qcs[i]
-        key, info = keys[i], married[keys[i]]
         rep = build_report(spec=spec.name, findings=qc.findings, title=plan.title, version=plan.version,
                            inputs=fingerprints, measurements=qc.measurements,
-                           layback=layback_summary(laybacks[key]), flow_run_id=_run_id())
-        entry = DistributorEntry(name=names[i], spec=spec.name, verdict=rep.verdict, findings=rep.findings,
-                                 counts=rep.counts, layback=info.path, recipient=d.recipient, territory=d.territory,
-                                 lang=f.lang)
+                           layback=layback_summary(laybacks[keys[i]]), flow_run_id=_run_id())
+        entries.append(DistributorEntry(name=names[i], spec=spec.name, verdict=rep.verdict, findings=rep.findings,
+                                        counts=rep.counts, layback=married[keys[i]].path, recipient=d.recipient,
+                                        territory=d.territory, lang=f.lang))
+        reports.append(rep)
         if rep.verdict == "fail" and not request.force:
             log.error("%s: QC failed with %d error findings; its delivery stopped, the others go on", names[i],
                       rep.counts.get("error", 0))
         else:
-            rep.forced = entry.forced = rep.verdict == "fail"
-            _deliver_one(plan, spec, f, info, packages[i], out, made, extras_made, rep, entry)
-        entry.report = str(write_report(rep, out / names[i] / "report.json"))
-        write_html_report(rep, out / names[i] / "report.html", master=info.path,
+            rep.forced = entries[i].forced = rep.verdict == "fail"
+    delivering = [i for i, r in enumerate(reports) if r.verdict == "pass" or r.forced]
+
+    # deliverables: every delivering distributor's from ONE decode per married master, identical ones made once
+    files = _make_deliverables(specs, fields, keys, married, packages, out, delivering, entries)
+    for i in delivering:
+        _package_one(plan, specs[i], files[i], married[keys[i]], packages[i], reports[i], entries[i], out)
+    for i, (spec, rep) in enumerate(zip(specs, reports, strict=True)):
+        entries[i].report = str(write_report(rep, out / names[i] / "report.json"))
+        write_html_report(rep, out / names[i] / "report.html", master=married[keys[i]].path,
                           severity_names={k.value if hasattr(k, "value") else str(k): v
                                           for k, v in (spec.severity_names or {}).items()})
-        entries.append(entry)
-        reports.append(rep)
 
     first = reports[0]
     top = Report(verdict="fail" if any(e.verdict == "fail" for e in entries) else "pass",
@@ -181,55 +188,76 @@ def _plan_locked(request: PlanRequest, plan: Plan, specs: list[Spec], fields: li
                  inputs=fingerprints, forced=any(e.forced for e in entries),
                  delivered=all(e.delivered for e in entries),
                  counts={k: sum(e.counts.get(k, 0) for e in entries) for k in ("error", "warning", "info")},
-                 created=first.created, host=first.host, flow_run_id=_run_id(), distributors=entries)
-    result = publish_report(top, out / "report.json", specs[0], married[keys[0]].path)
+                 created=first.created, host=first.host, flow_run_id=_run_id(), distributors=entries,
+                 documents=[p for r in reports for p in r.documents])
+    # costs and every distributor's items into the schedule, report, artifacts (with the schedule's)
+    result = finish_run(top, out / "report.json", specs, married[keys[0]].path, source=plan.master,
+                        spec_ref=request.plan or ",".join(request.specs))
     archive_errors = [f"{e.name}: {e.archive_error}" for e in entries if e.archive_error]
     if archive_errors:
         raise VerificationError("; ".join(archive_errors))
     return result
 
 
-def _deliver_one(plan: Plan, spec: Spec, fields: RunFields, info: MediaInfo, package: Path, out: Path,
-                 made: dict[str, str], extras_made: dict[str, list[str]], rep: Report,
-                 entry: DistributorEntry) -> None:
-    """One distributor's deliverables (shared ones linked in), package and archive copies."""
+def _make_deliverables(specs: list[Spec], fields: list[RunFields], keys: list[str], married: dict[str, MediaInfo],
+                       packages: list[Path], out: Path, delivering: list[int], entries: list[DistributorEntry]
+                       ) -> dict[int, list[tuple[str, str]]]:
+    """Every delivering distributor's files ``(path, kind)``: per married master ONE transcode step (one decode)
+    making what no earlier distributor of it makes, then the identical deliverables
+    (:func:`tasks.deliverables.share.deliverable_identity`) and extras placed in the others' packages, verified."""
     log = get_run_logger()
-    idents = {d.id: deliverable_identity(d, spec, info, fields) for d in spec.deliverables}
-    todo = [d for d in spec.deliverables if idents[d.id] is None or idents[d.id] not in made]
-    ex_key = extras_identity(spec, info, fields)
-    files: list[tuple[str, str]] = []
-    if todo or ex_key not in extras_made:
-        res = transcode_all_step(todo, spec, info, str(package), fields,
-                                 None if ex_key in extras_made else str(package / "extras"), str(out))
-        for r in res.deliverables:
-            if idents[r.id] is not None:
-                made.setdefault(str(idents[r.id]), r.path)
-            files.append((r.path, r.kind))
-        if ex_key not in extras_made:
-            extras_made[ex_key] = res.extras
-            files += [(p, "extra") for p in res.extras]
-    for d in spec.deliverables:
-        ident = idents[d.id]
-        if d in todo or ident is None:
-            continue
-        target = deliverable_path(d, spec, package, fields)
-        linked, _digest = share_step(made[ident], str(target), out_root=str(out))
-        log.info("%s: %s %s from %s", entry.name, "linked" if linked else "copied", target.name, made[ident])
-        entry.shared.append(target.name)
-        files.append((str(target), d.kind))
-    if ex_key in extras_made and not any(k == "extra" for _p, k in files):
-        for p in extras_made[ex_key]:
-            target = package / "extras" / Path(p).name
-            share_step(p, str(target), out_root=str(out))
-            files.append((str(target), "extra"))
-    order = {str(deliverable_path(d, spec, package, fields)): n for n, d in enumerate(spec.deliverables)}
-    files.sort(key=lambda pk: order.get(pk[0], len(order)))
+    files: dict[int, list[tuple[str, str]]] = {i: [] for i in delivering}
+    for key in dict.fromkeys(keys[i] for i in delivering):
+        info = married[key]
+        members = [i for i in delivering if keys[i] == key]
+        owner: dict[str, tuple[int, str]] = {}  # deliverable identity -> (distributor, deliverable id) making it
+        extras_owner: dict[str, int] = {}
+        idents: dict[int, dict[str, str | None]] = {}
+        sets = []
+        for i in members:
+            idents[i] = {d.id: deliverable_identity(d, specs[i], info, fields[i]) for d in specs[i].deliverables}
+            todo = []
+            for d in specs[i].deliverables:
+                ident = idents[i][d.id]
+                if ident is None or owner.setdefault(ident, (i, d.id)) == (i, d.id):
+                    todo.append(d)
+            ex = extras_identity(specs[i], info, fields[i])
+            mine = extras_owner.setdefault(ex, i) == i
+            sets.append(DeliverableSet(deliverables=todo, spec=specs[i], out_dir=str(packages[i]), fields=fields[i],
+                                       extras_dir=str(packages[i] / "extras") if mine else None))
+        results = dict(zip(members, transcode_sets_step(sets, info, str(out)), strict=True))
+        made = {(i, r.id): r.path for i, res in results.items() for r in res.deliverables}
+        for i in members:
+            for d in specs[i].deliverables:
+                ident = idents[i][d.id]
+                src = owner[ident] if ident is not None else (i, d.id)
+                if src == (i, d.id):
+                    files[i].append((made[src], d.kind))
+                    continue
+                target = deliverable_path(d, specs[i], packages[i], fields[i])
+                linked, _digest = share_step(made[src], str(target), out_root=str(out))
+                log.info("%s: %s %s from %s", entries[i].name, "linked" if linked else "copied", target.name, made[src])
+                entries[i].shared.append(target.name)
+                files[i].append((str(target), d.kind))
+            ex_src = extras_owner[extras_identity(specs[i], info, fields[i])]
+            for x in results[ex_src].extras:
+                target = packages[i] / "extras" / Path(x).name
+                if ex_src != i:
+                    share_step(x, str(target), out_root=str(out))
+                files[i].append((str(target), "extra"))
+    return files
+
+
+def _package_one(plan: Plan, spec: Spec, files: list[tuple[str, str]], info: MediaInfo, package: Path, rep: Report,
+                 entry: DistributorEntry, out: Path) -> None:
+    """One distributor's package, archive copies and delivery documents."""
+    log = get_run_logger()
     rep.deliverables = package_step(str(package), files, plan.title, plan.version, out_root=str(out))
     if plan.archive:
         try:
             copies = archive_step(str(package), plan.archive, plan.title)
-            rep.archive = [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified, verified_at=c.verified_at)
-                           for c in copies]
+            rep.archive = [ArchiveEntry(target=c.target, uri=c.uri, verified=c.verified, verified_at=c.verified_at,
+                                        bytes=c.bytes, storage_class=c.storage_class) for c in copies]
             bad = [a.uri for a in rep.archive if not a.verified]
             if bad:
                 raise VerificationError(f"archive copies failed verification: {', '.join(bad)}")
@@ -237,3 +265,16 @@ def _deliver_one(plan: Plan, spec: Spec, fields: RunFields, info: MediaInfo, pac
             rep.archive_error = entry.archive_error = str(exc)
     rep.delivered = entry.delivered = rep.archive_error is None
     entry.package, entry.deliverables, entry.archive = str(package), rep.deliverables, rep.archive
+    if not rep.delivered:
+        return
+    # the documents the producer signs, after the archive (they list its verified copies); paperwork: a failure
+    # is logged, the delivery stands
+    try:
+        docs = documents_step(rep, spec, str(package), info.path, entry.name, out_root=str(out))
+    except DeliverError as exc:
+        log.error("%s: delivery documents not made: %s (remake them with `deliver documents`)", entry.name, exc)
+        docs = []
+    rep.documents = [str(p) for d in docs for p in (d.html, d.pdf) if p is not None]
+    for d in docs:
+        if d.warning:
+            log.warning("delivery document for %s: %s", d.distributor, d.warning)

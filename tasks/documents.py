@@ -8,8 +8,8 @@ spec's targets, judged by :func:`tasks.qc.loudness.evaluate_loudness_rule`, with
 checksum manifest, the archive copies with their verification dates, and a sign-off block.
 
 Built from a run's report (report.json), so ``deliver documents REPORT.json`` remakes them later. One
-document per :class:`Distributor`; :func:`distributors_of` turns a report into that list (today a run
-serves one spec, its one distributor).
+document per :class:`Distributor`; :func:`distributors_of` turns a report into that list (a plan run writes one
+document per distributor, each from that distributor's own report).
 
 PDF: headless Chromium's print-to-PDF. It is already what renders the HTML report in the tests, so the PDF
 is the same HTML, CSS (``@page``, print media) and inline SVG plots as on screen, with no second layout
@@ -94,9 +94,10 @@ class WrittenDocument(NamedTuple):
     warning: str | None = None  # why the PDF was not written
 
 
-def distributors_of(report: Report, spec: Spec | None) -> list[Distributor]:
-    """The distributors a run delivered to, one document each: today the run's spec."""
-    return [Distributor(report.spec, report, spec)]
+def distributors_of(report: Report, spec: Spec | None, name: str | None = None) -> list[Distributor]:
+    """The distributor a report was delivered to, one document: ``name`` (a plan's distributor, whose own report
+    this is), else the run's spec."""
+    return [Distributor(name or report.spec, report, spec)]
 
 
 def meter_text() -> str:

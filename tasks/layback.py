@@ -511,9 +511,15 @@ def layback(plan: LaybackPlan, spec: Spec, out_path: str | Path, *,
 
 
 def layback_identity(plan: LaybackPlan, spec: Spec) -> str:
-    """The track mapping a married master is made with: its compiled ffmpeg arguments (output path left out).
-    Distributors of one run whose specs give the same identity share one layback."""
+    """The track mapping a married master is made with: its compiled ffmpeg arguments, without the output path
+    and the tracks' names (title and handler metadata: what each spec calls a track, which no check or
+    deliverable reads from the married master). Distributors of one run whose specs give the same identity
+    share one layback."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(layback_args(plan, spec, Path("/layback-output"))).encode()).hexdigest()
+    args = layback_args(plan, spec, Path("/layback-output"))
+    names = {k for k, (opt, value) in enumerate(zip(args, args[1:], strict=False))
+             if opt.startswith("-metadata:s:") and value.split("=", 1)[0] in ("title", "handler_name")}
+    kept = [a for k, a in enumerate(args) if k not in names and k - 1 not in names]
+    return hashlib.sha256(json.dumps(kept).encode()).hexdigest()

@@ -264,12 +264,17 @@ def loudness_markdown(report: Report) -> str | None:
     return "\n".join(lines)
 
 
-def links_markdown(report: Report, report_path: Path, html_path: Path | None) -> str:
-    """Links to report.json, the HTML report, every deliverable (size, xxh128) and every archive copy."""
+def links_markdown(report: Report, report_path: Path, html_path: Path | None, schedule_key: str | None = None) -> str:
+    """Links to report.json, the HTML report, the delivery schedule (its artifact ``schedule_key``, and the
+    command), every deliverable (size, xxh128), delivery document and archive copy."""
     lines = [f"# Deliverables of {report.title or ''} {report.version or ''}", "",
              f"- Report: [report.json]({report_path.resolve().as_uri()})"]
     if html_path is not None and html_path.exists():
         lines.append(f"- HTML report: [{html_path.name}]({html_path.resolve().as_uri()})")
+    if schedule_key:
+        lines.append(f"- Delivery schedule: artifact `{schedule_key}` · `deliver status {report.title or ''}`")
+    for doc in report.documents:
+        lines.append(f"- delivery document: [{Path(doc).name}]({Path(doc).resolve().as_uri()})")
     for d in report.deliverables:
         lines.append(f"- [{d.name}]({Path(d.path).resolve().as_uri()}) — {d.size} bytes, xxh128 `{d.xxh128}`")
     for a in report.archive:

@@ -450,20 +450,36 @@ def programme_pictures(entries: Sequence[DeliverableEntry]) -> list[EmbeddedPict
         if d.kind != "extra" or role is None or not Path(d.path).is_file():
             continue
         width = POSTER_WIDTH_PX if role == "poster" else PROGRAMME_THUMB_WIDTH_PX
+        data = _downscaled(d, width)
+        size = _jpeg_size(data or b"")
+        if data is None or size is None:
+            continue
+        out.append(EmbeddedPicture(d.name, role, "data:image/jpeg;base64," + base64.b64encode(data).decode(), *size))
+    out.sort(key=lambda p: (p.role != "poster", p.name))
+    return out
+
+
+# Downscaled pictures by (content hash, width): a plan run embeds the same extras (linked into every
+# distributor's package) in each distributor's report and delivery document; each is scaled once per process.
+_DOWNSCALED: dict[tuple[str, int], bytes | None] = {}
+_DOWNSCALED_MAX = 256
+
+
+def _downscaled(d: DeliverableEntry, width: int) -> bytes | None:
+    """The picture of ``d`` at most ``width`` pixels wide as JPEG bytes; None when it does not decode."""
+    key = (d.xxh128 or d.path, width)
+    if key not in _DOWNSCALED:
         try:
             res = run_ffmpeg(["-v", "error", "-i", d.path, "-frames:v", "1", "-vf",
                               f"scale='min({width},iw)':-2:flags=bicubic,format=yuvj420p", "-c:v", "mjpeg",
                               "-q:v", "4", "-f", "image2pipe", "pipe:1"], capture_stdout=True,
                              what=f"report picture {d.name}", timeout_s=60)
         except DeliverError:
-            continue
-        size = _jpeg_size(res.stdout or b"")
-        if size is None:
-            continue
-        out.append(EmbeddedPicture(d.name, role, "data:image/jpeg;base64," + base64.b64encode(res.stdout).decode(),
-                                   *size))
-    out.sort(key=lambda p: (p.role != "poster", p.name))
-    return out
+            return None  # not remembered: a file being replaced may decode next time
+        if len(_DOWNSCALED) >= _DOWNSCALED_MAX:
+            _DOWNSCALED.clear()
+        _DOWNSCALED[key] = res.stdout or None
+    return _DOWNSCALED[key]
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:

@@ -51,26 +51,33 @@ class DistributorRun(BaseModel):
     """What one run did for one distributor: its spec, verdict, and the files it made and archived."""
 
     spec: Spec
+    name: str | None = None  # a plan's distributor name (its package folder); None: the spec's name
     verdict: Literal["pass", "fail"]
     delivered: bool
     deliverables: list[DeliverableEntry] = Field(default_factory=list)
     archive: list[ArchiveEntry] = Field(default_factory=list)
     due: dt.date | None = None  # the distributor's due date, when a plan gives one
 
+    @property
+    def distributor(self) -> str:
+        """The schedule's distributor key."""
+        return self.name or self.spec.name
+
 
 def distributors_of(report: Report, specs: list[Spec]) -> list[DistributorRun]:
-    """The distributors of a run: ``report.distributors`` of a plan run (matched to ``specs`` by name), else
-    the run's one spec."""
+    """The distributors of a run: ``report.distributors`` of a plan run (``specs`` in the same order, or matched by
+    spec name), each with its own archive copies, else the run's one spec."""
     by_name = {s.name: s for s in specs}
     entries = getattr(report, "distributors", None) or []
     out = []
-    for e in entries:
+    for k, e in enumerate(entries):
         d = e if isinstance(e, dict) else e.model_dump()
-        if d.get("spec") in by_name:
-            out.append(DistributorRun(spec=by_name[d["spec"]], verdict=d.get("verdict", report.verdict),
-                                      delivered=bool(d.get("delivered")),
-                                      deliverables=d.get("deliverables") or [], archive=report.archive,
-                                      due=d.get("due")))
+        in_order = len(specs) == len(entries) and specs[k].name == d.get("spec")
+        spec = specs[k] if in_order else by_name.get(d.get("spec", ""))
+        if spec is not None:
+            out.append(DistributorRun(spec=spec, name=d.get("name"), verdict=d.get("verdict", report.verdict),
+                                      delivered=bool(d.get("delivered")), deliverables=d.get("deliverables") or [],
+                                      archive=d["archive"] if "archive" in d else report.archive, due=d.get("due")))
     if out:
         return out
     return [DistributorRun(spec=s, verdict=report.verdict, delivered=report.delivered,
@@ -115,15 +122,16 @@ def record_run(catalog: Catalog, *, title: str, version: str, distributors: list
             wanted: list[tuple[str, str, bool]] = [(d.id, "deliverable", True) for d in spec.deliverables]
             wanted += [(m.id, "manual-check", True) for m in spec.manual_checks]
             wanted += [(d.id, "document", d.required) for d in spec.documents]
+            name = run.distributor
             key = (schedule_items.c.title == title, schedule_items.c.version == version,
-                   schedule_items.c.distributor == spec.name)
+                   schedule_items.c.distributor == name)
             have = {r["item"]: r for r in conn.execute(select(schedule_items).where(*key)).mappings()}
             dist_id = conn.execute(select(schedule_distributors.c.id).where(
                 schedule_distributors.c.title == title, schedule_distributors.c.version == version,
-                schedule_distributors.c.distributor == spec.name)).scalar()
+                schedule_distributors.c.distributor == name)).scalar()
             if dist_id is None:
                 conn.execute(insert(schedule_distributors).values(title=title, version=version,
-                                                                  distributor=spec.name, due=run.due))
+                                                                  distributor=name, due=run.due))
             elif run.due is not None:
                 conn.execute(update(schedule_distributors).where(schedule_distributors.c.id == dist_id)
                              .values(due=run.due))
@@ -131,7 +139,7 @@ def record_run(catalog: Catalog, *, title: str, version: str, distributors: list
                 row = have.get(item)
                 if row is None:
                     key_ = conn.execute(insert(schedule_items).values(
-                        title=title, version=version, distributor=spec.name, item=item, kind=kind, required=required,
+                        title=title, version=version, distributor=name, item=item, kind=kind, required=required,
                         state="required", updated_at=now, updated_by=RUN_BY)).inserted_primary_key
                     assert key_ is not None  # a single-row INSERT reports its key
                     item_id, old_state, old_hash = key_[0], None, None
@@ -155,7 +163,7 @@ def record_run(catalog: Catalog, *, title: str, version: str, distributors: list
                     _set(conn, item_id, state, None, RUN_BY, now)
         if costs is not None:
             conn.execute(insert(run_costs).values(
-                title=title, version=version, distributors=",".join(r.spec.name for r in distributors),
+                title=title, version=version, distributors=",".join(r.distributor for r in distributors),
                 recorded_at=now, cpu_s=costs.cpu_s, wall_s=costs.wall_s, made_bytes=costs.made_bytes,
                 archived_bytes=costs.archived_bytes, make_cost=costs.make_cost,
                 monthly_storage_cost=costs.monthly_storage_cost, currency=costs.currency,

@@ -41,13 +41,13 @@ if TYPE_CHECKING:  # the archive (boto3, SQLAlchemy), transcode and nightly stac
     # so that `deliver qc` starts without them
     from tasks.archive.targets import ArchiveCopy
     from tasks.archive.verify import VerifyReport
-    from tasks.deliverables.make import TranscodeAllResult
+    from tasks.deliverables.make import DeliverableSet, TranscodeAllResult
     from tasks.documents import WrittenDocument
     from tasks.nightly import QCItemOutcome
     from tasks.schedule import ScheduleDigest
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "qc_specs_step", "share_step",
-           "transcode_all_step", "package_step", "documents_step", "archive_step", "verify_step",
+           "transcode_all_step", "transcode_sets_step", "package_step", "documents_step", "archive_step", "verify_step",
            "nightly_qc_step", "record_schedule_step", "schedule_digest_step", "costed", "file_identity",
            "step_identity", "step_provenance", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
            "stage_event", "retry_on_infrastructure", "FFMPEG_TAG",
@@ -240,6 +240,25 @@ def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: Medi
                          provenance=provenance)
 
 
+@task(name="deliverables-distributors", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1,
+      retry_condition_fn=retry_on_infrastructure)
+@costed("deliverables")
+def transcode_sets_step(sets: list[DeliverableSet], master: MediaInfo, out_root: str | None = None
+                        ) -> list[TranscodeAllResult]:
+    """Every distributor's deliverables of one married master from ONE decode
+    (:func:`tasks.deliverables.make.transcode_sets`); each set's outputs have the identity
+    :func:`transcode_all_step` gives them, so either step reuses what the other made."""
+    from tasks.deliverables.make import transcode_sets
+
+    title, version = (sets[0].fields.title, sets[0].fields.version) if sets else ("plan", "v1")
+    progress = ProgressReporter(artifact_key("deliverables", title, version),
+                                f"{sum(len(s.deliverables) for s in sets)} deliverables of {title} {version} for "
+                                f"{len(sets)} distributor(s), one decode")
+    provenances = [step_provenance("deliverables", {"deliverables": s.deliverables, "spec": s.spec, "master": master,
+                                                    "fields": s.fields}, out_root) for s in sets]
+    return transcode_sets(sets, master, progress=progress, provenances=provenances)
+
+
 @task(name="qc", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)
 @costed("qc")
 def qc_step(info: MediaInfo, spec: Spec, layback: LaybackPlan | None = None) -> QCResult:
@@ -251,6 +270,7 @@ def qc_step(info: MediaInfo, spec: Spec, layback: LaybackPlan | None = None) -> 
 
 
 @task(name="qc-distributors", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)
+@costed("qc")
 def qc_specs_step(info: MediaInfo, specs: list[Spec], layback: LaybackPlan | None = None) -> list[QCResult]:
     """Every distributor's QC of one married master from ONE analysis (:func:`tasks.qc.engine.qc_masters`)."""
     progress = ProgressReporter(artifact_key("qc-analysis", Path(info.path).stem),
@@ -259,6 +279,7 @@ def qc_specs_step(info: MediaInfo, specs: list[Spec], layback: LaybackPlan | Non
 
 
 @task(name="share-deliverable", cache_policy=NO_CACHE)
+@costed("share")
 def share_step(source: str, target: str, *, out_root: str | None = None) -> tuple[bool, str]:
     """A deliverable made for another distributor placed in this package (:func:`tasks.deliverables.share.link_into`):
     a hard link or a copy, verified by inode or xxh128."""
@@ -281,13 +302,14 @@ def package_step(package_dir: str, files: list[tuple[str, str]], title: str, ver
 
 
 @task(name="documents", cache_policy=NO_CACHE, timeout_seconds=3600)
+@costed("documents")
 def documents_step(report: Report, spec: Spec, package_dir: str, master: str | None = None,
-                   *, out_root: str | None = None) -> list[WrittenDocument]:
-    """The delivery documents of every distributor (HTML, PDF) in the package's documents/ folder, added to its
-    ASC MHL history (:mod:`tasks.documents`)."""
+                   distributor: str | None = None, *, out_root: str | None = None) -> list[WrittenDocument]:
+    """The delivery documents of the package's distributor (HTML, PDF; named ``distributor``, else the spec) in its
+    documents/ folder, added to its ASC MHL history (:mod:`tasks.documents`)."""
     from tasks.documents import DOCUMENTS_FOLDER, distributors_of, record_in_package, write_delivery_documents
 
-    docs = write_delivery_documents(distributors_of(report, spec), Path(package_dir) / DOCUMENTS_FOLDER,
+    docs = write_delivery_documents(distributors_of(report, spec, distributor), Path(package_dir) / DOCUMENTS_FOLDER,
                                     master=master)
     record_in_package(Path(package_dir), docs, report, out_root=Path(out_root) if out_root else None)
     return docs
@@ -351,7 +373,13 @@ def record_schedule_step(report: Report, specs: list[Spec]) -> tuple[RunCosts, s
     from tasks.schedule import distributors_of, record_run, status, status_markdown
 
     runs = distributors_of(report, specs)
-    made = {e.name: e.size for r in runs for e in r.deliverables}
+    made: dict[str, int] = {}
+    seen: set[str] = set()  # a file shared between distributors (hard-linked) was written once
+    for r in runs:
+        for e in r.deliverables:
+            if len(runs) == 1 or e.xxh128 not in seen:
+                made[e.name if len(runs) == 1 else f"{r.distributor}/{e.name}"] = e.size
+            seen.add(e.xxh128)
     copies = [(a.target, a.uri, a.storage_class, a.bytes or 0) for a in report.archive]
     run_key = _flow_run_key()
     costs = run_costs(take_step_costs(run_key, forget=False), made, copies, load_storage_config().prices)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import ffmpeg
 
@@ -40,8 +40,8 @@ from tasks.deliverables.shape import (
 from tasks.media.ffmpeg import compile_args
 from tasks.media.probe import MediaInfo, tagged_light_level
 
-__all__ = ["deliverables_graph", "deliverable_graph", "deliverable_args", "correction_source_graph",
-           "DOWNMIX_20", "THUMB_WIDTH_PX"]
+__all__ = ["deliverables_graph", "outputs_graph", "GraphOutput", "deliverable_graph", "deliverable_args",
+           "correction_source_graph", "DOWNMIX_20", "THUMB_WIDTH_PX"]
 
 # ITU-R BS.775 Lo/Ro downmix from L R C LFE Ls Rs (LFE omitted, centre and surrounds at -3 dB).
 DOWNMIX_20 = "pan=stereo|c0=c0+0.7071*c2+0.7071*c4|c1=c1+0.7071*c2+0.7071*c5"
@@ -306,29 +306,49 @@ def _extra_frames(spec: Spec, master: MediaInfo, n: int) -> list[int]:
     return [poster_frame] + [first + (2 * k + 1) * programme // (2 * max(n - 1, 1)) for k in range(n - 1)]
 
 
+class GraphOutput(NamedTuple):
+    """One deliverable of a one-decode graph: what it is, the spec and run fields it is made for (a plan's graph
+    makes several distributors' deliverables), where it goes, and its loudness-corrected audio maps (map
+    index -> WAV, already trimmed and downmixed)."""
+
+    deliverable: Deliverable
+    spec: Spec
+    fields: RunFields
+    path: Path
+    corrected: dict[int, Path]
+
+
 def deliverables_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, outputs: dict[str, Path],
                        corrected: dict[tuple[str, int], Path], extras: list[Path], fields: RunFields) -> Any:
-    """The one-decode ffmpeg-python graph: every deliverable of ``todo`` to ``outputs[d.id]``, extras to ``extras``.
+    """The one-decode ffmpeg-python graph of one spec: every deliverable of ``todo`` to ``outputs[d.id]``, extras
+    to ``extras``; ``corrected`` (deliverable id, map index) -> WAV (see :func:`outputs_graph`)."""
+    return outputs_graph([GraphOutput(d, spec, fields, outputs[d.id],
+                                      {i: p for (k, i), p in corrected.items() if k == d.id}) for d in todo],
+                         master, [(spec, extras)] if extras else [])
+
+
+def outputs_graph(todo: list[GraphOutput], master: MediaInfo, extras: list[tuple[Spec, list[Path]]]) -> Any:
+    """The one-decode ffmpeg-python graph: every output of ``todo``, and each ``(spec, paths)`` set of poster
+    frame + thumbnails, from ONE decode of ``master``, whichever spec each output belongs to.
 
     The master's picture is ``split`` to every picture output and each master audio track ``asplit`` to
-    every output that maps it; ``corrected`` (deliverable id, map index) -> WAV are extra inputs,
-    already trimmed and downmixed.
+    every output that maps it; loudness-corrected maps are extra inputs.
     """
     v = master.primary_video
     assert v is not None
     src = ffmpeg.input(master.path)
-    pictures = [d for d in todo if d.video is not None]
-    n_video = len(pictures) + (1 + max(len(extras) - 1, 0) if extras else 0)
+    pictures = [o for o in todo if o.deliverable.video is not None]
+    n_video = len(pictures) + sum(len(paths) for _s, paths in extras)
     vstreams = iter(_fan_out(src[str(v.index)], n_video, audio=False))
     # Audio uses per master track, so that each track is decoded once and asplit.
     uses: dict[int, int] = {}
-    for d in todo:
-        for i, a in enumerate(audio_sources(d, spec, master)):
-            if (d.id, i) not in corrected:
+    for o in todo:
+        for i, a in enumerate(audio_sources(o.deliverable, o.spec, master)):
+            if i not in o.corrected:
                 uses[a] = uses.get(a, 0) + 1
     astreams = {a: iter(_fan_out(src[f"a:{a}"], n, audio=True)) for a, n in uses.items()}
     outs: list[Any] = []
-    for d in todo:
+    for d, spec, fields, path, corrected in todo:
         start, head = head_frames(d, spec, master)
         out_start = start + head
         streams: list[Any] = []
@@ -339,20 +359,20 @@ def deliverables_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, o
             streams.append(_chain(next(vstreams), chain or [_f("null")]))
             opts |= _video_codec_args(d, spec, master)
         for i, a in enumerate(audio_sources(d, spec, master)):
-            if (d.id, i) in corrected:
-                audio = ffmpeg.input(str(corrected[(d.id, i)]))["a:0"]  # already trimmed and downmixed
+            if i in corrected:
+                audio = ffmpeg.input(str(corrected[i]))["a:0"]  # already trimmed and downmixed
             else:
                 audio = _chain(next(astreams[a]), _audio_chain(d, i, spec, master, a, head))
             for track in _map_tracks(d, i, spec, a, audio):
                 opts |= _audio_codec_args(d, i, spec, a, len(streams) - (d.video is not None))
                 streams.append(track)
-        outs.append(ffmpeg.output(*streams, str(outputs[d.id]), **opts,
-                                  **_container_args(d, master, out_start, fields)))
-    for k, (p, frame) in enumerate(zip(extras, _extra_frames(spec, master, len(extras)), strict=False)):
-        chain = [_f("trim", start_frame=frame, end_frame=frame + 1)]
-        if k:
-            chain.append(_f("scale", w=f"min({THUMB_WIDTH_PX},iw)", h=-2))  # ffmpeg-python escapes the comma
-        chain.append(_f("format", "yuvj420p"))
-        outs.append(ffmpeg.output(_chain(next(vstreams), chain), str(p),
-                                  **{"frames:v": 1, "update": 1, "q:v": 3, "f": "image2"}))
+        outs.append(ffmpeg.output(*streams, str(path), **opts, **_container_args(d, master, out_start, fields)))
+    for spec, paths in extras:
+        for k, (p, frame) in enumerate(zip(paths, _extra_frames(spec, master, len(paths)), strict=False)):
+            chain = [_f("trim", start_frame=frame, end_frame=frame + 1)]
+            if k:
+                chain.append(_f("scale", w=f"min({THUMB_WIDTH_PX},iw)", h=-2))  # ffmpeg-python escapes the comma
+            chain.append(_f("format", "yuvj420p"))
+            outs.append(ffmpeg.output(_chain(next(vstreams), chain), str(p),
+                                      **{"frames:v": 1, "update": 1, "q:v": 3, "f": "image2"}))
     return ffmpeg.merge_outputs(*outs)

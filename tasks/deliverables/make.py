@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
@@ -25,7 +26,7 @@ from specs.errors import BadInputError, MediaError, VerificationError
 from specs.layouts import ffmpeg_layout
 from specs.model import Deliverable, Spec
 from tasks.archive.hashing import PACKAGE_FORMATS
-from tasks.deliverables.graph import correction_source_graph, deliverables_graph
+from tasks.deliverables.graph import GraphOutput, correction_source_graph, outputs_graph
 from tasks.deliverables.naming import RunFields, deliverable_path
 from tasks.deliverables.shape import audio_sources, expected_duration_s, head_frames, master_frames
 from tasks.deliverables.verify import verify_deliverable
@@ -33,7 +34,7 @@ from tasks.media.ffmpeg import FFmpegProgress, compile_args, run_ffmpeg
 from tasks.media.files import Provenance, discard_stale_partials, partial_name, publish, reusable
 from tasks.media.probe import MediaInfo, probe
 
-__all__ = ["DeliverableResult", "TranscodeAllResult", "transcode_all", "THUMBNAILS"]
+__all__ = ["DeliverableResult", "TranscodeAllResult", "DeliverableSet", "transcode_all", "transcode_sets", "THUMBNAILS"]
 
 THUMBNAILS = 6
 
@@ -86,6 +87,17 @@ def _corrected_tracks(todo: list[Deliverable], spec: Spec, master: MediaInfo, wo
     return out
 
 
+class DeliverableSet(BaseModel):
+    """What one package gets from a shared one-decode graph: its deliverables, the spec and run fields they are
+    made for, the package folder and where its poster frame and thumbnails go (None: not made)."""
+
+    deliverables: list[Deliverable]
+    spec: Spec
+    out_dir: str
+    fields: RunFields
+    extras_dir: str | None = None
+
+
 def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str | Path, *,
                   fields: RunFields, progress: Callable[[float, float], None] | None = None,
                   extras_dir: str | Path | None = None, thumbnails: int = THUMBNAILS,
@@ -109,18 +121,36 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
         BadInputError: without ``provenance``, a deliverable's final file exists but does not verify.
         VerificationError: a new output failed verification (nothing kept under its final name).
     """
-    started = time.monotonic()
-    v = master.primary_video
-    if v is None:
-        raise BadInputError(f"{master.path} has no video stream to make deliverables from")
-    out_root = Path(out_dir)
-    targets = {d.id: deliverable_path(d, spec, out_root, fields) for d in deliverables}
-    done: list[DeliverableResult] = [_dcp(d, spec, master, targets[d.id], fields) for d in deliverables
+    one = DeliverableSet(deliverables=deliverables, spec=spec, out_dir=str(out_dir), fields=fields,
+                         extras_dir=None if extras_dir is None else str(extras_dir))
+    return transcode_sets([one], master, progress=progress, thumbnails=thumbnails, verify=verify,
+                          provenances=[provenance])[0]
+
+
+class _Pending(NamedTuple):
+    """A set's share of the one graph: its targets, what is already done, what to make, its records."""
+
+    targets: dict[str, Path]
+    done: list[DeliverableResult]
+    todo: list[Deliverable]
+    each: dict[str, Provenance]
+    extras: list[Path]
+    extra_prov: dict[Path, Provenance]
+    extras_todo: list[Path]
+
+
+def _pending(s: DeliverableSet, master: MediaInfo, provenance: Provenance | None, thumbnails: int) -> _Pending:
+    """What of ``s`` an earlier run already made (reused by its record, or verified without one) and what not;
+    DCPs are built here, by their own pipeline."""
+    spec, fields = s.spec, s.fields
+    out_root = Path(s.out_dir)
+    targets = {d.id: deliverable_path(d, spec, out_root, fields) for d in s.deliverables}
+    done: list[DeliverableResult] = [_dcp(d, spec, master, targets[d.id], fields) for d in s.deliverables
                                      if d.kind == "dcp"]
     todo: list[Deliverable] = []
     each = {d.id: provenance.derive("deliverable", d.id, targets[d.id].name)
-            for d in deliverables} if provenance else {}
-    for d in deliverables:
+            for d in s.deliverables} if provenance else {}
+    for d in s.deliverables:
         if d.kind == "dcp":
             continue
         final = targets[d.id]
@@ -144,62 +174,84 @@ def transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo
             todo.append(d)
     extras: list[Path] = []
     extra_prov: dict[Path, Provenance] = {}
-    if extras_dir is not None and thumbnails >= 0:
+    extras_todo: list[Path] = []
+    if s.extras_dir is not None and thumbnails >= 0:
         stem = f"{fields.title}_{fields.version}"
-        extras = [Path(extras_dir) / f"{stem}_poster.jpg"] + [Path(extras_dir) / f"{stem}_thumb_{k + 1:02d}.jpg"
-                                                               for k in range(thumbnails)]
-        if provenance is not None:
-            extra_prov = {p: provenance.derive("extra", p.name) for p in extras}
+        extras = [Path(s.extras_dir) / f"{stem}_poster.jpg"] + [Path(s.extras_dir) / f"{stem}_thumb_{k + 1:02d}.jpg"
+                                                                 for k in range(thumbnails)]
         if provenance is not None:  # cheap: redo the whole set unless every one is recorded and intact
-            extras_todo: list[Path] = [] if all(reusable(p, extra_prov[p], PACKAGE_FORMATS) for p in extras) else extras
-        elif all(p.exists() for p in extras):
-            extras_todo = []
-        else:
+            extra_prov = {p: provenance.derive("extra", p.name) for p in extras}
+            extras_todo = [] if all(reusable(p, extra_prov[p], PACKAGE_FORMATS) for p in extras) else extras
+        elif not all(p.exists() for p in extras):
             for p in extras:  # extras are cheap: redo the set, never one of a mixed old/new set
                 if p.exists():
                     raise BadInputError(f"{p} exists but the set of thumbnails is incomplete; remove "
-                                        f"{Path(extras_dir)} and rerun")
+                                        f"{Path(s.extras_dir)} and rerun")
             extras_todo = extras
-    else:
-        extras_todo = []
+    return _Pending(targets, done, todo, each, extras, extra_prov, extras_todo)
+
+
+def transcode_sets(sets: list[DeliverableSet], master: MediaInfo, *,
+                   progress: Callable[[float, float], None] | None = None, thumbnails: int = THUMBNAILS,
+                   verify: bool = True, provenances: list[Provenance | None] | None = None
+                   ) -> list[TranscodeAllResult]:
+    """Every deliverable of every set (a plan's distributors) from ONE decode of ``master``: one ffmpeg graph
+    whose outputs go to each set's package, each verified and published; one result per set, in order. The
+    arguments are :func:`transcode_all`'s, per set (``provenances[k]`` for ``sets[k]``)."""
+    started = time.monotonic()
+    v = master.primary_video
+    if v is None:
+        raise BadInputError(f"{master.path} has no video stream to make deliverables from")
+    provs = provenances or [None] * len(sets)
+    pending = [_pending(s, master, prov, thumbnails) for s, prov in zip(sets, provs, strict=True)]
     runs = 0
-    if todo or extras_todo:
+    if any(p.todo or p.extras_todo for p in pending):
         with tempfile.TemporaryDirectory(prefix="deliver-audio-") as tmp:
-            corrected = _corrected_tracks(todo, spec, master, Path(tmp))
-            runs += len(corrected)
-            made = _one_graph(todo, spec, master, targets, corrected, extras_todo, fields, progress)
+            corrected: list[dict[tuple[str, int], Path]] = []
+            for k, (s, p) in enumerate(zip(sets, pending, strict=True)):
+                (Path(tmp) / str(k)).mkdir()
+                corrected.append(_corrected_tracks(p.todo, s.spec, master, Path(tmp) / str(k)))
+            runs += sum(len(c) for c in corrected)
+            outputs = [GraphOutput(d, s.spec, s.fields, p.targets[d.id],
+                                   {i: w for (k, i), w in c.items() if k == d.id})
+                       for s, p, c in zip(sets, pending, corrected, strict=True) for d in p.todo]
+            _one_graph(outputs, [(s.spec, p.extras_todo) for s, p in zip(sets, pending, strict=True) if p.extras_todo],
+                       master, progress)
             runs += 1
-            results, failures = [], []
-            for d in todo:
-                partial = made[d.id]
-                try:
-                    if verify:
-                        info, checks = verify_deliverable(d, spec, partial, expected_duration_s(d, spec, master),
-                                                          master=master)
-                    else:
-                        info, checks = probe(partial, f"deliverable {d.id}"), []
-                except VerificationError as exc:
-                    partial.unlink(missing_ok=True)
-                    failures.append(str(exc))
-                    continue
-                # the package's digests in this read: the package step reuses them (tasks.media.files)
-                publish(partial, targets[d.id], provenance=each.get(d.id), formats=PACKAGE_FORMATS,
-                        note={"duration_s": info.duration_s, "checks": checks})
-                results.append(DeliverableResult(id=d.id, kind=d.kind, path=str(targets[d.id]),
-                                                 size=targets[d.id].stat().st_size, duration_s=info.duration_s or 0.0,
-                                                 wall_s=time.monotonic() - started, checks=checks))
-            for p in extras_todo:
-                publish(partial_name(p), p, provenance=extra_prov.get(p), formats=PACKAGE_FORMATS)
+            failures = []
+            for s, p in zip(sets, pending, strict=True):
+                for d in p.todo:
+                    partial = partial_name(p.targets[d.id])
+                    try:
+                        if verify:
+                            info, checks = verify_deliverable(d, s.spec, partial,
+                                                              expected_duration_s(d, s.spec, master), master=master)
+                        else:
+                            info, checks = probe(partial, f"deliverable {d.id}"), []
+                    except VerificationError as exc:
+                        partial.unlink(missing_ok=True)
+                        failures.append(str(exc))
+                        continue
+                    final = p.targets[d.id]
+                    publish(partial, final, provenance=p.each.get(d.id), formats=PACKAGE_FORMATS,
+                            note={"duration_s": info.duration_s, "checks": checks})
+                    p.done.append(DeliverableResult(id=d.id, kind=d.kind, path=str(final), size=final.stat().st_size,
+                                                    duration_s=info.duration_s or 0.0,
+                                                    wall_s=time.monotonic() - started, checks=checks))
+                for x in p.extras_todo:
+                    publish(partial_name(x), x, provenance=p.extra_prov.get(x), formats=PACKAGE_FORMATS)
             if failures:
                 raise VerificationError(" | ".join(failures))
-            done += results
     if progress is not None:  # ffmpeg's last report stops short of the end (last frame's start time)
         total_s = float(Fraction(master_frames(master)) / v.frame_rate)
         progress(total_s, total_s)
-    order = {d.id: k for k, d in enumerate(deliverables)}
-    done.sort(key=lambda r: order[r.id])
-    return TranscodeAllResult(deliverables=done, extras=[str(p) for p in extras], wall_s=time.monotonic() - started,
-                              ffmpeg_runs=runs)
+    results = []
+    for s, p in zip(sets, pending, strict=True):
+        order = {d.id: k for k, d in enumerate(s.deliverables)}
+        p.done.sort(key=lambda r: order[r.id])
+        results.append(TranscodeAllResult(deliverables=p.done, extras=[str(x) for x in p.extras],
+                                          wall_s=time.monotonic() - started, ffmpeg_runs=runs))
+    return results
 
 
 def _dcp(d: Deliverable, spec: Spec, master: MediaInfo, final: Path, fields: RunFields) -> DeliverableResult:
@@ -228,17 +280,18 @@ def _dcp(d: Deliverable, spec: Spec, master: MediaInfo, final: Path, fields: Run
                              checks=["dcp: track files re-read, codestreams, XSD, PKL hashes, signatures"])
 
 
-def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: dict[str, Path],
-               corrected: dict[tuple[str, int], Path], extras: list[Path], fields: RunFields,
-               progress: Callable[[float, float], None] | None) -> dict[str, Path]:
-    """Run the single ffmpeg command; returns deliverable id -> partial path (not yet verified)."""
+def _one_graph(outputs: list[GraphOutput], extras: list[tuple[Spec, list[Path]]], master: MediaInfo,
+               progress: Callable[[float, float], None] | None) -> None:
+    """Run the single ffmpeg command: every output (and extra) written under its partial name, not yet verified;
+    nothing half-written survives a failure."""
     v = master.primary_video
     assert v is not None
-    for final in [*(targets[d.id] for d in todo), *extras]:
+    finals = [*(o.path for o in outputs), *(p for _s, paths in extras for p in paths)]
+    for final in finals:
         final.parent.mkdir(parents=True, exist_ok=True)
         discard_stale_partials(final)  # leftovers of an interrupted run are ours to replace
-    made = {d.id: partial_name(targets[d.id]) for d in todo}
-    graph = deliverables_graph(todo, spec, master, made, corrected, [partial_name(p) for p in extras], fields)
+    graph = outputs_graph([o._replace(path=partial_name(o.path)) for o in outputs], master,
+                          [(spec, [partial_name(p) for p in paths]) for spec, paths in extras])
     total_s = float(Fraction(master_frames(master)) / v.frame_rate)
     lock, best_s = threading.Lock(), [0.0]
 
@@ -259,12 +312,10 @@ def _one_graph(todo: list[Deliverable], spec: Spec, master: MediaInfo, targets: 
         _report(min(fraction, 0.99) * total_s)
 
     try:
-        run_ffmpeg(compile_args(graph), progress=_progress, what=f"transcode of {len(todo)} deliverable(s) in one pass",
+        run_ffmpeg(compile_args(graph), progress=_progress,
+                   what=f"transcode of {len(outputs)} deliverable(s) in one pass",
                    input_read=(master.path, _read) if progress is not None else None)
     except BaseException:
-        for partial in made.values():  # nothing half-written survives, even under a partial name
-            partial.unlink(missing_ok=True)
-        for p in extras:
-            partial_name(p).unlink(missing_ok=True)
+        for final in finals:  # nothing half-written survives, even under a partial name
+            partial_name(final).unlink(missing_ok=True)
         raise
-    return made

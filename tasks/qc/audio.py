@@ -14,6 +14,7 @@ layback writes it): in = the frame holding the first affected sample, out = the 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,8 @@ from tasks.qc.findings import Finding, make_finding
 from tasks.qc.loudness import RuleOutcome, evaluate_loudness_rule
 from tasks.qc.picture_checks import DEFAULT_COMMERCIAL_BLACK_MIN_S, ProgrammeClock
 
-__all__ = ["check_audio", "scan_track", "track_findings", "AudioScan", "TrackScan", "meter_labels",
-           "skip_samples", "RunTracker", "needs_dialogue"]
+__all__ = ["check_audio", "scan_track", "scan_shared", "scan_settings", "track_findings", "AudioScan", "TrackScan",
+           "meter_labels", "skip_samples", "RunTracker", "needs_dialogue"]
 
 DEFAULT_SILENCE_DBFS = -90.0
 DEFAULT_SILENCE_MIN_S = 1.0
@@ -287,12 +288,12 @@ def _dbfs(setting: float | None, default: float) -> float:
     return default if setting is None else setting
 
 
-def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, spec: Spec,
-               clock: ProgrammeClock | None) -> tuple[LoudnessResult, TrackScan]:
-    """ONE decode of one audio stream: loudness over the programme and the signal checks."""
-    labels = meter_labels(track, stream.channels)
+def scan_settings(stream: AudioStream, track: AudioTrackSpec, spec: Spec, clock: ProgrammeClock | None
+                  ) -> dict[str, Any]:
+    """Everything a scan of one stream for one track computes with (the meter's labels and layout, where the
+    programme starts, the signal checks' thresholds), nothing it does not: two specs with equal settings get equal
+    measurements from one decode, however their severities, clauses and loudness targets differ."""
     sr = stream.sample_rate_hz
-    start = round(clock.seconds(clock.ffoa_frame) * sr) if clock else 0
     rate = clock.rate if clock else Fraction(25)
     silence = spec.check("audio.silence")
     clip = spec.check("audio.clipping")
@@ -304,23 +305,39 @@ def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, spec
     black_silence_min_s = (None if blacks.severity == "off" else
                            max((blacks.min_duration_s or DEFAULT_COMMERCIAL_BLACK_MIN_S) - 1 / float(rate), 0.0)
                            or None)
-    pop = round((clock.seconds(clock.ffoa_frame) - 2.0) * sr) if clock and clock.ffoa_frame >= 2 * rate else None
-    scan = AudioScan(
-        sr, labels, start, round(sr / float(rate)),
-        silence_dbfs=_dbfs(silence.threshold, DEFAULT_SILENCE_DBFS),
-        silence_min_s=silence.min_duration_s or spec.timing.max_programme_silence_s or DEFAULT_SILENCE_MIN_S,
-        clip_dbfs=_dbfs(clip.threshold, DEFAULT_CLIP_DBFS),
-        phase_correlation=_dbfs(phase.threshold, DEFAULT_PHASE_CORRELATION),
-        phase_min_s=phase.min_duration_s or DEFAULT_PHASE_MIN_S,
-        identity_dbfs=_dbfs(ident.threshold, DEFAULT_SILENCE_DBFS),
-        identity_min_s=ident.min_duration_s or DEFAULT_IDENTITY_MIN_S, two_pop_sample=pop,
-        black_silence_min_s=black_silence_min_s)
+    return {
+        "labels": meter_labels(track, stream.channels), "layout": track.layout,
+        "start": round(clock.seconds(clock.ffoa_frame) * sr) if clock else 0, "frame": round(sr / float(rate)),
+        "silence_dbfs": _dbfs(silence.threshold, DEFAULT_SILENCE_DBFS),
+        "silence_min_s": silence.min_duration_s or spec.timing.max_programme_silence_s or DEFAULT_SILENCE_MIN_S,
+        "clip_dbfs": _dbfs(clip.threshold, DEFAULT_CLIP_DBFS),
+        "phase_correlation": _dbfs(phase.threshold, DEFAULT_PHASE_CORRELATION),
+        "phase_min_s": phase.min_duration_s or DEFAULT_PHASE_MIN_S,
+        "identity_dbfs": _dbfs(ident.threshold, DEFAULT_SILENCE_DBFS),
+        "identity_min_s": ident.min_duration_s or DEFAULT_IDENTITY_MIN_S,
+        "two_pop_sample": (round((clock.seconds(clock.ffoa_frame) - 2.0) * sr)
+                           if clock and clock.ffoa_frame >= 2 * rate else None),
+        "black_silence_min_s": black_silence_min_s}
+
+
+def scan_track(info: MediaInfo, stream: AudioStream, track: AudioTrackSpec, settings: Sequence[dict[str, Any]],
+               dialogue: bool) -> tuple[LoudnessResult, list[TrackScan]]:
+    """ONE decode of one audio stream: loudness over the programme (dialogue-gated too when ``dialogue``) and the
+    signal checks once per :func:`scan_settings` in ``settings``, all sharing the meter's labels and start."""
+    labels, start, sr = settings[0]["labels"], settings[0]["start"], stream.sample_rate_hz
+    scans = [AudioScan(sr, k["labels"], k["start"], k["frame"], silence_dbfs=k["silence_dbfs"],
+                       silence_min_s=k["silence_min_s"], clip_dbfs=k["clip_dbfs"],
+                       phase_correlation=k["phase_correlation"], phase_min_s=k["phase_min_s"],
+                       identity_dbfs=k["identity_dbfs"], identity_min_s=k["identity_min_s"],
+                       two_pop_sample=k["two_pop_sample"], black_silence_min_s=k["black_silence_min_s"])
+             for k in settings]
     blocks = iter_ffmpeg_blocks(info.path, stream_index=stream.index, channels=stream.channels)
-    # The scan runs in the reader thread, the meter in this one: two cores, one decode.
-    metered = prefetch(skip_samples(scan.wrap(blocks), start))
-    result = measure_blocks(metered, sr, labels, layout=track.layout, track_index=stream.index,
-                            dialogue=needs_dialogue(track))
-    return result, scan.result()
+    for scan in scans:  # each observes every block as it passes on to the meter
+        blocks = scan.wrap(blocks)
+    # The scans run in the reader thread, the meter in this one: two cores, one decode.
+    metered = prefetch(skip_samples(blocks, start))
+    result = measure_blocks(metered, sr, labels, layout=track.layout, track_index=stream.index, dialogue=dialogue)
+    return result, [scan.result() for scan in scans]
 
 
 def needs_dialogue(track: AudioTrackSpec) -> bool:
@@ -455,11 +472,40 @@ def loudness_entry(track: AudioTrackSpec, stream: AudioStream, result: LoudnessR
             "measured_from": clock.tc(clock.ffoa_frame) if clock else None}
 
 
-def scan_all(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None
-             ) -> list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]]:
+Scans = list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]]
+
+
+def scan_all(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None) -> Scans:
     """Decode and analyse every spec track present in the master (one decode per stream)."""
-    return [(track, stream, *scan_track(info, stream, track, spec, clock))
-            for track, stream in zip(spec.audio.tracks, info.audio, strict=False)]
+    return scan_shared(info, [spec], [clock])[0]
+
+
+def scan_shared(info: MediaInfo, specs: Sequence[Spec], clocks: Sequence[ProgrammeClock | None]) -> list[Scans]:
+    """:func:`scan_all` for several specs, each stream decoded ONCE for every spec whose meter agrees on it (labels,
+    layout, programme start): the decode meters loudness once (dialogue-gated too when any of them gates that
+    track) and runs each distinct set of signal-check settings on the same blocks. Each spec gets what its own
+    :func:`scan_all` would: its own signal scan, the dialogue figure only where its rule asks for it."""
+    out: list[Scans] = [[] for _ in specs]
+    for j, stream in enumerate(info.audio):
+        users = [(i, spec.audio.tracks[j]) for i, spec in enumerate(specs) if j < len(spec.audio.tracks)]
+        settings = {i: scan_settings(stream, track, specs[i], clocks[i]) for i, track in users}
+        meters: dict[str, list[tuple[int, AudioTrackSpec]]] = {}
+        for i, track in users:
+            k = settings[i]
+            meters.setdefault(_key([k["labels"], k["layout"], k["start"]]), []).append((i, track))
+        for members in meters.values():
+            distinct = {_key(settings[i]): settings[i] for i, _ in reversed(members)}  # first one of each
+            result, scans = scan_track(info, stream, members[0][1], list(distinct.values()),
+                                       any(needs_dialogue(t) for _, t in members))
+            by_key = dict(zip(distinct, scans, strict=True))
+            for i, track in members:
+                own = result if needs_dialogue(track) else result.model_copy(update={"dialogue": None})
+                out[i].append((track, stream, own, by_key[_key(settings[i])]))
+    return out
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def audio_findings(spec: Spec, scans: list[tuple[AudioTrackSpec, AudioStream, LoudnessResult, TrackScan]],

@@ -7,7 +7,6 @@ the same time, so the whole QC costs little more than the picture decode itself.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,14 +17,14 @@ from pydantic import BaseModel, Field
 from specs.model import Spec
 from tasks.layback import LaybackPlan
 from tasks.media.probe import MediaInfo
-from tasks.qc.audio import audio_findings, meter_labels, needs_dialogue, scan_all
+from tasks.qc.audio import audio_findings, scan_shared
 from tasks.qc.findings import Finding
 from tasks.qc.metadata import check_metadata, container_word
 from tasks.qc.picture_analysis import PictureSeries, analyse_picture
 from tasks.qc.picture_checks import ProgrammeClock, check_commercial_blacks, check_picture, programme_clock
 from tasks.qc.sync import check_layback, check_two_pop
 
-__all__ = ["QCResult", "qc_master", "qc_masters", "facts_of", "scan_key"]
+__all__ = ["QCResult", "qc_master", "qc_masters", "facts_of"]
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
@@ -49,18 +48,6 @@ def _round(values: np.ndarray, digits: int = 4) -> list[float]:
     return [round(float(x), digits) for x in values]
 
 
-def scan_key(info: MediaInfo, spec: Spec, clock: ProgrammeClock | None) -> str:
-    """What an audio scan of ``info`` depends on in ``spec``: per track the meter's labels, layout and
-    dialogue gating, the signal checks' thresholds and the programme clock. Two specs with the same key
-    get the same measurements from one decode; targets and tolerances are rule evaluation, not part of it."""
-    tracks = [(meter_labels(t, s.channels), t.layout, needs_dialogue(t))
-              for t, s in zip(spec.audio.tracks, info.audio, strict=False)]
-    checks = {c: spec.check(c).model_dump(mode="json") for c in
-              ("audio.silence", "audio.clipping", "audio.phase", "audio.channel_identity", "picture.commercial_blacks")}
-    where = None if clock is None else (str(clock.start), clock.ffoa_frame, str(clock.rate))
-    return json.dumps([tracks, checks, spec.timing.max_programme_silence_s, where], sort_keys=True, default=str)
-
-
 def qc_master(info: MediaInfo, spec: Spec, *, layback: LaybackPlan | None = None,
               progress: Callable[[float, float], None] | None = None) -> QCResult:
     """Run every check the spec enables on ``info`` and return findings plus measurements.
@@ -75,42 +62,23 @@ def qc_master(info: MediaInfo, spec: Spec, *, layback: LaybackPlan | None = None
 def qc_masters(info: MediaInfo, specs: list[Spec], *, layback: LaybackPlan | None = None,
                progress: Callable[[float, float], None] | None = None) -> list[QCResult]:
     """:func:`qc_master` for several specs from ONE analysis: the picture is decoded and measured once
-    (spec-independent), each audio stream is decoded once per distinct :func:`scan_key` (once when the
-    specs agree on meter and signal-check settings), and every spec's rules are evaluated on the shared
-    measurements. One result per spec, in order."""
+    (spec-independent), each audio stream is decoded once for every spec whose meter agrees on it
+    (:func:`tasks.qc.audio.scan_shared`: each spec's own signal-check settings run on the same blocks), and every
+    spec's rules are evaluated on the shared measurements. One result per spec, in order."""
     specs = [s.for_facts(facts_of(info)) for s in specs]
     v = info.primary_video
     if v is None:
-        cache: dict[str, Any] = {}
-        out = []
-        for spec in specs:
-            key = scan_key(info, spec, None)
-            if key not in cache:
-                cache[key] = scan_all(info, spec, None)
-            out.append(_evaluate(info, spec, None, _own_tracks(spec, cache[key]), layback))
-        return out
+        return [_evaluate(info, spec, None, scans, layback)
+                for spec, scans in zip(specs, scan_shared(info, specs, [None] * len(specs)), strict=True)]
     expected = v.frame_count or round((v.duration_s or info.duration_s or 0) * float(v.frame_rate))
     early = [programme_clock(info, s, max(expected, 1)) for s in specs]
-    keys = [scan_key(info, s, c) for s, c in zip(specs, early, strict=True)]
-    first = {k: i for i, k in reversed(list(enumerate(keys)))}
-
-    def scan_every_key() -> dict[str, Any]:
-        return {k: scan_all(info, specs[i], early[i]) for k, i in first.items()}
-
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qc-audio") as pool:
-        audio_job = pool.submit(scan_every_key)
+        audio_job = pool.submit(scan_shared, info, specs, early)
         try:
             series = analyse_picture(info, progress=progress)
         finally:
-            scans = audio_job.result()
-    return [_evaluate(info, spec, series, _own_tracks(spec, scans[key]), layback)
-            for spec, key in zip(specs, keys, strict=True)]
-
-
-def _own_tracks(spec: Spec, scans: list[Any]) -> list[Any]:
-    """Shared scans paired with this spec's own track rules (targets differ between specs, measurements not)."""
-    return [(track, stream, result, scan) for track, (_t, stream, result, scan)
-            in zip(spec.audio.tracks, scans, strict=False)]
+            per_spec = audio_job.result()
+    return [_evaluate(info, spec, series, scans, layback) for spec, scans in zip(specs, per_spec, strict=True)]
 
 
 def _evaluate(info: MediaInfo, spec: Spec, series: PictureSeries | None, scans: list[Any],

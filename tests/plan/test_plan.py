@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,18 +19,20 @@ from tasks.media.synth import make_sample_set
 
 register_commands()
 SPECS = Path(__file__).parent / "specs"
+STATUS_SCHEMA = Path(__file__).resolve().parents[2] / "specs" / "schema" / "status-1.json"
 
 
 def _run(args: list[str]):
     return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
-def _plan_file(folder: Path, media, *, strict: bool = True) -> Path:
+def _plan_file(folder: Path, media, *, third: str | None = "strict") -> Path:
+    """demo and partner (the same mezzanine) and a third test spec (strict: its QC fails)."""
     folder.mkdir(parents=True, exist_ok=True)
     dists = [{"spec": "demo"},
              {"spec": str(SPECS / "partner.yaml"), "recipient": "ACME", "territory": "GB", "lang": "en"}]
-    if strict:
-        dists.append({"spec": str(SPECS / "strict.yaml")})
+    if third:
+        dists.append({"spec": str(SPECS / f"{third}.yaml")})
     doc = {"title": "COPRO", "version": "v1", "languages": ["en"],
            "master": os.path.relpath(media.master, folder),  # relative: resolved against the plan file
            "mixes": [os.path.relpath(media.mixes["5.1"], folder), os.path.relpath(media.mixes["2.0"], folder)],
@@ -73,7 +76,18 @@ def _ffmpeg_commands(log: Path) -> list[list[str]]:
     return [shlex.split(m.group(1)) for m in re.finditer(r"\$ (\S*ffmpeg .*)$", log.read_text(), re.MULTILINE)]
 
 
-def test_three_distributors_one_run(media, tmp_path):
+def _status(title: str) -> dict:
+    import jsonschema
+
+    result = _run(["status", title, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    jsonschema.validate(doc, json.loads(STATUS_SCHEMA.read_text()))  # the published schema
+    return doc
+
+
+def test_three_distributors_one_run(media, tmp_path, monkeypatch):
+    monkeypatch.setenv("DELIVER_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.sqlite'}")
     out = tmp_path / "out"
     result = _run(["run", "--plan", str(_plan_file(tmp_path / "plans", media)), "--out", str(out),
                    "--date", "2026-12-07"])
@@ -105,6 +119,14 @@ def test_three_distributors_one_run(media, tmp_path):
     assert len(picture) == 1, picture
     audio = [c for c in reads if "rawvideo" not in c]
     assert len(audio) == 2, audio  # two streams (5.1, 2.0), each decoded once for three specs
+    # one deliverables decode: every delivered distributor's deliverables (the shared mezzanine, both screeners)
+    # and the extras are outputs of ONE ffmpeg command reading the married master
+    made = [c for c in cmds if layback_file in c and c[c.index(layback_file) - 1] == "-i" and "-ss" not in c
+            and any(str(out / n) in a for a in c for n in ("demo", "partner"))]
+    assert len(made) == 1, made
+    outputs = [Path(a).name for a in made[0] if str(out) in a and a != layback_file]
+    assert {o.split(".partial")[0] for o in outputs} >= {"COPRO_v1_mezzanine", "COPRO_v1_screener",
+                                                        "COPRO_v1_screener_ACME", "COPRO_v1_poster"}, outputs
 
     # the shared mezzanine: encoded once, present and verified in both packages
     mezz = [c for c in cmds if any(a.endswith(".mov") and "COPRO_v1_mezzanine" in a and c[k - 1] != "-i"
@@ -123,6 +145,132 @@ def test_three_distributors_one_run(media, tmp_path):
     assert hash_file_xxh128(out / "partner" / "COPRO_v1" / "COPRO_v1_screener_ACME.mp4") != hash_file_xxh128(
         out / "demo" / "COPRO_v1" / "COPRO_v1_screener.mp4")
     assert not list(out.rglob("*.partial*"))
+
+    # the schedule: every distributor's items, in the state this run left them (no archive: qc-pass; the
+    # distributor whose QC failed: qc-fail), the published schema; the run's artifacts link to it
+    items = {(i["distributor"], i["item"]): i for i in _status("COPRO")["items"]}
+    assert {d for d, _ in items} == {"demo", "partner", "strict"}
+    for name in ("demo", "partner"):
+        entries = {e["name"]: e for e in by[name]["deliverables"]}
+        for item in ("mezzanine", "screener"):
+            i = items[(name, item)]
+            assert (i["kind"], i["state"], i["qc"]) == ("deliverable", "qc-pass", "pass"), i
+            assert entries[i["file"]]["xxh128"] == i["xxh128"] and entries[i["file"]]["size"] == i["bytes"]
+    assert items[("demo", "mezzanine")]["xxh128"] == items[("partner", "mezzanine")]["xxh128"]
+    strict = [i for (d, _), i in items.items() if d == "strict" and i["kind"] == "deliverable"]
+    assert strict and {(i["state"], i["qc"], i["file"]) for i in strict} == {("qc-fail", "fail", None)}
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as c:
+        arts = {a.key: a.data for a in c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+            any_=["delivery-schedule-copro-v1", "deliverable-links-copro-v1"])))}
+    assert "| v1 | partner | mezzanine | deliverable | qc-pass | pass |" in arts["delivery-schedule-copro-v1"]
+    assert "| v1 | strict | mezzanine | deliverable | qc-fail | fail |" in arts["delivery-schedule-copro-v1"]
+    assert "delivery-schedule-copro-v1" in arts["deliverable-links-copro-v1"]
+
+    # each delivered distributor's package has its delivery document (HTML, and PDF when Chromium is here)
+    # listing its own deliverables; the failed one gets none
+    for name in ("demo", "partner"):
+        docs = sorted((out / name / "COPRO_v1" / "documents").glob(f"{name}_delivery_*"))
+        html = [d for d in docs if d.suffix == ".html"]
+        assert len(html) == 1, docs
+        text = html[0].read_text()
+        assert f"for {name}" in text
+        for e in by[name]["deliverables"]:
+            assert e["name"] in text and e["xxh128"] in text
+        if shutil.which("chromium"):
+            assert [d.suffix for d in docs] == [".html", ".pdf"] and docs[1].read_bytes()[:5] == b"%PDF-"
+        assert {str(d) for d in docs} <= set(report["documents"])
+
+
+def _master_reads(cmds: list[list[str]], master: str) -> dict[str, list[list[str]]]:
+    """The ffmpeg commands reading (``-i``) ``master``, by what they are: the picture analysis (rawvideo to a
+    pipe), audio analyses (to a pipe), deliverables (outputs under OUT), frame grabs (a seek, ``-ss``)."""
+    kinds: dict[str, list[list[str]]] = {"picture": [], "audio": [], "deliverables": [], "seek": [], "other": []}
+    for c in cmds:
+        if not any(a == master and c[k - 1] == "-i" for k, a in enumerate(c) if k):
+            continue
+        if "-ss" in c:
+            kinds["seek"].append(c)
+        elif "pipe:1" in c[-2:]:
+            kinds["picture" if "rawvideo" in c else "audio"].append(c)
+        elif any(".partial" in a for a in c):
+            kinds["deliverables"].append(c)
+        else:
+            kinds["other"].append(c)
+    return kinds
+
+
+def test_three_distributors_delivered_from_one_decode(media, tmp_path, monkeypatch):
+    """Done when: three distributors, two of them sharing an identical mezzanine, as one flow: one layback, one
+    analysis decode and one deliverables decode of the master (counted in the run's log), a verdict each; the
+    shared mezzanine encoded once, present in both packages (one inode, or a verified copy) and verified there."""
+    from tasks.media.probe import probe
+
+    monkeypatch.setenv("DELIVER_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    out = tmp_path / "out"
+    result = _run(["run", "--plan", str(_plan_file(tmp_path / "plans", media, third="broadcaster")), "--out",
+                   str(out), "--date", "2026-12-07"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    by = {d["name"]: d for d in report["distributors"]}
+    assert [(n, d["verdict"], d["delivered"]) for n, d in by.items()] == [
+        ("demo", "pass", True), ("partner", "pass", True), ("broadcaster", "pass", True)]
+    assert report["delivered"] is True and report["verdict"] == "pass"
+    for name, d in by.items():  # each distributor's own report, with its own spec's verdict
+        own = json.loads(Path(d["report"]).read_text())
+        assert (own["spec"], own["verdict"]) == (name, "pass")
+
+    cmds = _ffmpeg_commands(out / "work" / "deliver.log")
+    layback = [c for c in cmds if "COPRO_v1_layback" in Path(c[-1]).name and c[-1].endswith(".mov")]  # its output
+    assert len(layback) == 1, layback
+    married = str(out / "work" / "COPRO_v1_layback.mov")
+    assert {d["layback"] for d in by.values()} == {married}
+    assert not any(c for c in cmds if any(a.startswith(str(out / "work" / "COPRO_v1_layback-")) for a in c))
+    # every ffmpeg read of the married master: ONE picture decode for the analysis of three specs, each of its
+    # two audio streams decoded once, ONE decode for every distributor's deliverables; nothing else but seeks
+    # (a frame or two for thumbnails)
+    reads = _master_reads(cmds, married)
+    assert [len(reads[k]) for k in ("picture", "audio", "deliverables", "other")] == [1, 2, 1, 0], reads
+    outputs = {Path(a).name.split(".partial")[0]: Path(a).parent for a in reads["deliverables"][0]
+               if ".partial" in a}
+    assert outputs["COPRO_v1_screener"] == out / "demo" / "COPRO_v1"
+    assert outputs["COPRO_v1_screener_ACME"] == out / "partner" / "COPRO_v1"
+    # two mezzanines from that decode: the one demo and partner share (made in demo's package), broadcaster's own
+    mezz = sorted(str(Path(a).parent) for a in reads["deliverables"][0] if "COPRO_v1_mezzanine.partial" in a)
+    assert mezz == sorted([str(out / "demo" / "COPRO_v1"), str(out / "broadcaster" / "COPRO_v1")]), mezz
+    # and no other ffmpeg command writes a mezzanine (partner's is placed, not encoded)
+    assert not [c for c in cmds if c not in reads["deliverables"] and any("COPRO_v1_mezzanine" in a and
+                                                                          c[k - 1] != "-i" for k, a in enumerate(c))]
+
+    a = out / "demo" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    b = out / "partner" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    c = out / "broadcaster" / "COPRO_v1" / "COPRO_v1_mezzanine.mov"
+    assert os.path.samefile(a, b) or hash_file_xxh128(a) == hash_file_xxh128(b)  # one inode (or a copy)
+    assert by["partner"]["shared"] == ["COPRO_v1_mezzanine.mov"] and by["demo"]["shared"] == []
+    assert hash_file_xxh128(a) != hash_file_xxh128(c)
+    pa, pc = probe(a), probe(c)
+    assert [s.channels for s in pa.audio] == [6, 2] and [s.channels for s in pc.audio] == [6]
+    assert pa.primary_video is not None and pa.primary_video.codec == "prores"
+    assert abs((pa.duration_s or 0) - (pc.duration_s or 0)) <= 0.05  # one programme, within two frames
+    # verified in both packages: each manifest's entry is the file's hash, and `deliver verify` re-hashes every
+    # package against its ASC MHL
+    for name, path in (("demo", a), ("partner", b)):
+        entry = {e["name"]: e for e in by[name]["deliverables"]}["COPRO_v1_mezzanine.mov"]
+        assert (entry["xxh128"], entry["size"]) == (hash_file_xxh128(path), path.stat().st_size)
+    for name in by:
+        check = _run(["verify", str(out / name / "COPRO_v1"), "--json"])
+        assert check.exit_code == 0, check.output
+        copy = json.loads(check.output)["copies"][0]
+        assert copy["ok"] is True and copy["files"] >= 2, copy
+    # the schedule: every distributor's items made and QC-passed, the shared mezzanine's hash in both
+    items = {(i["distributor"], i["item"]): i for i in _status("COPRO")["items"] if i["kind"] == "deliverable"}
+    assert {k: (i["state"], i["qc"]) for k, i in items.items()} == {
+        k: ("qc-pass", "pass") for k in [("demo", "mezzanine"), ("demo", "screener"), ("partner", "mezzanine"),
+                                         ("partner", "screener"), ("broadcaster", "mezzanine")]}
+    assert items[("demo", "mezzanine")]["xxh128"] == items[("partner", "mezzanine")]["xxh128"] != items[
+        ("broadcaster", "mezzanine")]["xxh128"]
 
 
 def test_plan_schema_is_committed():
@@ -174,6 +322,42 @@ def test_rules_on_a_shared_analysis_equal_each_spec_alone(media, tmp_path):
     errors = {f.check for f in together[2].findings if f.severity.value == "error"}
     assert errors and all("loud" in c for c in errors), errors  # strict: only its loudness target fails
     assert not [f for f in together[0].findings if f.severity.value == "error"]
+
+
+def test_specs_differing_in_gating_and_severities_share_one_audio_decode(media, tmp_path, caplog):
+    """The plan bench's three specs (Netflix and Amazon gate loudness on dialogue, EBU R 128 does not; their
+    signal-check thresholds, severities and clauses differ): one layback and one decode of each audio stream serve
+    all three, and each spec's results are those of its own QC."""
+    import logging
+
+    from specs.loader import load_spec
+    from tasks.layback import layback, layback_identity, plan_layback
+    from tasks.media.probe import probe
+    from tasks.qc.engine import qc_master, qc_masters
+
+    specs = [load_spec(n) for n in ("netflix", "amazon", "ebu-r128")]
+    demo = load_spec("demo")
+    inputs = [probe(media.mixes["5.1"]), probe(media.mixes["2.0"])]
+    # one layback for all three: the same track mapping, only the tracks' names differ ("5.1 printmaster",
+    # "5.1 full mix", "5.1 main mix")
+    assert len({layback_identity(plan_layback(probe(media.master), inputs, s), s) for s in specs}) == 1
+    assert len({s.audio.tracks[0].label for s in specs}) == 3
+    plan = plan_layback(probe(media.master), inputs, demo)
+    married = tmp_path / "married.mov"
+    layback(plan, demo, married)
+    info = probe(married)
+    caplog.set_level(logging.INFO, logger="deliver.ffmpeg")
+    caplog.clear()
+    together = qc_masters(info, specs)
+    reads = _master_reads([shlex.split(r.getMessage()[2:]) for r in caplog.records
+                           if r.getMessage().startswith("$ ")], str(married))
+    assert [len(reads[k]) for k in ("picture", "audio")] == [1, 2], reads  # per stream, not per spec
+    for spec, shared in zip(specs, together, strict=True):
+        alone = qc_master(info, spec)
+        assert [f.model_dump() for f in shared.findings] == [f.model_dump() for f in alone.findings], spec.name
+        assert shared.measurements == alone.measurements, spec.name
+    gated = [[t.get("dialogue_lufs", "absent") for t in r.measurements["loudness"]] for r in together]
+    assert gated[2] == ["absent", "absent"] or all(x is None for x in gated[2]), gated  # EBU: no dialogue figure
 
 
 def test_repeated_spec_delivers_every_package_and_exits_0(media, tmp_path):
