@@ -23,6 +23,7 @@ from typing import Any
 from specs.errors import InfrastructureError, MediaError, OutputExistsError
 from specs.layouts import spec_layout
 from specs.model import DCP_FRAME_RATES, DCP_MAX_SPEED_CHANGE, DcpSpec, Deliverable, IsdcfFields, Spec
+from specs.timecode import Timecode
 from tasks.dcp.config import EncodeConfig, encode_config
 from tasks.dcp.container import choose_container, place_picture
 from tasks.dcp.picture import PicturePlan, check_colour, iter_picture, iter_picture_distributed
@@ -49,6 +50,13 @@ class DcpPlan:
     content_kind: str = "FTR"
     isdcf: IsdcfFields = field(default_factory=IsdcfFields)
     language: str = "en"
+    #: Composition markers beyond FFOC/LFOC (FFEC, FFMC) at composition frames (ST 429-7 Table 2).
+    markers: dict[str, int] = field(default_factory=dict)
+    #: ST 429-16 composition metadata the spec sets (ReleaseTerritory, Luminance, Distributor, Chain).
+    release_territory: str = "001"
+    luminance_fl: float = 14.0
+    distributor: str | None = None
+    chain: str | None = None
 
     @property
     def speed_changed(self) -> bool:
@@ -91,11 +99,29 @@ def reel_ranges(frame_count: int, reels: int, edit_rate: int) -> list[tuple[int,
     return [(bounds[i], bounds[i + 1] - bounds[i]) for i in range(reels)]
 
 
+def credit_markers(spec: DcpSpec, start: Timecode, first_frame: int, frames: int) -> dict[str, int]:
+    """FFEC/FFMC (ST 429-7 Table 2; RDD 52 asks for them in a feature) from the spec's master timecodes, as
+    composition frames. A timecode outside the DCP's programme is refused (MediaError, exit 2)."""
+    markers = {}
+    for label, text in (("FFEC", spec.ffec_timecode), ("FFMC", spec.ffmc_timecode)):
+        if not text:
+            continue
+        frame = Timecode.parse(text, start.rate, drop_frame=start.drop_frame).frames - start.frames - first_frame
+        if not 0 <= frame < frames:
+            first = Timecode(start.frames + first_frame, start.rate, drop_frame=start.drop_frame)
+            last = Timecode(start.frames + first_frame + frames - 1, start.rate, drop_frame=start.drop_frame)
+            raise MediaError(f"dcp.{label.lower()}_timecode {text} is outside the DCP's programme ({first} to "
+                             f"{last}): give a timecode of the master inside it")
+        markers[label] = frame
+    return markers
+
+
 def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_stream: int, title: str,
-             source: str, language: str = "en", first_frame: int = 0) -> DcpPlan:
+             source: str, language: str = "en", first_frame: int = 0, start: Timecode | None = None) -> DcpPlan:
     """Decide the DCP; raises MediaError (exit 2) on anything that cannot be made, before any encode.
 
-    ``first_frame``: the master's frame that becomes the DCP's first (the FFOA when the head is dropped).
+    ``first_frame``: the master's frame that becomes the DCP's first (the FFOA when the head is dropped);
+    ``start``: the master's start timecode (the credits markers are timecodes of the master).
     """
     if video.scan == "interlaced":
         raise MediaError(f"{source} is interlaced: a DCP is progressive; deinterlace the master first")
@@ -118,10 +144,13 @@ def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_st
                           range="pc" if video.color_range == "pc" else "tv",
                           is_rgb=(video.pix_fmt or "").startswith(("rgb", "gbr", "bgr")),
                           master_rate=video.frame_rate if video.frame_rate != rate else None)
+    markers = credit_markers(spec, start or Timecode(0, video.frame_rate), first_frame, frames - first_frame)
     return DcpPlan(picture=picture, source_rate=video.frame_rate, edit_rate=rate, sound=spec.sound,
                    audio_stream=audio_stream, title=title,
                    reels=[(first_frame + s, c) for s, c in reel_ranges(frames - first_frame, spec.reels, rate)],
-                   content_kind=spec.content_kind.upper(), isdcf=spec.isdcf, language=language)
+                   content_kind=spec.content_kind.upper(), isdcf=spec.isdcf, language=language, markers=markers,
+                   release_territory=spec.territory_code() or "001", luminance_fl=spec.luminance_fl,
+                   distributor=spec.distributor, chain=spec.chain)
 
 
 def _track_index(d: Deliverable, spec: Spec) -> int:
@@ -137,8 +166,9 @@ def plan_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, title: str, 
     index = _track_index(d, spec)
     if index >= len(master.audio):
         raise MediaError(f"{master.path} has {len(master.audio)} audio track(s); DCP {d.id} takes track {index + 1}")
+    start, first_frame = head_frames(d, spec, master)
     return plan_dcp(v, d.dcp, audio_channels=master.audio[index].channels, audio_stream=index, title=title,
-                    source=master.path, language=language, first_frame=head_frames(d, spec, master)[1])
+                    source=master.path, language=language, first_frame=first_frame, start=start)
 
 
 def check_dcp_deliverables(spec: Spec, picture: MediaInfo, layback: LaybackPlan, title: str) -> list[DcpPlan]:
@@ -152,8 +182,9 @@ def check_dcp_deliverables(spec: Spec, picture: MediaInfo, layback: LaybackPlan,
         if d.kind != "dcp" or d.dcp is None or v is None:
             continue
         track = layback.tracks[_track_index(d, spec)]
+        start, first_frame = head_frames(d, spec, picture)
         plans.append(plan_dcp(v, d.dcp, audio_channels=track.channels, audio_stream=_track_index(d, spec),
-                              title=title, source=picture.path, first_frame=head_frames(d, spec, picture)[1]))
+                              title=title, source=picture.path, first_frame=first_frame, start=start))
     return plans
 
 
@@ -221,7 +252,7 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
     # The track-file writer, packaging, signing and verification are tasks.mxf (ST 429-3/-4 track files)
     # and tasks.dcp.package / sign / verify (ST 429-7/-8/-9 XML, ST 430-2 signing).
     from tasks.dcp.naming import DcpNameFields
-    from tasks.dcp.package import write_dcp
+    from tasks.dcp.package import CompositionMetadata, write_dcp
     from tasks.dcp.sign import ensure_signer
     from tasks.dcp.verify import raise_if_failed, verify_dcp
     from tasks.mxf.writer import write_picture_track, write_sound_track
@@ -262,8 +293,11 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
                                rating=plan.isdcf.rating, studio=plan.isdcf.studio, facility=plan.isdcf.facility,
                                date=dt.date.today(), package_type=plan.isdcf.package_type)
         placement = plan.picture.placement
-        write_dcp(building, fields, reels, signer=ensure_signer(signer_dir),
-                  active_area=(placement.active_width, placement.active_height))
+        metadata = CompositionMetadata(release_territory=plan.release_territory, luminance_fl=plan.luminance_fl,
+                                       distributor=plan.distributor, chain=plan.chain, facility=plan.isdcf.facility,
+                                       title_language=plan.language)
+        write_dcp(building, fields, reels, signer=ensure_signer(signer_dir), markers=plan.markers,
+                  metadata=metadata, active_area=(placement.active_width, placement.active_height))
         raise_if_failed(verify_dcp(building))
         os.rename(building, out_dir)
     except BaseException:

@@ -9,13 +9,17 @@
   count equals the descriptor's ContainerDuration, the index duration and the CPL IntrinsicDuration; the
   edit rate is the CPL's; picture: a DCI container (ST 428-1 §5), each frame a conforming J2K codestream
   (``tasks.dcp.codestream.check_codestream``) and within the 250 Mbit/s limit; sound: 24-bit 48 kHz PCM
-  (ST 428-2), whole edit units, MCA labels for every channel (ST 377-4); picture and sound of a reel last
-  equally long (ST 429-7 §7.2); FFOC and LFOC markers present.
+  (ST 428-2), whole edit units, MCA labels for every channel (ST 377-4) equal to the CPL's
+  MainSoundConfiguration and MCA sub-descriptors (symbols, spoken language); picture and sound of a reel
+  last equally long (ST 429-7 §7.2); FFOC and LFOC markers present, every marker inside its reel.
+- ST 429-16 metadata as RDD 52 (Bv2.1) asks: VersionNumber, the application extension naming the
+  Bv2.1 profile, a UN M.49 ReleaseTerritory; a missing Luminance or ReleaseTerritory is a note.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +28,7 @@ from lxml import etree
 
 from specs.errors import VerificationError
 from tasks.dcp.codestream import Profile, check_codestream, max_frame_bytes
-from tasks.dcp.package import AM_NS, CPL_NS, META_NS, PKL_NS, sha1_base64
+from tasks.dcp.package import AM_NS, BV21_PROFILE, CPL_NS, MCA_NS, META_NS, PKL_NS, REG335_NS, sha1_base64
 from tasks.dcp.sign import DSIG_NS, verify_signature
 from tasks.mxf.reader import TrackFile, read_track
 from tasks.mxf.writer import AUDIO_BYTES_PER_SAMPLE, AUDIO_SAMPLE_RATE
@@ -38,6 +42,15 @@ _REMOTE = {  # schemaLocation URLs the SMPTE schemas import -> the local copies 
     "http://www.w3.org/TR/2002/REC-xmldsig-core-20020212/xmldsig-core-schema.xsd": "xmldsig-core-schema.xsd",
     "http://www.w3.org/2001/03/xml.xsd": "xml.xsd", "http://www.w3.org/2001/xml.xsd": "xml.xsd",
 }
+
+
+@dataclass(frozen=True)
+class _SoundClaims:
+    """What the CPL says of its sound: MainSoundConfiguration channel labels and the MCA sub-descriptors'
+    (tag symbol, spoken language) in order."""
+
+    labels: list[str]
+    mca: list[tuple[str, str]]
 
 
 @dataclass
@@ -131,7 +144,7 @@ def _check_picture(track: TrackFile, result: DcpVerification, check_frames: bool
         result.count("frames_checked")
 
 
-def _check_sound(track: TrackFile, result: DcpVerification) -> None:
+def _check_sound(track: TrackFile, result: DcpVerification, claims: _SoundClaims | None = None) -> None:
     channels = track.channel_count
     if track.quantization_bits != 24 or track.audio_sample_rate != AUDIO_SAMPLE_RATE:
         result.problems.append(f"{track.path.name}: {track.quantization_bits}-bit {track.audio_sample_rate} Hz; "
@@ -148,11 +161,20 @@ def _check_sound(track: TrackFile, result: DcpVerification) -> None:
     if len(groups) != 1 or len(chans) != channels:
         result.problems.append(f"{track.path.name}: MCA labels {groups} + {len(chans)} channel labels for "
                                f"{channels} channels (ST 377-4)")
+    if claims is not None:
+        if claims.labels and len(claims.labels) == channels and [c.removeprefix("ch") for c in chans] != claims.labels:
+            result.problems.append(f"{track.path.name}: MCA channels {', '.join(chans)} are not the CPL's "
+                                   f"MainSoundConfiguration {','.join(claims.labels)} (ST 429-16 §6.5)")
+        in_file = [(s.text("MCATagSymbol"), (s.get("RFC5646SpokenLanguage") or b"").decode("ascii", "replace"))
+                   for s in track.subdescriptors if s.get("MCATagSymbol")]
+        if claims.mca and claims.mca != in_file:
+            result.problems.append(f"{track.path.name}: the CPL's MCA sub-descriptors (symbol, language) "
+                                   f"{claims.mca[:2]}... are not the track file's {in_file[:2]}... (RDD 52 §7.2)")
     result.count("sound_samples", track.frame_count * int(spf))
 
 
 def _check_track(path: Path, asset: etree._Element, kind: str, result: DcpVerification,
-                 check_frames: bool, configured_channels: int | None = None) -> int | None:
+                 check_frames: bool, claims: _SoundClaims | None = None) -> int | None:
     """Check one CPL asset against its track file; returns the CPL Duration (None when unreadable)."""
     ns = {"c": CPL_NS}
     try:
@@ -182,10 +204,10 @@ def _check_track(path: Path, asset: etree._Element, kind: str, result: DcpVerifi
     if kind == "picture":
         _check_picture(track, result, check_frames)
     else:
-        _check_sound(track, result)
-        if configured_channels is not None and configured_channels != track.channel_count:
+        _check_sound(track, result, claims)
+        if claims is not None and claims.labels and len(claims.labels) != track.channel_count:
             result.problems.append(f"{path.name}: {track.channel_count} channels, the CPL's MainSoundConfiguration "
-                                   f"names {configured_channels}")
+                                   f"names {len(claims.labels)}")
     return duration
 
 
@@ -261,7 +283,7 @@ def _verify_cpl(cpl_path: Path, paths: dict[str, Path], require_signed: bool, ch
         return
     _check_signature(cpl_path, cpl, require_signed, result)
     ns = {"c": CPL_NS}
-    configured_channels = _check_cpl_metadata(cpl_path, cpl, result)
+    claims = _check_cpl_metadata(cpl_path, cpl, result)
     reels = cpl.findall("c:ReelList/c:Reel", ns)
     for n, reel in enumerate(reels, start=1):
         durations = {}
@@ -275,7 +297,7 @@ def _verify_cpl(cpl_path: Path, paths: dict[str, Path], require_signed: bool, ch
             if path is None or not path.is_file():
                 result.problems.append(f"{cpl_path.name}: reel {n} {tag} {aid} is not in the DCP")
                 continue
-            durations[kind] = _check_track(path, asset, kind, result, check_frames, configured_channels)
+            durations[kind] = _check_track(path, asset, kind, result, check_frames, claims)
         if len(durations) == 2 and durations["picture"] != durations["sound"]:
             result.problems.append(f"{cpl_path.name}: reel {n}: picture plays {durations['picture']} frames, "
                                    f"sound {durations['sound']} (ST 429-7 §7.2: equal within a reel)")
@@ -288,12 +310,12 @@ def _marker_offsets(reel: etree._Element) -> dict[str, int]:
             for m in reel.findall("c:AssetList/c:MainMarkers/c:MarkerList/c:Marker", ns)}
 
 
-def _check_cpl_metadata(cpl_path: Path, cpl: etree._Element, result: DcpVerification) -> int | None:
+def _check_cpl_metadata(cpl_path: Path, cpl: etree._Element, result: DcpVerification) -> _SoundClaims | None:
     """The composition-level rules of the Bv2.1 profile that libdcp's verifier applies (RDD 52)."""
-    ns = {"c": CPL_NS, "m": META_NS}
+    ns = {"c": CPL_NS, "m": META_NS, "mca": MCA_NS}
     name = cpl_path.name
     title = cpl.findtext("c:ContentTitleText", namespaces=ns)
-    channels = None
+    labels: list[str] = []
     if cpl.findtext("c:AnnotationText", namespaces=ns) != title:
         result.problems.append(f"{name}: AnnotationText is not the ContentTitleText (Bv2.1 §8.1)")
     reels = cpl.findall("c:ReelList/c:Reel", ns)
@@ -307,6 +329,12 @@ def _check_cpl_metadata(cpl_path: Path, cpl: etree._Element, result: DcpVerifica
     if last.get("LFOC") != last_duration - 1:
         result.problems.append(f"{name}: LFOC marker is {last.get('LFOC', 'missing')}, not the last reel's last "
                                f"frame {last_duration - 1}")
+    for n, reel in enumerate(reels, start=1):
+        length = int(reel.findtext("c:AssetList/c:MainPicture/c:Duration", namespaces=ns) or 0)
+        for label, offset in _marker_offsets(reel).items():
+            if not 0 <= offset < length:
+                result.problems.append(f"{name}: reel {n} marker {label} at {offset} is outside the reel's "
+                                       f"{length} frames (ST 429-7 §8.3.3)")
     if cpl.xpath("c:ReelList/c:Reel/c:AssetList/c:MainMarkers[c:EntryPoint or c:Duration]", namespaces=ns):
         result.problems.append(f"{name}: MainMarkers carry EntryPoint/Duration (Bv2.1 leaves them out)")
     if (cpl.findtext("c:ContentKind", namespaces=ns) == "feature"
@@ -326,11 +354,36 @@ def _check_cpl_metadata(cpl_path: Path, cpl: etree._Element, result: DcpVerifica
     if sound is None or "/" not in config:
         result.problems.append(f"{name}: MainSoundConfiguration {config!r} is not 'field/labels'")
     else:
-        channels = len(config.partition("/")[2].split(","))
+        labels = config.partition("/")[2].split(",")
+    _check_composition_fields(name, meta, result)
+    mca = [(d.findtext(f"{{{REG335_NS}}}MCATagSymbol") or "", d.findtext(f"{{{REG335_NS}}}RFC5646SpokenLanguage") or "")
+           for d in meta.findall("mca:MCASubDescriptors/*", ns)]
+    if not mca:
+        result.problems.append(f"{name}: no MCA sub-descriptors in the CompositionMetadataAsset (RDD 52 §7.2)")
     rate = cpl.findtext("c:ReelList/c:Reel/c:AssetList/c:MainPicture/c:FrameRate", namespaces=ns) or ""
     width = stored[0]
     allowed = {"24 1"} if width > 2048 else {"24 1", "25 1", "48 1"}
     if rate not in allowed:
         result.notes.append(f"{name}: {rate.replace(' 1', '')} fps at {'4K' if width > 2048 else '2K'} is outside "
                             f"the Bv2.1 picture rates ({', '.join(sorted(r.split()[0] for r in allowed))})")
-    return channels
+    return _SoundClaims(labels, mca)
+
+
+
+def _check_composition_fields(name: str, meta: etree._Element, result: DcpVerification) -> None:
+    """ST 429-16 fields RDD 52 asks for (libdcp: MISSING_CPL_METADATA_VERSION_NUMBER, MISSING/INVALID_EXTENSION_
+    METADATA are Bv2.1 errors; a release territory must be a UN M.49 region)."""
+    ns = {"m": META_NS}
+    if meta.find("m:VersionNumber", ns) is None:
+        result.problems.append(f"{name}: no VersionNumber in the CompositionMetadataAsset (ST 429-16 §6.7)")
+    profiles = meta.xpath("m:ExtensionMetadataList/m:ExtensionMetadata[@scope='http://isdcf.com/ns/cplmd/app']"
+                          "/m:PropertyList/m:Property[m:Name='DCP Constraints Profile']/m:Value/text()", namespaces=ns)
+    if BV21_PROFILE not in profiles:
+        result.problems.append(f"{name}: no application extension naming the {BV21_PROFILE} profile")
+    territory = meta.find("m:ReleaseTerritory", ns)
+    if territory is None:
+        result.notes.append(f"{name}: no ReleaseTerritory (ST 429-16 §6.6)")
+    elif not re.fullmatch(r"[A-Z]{2}|[0-9]{3}", territory.text or ""):
+        result.problems.append(f"{name}: ReleaseTerritory {territory.text!r} is not a UN M.49 region (US, GB, 001)")
+    if meta.find("m:Luminance", ns) is None:
+        result.notes.append(f"{name}: no Luminance (ST 429-16 §6.13)")
