@@ -44,7 +44,7 @@ def _reel(out: Path, frames: list[bytes], count: int, layout: str = "5.1") -> tu
     pic = write_picture_track((frames[i % len(frames)] for i in range(count)), out / f"j2c_{pa}.mxf", RATE, 1998,
                               1080, asset_id=pa)
     snd = write_sound_track((bytes(2000 * channels * 3) for _ in range(count)), out / f"pcm_{sa}.mxf", RATE, layout,
-                            asset_id=sa)
+                            asset_id=sa, language="en-GB")
     return pic, snd
 
 
@@ -92,6 +92,64 @@ def test_our_verification_passes_and_counts_what_it_checked(dcp: Path) -> None:
     active = cpl.find(".//m:MainPictureActiveArea", ns)
     assert (active.findtext("m:Width", namespaces=ns), active.findtext("m:Height", namespaces=ns)) == ("1998", "1078")
     assert cpl.findtext("c:AnnotationText", namespaces=ns) == cpl.findtext("c:ContentTitleText", namespaces=ns)
+
+
+def test_cpl_carries_the_st_429_16_metadata_bv21_asks_for(dcp: Path) -> None:
+    """ReleaseTerritory from the ISDCF territory, VersionNumber, Facility, Luminance 14 fL (2D), and the sound
+    track's MCA sub-descriptors mirrored with their spoken language (RDD 52 §7.2), in the schema's order."""
+    from tasks.dcp.package import MCA_NS, REG335_NS
+    from tasks.mxf import read_track
+
+    cpl = etree.parse(str(next(dcp.glob("cpl_*.xml")))).getroot()
+    ns = {"c": CPL_NS, "m": META_NS, "mca": MCA_NS, "r1": REG335_NS}
+    meta = cpl.find(".//m:CompositionMetadataAsset", ns)
+    assert [etree.QName(e).localname for e in meta][3:13] == [
+        "FullContentTitleText", "ReleaseTerritory", "VersionNumber", "Facility", "Luminance",
+        "MainSoundConfiguration", "MainSoundSampleRate", "MainPictureStoredArea", "MainPictureActiveArea",
+        "ExtensionMetadataList"]
+    assert meta.findtext("m:ReleaseTerritory", namespaces=ns) == "GB"
+    assert meta.find("m:VersionNumber", ns).attrib == {"status": "final"} and meta.findtext("m:VersionNumber",
+                                                                                             namespaces=ns) == "1"
+    assert meta.findtext("m:Facility", namespaces=ns) == "DLV"
+    lum = meta.find("m:Luminance", ns)
+    assert (lum.text, lum.get("units")) == ("14", "foot-lambert")
+    assert meta.findtext("m:MainSoundConfiguration", namespaces=ns) == "51/L,R,C,LFE,Ls,Rs"
+    subs = meta.findall("mca:MCASubDescriptors/*", ns)
+    track = read_track(next(dcp.glob("pcm_*.mxf")))
+    in_file = [(s.text("MCATagSymbol"), s.get("RFC5646SpokenLanguage")) for s in track.subdescriptors
+               if s.get("MCATagSymbol")]
+    in_cpl = [(d.findtext("r1:MCATagSymbol", namespaces=ns), d.findtext("r1:RFC5646SpokenLanguage", namespaces=ns))
+              for d in subs]
+    assert len(in_cpl) == 7 and in_cpl == [(sym, lang.decode()) for sym, lang in in_file]
+    assert in_cpl[0] == ("sg51", "en-GB") and [sym for sym, _l in in_cpl[1:]] == [
+        "chL", "chR", "chC", "chLFE", "chLs", "chRs"]
+    group_ul = "urn:smpte:ul:060e2b34.0401010d.03020201.00000000"  # ST 428-12 5.1 soundfield, as libdcp writes it
+    assert subs[0].findtext("r1:MCALabelDictionaryID", namespaces=ns) == group_ul
+
+
+def test_composition_metadata_faults_are_caught(dcp: Path, tmp_path: Path) -> None:
+    """A CPL whose territory is not a UN M.49 region, without VersionNumber or the Bv2.1 profile, whose MCA
+    language differs from the track file's, or with a marker past its reel fails our verification."""
+    bad = tmp_path / "DCP"
+    shutil.copytree(dcp, bad)
+    cpl = next(bad.glob("cpl_*.xml"))
+    text = cpl.read_text()
+    for old, new in (("<meta:ReleaseTerritory>GB<", "<meta:ReleaseTerritory>INT<"),
+                     ('<meta:VersionNumber status="final">1</meta:VersionNumber>', ""),
+                     ("SMPTE-RDD-52:2020-Bv2.1", "SMPTE-RDD-52:2020-Bv2.0"),
+                     ("<r1:RFC5646SpokenLanguage>en-GB<", "<r1:RFC5646SpokenLanguage>fr<"),
+                     ("<Offset>42</Offset>", "<Offset>48</Offset>")):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    cpl.write_text(text)
+    problems = verify_dcp(bad).problems
+    sound = next(bad.glob("pcm_*.mxf")).name
+    for expected in (f"{cpl.name}: ReleaseTerritory 'INT' is not a UN M.49 region (US, GB, 001)",
+                     f"{cpl.name}: no VersionNumber in the CompositionMetadataAsset (ST 429-16 §6.7)",
+                     f"{cpl.name}: no application extension naming the SMPTE-RDD-52:2020-Bv2.1 profile",
+                     f"{cpl.name}: reel 1 marker FFMC at 48 is outside the reel's 48 frames (ST 429-7 §8.3.3)"):
+        assert expected in problems, (expected, problems)
+    assert any(p.startswith(f"{sound}: the CPL's MCA sub-descriptors (symbol, language)") for p in problems), problems
 
 
 def test_clairmeta_reports_no_error_and_its_checks_ran(dcp: Path) -> None:

@@ -173,3 +173,38 @@ def test_speed_change_sound_is_whole_frames_at_the_dcp_rate(tmp_path: Path) -> N
     sound = probe(wav).audio[0]
     assert (sound.channels, sound.sample_rate_hz, sound.bit_depth) == (6, 48000, 24)
     assert sound.duration_s == pytest.approx(1.0, abs=1e-6)
+
+
+def test_credit_markers_and_composition_metadata_come_from_the_spec() -> None:
+    """FFEC/FFMC are master timecodes turned into composition frames after the dropped leader (ST 429-7
+    Table 2); a credits timecode outside the programme is refused before any encode; ReleaseTerritory
+    follows the ISDCF territory unless the spec names one (ST 429-16 §6.6)."""
+    from pydantic import ValidationError
+
+    from specs.timecode import Timecode
+    from tasks.media.probe import VideoStream
+
+    video = VideoStream(index=0, codec="prores", width=1920, height=1080, frame_rate=Fraction(24),
+                        frame_count=24 * 100, scan="progressive", color_primaries="bt709", color_transfer="bt709")
+    start = Timecode.parse("00:59:50:00", Fraction(24))  # a 10 s leader before the FFOA at 01:00:00:00
+    spec = DcpSpec(ffec_timecode="01:01:20:00", ffmc_timecode="01:01:21:12", luminance_fl=10,
+                   isdcf={"territory": "INT"}, distributor="Cinema Distribution Ltd")
+    plan = plan_dcp(video, spec, audio_channels=6, audio_stream=0, title="T", source="m", first_frame=240,
+                    start=start)
+    assert plan.markers == {"FFEC": 80 * 24, "FFMC": 81 * 24 + 12}
+    assert (plan.release_territory, plan.luminance_fl, plan.distributor) == ("001", 10, "Cinema Distribution Ltd")
+    assert plan_dcp(video, DcpSpec(isdcf={"territory": "UK"}), audio_channels=6, audio_stream=0, title="T",
+                    source="m").release_territory == "GB"
+    with pytest.raises(MediaError, match=r"dcp.ffec_timecode 01:02:00:00 is outside the DCP's programme "
+                                         r"\(01:00:00:00 to 01:01:29:23\)"):
+        plan_dcp(video, DcpSpec(ffec_timecode="01:02:00:00"), audio_channels=6, audio_stream=0, title="T",
+                 source="m", first_frame=240, start=start)
+    with pytest.raises(MediaError, match="dcp.ffmc_timecode 00:59:59:23 is outside"):
+        plan_dcp(video, DcpSpec(ffmc_timecode="00:59:59:23"), audio_channels=6, audio_stream=0, title="T",
+                 source="m", first_frame=240, start=start)
+    for bad, words in (({"isdcf": {"territory": "EUR"}}, "not an ISO 3166 region"),
+                       ({"release_territory": "Int"}, "release_territory"),
+                       ({"luminance_fl": 0}, "luminance_fl"), ({"ffec_timecode": "1:00"}, "ffec_timecode")):
+        with pytest.raises(ValidationError, match=words):
+            DcpSpec(**bad)
+    assert DcpSpec(isdcf={"territory": "EUR"}, release_territory="150").territory_code() == "150"
