@@ -254,7 +254,7 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
     from tasks.dcp.naming import DcpNameFields
     from tasks.dcp.package import CompositionMetadata, write_dcp
     from tasks.dcp.sign import ensure_signer
-    from tasks.dcp.verify import raise_if_failed, verify_dcp
+    from tasks.dcp.verify import raise_if_failed, scan_track, verify_dcp
     from tasks.mxf.writer import write_picture_track, write_sound_track
 
     out_dir = Path(out_dir)
@@ -296,9 +296,13 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
         metadata = CompositionMetadata(release_territory=plan.release_territory, luminance_fl=plan.luminance_fl,
                                        distributor=plan.distributor, chain=plan.chain, facility=plan.isdcf.facility,
                                        title_language=plan.language)
+        # Each track file is read once after writing: the scan hashes it for the PKL (ST 429-8 §6.3) and checks
+        # its frames; verification takes the scan rather than reading the file again (tasks.dcp.verify).
+        scans = {t.path: scan_track(t.path) for reel in reels for t in reel}
         write_dcp(building, fields, reels, signer=ensure_signer(signer_dir), markers=plan.markers,
-                  metadata=metadata, active_area=(placement.active_width, placement.active_height))
-        raise_if_failed(verify_dcp(building))
+                  metadata=metadata, active_area=(placement.active_width, placement.active_height),
+                  track_hashes={p: scan.sha1 for p, scan in scans.items()})
+        raise_if_failed(verify_dcp(building, scans=scans))
         os.rename(building, out_dir)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)

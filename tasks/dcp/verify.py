@@ -4,6 +4,11 @@
   against the SMPTE XSD schemas. The schemas are the ones the ``clairmeta`` wheel installs (BSD-3 package
   shipping SMPTE's published schemas); they are read from the installed package at run time, not copied.
 - PKL: every asset present, its size and SHA-1 (base64) equal to what the PKL says.
+- One read per track file (:func:`scan_track`): the SHA-1 and every frame's codestream check come from the
+  same sequential pass over the file on disk. ``make_dcp`` scans the track files once after writing and
+  the PKL takes its SHA-1 from that scan: the writer cannot stream the hash, because it rewrites the
+  header partition at offset 0 after the essence (ST 377-1 §7.1: a closed complete header holds the
+  durations and the footer's offset), so the hash of the written stream is not the file's.
 - CPL and PKL signatures (XML-DSig, ST 430-2 chain) when signed; unsigned is a problem when required.
 - Every track file re-read with ``tasks.mxf.read_track``: its asset id is the one the CPL names, its frame
   count equals the descriptor's ContainerDuration, the index duration and the CPL IntrinsicDuration; the
@@ -18,8 +23,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +41,8 @@ from tasks.dcp.sign import DSIG_NS, verify_signature
 from tasks.mxf.reader import TrackFile, read_track
 from tasks.mxf.writer import AUDIO_BYTES_PER_SAMPLE, AUDIO_SAMPLE_RATE
 
-__all__ = ["DcpVerification", "verify_dcp", "raise_if_failed", "schema_dir", "DCI_CONTAINERS"]
+__all__ = ["DcpVerification", "TrackScan", "scan_track", "verify_dcp", "raise_if_failed", "schema_dir",
+           "DCI_CONTAINERS"]
 
 DCI_CONTAINERS = {(1998, 1080), (2048, 858), (2048, 1080), (3996, 2160), (4096, 1716), (4096, 2160)}
 _SCHEMAS = {"cpl": "SMPTE-429-16-2014-CPL-Metadata.xsd", "pkl": "SMPTE-429-8-2006-PKL.xsd",
@@ -42,6 +51,65 @@ _REMOTE = {  # schemaLocation URLs the SMPTE schemas import -> the local copies 
     "http://www.w3.org/TR/2002/REC-xmldsig-core-20020212/xmldsig-core-schema.xsd": "xmldsig-core-schema.xsd",
     "http://www.w3.org/2001/03/xml.xsd": "xml.xsd", "http://www.w3.org/2001/xml.xsd": "xml.xsd",
 }
+
+
+@dataclass(frozen=True)
+class TrackScan:
+    """One sequential read of a track file: its SHA-1 (base64, ST 429-8 §6.3), the parsed track (None when
+    unreadable, ``error`` says why) and the per-frame codestream problems (picture, when frames were checked)."""
+
+    path: Path
+    sha1: str
+    track: TrackFile | None
+    error: str = ""
+    frame_problems: tuple[str, ...] = ()
+    frames_checked: int = 0
+
+
+_CHUNK_BYTES = 8 << 20
+
+
+def scan_track(path: Path, *, check_frames: bool = True) -> TrackScan:
+    """Read ``path`` once, start to end: SHA-1 of every byte, and each picture frame's codestream checked
+    (:func:`tasks.dcp.codestream.check_codestream`) as the read passes it. The header and index are parsed
+    first by :func:`tasks.mxf.read_track` (metadata and index only, small reads)."""
+    path = Path(path)
+    h = hashlib.sha1()
+    try:
+        track: TrackFile | None = read_track(path)
+        error = ""
+    except (OSError, ValueError) as exc:
+        track, error = None, f"{path.name}: not a readable track file ({exc})"
+    units = []
+    profile: Profile = "2k"
+    fps = 24
+    if track is not None and check_frames and track.kind == "picture":
+        units = sorted(track.edit_units, key=lambda u: u.offset)
+        profile = "4k" if track.stored_size[0] > 2048 else "2k"
+        fps = max(1, round(track.edit_rate))
+    problems: list[str] = []
+    checked = 0
+    with open(path, "rb") as f:
+        pos = 0
+
+        def advance(to: int) -> None:  # hash the bytes between frames (KLV keys, metadata, index)
+            nonlocal pos
+            while pos < to and (block := f.read(min(_CHUNK_BYTES, to - pos))):
+                h.update(block)
+                pos += len(block)
+
+        for n, unit in enumerate(units):
+            if unit.offset < pos:  # overlapping units: a broken index; the unit-count checks report it
+                continue
+            advance(unit.offset)
+            frame = f.read(unit.length)
+            h.update(frame)
+            pos += len(frame)
+            problems.extend(f"{path.name}: frame {n}: {p}" for p in check_codestream(frame, profile, fps=fps))
+            checked += 1
+        while block := f.read(_CHUNK_BYTES):
+            h.update(block)
+    return TrackScan(path, base64.b64encode(h.digest()).decode(), track, error, tuple(problems), checked)
 
 
 @dataclass(frozen=True)
@@ -125,23 +193,18 @@ def _validate(path: Path, kind: str, result: DcpVerification) -> etree._Element 
     return doc.getroot()
 
 
-def _check_picture(track: TrackFile, result: DcpVerification, check_frames: bool) -> None:
+def _check_picture(scan: TrackScan, track: TrackFile, result: DcpVerification) -> None:
     size = track.stored_size
     if size not in DCI_CONTAINERS:
         result.problems.append(f"{track.path.name}: stored size {size[0]}x{size[1]} is not a DCI container")
     limit = max_frame_bytes(track.edit_rate)
-    profile: Profile = "4k" if size[0] > 2048 else "2k"
-    fps = max(1, round(track.edit_rate))
     for n, unit in enumerate(track.edit_units):
         if unit.length > limit:
             result.problems.append(f"{track.path.name}: frame {n} is {unit.length} bytes, over the "
                                    f"{limit}-byte (250 Mbit/s) limit")
-    if not check_frames:
-        return
-    for n, frame in enumerate(track.iter_frames()):
-        problems = check_codestream(frame, profile, fps=fps)
-        result.problems.extend(f"{track.path.name}: frame {n}: {p}" for p in problems)
-        result.count("frames_checked")
+    result.problems.extend(scan.frame_problems)
+    if scan.frames_checked:
+        result.count("frames_checked", scan.frames_checked)
 
 
 def _check_sound(track: TrackFile, result: DcpVerification, claims: _SoundClaims | None = None) -> None:
@@ -173,14 +236,13 @@ def _check_sound(track: TrackFile, result: DcpVerification, claims: _SoundClaims
     result.count("sound_samples", track.frame_count * int(spf))
 
 
-def _check_track(path: Path, asset: etree._Element, kind: str, result: DcpVerification,
-                 check_frames: bool, claims: _SoundClaims | None = None) -> int | None:
-    """Check one CPL asset against its track file; returns the CPL Duration (None when unreadable)."""
+def _check_track(scan: TrackScan, asset: etree._Element, kind: str, result: DcpVerification,
+                 claims: _SoundClaims | None = None) -> int | None:
+    """Check one CPL asset against its track file's scan; returns the CPL Duration (None when unreadable)."""
     ns = {"c": CPL_NS}
-    try:
-        track = read_track(path)
-    except (OSError, ValueError) as exc:
-        result.problems.append(f"{path.name}: not a readable track file ({exc})")
+    path, track = scan.path, scan.track
+    if track is None:
+        result.problems.append(scan.error)
         return None
     result.count("track_files")
     cpl_id = (asset.findtext("c:Id", namespaces=ns) or "").removeprefix("urn:uuid:")
@@ -202,7 +264,7 @@ def _check_track(path: Path, asset: etree._Element, kind: str, result: DcpVerifi
     if entry + duration > track.frame_count:
         result.problems.append(f"{path.name}: CPL plays {entry}+{duration} frames of {track.frame_count}")
     if kind == "picture":
-        _check_picture(track, result, check_frames)
+        _check_picture(scan, track, result)
     else:
         _check_sound(track, result, claims)
         if claims is not None and claims.labels and len(claims.labels) != track.channel_count:
@@ -211,10 +273,23 @@ def _check_track(path: Path, asset: etree._Element, kind: str, result: DcpVerifi
     return duration
 
 
-def verify_dcp(dcp_dir: Path, *, require_signed: bool = True, check_frames: bool = True) -> DcpVerification:
-    """Verify the DCP in ``dcp_dir`` (see the module docstring). Never raises on a defect: lists it."""
+def verify_dcp(dcp_dir: Path, *, require_signed: bool = True, check_frames: bool = True,
+               scans: Mapping[Path, TrackScan] | None = None) -> DcpVerification:
+    """Verify the DCP in ``dcp_dir`` (see the module docstring). Never raises on a defect: lists it.
+
+    ``scans``: track files already scanned (:func:`scan_track`) since they were written, by path; the rest
+    are scanned here, each once (its SHA-1 for the PKL check and its frames from the same read).
+    """
     dcp_dir = Path(dcp_dir)
     result = DcpVerification()
+    done = {Path(p).resolve(): s for p, s in (scans or {}).items()}
+
+    def scanned(path: Path) -> TrackScan:
+        key = path.resolve()
+        if key not in done:
+            done[key] = scan_track(path, check_frames=check_frames)
+        return done[key]
+
     am_path = dcp_dir / "ASSETMAP.xml"
     if not am_path.is_file():
         result.problems.append(f"{dcp_dir}: no ASSETMAP.xml")
@@ -255,13 +330,15 @@ def verify_dcp(dcp_dir: Path, *, require_signed: bool = True, check_frames: bool
             size = int(asset.findtext("p:Size", namespaces=ns_pkl) or -1)
             if path.stat().st_size != size:
                 result.problems.append(f"{path.name}: {path.stat().st_size} bytes, the PKL says {size}")
-            if sha1_base64(path) != asset.findtext("p:Hash", namespaces=ns_pkl):
+            is_xml = (asset.findtext("p:Type", namespaces=ns_pkl) or "").startswith("text/xml")
+            digest = sha1_base64(path) if is_xml else scanned(path).sha1
+            if digest != asset.findtext("p:Hash", namespaces=ns_pkl):
                 result.problems.append(f"{path.name}: SHA-1 does not match the PKL hash")
             result.count("hashes_checked")
-            if (asset.findtext("p:Type", namespaces=ns_pkl) or "").startswith("text/xml"):
+            if is_xml:
                 cpls.append(path)
     for cpl_path in cpls:
-        _verify_cpl(cpl_path, paths, require_signed, check_frames, result)
+        _verify_cpl(cpl_path, paths, require_signed, scanned, result)
     if not cpls:
         result.problems.append("no composition playlist in the packing list")
     return result
@@ -276,8 +353,8 @@ def _check_signature(path: Path, root: etree._Element, require_signed: bool, res
     result.count("signatures_checked")
 
 
-def _verify_cpl(cpl_path: Path, paths: dict[str, Path], require_signed: bool, check_frames: bool,
-                result: DcpVerification) -> None:
+def _verify_cpl(cpl_path: Path, paths: dict[str, Path], require_signed: bool,
+                scanned: Callable[[Path], TrackScan], result: DcpVerification) -> None:
     cpl = _validate(cpl_path, "cpl", result)
     if cpl is None:
         return
@@ -297,7 +374,7 @@ def _verify_cpl(cpl_path: Path, paths: dict[str, Path], require_signed: bool, ch
             if path is None or not path.is_file():
                 result.problems.append(f"{cpl_path.name}: reel {n} {tag} {aid} is not in the DCP")
                 continue
-            durations[kind] = _check_track(path, asset, kind, result, check_frames, claims)
+            durations[kind] = _check_track(scanned(path), asset, kind, result, claims)
         if len(durations) == 2 and durations["picture"] != durations["sound"]:
             result.problems.append(f"{cpl_path.name}: reel {n}: picture plays {durations['picture']} frames, "
                                    f"sound {durations['sound']} (ST 429-7 §7.2: equal within a reel)")

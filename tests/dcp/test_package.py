@@ -372,3 +372,39 @@ def test_signer_folder_made_beforehand_or_taken(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="exists without a DCP signing chain"):
         ensure_signer(taken)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "taken"]  # no partial chain left behind
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read(2) (Linux /proc/self/io rchar)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_each_track_file_is_read_once_after_writing(frames: list[bytes], signer_home: Path, tmp_path: Path) -> None:
+    """make_dcp's order: one scan per track file (SHA-1 and every codestream check from the same read) feeds
+    the PKL and the verification; and verify_dcp on its own also reads each track file once. Measured by
+    the bytes the process reads, within 15 % of the track files' size (XML, schemas, the header walks)."""
+    from tasks.dcp.verify import scan_track
+
+    out = tmp_path / "DCP"
+    out.mkdir()
+    reels = [_reel(out, frames, 240)]
+    tracks = sum(t.path.stat().st_size for reel in reels for t in reel)
+    verify_dcp(dcp_dir=Path("/nonexistent"))  # schemas and modules loaded before measuring
+    fields = DcpNameFields("Read Once", 1998, 1080, "5.1", RATE, date=dt.date(2026, 12, 1))
+    before = _bytes_read()
+    scans = {t.path: scan_track(t.path) for reel in reels for t in reel}
+    write_dcp(out, fields, reels, signer=ensure_signer(signer_home), markers={"FFEC": 200, "FFMC": 210},
+              track_hashes={p: s.sha1 for p, s in scans.items()})
+    result = verify_dcp(out, scans=scans)
+    made = _bytes_read() - before
+    assert result.problems == [] and result.counts["frames_checked"] == 240 and result.counts["hashes_checked"] == 3
+    assert tracks > 5_000_000 and tracks <= made <= 1.15 * tracks, (made, tracks)
+    before = _bytes_read()
+    alone = verify_dcp(out)
+    again = _bytes_read() - before
+    assert alone.problems == [] and alone.counts["frames_checked"] == 240
+    assert tracks <= again <= 1.15 * tracks, (again, tracks)
