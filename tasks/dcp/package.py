@@ -278,7 +278,7 @@ def write_dcp(out_dir: Path, fields: DcpNameFields, reels: Sequence[tuple[TrackF
     (e.g. FFEC/FFMC, the credits, which Bv2.1 wants in a feature) at composition frame numbers.
     ``metadata``: the ST 429-16 fields (default: the ISDCF territory, 14 fL, the ISDCF facility).
     ``track_hashes``: the track files' SHA-1 (base64) already computed from the files on disk (the verification
-    pass of ``tasks.dcp.verify.scan_tracks``), so the PKL does not read them again; default: read here.
+    pass of ``tasks.dcp.verify.scan_track``), so the PKL does not read them again; default: read here.
     Returns ``out_dir``. Raises BadInputError on reels that cannot make a DCP (lengths, rates, names).
     """
     out_dir = Path(out_dir)

@@ -51,10 +51,11 @@ def _clairmeta_errors(path: Path) -> tuple[list[str], set[str]]:
     return errors, {c["name"] for c in report["checks"] if not c["bypass"]}
 
 
-def _check_tracks(dcp: Path, width: int, height: int, fps: int, frames: int, channels: int) -> None:
+def _check_tracks(dcp: Path, width: int, height: int, fps: int, frames: int, channels: int,
+                  resolution: str = "2k") -> None:
     picture = _mediainfo(next(dcp.glob("j2c_*.mxf")))
     video = next(t for t in picture if t["@type"] == "Video")
-    assert video["Format"] == "JPEG 2000" and video["Format_Profile"].startswith("D-Cinema 2k")
+    assert video["Format"] == "JPEG 2000" and video["Format_Profile"].startswith(f"D-Cinema {resolution}")
     assert (int(video["Width"]), int(video["Height"])) == (width, height)
     assert float(video["FrameRate"]) == fps and int(video["FrameCount"]) == frames
     assert video["BitDepth"] == "12"
