@@ -33,7 +33,12 @@ from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import MediaInfo, VideoStream
 
 __all__ = ["DcpPlan", "plan_dcp", "plan_deliverable", "check_dcp_deliverables", "dcp_rate", "reel_ranges", "make_dcp",
-           "sound_args", "dask_client"]
+           "sound_args", "dask_client", "FRAME_BUDGET_CORE_S", "encode_budget_s"]
+
+#: The CPU a DCP frame may take before a run is thought hung (core-seconds: colour, JPEG 2000, wrap, verify).
+#: Measured: 1.05 core-s a 2K frame of a film-grain master on a quiet machine (README, `make bench`); the
+#: budget is 4x that for a machine shared with other jobs. A 4K frame has 4x the samples to code.
+FRAME_BUDGET_CORE_S = {"2k": 4.0, "4k": 16.0}
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,21 @@ def plan_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, title: str, 
     start, first_frame = head_frames(d, spec, master)
     return plan_dcp(v, d.dcp, audio_channels=master.audio[index].channels, audio_stream=index, title=title,
                     source=master.path, language=language, first_frame=first_frame, start=start)
+
+
+def encode_budget_s(deliverables: list[Deliverable], master: MediaInfo, workers: int | None = None) -> float:
+    """Wall seconds the ``dcp`` deliverables among ``deliverables`` may take on ``workers`` local processes
+    (default this machine's cores: a Dask cluster only adds workers): the master's frames times the
+    :data:`FRAME_BUDGET_CORE_S` of each DCP's resolution. The master's frame count bounds the DCP's (its
+    leader is dropped); 0 when there is no DCP or no frame count or duration to scale by."""
+    v = master.primary_video
+    dcps = [d.dcp for d in deliverables if d.kind == "dcp" and d.dcp is not None]
+    if v is None or not dcps:
+        return 0.0
+    duration_s = v.duration_s or master.duration_s
+    frames = v.frame_count or (round(duration_s * float(v.frame_rate)) if duration_s else 0)
+    cores = workers or os.cpu_count() or 1
+    return sum(frames * FRAME_BUDGET_CORE_S[dcp.resolution] for dcp in dcps) / cores
 
 
 def check_dcp_deliverables(spec: Spec, picture: MediaInfo, layback: LaybackPlan, title: str) -> list[DcpPlan]:

@@ -209,3 +209,36 @@ def test_credit_markers_and_composition_metadata_come_from_the_spec() -> None:
         with pytest.raises(ValidationError, match=words):
             DcpSpec(**bad)
     assert DcpSpec(isdcf={"territory": "EUR"}, release_territory="150").territory_code() == "150"
+
+
+def test_deliverables_timeout_grows_with_the_dcp_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deliverables step's timeout is the file deliverables' 24 h plus the DCP budget: frames x the
+    per-frame core-seconds / cores. A two-hour 2K feature at the measured 1.05 core-s a frame needs ~25 h on
+    2 cores, more than a fixed 24 h; its timeout leaves it 4x that. 4K budgets 4x 2K; no DCP, no change."""
+    from tasks.dcp.plan import encode_budget_s
+    from tasks.media.probe import MediaInfo, VideoStream
+    from tasks.steps import DELIVERABLES_TIMEOUT_S, deliverables_task, deliverables_timeout_s
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    frames = 2 * 3600 * 24
+    video = VideoStream(index=0, codec="prores", width=1920, height=1080, frame_rate=Fraction(24),
+                        frame_count=frames, scan="progressive", color_primaries="bt709", color_transfer="bt709")
+    feature = MediaInfo(path="feature.mov", format_name="mov", size_bytes=1, duration_s=7200.0, video=[video])
+    dcp = load_spec("dci-cinema").deliverables[0]
+    measured_s = frames * 1.05 / 2  # the bench's 2K cost on 2 cores: 25.2 h
+    assert measured_s > DELIVERABLES_TIMEOUT_S
+    timeout = deliverables_timeout_s([dcp], feature)
+    assert timeout == pytest.approx(DELIVERABLES_TIMEOUT_S + frames * 4.0 / 2)  # 24 h + 96 h
+    assert timeout > 4 * measured_s
+    assert deliverables_task([dcp], feature).timeout_seconds == pytest.approx(timeout)
+    assert dcp.dcp is not None
+    dcp_4k = dcp.model_copy(update={"dcp": dcp.dcp.model_copy(update={"resolution": "4k"})})
+    assert encode_budget_s([dcp_4k], feature) == pytest.approx(4 * encode_budget_s([dcp], feature))
+    assert encode_budget_s([dcp, dcp_4k], feature, workers=8) == pytest.approx(frames * 20.0 / 8)
+    # No frame count: the duration scales it; no DCP, or nothing to scale by: the fixed ceiling.
+    by_duration = feature.model_copy(update={"video": [video.model_copy(update={"frame_count": None})]})
+    assert deliverables_timeout_s([dcp], by_duration) == pytest.approx(timeout)
+    files = load_spec("amazon").deliverables
+    assert files and all(d.kind != "dcp" for d in files)
+    assert deliverables_timeout_s(files, feature) == DELIVERABLES_TIMEOUT_S
+    assert deliverables_task([], feature).timeout_seconds == DELIVERABLES_TIMEOUT_S
