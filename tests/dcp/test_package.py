@@ -341,6 +341,34 @@ def test_asdcplib_reads_our_track_files_back(dcp: Path, frames: list[bytes], tmp
             "check_picture_cpl_resolution", "check_picture_cpl_encoding"} <= ran
 
 
+DCPVERIFY = os.environ.get("DELIVER_DCPVERIFY", "dcpverify")
+
+
+def _dcpverify(path: Path) -> tuple[int, list[str]]:
+    """libdcp's ``dcpverify -q``: its exit status and its "Error:" / "Bv2.1 error:" lines."""
+    out = subprocess.run([DCPVERIFY, "-q", str(path)], capture_output=True, text=True, timeout=600)
+    return out.returncode, [line for line in out.stdout.splitlines() if line.startswith(("Error:", "Bv2.1 error:"))]
+
+
+@pytest.mark.skipif(shutil.which(DCPVERIFY) is None,
+                    reason="libdcp's dcpverify not on PATH (not packaged in Debian 12: install DCP-o-matic or build "
+                           "libdcp, or set DELIVER_DCPVERIFY)")
+def test_libdcp_dcpverify_reports_no_error(dcp: Path, tmp_path: Path) -> None:
+    """A third checker no one here wrote: libdcp's verifier (DCP-o-matic's), with its SMPTE Bv2.1 checks
+    (RDD 52: guard bits, TLM, ST 429-16 metadata, MCA). It passes our DCP and fails one with a changed
+    essence byte (its hash check), so it did read the track files."""
+    status, errors = _dcpverify(dcp)
+    assert (status, errors) == (0, [])
+    bad = tmp_path / "DCP"
+    shutil.copytree(dcp, bad)
+    sound = next(bad.glob("pcm_*.mxf"))
+    data = bytearray(sound.read_bytes())
+    data[-2000] ^= 0xFF
+    sound.write_bytes(bytes(data))
+    status, errors = _dcpverify(bad)
+    assert status != 0 and any("hash" in e.lower() for e in errors), errors
+
+
 def test_composition_rules_are_checked(dcp: Path, tmp_path: Path) -> None:
     """Edited CPLs (wrong LFOC, sound configuration for fewer channels, annotation) fail our verification."""
     bad = tmp_path / "DCP"
