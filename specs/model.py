@@ -916,6 +916,19 @@ class DcpSpec(_Model):
     reels: int = Field(1, ge=1, le=99, description="number of reels of about equal length")
     content_kind: str = Field("FTR", description="ISDCF content type / CPL ContentKind: FTR, TLR, ADV ...")
     isdcf: IsdcfFields = Field(default_factory=IsdcfFields)
+    # SMPTE ST 429-7 Table 2 markers RDD 52 (Bv2.1) wants in a feature; ST 429-16 composition metadata.
+    ffec_timecode: TimecodeText | None = Field(
+        None, description="first frame of end credits, a timecode of the master (CPL FFEC marker); none: no marker")
+    ffmc_timecode: TimecodeText | None = Field(
+        None, description="first frame of moving credits (the crawl), a timecode of the master (CPL FFMC marker)")
+    luminance_fl: float = Field(14.0, gt=0, le=100, description="screen luminance of peak white the picture was "
+                                "graded for, in foot-lamberts (ST 429-16 Luminance; 14 fL = 48 cd/m2, 2D)")
+    release_territory: str | None = Field(
+        None, pattern=r"^([A-Z]{2}|[0-9]{3})$", description="ST 429-16 ReleaseTerritory: an ISO 3166 region (US, GB) "
+        "or a UN M.49 code (001 = world); default from isdcf.territory (INT -> 001, UK -> GB)")
+    distributor: str | None = Field(None, min_length=1, description="ST 429-16 Distributor (free text)")
+    chain: str | None = Field(None, min_length=1, description="ST 429-16 Chain: the exhibition chain a version is "
+                              "made for (free text)")
 
     @model_validator(mode="after")
     def _dcp(self) -> DcpSpec:
@@ -929,7 +942,23 @@ class DcpSpec(_Model):
             # SMPTE RDD 52 (Bv2.1) / DCI DCSS §3.1.3.2: 4K picture at 24 fps only.
             raise _problem(f"a 4K DCP plays at 24 fps only, not {self.frame_rate}",
                            "set frame_rate: 24 or resolution: 2k", field=("frame_rate",))
+        if self.release_territory is None and self.territory_code() is None:
+            raise _problem(f"isdcf.territory '{self.isdcf.territory}' is not an ISO 3166 region for the CPL's "
+                           "ReleaseTerritory (ST 429-16)", "set release_territory (e.g. US, GB, 001)",
+                           field=("release_territory",))
         return self
+
+    def territory_code(self) -> str | None:
+        """The CPL ReleaseTerritory: the spec's, else the ISDCF territory's (:func:`release_territory`)."""
+        return self.release_territory or release_territory(self.isdcf.territory)
+
+
+def release_territory(isdcf_territory: str) -> str | None:
+    """An ISDCF territory as a CPL ReleaseTerritory (ST 429-16 §6.6: a UN M.49 region, ISO 3166 alpha-2 or
+    three digits): ISDCF "INT" is the world, 001; its "UK" is ISO GB; None when it is neither."""
+    territory = isdcf_territory.upper()
+    named = {"INT": "001", "UK": "GB"}.get(territory, territory)
+    return named if re.fullmatch(r"[A-Z]{2}|[0-9]{3}", named) else None
 
 
 class Deliverable(_Model):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
-from prefect import task
+from prefect import Task, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
@@ -47,7 +47,8 @@ if TYPE_CHECKING:  # the archive (boto3, SQLAlchemy), transcode and nightly stac
     from tasks.schedule import ScheduleDigest
 
 __all__ = ["probe_step", "fingerprint_step", "layback_step", "qc_step", "qc_specs_step", "share_step",
-           "transcode_all_step", "transcode_sets_step", "package_step", "documents_step", "archive_step", "verify_step",
+    "transcode_all_step", "transcode_sets_step", "deliverables_task", "deliverables_timeout_s", "package_step",
+           "documents_step", "archive_step", "verify_step",
            "nightly_qc_step", "record_schedule_step", "schedule_digest_step", "costed", "file_identity",
            "step_identity", "step_provenance", "ProgressReporter", "PROGRESS_LISTENERS", "STAGE_LISTENERS",
            "stage_event", "retry_on_infrastructure", "FFMPEG_TAG",
@@ -222,14 +223,24 @@ def layback_step(plan: LaybackPlan, spec: Spec, out_path: str, out_root: str | N
     return layback(plan, spec, out_path, progress=progress, provenance=provenance)
 
 
-@task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1,
+#: The deliverables step's timeout before any DCP: a ceiling for the file deliverables of a long programme.
+DELIVERABLES_TIMEOUT_S = 24 * 3600
+
+
+def deliverables_timeout_s(deliverables: list[Deliverable], master: MediaInfo) -> float:
+    """The deliverables step's timeout: the file deliverables' ceiling plus the DCP encode's budget, which
+    grows with the master's frames (tasks.dcp.plan.encode_budget_s): a two-hour 2K DCP takes about a day
+    on 2 cores, so a fixed ceiling would kill a healthy feature encode."""
+    from tasks.dcp.plan import encode_budget_s
+
+    return DELIVERABLES_TIMEOUT_S + encode_budget_s(deliverables, master)
+
+
+@task(name="deliverables", tags=[FFMPEG_TAG], timeout_seconds=DELIVERABLES_TIMEOUT_S, retries=1,
       retry_condition_fn=retry_on_infrastructure)
 @costed("deliverables")
-def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str,
-                       fields: RunFields, extras_dir: str | None = None,
-                       out_root: str | None = None) -> TranscodeAllResult:
-    """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by the
-    outputs' records and hashes (with ``out_root``), which is what a retry and a rerun need."""
+def _transcode_all(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str, fields: RunFields,
+                   extras_dir: str | None = None, out_root: str | None = None) -> TranscodeAllResult:
     from tasks.deliverables.make import transcode_all
 
     progress = ProgressReporter(artifact_key("deliverables", fields.title, fields.version),
@@ -240,10 +251,23 @@ def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: Medi
                          provenance=provenance)
 
 
-@task(name="deliverables-distributors", tags=[FFMPEG_TAG], timeout_seconds=24 * 3600, retries=1,
+def deliverables_task(deliverables: list[Deliverable], master: MediaInfo) -> Task[..., TranscodeAllResult]:
+    """The deliverables task with its timeout scaled to the work (:func:`deliverables_timeout_s`)."""
+    return _transcode_all.with_options(timeout_seconds=deliverables_timeout_s(deliverables, master))
+
+
+def transcode_all_step(deliverables: list[Deliverable], spec: Spec, master: MediaInfo, out_dir: str,
+                       fields: RunFields, extras_dir: str | None = None,
+                       out_root: str | None = None) -> TranscodeAllResult:
+    """Every deliverable from one decode. Not cached by Prefect: transcode_all itself resumes by the
+    outputs' records and hashes (with ``out_root``), which is what a retry and a rerun need."""
+    return deliverables_task(deliverables, master)(deliverables, spec, master, out_dir, fields, extras_dir, out_root)
+
+
+@task(name="deliverables-distributors", tags=[FFMPEG_TAG], timeout_seconds=DELIVERABLES_TIMEOUT_S, retries=1,
       retry_condition_fn=retry_on_infrastructure)
 @costed("deliverables")
-def transcode_sets_step(sets: list[DeliverableSet], master: MediaInfo, out_root: str | None = None
+def _transcode_sets(sets: list[DeliverableSet], master: MediaInfo, out_root: str | None = None
                         ) -> list[TranscodeAllResult]:
     """Every distributor's deliverables of one married master from ONE decode
     (:func:`tasks.deliverables.make.transcode_sets`); each set's outputs have the identity
@@ -257,6 +281,14 @@ def transcode_sets_step(sets: list[DeliverableSet], master: MediaInfo, out_root:
     provenances = [step_provenance("deliverables", {"deliverables": s.deliverables, "spec": s.spec, "master": master,
                                                     "fields": s.fields}, out_root) for s in sets]
     return transcode_sets(sets, master, progress=progress, provenances=provenances)
+
+
+def transcode_sets_step(sets: list[DeliverableSet], master: MediaInfo, out_root: str | None = None
+                        ) -> list[TranscodeAllResult]:
+    """:func:`_transcode_sets` with its timeout scaled to every set's work (:func:`deliverables_timeout_s`)."""
+    work = [d for s in sets for d in s.deliverables]
+    task = _transcode_sets.with_options(timeout_seconds=deliverables_timeout_s(work, master))
+    return task(sets, master, out_root)
 
 
 @task(name="qc", tags=[FFMPEG_TAG], timeout_seconds=6 * 3600)

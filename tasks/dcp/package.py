@@ -5,8 +5,10 @@ writes, in this order, so a half-made DCP is never mistaken for a whole one (a s
 ASSETMAP, written last):
 
 - the CPL (ST 429-7) with, in the first reel, the ST 429-16 CompositionMetadataAsset Bv2.1 asks for
-  (MainSoundConfiguration, MainSoundSampleRate, stored/active picture area, the RDD 52 application
-  extension) and FFOC/LFOC markers (ST 429-7 §8.3.3 MainMarkers; first reel / last reel);
+  (FullContentTitleText, ReleaseTerritory, VersionNumber, Chain/Distributor/Facility, Luminance,
+  MainSoundConfiguration, MainSoundSampleRate, stored/active picture area, the RDD 52 application
+  extension, the sound track's MCA sub-descriptors with their spoken language) and FFOC/LFOC markers
+  (ST 429-7 §8.3.3 MainMarkers; first reel / last reel) plus FFEC/FFMC when given;
 - the PKL (ST 429-8) listing every track file and the CPL with SHA-1 base64 hashes and sizes;
 - CPL and PKL signed (``tasks.dcp.sign``) when a signer is given;
 - ASSETMAP and VOLINDEX (ST 429-9 §5, §6).
@@ -19,6 +21,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,25 +29,51 @@ from lxml import etree
 
 from specs.errors import BadInputError
 from specs.layouts import spec_layout
+from specs.model import release_territory
 from tasks.dcp.naming import CONTENT_KINDS, DcpNameFields, content_title_text
 from tasks.dcp.sign import Signer, sign_xml
 from tasks.media.files import atomic_output
 from tasks.mxf.labels import MCA_SOUNDFIELDS
+from tasks.mxf.reader import read_track
 from tasks.mxf.writer import TrackFileInfo
 
-__all__ = ["write_dcp", "sha1_base64", "CPL_NS", "META_NS", "PKL_NS", "AM_NS", "BV21_PROFILE"]
+__all__ = ["write_dcp", "sha1_base64", "CompositionMetadata", "CPL_NS", "META_NS", "PKL_NS", "AM_NS", "MCA_NS",
+           "REG335_NS", "BV21_PROFILE"]
 
 CPL_NS = "http://www.smpte-ra.org/schemas/429-7/2006/CPL"
 META_NS = "http://www.smpte-ra.org/schemas/429-16/2014/CPL-Metadata"
 PKL_NS = "http://www.smpte-ra.org/schemas/429-8/2007/PKL"
 AM_NS = "http://www.smpte-ra.org/schemas/429-9/2007/AM"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
+#: The ISDCF CPL metadata extension carrying the sound track's ST 377-4 MCA sub-descriptors (RDD 52 §7.2),
+#: with the ST 395 (AAF class) and ST 335 (metadata element) registers as element namespaces.
+MCA_NS = "http://isdcf.com/ns/cplmd/mca"
+_REG395_NS = "http://www.smpte-ra.org/reg/395/2014/13/1/aaf"
+REG335_NS = "http://www.smpte-ra.org/reg/335/2012"
 #: RDD 52 (SMPTE DCP Bv2.1) application identification in the ST 429-16 extension metadata.
 BV21_PROFILE = "SMPTE-RDD-52:2020-Bv2.1"
 _APP_SCOPE = "http://isdcf.com/ns/cplmd/app"
 #: ST 429-7 Table 2 marker labels.
 _MARKER_LABELS = {"FFOB", "FFTC", "FFOI", "FFHS", "FFEC", "FFMC", "FFOC", "LFOC", "LFMC", "LFEC", "LFHS", "LFOI",
                   "LFTC", "LFOB"}
+
+
+@dataclass(frozen=True)
+class CompositionMetadata:
+    """ST 429-16 §6 composition metadata the spec and run decide (the rest comes from the track files).
+
+    ``release_territory``: §6.6, a UN M.49 region (ISO 3166 alpha-2, or 001 for the world);
+    ``luminance_fl``: §6.13, the screen luminance of peak white the picture was graded for (14 fL, 48 cd/m²,
+    is the 2D reference of SMPTE RP 431-2 / ST 428-1); ``version_status``: §6.7 VersionNumber status.
+    """
+
+    release_territory: str = "001"
+    luminance_fl: float = 14.0
+    distributor: str | None = None
+    chain: str | None = None
+    facility: str | None = None
+    version_status: str = "final"
+    title_language: str = "en"
 
 
 def sha1_base64(path: Path, chunk_bytes: int = 8 << 20) -> str:
@@ -86,6 +115,38 @@ def _asset(parent: etree._Element, tag: str, asset_id: uuid.UUID, edit_rate: Fra
 def _sound_configuration(layout: str) -> str:
     """ST 429-16 §6.5 MainSoundConfiguration: soundfield code / channel labels in track order."""
     return f"{MCA_SOUNDFIELDS[layout][0][2:]}/{','.join(spec_layout(layout).labels)}"
+
+
+def _urn_ul(ul: bytes) -> str:
+    """A SMPTE UL as a URN in dotted groups of four bytes, the form asdcplib/libdcp read (SMPTE ST 2029)."""
+    h = ul.hex()
+    return "urn:smpte:ul:" + ".".join(h[i:i + 8] for i in range(0, 32, 8))
+
+
+def _mca_subdescriptors(parent: etree._Element, sound: Path) -> None:
+    """The sound track file's MCA sub-descriptors, copied from the file as written (RDD 52 §7.2: the CPL
+    mirrors the MXF labels, so a server reads the configuration and spoken language without the MXF)."""
+    subs = [s for s in read_track(sound).subdescriptors if s.get("MCALabelDictionaryID")]
+    tags = {"soundfield_group_label": "SoundfieldGroupLabelSubDescriptor",
+            "audio_channel_label": "AudioChannelLabelSubDescriptor"}
+    out = etree.SubElement(parent, f"{{{MCA_NS}}}MCASubDescriptors", nsmap={"mca": MCA_NS, "r0": _REG395_NS,
+                                                                            "r1": REG335_NS})
+    for s in subs:
+        if s.kind not in tags:
+            continue
+        el = _sub(out, tags[s.kind], ns=_REG395_NS)
+        fields: list[tuple[str, str | None]] = [
+            ("InstanceID", _urn(uuid.UUID(bytes=s.get("InstanceUID") or bytes(16)))),
+            ("MCALabelDictionaryID", _urn_ul(s.get("MCALabelDictionaryID") or bytes(16))),
+            ("MCALinkID", _urn(uuid.UUID(bytes=s.get("MCALinkID") or bytes(16)))),
+            ("MCATagSymbol", s.text("MCATagSymbol")), ("MCATagName", s.text("MCATagName") or None),
+            ("MCAChannelID", str(s.uint("MCAChannelID")) if s.get("MCAChannelID") else None),
+            ("RFC5646SpokenLanguage", (s.get("RFC5646SpokenLanguage") or b"").decode("ascii") or None),
+            ("SoundfieldGroupLinkID", _urn(uuid.UUID(bytes=link)) if (link := s.get("SoundfieldGroupLinkID"))
+             else None)]
+        for name, value in fields:
+            if value is not None:
+                _sub(el, name, value, ns=REG335_NS)
 
 
 def _check_reels(reels: Sequence[tuple[TrackFileInfo, TrackFileInfo]], out_dir: Path) -> None:
@@ -139,7 +200,7 @@ def _reel_markers(reels: Sequence[tuple[TrackFileInfo, TrackFileInfo]],
 
 def _cpl(cpl_id: uuid.UUID, title: str, fields: DcpNameFields, reels: Sequence[tuple[TrackFileInfo, TrackFileInfo]],
          hashes: dict[Path, str], issue_date: str, issuer: str, creator: str,
-         active_area: tuple[int, int], markers: Mapping[str, int]) -> etree._Element:
+         active_area: tuple[int, int], markers: Mapping[str, int], info: CompositionMetadata) -> etree._Element:
     root = etree.Element(f"{{{CPL_NS}}}CompositionPlaylist", nsmap={None: CPL_NS, "meta": META_NS,
                                                                        "dsig": DSIG_NS})
     _sub(root, "Id", _urn(cpl_id))
@@ -178,8 +239,16 @@ def _cpl(cpl_id: uuid.UUID, title: str, fields: DcpNameFields, reels: Sequence[t
             _sub(meta, "Id", _urn(uuid.uuid4()))
             _sub(meta, "EditRate", _rational(pic.edit_rate))
             _sub(meta, "IntrinsicDuration", total)
-            _sub(meta, "FullContentTitleText", fields.title, ns=META_NS)
-            _sub(meta, "VersionNumber", fields.version, ns=META_NS, status="final")
+            # ST 429-16 §6 elements in the schema's sequence order.
+            _sub(meta, "FullContentTitleText", fields.title, ns=META_NS, language=info.title_language)
+            _sub(meta, "ReleaseTerritory", info.release_territory, ns=META_NS)
+            _sub(meta, "VersionNumber", fields.version, ns=META_NS, status=info.version_status)
+            for tag, value in (("Chain", info.chain), ("Distributor", info.distributor),
+                               ("Facility", info.facility)):
+                if value:
+                    _sub(meta, tag, value, ns=META_NS)
+            # No AlternateContentVersionList: a CPL made here has one ContentVersion (§6.10 lists the others).
+            _sub(meta, "Luminance", f"{info.luminance_fl:g}", ns=META_NS, units="foot-lambert")
             _sub(meta, "MainSoundConfiguration", _sound_configuration(snd.layout), ns=META_NS)
             _sub(meta, "MainSoundSampleRate", f"{snd.sample_rate} 1", ns=META_NS)
             for area, (width, height) in (("MainPictureStoredArea", (pic.stored_width, pic.stored_height)),
@@ -193,18 +262,23 @@ def _cpl(cpl_id: uuid.UUID, title: str, fields: DcpNameFields, reels: Sequence[t
             prop = _sub(_sub(ext, "PropertyList", ns=META_NS), "Property", ns=META_NS)
             _sub(prop, "Name", "DCP Constraints Profile", ns=META_NS)
             _sub(prop, "Value", BV21_PROFILE, ns=META_NS)
+            _mca_subdescriptors(meta, snd.path)
     return root
 
 
 def write_dcp(out_dir: Path, fields: DcpNameFields, reels: Sequence[tuple[TrackFileInfo, TrackFileInfo]], *,
               signer: Signer | None = None, issuer: str = "deliver", creator: str = "deliver",
               active_area: tuple[int, int] | None = None, markers: Mapping[str, int] | None = None,
-              issue_time: dt.datetime | None = None) -> Path:
+              metadata: CompositionMetadata | None = None, issue_time: dt.datetime | None = None,
+              track_hashes: Mapping[Path, str] | None = None) -> Path:
     """Write CPL, PKL, ASSETMAP and VOLINDEX for ``reels`` into ``out_dir`` (where the track files are).
 
     ``active_area``: the picture inside the container (ST 429-16 MainPictureActiveArea; default the whole
     container), rounded down to even sizes as Bv2.1 asks. ``markers``: extra composition markers by label
     (e.g. FFEC/FFMC, the credits, which Bv2.1 wants in a feature) at composition frame numbers.
+    ``metadata``: the ST 429-16 fields (default: the ISDCF territory, 14 fL, the ISDCF facility).
+    ``track_hashes``: the track files' SHA-1 (base64) already computed from the files on disk (the verification
+    pass of ``tasks.dcp.verify.scan_track``), so the PKL does not read them again; default: read here.
     Returns ``out_dir``. Raises BadInputError on reels that cannot make a DCP (lengths, rates, names).
     """
     out_dir = Path(out_dir)
@@ -220,10 +294,13 @@ def write_dcp(out_dir: Path, fields: DcpNameFields, reels: Sequence[tuple[TrackF
                             f"{pic0.stored_height} container")
     area = (width - width % 2, height - height % 2)
     tracks = [t for reel in reels for t in reel]
-    hashes = {t.path: sha1_base64(t.path) for t in tracks}
+    known = track_hashes or {}
+    hashes = {t.path: known.get(t.path) or sha1_base64(t.path) for t in tracks}
+    info = metadata or CompositionMetadata(release_territory=release_territory(fields.territory) or "001",
+                                           facility=fields.facility)
 
     cpl_id, pkl_id, am_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    cpl = _cpl(cpl_id, title, fields, reels, hashes, issue_date, issuer, creator, area, markers or {})
+    cpl = _cpl(cpl_id, title, fields, reels, hashes, issue_date, issuer, creator, area, markers or {}, info)
     if signer is not None:
         sign_xml(cpl, signer, CPL_NS)
     cpl_path = out_dir / f"cpl_{cpl_id}.xml"

@@ -23,6 +23,7 @@ from typing import Any
 from specs.errors import InfrastructureError, MediaError, OutputExistsError
 from specs.layouts import spec_layout
 from specs.model import DCP_FRAME_RATES, DCP_MAX_SPEED_CHANGE, DcpSpec, Deliverable, IsdcfFields, Spec
+from specs.timecode import Timecode
 from tasks.dcp.config import EncodeConfig, encode_config
 from tasks.dcp.container import choose_container, place_picture
 from tasks.dcp.picture import PicturePlan, check_colour, iter_picture, iter_picture_distributed
@@ -32,7 +33,12 @@ from tasks.media.ffmpeg import run_ffmpeg
 from tasks.media.probe import MediaInfo, VideoStream
 
 __all__ = ["DcpPlan", "plan_dcp", "plan_deliverable", "check_dcp_deliverables", "dcp_rate", "reel_ranges", "make_dcp",
-           "sound_args", "dask_client"]
+           "sound_args", "dask_client", "FRAME_BUDGET_CORE_S", "encode_budget_s"]
+
+#: The CPU a DCP frame may take before a run is thought hung (core-seconds: colour, JPEG 2000, wrap, verify).
+#: Measured: 1.05 core-s a 2K frame of a film-grain master on a quiet machine (README, `make bench`); the
+#: budget is 4x that for a machine shared with other jobs. A 4K frame has 4x the samples to code.
+FRAME_BUDGET_CORE_S = {"2k": 4.0, "4k": 16.0}
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,13 @@ class DcpPlan:
     content_kind: str = "FTR"
     isdcf: IsdcfFields = field(default_factory=IsdcfFields)
     language: str = "en"
+    #: Composition markers beyond FFOC/LFOC (FFEC, FFMC) at composition frames (ST 429-7 Table 2).
+    markers: dict[str, int] = field(default_factory=dict)
+    #: ST 429-16 composition metadata the spec sets (ReleaseTerritory, Luminance, Distributor, Chain).
+    release_territory: str = "001"
+    luminance_fl: float = 14.0
+    distributor: str | None = None
+    chain: str | None = None
 
     @property
     def speed_changed(self) -> bool:
@@ -91,11 +104,29 @@ def reel_ranges(frame_count: int, reels: int, edit_rate: int) -> list[tuple[int,
     return [(bounds[i], bounds[i + 1] - bounds[i]) for i in range(reels)]
 
 
+def credit_markers(spec: DcpSpec, start: Timecode, first_frame: int, frames: int) -> dict[str, int]:
+    """FFEC/FFMC (ST 429-7 Table 2; RDD 52 asks for them in a feature) from the spec's master timecodes, as
+    composition frames. A timecode outside the DCP's programme is refused (MediaError, exit 2)."""
+    markers = {}
+    for label, text in (("FFEC", spec.ffec_timecode), ("FFMC", spec.ffmc_timecode)):
+        if not text:
+            continue
+        frame = Timecode.parse(text, start.rate, drop_frame=start.drop_frame).frames - start.frames - first_frame
+        if not 0 <= frame < frames:
+            first = Timecode(start.frames + first_frame, start.rate, drop_frame=start.drop_frame)
+            last = Timecode(start.frames + first_frame + frames - 1, start.rate, drop_frame=start.drop_frame)
+            raise MediaError(f"dcp.{label.lower()}_timecode {text} is outside the DCP's programme ({first} to "
+                             f"{last}): give a timecode of the master inside it")
+        markers[label] = frame
+    return markers
+
+
 def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_stream: int, title: str,
-             source: str, language: str = "en", first_frame: int = 0) -> DcpPlan:
+             source: str, language: str = "en", first_frame: int = 0, start: Timecode | None = None) -> DcpPlan:
     """Decide the DCP; raises MediaError (exit 2) on anything that cannot be made, before any encode.
 
-    ``first_frame``: the master's frame that becomes the DCP's first (the FFOA when the head is dropped).
+    ``first_frame``: the master's frame that becomes the DCP's first (the FFOA when the head is dropped);
+    ``start``: the master's start timecode (the credits markers are timecodes of the master).
     """
     if video.scan == "interlaced":
         raise MediaError(f"{source} is interlaced: a DCP is progressive; deinterlace the master first")
@@ -118,10 +149,13 @@ def plan_dcp(video: VideoStream, spec: DcpSpec, *, audio_channels: int, audio_st
                           range="pc" if video.color_range == "pc" else "tv",
                           is_rgb=(video.pix_fmt or "").startswith(("rgb", "gbr", "bgr")),
                           master_rate=video.frame_rate if video.frame_rate != rate else None)
+    markers = credit_markers(spec, start or Timecode(0, video.frame_rate), first_frame, frames - first_frame)
     return DcpPlan(picture=picture, source_rate=video.frame_rate, edit_rate=rate, sound=spec.sound,
                    audio_stream=audio_stream, title=title,
                    reels=[(first_frame + s, c) for s, c in reel_ranges(frames - first_frame, spec.reels, rate)],
-                   content_kind=spec.content_kind.upper(), isdcf=spec.isdcf, language=language)
+                   content_kind=spec.content_kind.upper(), isdcf=spec.isdcf, language=language, markers=markers,
+                   release_territory=spec.territory_code() or "001", luminance_fl=spec.luminance_fl,
+                   distributor=spec.distributor, chain=spec.chain)
 
 
 def _track_index(d: Deliverable, spec: Spec) -> int:
@@ -137,8 +171,24 @@ def plan_deliverable(d: Deliverable, spec: Spec, master: MediaInfo, title: str, 
     index = _track_index(d, spec)
     if index >= len(master.audio):
         raise MediaError(f"{master.path} has {len(master.audio)} audio track(s); DCP {d.id} takes track {index + 1}")
+    start, first_frame = head_frames(d, spec, master)
     return plan_dcp(v, d.dcp, audio_channels=master.audio[index].channels, audio_stream=index, title=title,
-                    source=master.path, language=language, first_frame=head_frames(d, spec, master)[1])
+                    source=master.path, language=language, first_frame=first_frame, start=start)
+
+
+def encode_budget_s(deliverables: list[Deliverable], master: MediaInfo, workers: int | None = None) -> float:
+    """Wall seconds the ``dcp`` deliverables among ``deliverables`` may take on ``workers`` local processes
+    (default this machine's cores: a Dask cluster only adds workers): the master's frames times the
+    :data:`FRAME_BUDGET_CORE_S` of each DCP's resolution. The master's frame count bounds the DCP's (its
+    leader is dropped); 0 when there is no DCP or no frame count or duration to scale by."""
+    v = master.primary_video
+    dcps = [d.dcp for d in deliverables if d.kind == "dcp" and d.dcp is not None]
+    if v is None or not dcps:
+        return 0.0
+    duration_s = v.duration_s or master.duration_s
+    frames = v.frame_count or (round(duration_s * float(v.frame_rate)) if duration_s else 0)
+    cores = workers or os.cpu_count() or 1
+    return sum(frames * FRAME_BUDGET_CORE_S[dcp.resolution] for dcp in dcps) / cores
 
 
 def check_dcp_deliverables(spec: Spec, picture: MediaInfo, layback: LaybackPlan, title: str) -> list[DcpPlan]:
@@ -152,8 +202,9 @@ def check_dcp_deliverables(spec: Spec, picture: MediaInfo, layback: LaybackPlan,
         if d.kind != "dcp" or d.dcp is None or v is None:
             continue
         track = layback.tracks[_track_index(d, spec)]
+        start, first_frame = head_frames(d, spec, picture)
         plans.append(plan_dcp(v, d.dcp, audio_channels=track.channels, audio_stream=_track_index(d, spec),
-                              title=title, source=picture.path, first_frame=head_frames(d, spec, picture)[1]))
+                              title=title, source=picture.path, first_frame=first_frame, start=start))
     return plans
 
 
@@ -221,9 +272,9 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
     # The track-file writer, packaging, signing and verification are tasks.mxf (ST 429-3/-4 track files)
     # and tasks.dcp.package / sign / verify (ST 429-7/-8/-9 XML, ST 430-2 signing).
     from tasks.dcp.naming import DcpNameFields
-    from tasks.dcp.package import write_dcp
+    from tasks.dcp.package import CompositionMetadata, write_dcp
     from tasks.dcp.sign import ensure_signer
-    from tasks.dcp.verify import raise_if_failed, verify_dcp
+    from tasks.dcp.verify import raise_if_failed, scan_track, verify_dcp
     from tasks.mxf.writer import write_picture_track, write_sound_track
 
     out_dir = Path(out_dir)
@@ -262,9 +313,16 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
                                rating=plan.isdcf.rating, studio=plan.isdcf.studio, facility=plan.isdcf.facility,
                                date=dt.date.today(), package_type=plan.isdcf.package_type)
         placement = plan.picture.placement
-        write_dcp(building, fields, reels, signer=ensure_signer(signer_dir),
-                  active_area=(placement.active_width, placement.active_height))
-        raise_if_failed(verify_dcp(building))
+        metadata = CompositionMetadata(release_territory=plan.release_territory, luminance_fl=plan.luminance_fl,
+                                       distributor=plan.distributor, chain=plan.chain, facility=plan.isdcf.facility,
+                                       title_language=plan.language)
+        # Each track file is read once after writing: the scan hashes it for the PKL (ST 429-8 §6.3) and checks
+        # its frames; verification takes the scan rather than reading the file again (tasks.dcp.verify).
+        scans = {t.path: scan_track(t.path) for reel in reels for t in reel}
+        write_dcp(building, fields, reels, signer=ensure_signer(signer_dir), markers=plan.markers,
+                  metadata=metadata, active_area=(placement.active_width, placement.active_height),
+                  track_hashes={p: scan.sha1 for p, scan in scans.items()})
+        raise_if_failed(verify_dcp(building, scans=scans))
         os.rename(building, out_dir)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)

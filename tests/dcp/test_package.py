@@ -44,7 +44,7 @@ def _reel(out: Path, frames: list[bytes], count: int, layout: str = "5.1") -> tu
     pic = write_picture_track((frames[i % len(frames)] for i in range(count)), out / f"j2c_{pa}.mxf", RATE, 1998,
                               1080, asset_id=pa)
     snd = write_sound_track((bytes(2000 * channels * 3) for _ in range(count)), out / f"pcm_{sa}.mxf", RATE, layout,
-                            asset_id=sa)
+                            asset_id=sa, language="en-GB")
     return pic, snd
 
 
@@ -92,6 +92,64 @@ def test_our_verification_passes_and_counts_what_it_checked(dcp: Path) -> None:
     active = cpl.find(".//m:MainPictureActiveArea", ns)
     assert (active.findtext("m:Width", namespaces=ns), active.findtext("m:Height", namespaces=ns)) == ("1998", "1078")
     assert cpl.findtext("c:AnnotationText", namespaces=ns) == cpl.findtext("c:ContentTitleText", namespaces=ns)
+
+
+def test_cpl_carries_the_st_429_16_metadata_bv21_asks_for(dcp: Path) -> None:
+    """ReleaseTerritory from the ISDCF territory, VersionNumber, Facility, Luminance 14 fL (2D), and the sound
+    track's MCA sub-descriptors mirrored with their spoken language (RDD 52 §7.2), in the schema's order."""
+    from tasks.dcp.package import MCA_NS, REG335_NS
+    from tasks.mxf import read_track
+
+    cpl = etree.parse(str(next(dcp.glob("cpl_*.xml")))).getroot()
+    ns = {"c": CPL_NS, "m": META_NS, "mca": MCA_NS, "r1": REG335_NS}
+    meta = cpl.find(".//m:CompositionMetadataAsset", ns)
+    assert [etree.QName(e).localname for e in meta][3:13] == [
+        "FullContentTitleText", "ReleaseTerritory", "VersionNumber", "Facility", "Luminance",
+        "MainSoundConfiguration", "MainSoundSampleRate", "MainPictureStoredArea", "MainPictureActiveArea",
+        "ExtensionMetadataList"]
+    assert meta.findtext("m:ReleaseTerritory", namespaces=ns) == "GB"
+    assert meta.find("m:VersionNumber", ns).attrib == {"status": "final"} and meta.findtext("m:VersionNumber",
+                                                                                             namespaces=ns) == "1"
+    assert meta.findtext("m:Facility", namespaces=ns) == "DLV"
+    lum = meta.find("m:Luminance", ns)
+    assert (lum.text, lum.get("units")) == ("14", "foot-lambert")
+    assert meta.findtext("m:MainSoundConfiguration", namespaces=ns) == "51/L,R,C,LFE,Ls,Rs"
+    subs = meta.findall("mca:MCASubDescriptors/*", ns)
+    track = read_track(next(dcp.glob("pcm_*.mxf")))
+    in_file = [(s.text("MCATagSymbol"), s.get("RFC5646SpokenLanguage")) for s in track.subdescriptors
+               if s.get("MCATagSymbol")]
+    in_cpl = [(d.findtext("r1:MCATagSymbol", namespaces=ns), d.findtext("r1:RFC5646SpokenLanguage", namespaces=ns))
+              for d in subs]
+    assert len(in_cpl) == 7 and in_cpl == [(sym, lang.decode()) for sym, lang in in_file]
+    assert in_cpl[0] == ("sg51", "en-GB") and [sym for sym, _l in in_cpl[1:]] == [
+        "chL", "chR", "chC", "chLFE", "chLs", "chRs"]
+    group_ul = "urn:smpte:ul:060e2b34.0401010d.03020201.00000000"  # ST 428-12 5.1 soundfield, as libdcp writes it
+    assert subs[0].findtext("r1:MCALabelDictionaryID", namespaces=ns) == group_ul
+
+
+def test_composition_metadata_faults_are_caught(dcp: Path, tmp_path: Path) -> None:
+    """A CPL whose territory is not a UN M.49 region, without VersionNumber or the Bv2.1 profile, whose MCA
+    language differs from the track file's, or with a marker past its reel fails our verification."""
+    bad = tmp_path / "DCP"
+    shutil.copytree(dcp, bad)
+    cpl = next(bad.glob("cpl_*.xml"))
+    text = cpl.read_text()
+    for old, new in (("<meta:ReleaseTerritory>GB<", "<meta:ReleaseTerritory>INT<"),
+                     ('<meta:VersionNumber status="final">1</meta:VersionNumber>', ""),
+                     ("SMPTE-RDD-52:2020-Bv2.1", "SMPTE-RDD-52:2020-Bv2.0"),
+                     ("<r1:RFC5646SpokenLanguage>en-GB<", "<r1:RFC5646SpokenLanguage>fr<"),
+                     ("<Offset>42</Offset>", "<Offset>48</Offset>")):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    cpl.write_text(text)
+    problems = verify_dcp(bad).problems
+    sound = next(bad.glob("pcm_*.mxf")).name
+    for expected in (f"{cpl.name}: ReleaseTerritory 'INT' is not a UN M.49 region (US, GB, 001)",
+                     f"{cpl.name}: no VersionNumber in the CompositionMetadataAsset (ST 429-16 §6.7)",
+                     f"{cpl.name}: no application extension naming the SMPTE-RDD-52:2020-Bv2.1 profile",
+                     f"{cpl.name}: reel 1 marker FFMC at 48 is outside the reel's 48 frames (ST 429-7 §8.3.3)"):
+        assert expected in problems, (expected, problems)
+    assert any(p.startswith(f"{sound}: the CPL's MCA sub-descriptors (symbol, language)") for p in problems), problems
 
 
 def test_clairmeta_reports_no_error_and_its_checks_ran(dcp: Path) -> None:
@@ -283,6 +341,34 @@ def test_asdcplib_reads_our_track_files_back(dcp: Path, frames: list[bytes], tmp
             "check_picture_cpl_resolution", "check_picture_cpl_encoding"} <= ran
 
 
+DCPVERIFY = os.environ.get("DELIVER_DCPVERIFY", "dcpverify")
+
+
+def _dcpverify(path: Path) -> tuple[int, list[str]]:
+    """libdcp's ``dcpverify -q``: its exit status and its "Error:" / "Bv2.1 error:" lines."""
+    out = subprocess.run([DCPVERIFY, "-q", str(path)], capture_output=True, text=True, timeout=600)
+    return out.returncode, [line for line in out.stdout.splitlines() if line.startswith(("Error:", "Bv2.1 error:"))]
+
+
+@pytest.mark.skipif(shutil.which(DCPVERIFY) is None,
+                    reason="libdcp's dcpverify not on PATH (not packaged in Debian 12: install DCP-o-matic or build "
+                           "libdcp, or set DELIVER_DCPVERIFY)")
+def test_libdcp_dcpverify_reports_no_error(dcp: Path, tmp_path: Path) -> None:
+    """A third checker no one here wrote: libdcp's verifier (DCP-o-matic's), with its SMPTE Bv2.1 checks
+    (RDD 52: guard bits, TLM, ST 429-16 metadata, MCA). It passes our DCP and fails one with a changed
+    essence byte (its hash check), so it did read the track files."""
+    status, errors = _dcpverify(dcp)
+    assert (status, errors) == (0, [])
+    bad = tmp_path / "DCP"
+    shutil.copytree(dcp, bad)
+    sound = next(bad.glob("pcm_*.mxf"))
+    data = bytearray(sound.read_bytes())
+    data[-2000] ^= 0xFF
+    sound.write_bytes(bytes(data))
+    status, errors = _dcpverify(bad)
+    assert status != 0 and any("hash" in e.lower() for e in errors), errors
+
+
 def test_composition_rules_are_checked(dcp: Path, tmp_path: Path) -> None:
     """Edited CPLs (wrong LFOC, sound configuration for fewer channels, annotation) fail our verification."""
     bad = tmp_path / "DCP"
@@ -314,3 +400,39 @@ def test_signer_folder_made_beforehand_or_taken(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="exists without a DCP signing chain"):
         ensure_signer(taken)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "taken"]  # no partial chain left behind
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read(2) (Linux /proc/self/io rchar)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_each_track_file_is_read_once_after_writing(frames: list[bytes], signer_home: Path, tmp_path: Path) -> None:
+    """make_dcp's order: one scan per track file (SHA-1 and every codestream check from the same read) feeds
+    the PKL and the verification; and verify_dcp on its own also reads each track file once. Measured by
+    the bytes the process reads, within 15 % of the track files' size (XML, schemas, the header walks)."""
+    from tasks.dcp.verify import scan_track
+
+    out = tmp_path / "DCP"
+    out.mkdir()
+    reels = [_reel(out, frames, 240)]
+    tracks = sum(t.path.stat().st_size for reel in reels for t in reel)
+    verify_dcp(dcp_dir=Path("/nonexistent"))  # schemas and modules loaded before measuring
+    fields = DcpNameFields("Read Once", 1998, 1080, "5.1", RATE, date=dt.date(2026, 12, 1))
+    before = _bytes_read()
+    scans = {t.path: scan_track(t.path) for reel in reels for t in reel}
+    write_dcp(out, fields, reels, signer=ensure_signer(signer_home), markers={"FFEC": 200, "FFMC": 210},
+              track_hashes={p: s.sha1 for p, s in scans.items()})
+    result = verify_dcp(out, scans=scans)
+    made = _bytes_read() - before
+    assert result.problems == [] and result.counts["frames_checked"] == 240 and result.counts["hashes_checked"] == 3
+    assert tracks > 5_000_000 and tracks <= made <= 1.15 * tracks, (made, tracks)
+    before = _bytes_read()
+    alone = verify_dcp(out)
+    again = _bytes_read() - before
+    assert alone.problems == [] and alone.counts["frames_checked"] == 240
+    assert tracks <= again <= 1.15 * tracks, (again, tracks)

@@ -237,7 +237,7 @@ def test_container_that_cannot_hold_the_picture_refused() -> None:
 def test_4k_flat_frame_meets_the_4k_profile_and_wraps(tmp_path: Path) -> None:
     """One 4K frame (ISO/IEC 15444-1 Amd 1 4K profile, RDD 52): Rsiz 4, 6 levels, one POC with two
     progressions, 6 tile-parts, TLM, 2 guard bits; OpenJPEG decodes it and the track file reads back 4K."""
-    from tasks.dcp.verify import DcpVerification, _check_picture
+    from tasks.dcp.verify import DcpVerification, _check_picture, scan_track
     from tasks.mxf.labels import UL
     from tasks.mxf.reader import read_track
     from tasks.mxf.writer import write_picture_track
@@ -269,5 +269,5 @@ def test_4k_flat_frame_meets_the_4k_profile_and_wraps(tmp_path: Path) -> None:
     assert track.stored_size == (3996, 2160) and track.duration == 1
     assert track.descriptor.get("PictureEssenceCoding") == UL["jp2k_4k"]
     result = DcpVerification()
-    _check_picture(track, result, check_frames=True)
+    _check_picture(scan_track(mxf), track, result)
     assert result.problems == [] and result.counts["frames_checked"] == 1

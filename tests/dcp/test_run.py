@@ -51,10 +51,11 @@ def _clairmeta_errors(path: Path) -> tuple[list[str], set[str]]:
     return errors, {c["name"] for c in report["checks"] if not c["bypass"]}
 
 
-def _check_tracks(dcp: Path, width: int, height: int, fps: int, frames: int, channels: int) -> None:
+def _check_tracks(dcp: Path, width: int, height: int, fps: int, frames: int, channels: int,
+                  resolution: str = "2k") -> None:
     picture = _mediainfo(next(dcp.glob("j2c_*.mxf")))
     video = next(t for t in picture if t["@type"] == "Video")
-    assert video["Format"] == "JPEG 2000" and video["Format_Profile"].startswith("D-Cinema 2k")
+    assert video["Format"] == "JPEG 2000" and video["Format_Profile"].startswith(f"D-Cinema {resolution}")
     assert (int(video["Width"]), int(video["Height"])) == (width, height)
     assert float(video["FrameRate"]) == fps and int(video["FrameCount"]) == frames
     assert video["BitDepth"] == "12"
@@ -173,3 +174,71 @@ def test_speed_change_sound_is_whole_frames_at_the_dcp_rate(tmp_path: Path) -> N
     sound = probe(wav).audio[0]
     assert (sound.channels, sound.sample_rate_hz, sound.bit_depth) == (6, 48000, 24)
     assert sound.duration_s == pytest.approx(1.0, abs=1e-6)
+
+
+def test_credit_markers_and_composition_metadata_come_from_the_spec() -> None:
+    """FFEC/FFMC are master timecodes turned into composition frames after the dropped leader (ST 429-7
+    Table 2); a credits timecode outside the programme is refused before any encode; ReleaseTerritory
+    follows the ISDCF territory unless the spec names one (ST 429-16 §6.6)."""
+    from pydantic import ValidationError
+
+    from specs.timecode import Timecode
+    from tasks.media.probe import VideoStream
+
+    video = VideoStream(index=0, codec="prores", width=1920, height=1080, frame_rate=Fraction(24),
+                        frame_count=24 * 100, scan="progressive", color_primaries="bt709", color_transfer="bt709")
+    start = Timecode.parse("00:59:50:00", Fraction(24))  # a 10 s leader before the FFOA at 01:00:00:00
+    spec = DcpSpec(ffec_timecode="01:01:20:00", ffmc_timecode="01:01:21:12", luminance_fl=10,
+                   isdcf={"territory": "INT"}, distributor="Cinema Distribution Ltd")
+    plan = plan_dcp(video, spec, audio_channels=6, audio_stream=0, title="T", source="m", first_frame=240,
+                    start=start)
+    assert plan.markers == {"FFEC": 80 * 24, "FFMC": 81 * 24 + 12}
+    assert (plan.release_territory, plan.luminance_fl, plan.distributor) == ("001", 10, "Cinema Distribution Ltd")
+    assert plan_dcp(video, DcpSpec(isdcf={"territory": "UK"}), audio_channels=6, audio_stream=0, title="T",
+                    source="m").release_territory == "GB"
+    with pytest.raises(MediaError, match=r"dcp.ffec_timecode 01:02:00:00 is outside the DCP's programme "
+                                         r"\(01:00:00:00 to 01:01:29:23\)"):
+        plan_dcp(video, DcpSpec(ffec_timecode="01:02:00:00"), audio_channels=6, audio_stream=0, title="T",
+                 source="m", first_frame=240, start=start)
+    with pytest.raises(MediaError, match="dcp.ffmc_timecode 00:59:59:23 is outside"):
+        plan_dcp(video, DcpSpec(ffmc_timecode="00:59:59:23"), audio_channels=6, audio_stream=0, title="T",
+                 source="m", first_frame=240, start=start)
+    for bad, words in (({"isdcf": {"territory": "EUR"}}, "not an ISO 3166 region"),
+                       ({"release_territory": "Int"}, "release_territory"),
+                       ({"luminance_fl": 0}, "luminance_fl"), ({"ffec_timecode": "1:00"}, "ffec_timecode")):
+        with pytest.raises(ValidationError, match=words):
+            DcpSpec(**bad)
+    assert DcpSpec(isdcf={"territory": "EUR"}, release_territory="150").territory_code() == "150"
+
+
+def test_deliverables_timeout_grows_with_the_dcp_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deliverables step's timeout is the file deliverables' 24 h plus the DCP budget: frames x the
+    per-frame core-seconds / cores. A two-hour 2K feature at the measured 1.05 core-s a frame needs ~25 h on
+    2 cores, more than a fixed 24 h; its timeout leaves it 4x that. 4K budgets 4x 2K; no DCP, no change."""
+    from tasks.dcp.plan import encode_budget_s
+    from tasks.media.probe import MediaInfo, VideoStream
+    from tasks.steps import DELIVERABLES_TIMEOUT_S, deliverables_task, deliverables_timeout_s
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    frames = 2 * 3600 * 24
+    video = VideoStream(index=0, codec="prores", width=1920, height=1080, frame_rate=Fraction(24),
+                        frame_count=frames, scan="progressive", color_primaries="bt709", color_transfer="bt709")
+    feature = MediaInfo(path="feature.mov", format_name="mov", size_bytes=1, duration_s=7200.0, video=[video])
+    dcp = load_spec("dci-cinema").deliverables[0]
+    measured_s = frames * 1.05 / 2  # the bench's 2K cost on 2 cores: 25.2 h
+    assert measured_s > DELIVERABLES_TIMEOUT_S
+    timeout = deliverables_timeout_s([dcp], feature)
+    assert timeout == pytest.approx(DELIVERABLES_TIMEOUT_S + frames * 4.0 / 2)  # 24 h + 96 h
+    assert timeout > 4 * measured_s
+    assert deliverables_task([dcp], feature).timeout_seconds == pytest.approx(timeout)
+    assert dcp.dcp is not None
+    dcp_4k = dcp.model_copy(update={"dcp": dcp.dcp.model_copy(update={"resolution": "4k"})})
+    assert encode_budget_s([dcp_4k], feature) == pytest.approx(4 * encode_budget_s([dcp], feature))
+    assert encode_budget_s([dcp, dcp_4k], feature, workers=8) == pytest.approx(frames * 20.0 / 8)
+    # No frame count: the duration scales it; no DCP, or nothing to scale by: the fixed ceiling.
+    by_duration = feature.model_copy(update={"video": [video.model_copy(update={"frame_count": None})]})
+    assert deliverables_timeout_s([dcp], by_duration) == pytest.approx(timeout)
+    files = load_spec("amazon").deliverables
+    assert files and all(d.kind != "dcp" for d in files)
+    assert deliverables_timeout_s(files, feature) == DELIVERABLES_TIMEOUT_S
+    assert deliverables_task([], feature).timeout_seconds == DELIVERABLES_TIMEOUT_S
