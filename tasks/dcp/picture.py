@@ -136,6 +136,7 @@ class PicturePlan:
     range: Literal["tv", "pc"] = "tv"
     is_rgb: bool = False
     master_rate: Fraction | None = None  # the master's frame rate when a speed change makes it differ from fps
+    max_dropped_bits: int = MAX_DROPPED_BITS  # low bits a grainy frame may leave uncoded (coded_bits)
 
     @property
     def profile(self) -> Literal["2k", "4k"]:
@@ -319,17 +320,20 @@ def noise_sigma(xyz12: np.ndarray) -> float:
     return min(sigmas)
 
 
-def coded_bits(xyz12: np.ndarray, sigma: float | None = None) -> int:
+def coded_bits(xyz12: np.ndarray, sigma: float | None = None, max_dropped: int = MAX_DROPPED_BITS) -> int:
     """How many of the 12 bits a sample are worth coding: the bits under the picture's noise floor are not.
 
     ``d`` low bits are dropped while the rounding step 2^d is at most a quarter of the noise sigma: the
     rounding noise (2^d / sqrt(12) RMS) then adds under 0.6 % to the noise power already in the
     picture, and the rate control would discard those bit-planes at 250 Mbit/s anyway; coding them is
-    most of the block coder's work on a grainy frame. At most 4 bits; a clean frame keeps all 12.
+    most of the block coder's work on a grainy frame. At most ``max_dropped`` bits; a clean frame
+    keeps all 12.
     """
+    if max_dropped <= 0:
+        return 12
     sigma = noise_sigma(xyz12) if sigma is None else sigma
     dropped = 0
-    while dropped < MAX_DROPPED_BITS and 2 ** (dropped + 1) * 4 <= sigma:
+    while dropped < min(max_dropped, MAX_DROPPED_BITS) and 2 ** (dropped + 1) * 4 <= sigma:
         dropped += 1
     return 12 - dropped
 
@@ -375,7 +379,7 @@ def encode_codestream(xyz12: np.ndarray, plan: PicturePlan, work_dir: Path) -> b
     _, height, width = xyz12.shape
     scratch = scratch_dir(work_dir)
     if plan.profile == "2k" and grok_library() is not None:
-        bits = coded_bits(xyz12)
+        bits = coded_bits(xyz12, max_dropped=plan.max_dropped_bits)
         samples = requantise(xyz12, bits)
 
         def in_process(ratio: float) -> bytes:

@@ -294,6 +294,7 @@ def test_noise_floor_is_measured_and_sets_the_coded_bits(sigma: float) -> None:
     # 2^dropped <= sigma / 4: 10 -> 1 bit dropped, 40 -> 3, 90 -> 4 (the most).
     assert coded_bits(frame) == 12 - min(MAX_DROPPED_BITS, int(np.floor(np.log2(measured / 4))))
     assert coded_bits(frame) == {10.0: 11, 40.0: 9, 90.0: 8}[sigma]
+    assert coded_bits(frame, max_dropped=0) == 12 and coded_bits(frame, max_dropped=2) == max(10, coded_bits(frame))
 
 
 def test_clean_pictures_keep_all_12_bits() -> None:
