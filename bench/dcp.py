@@ -74,6 +74,11 @@ def _ffmpeg(master: Path, plan: PicturePlan, out: Path) -> list[Path]:
     return sorted(out.glob("*.j2c"))
 
 
+def _warm_worker() -> bool:
+    """On a Dask worker: the encoder's imports and the Grok library loaded (whether it is there)."""
+    return grok_library() is not None
+
+
 def _worker_cpu_s() -> float:
     """On a Dask worker: its CPU and its finished children's (the ffmpeg decodes)."""
     return _cpu_s()
@@ -89,7 +94,7 @@ def _dask(master: Path, plan: PicturePlan, out: Path, workers: int, chunk: int,
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         client.wait_for_workers(workers)
-        client.run(grok_library)
+        client.run(_warm_worker)
         pids = client.run(os.getpid)
         if len(set(pids.values()) | {os.getpid()}) != workers + 1:
             raise RuntimeError(f"the Dask workers are not {workers} separate processes: {pids}")
