@@ -10,15 +10,20 @@ whose frames fill the 250 Mbit/s budget), then times on the same frames, each in
 * **ffmpeg**: ``ffmpeg -i master -vf scale,pad -pix_fmt xyz12le -c:v libopenjpeg -profile:v cinema2k
   -cinema_mode 2k_24 -prog_order cprl`` writing one .j2c per frame: the one command a user would run
   (its X'Y'Z' is swscale's, not SMPTE ST 428-1's, and its frames carry 2 guard bits);
-* **ours**: :func:`tasks.dcp.picture.encode_picture` (one decode, ST 428-1 conversion in numpy, Grok
-  per frame across ``--workers`` processes), the frames checked with the cinema profile check;
+* **ours**: :func:`tasks.dcp.picture.encode_picture` (one decode, ST 428-1 conversion in numpy, Grok's
+  library in-process at the frame's coded bits, across ``--workers`` spawned processes), the frames
+  checked with the cinema profile check;
 * **dask**: the same frames as :func:`tasks.dcp.picture.encode_frame_range` chunks mapped over a local
   ``distributed`` cluster of ``--dask-workers`` single-threaded worker processes (what a multi-machine
-  encode does, on one machine).
+  encode does, on one machine), started and warmed up before the clock; their pids are checked to be
+  separate processes and their CPU is read on each worker.
 
-Prints a markdown table: frames, wall, frames/s, ratio to ffmpeg, frames that break the Bv2.1 profile,
-and the projection for a two-hour feature (172,800 frames at 24 fps) on N workers from the measured
-per-frame cost. The issue's target is ours/ffmpeg >= 1.8 in frames per second; exit 1 when missed.
+Prints a markdown table: frames, wall, frames/s, ratio to ffmpeg, CPU, core-seconds a frame, frames that
+break the Bv2.1 profile; the projection for a two-hour feature (172,800 frames at 24 fps) on N workers
+from the measured per-frame cost; the ratio of core-seconds a frame (the frames/s ratio on an idle
+machine, where both sides fill every core; on a shared machine the wall ratio depends on the load during
+each encode); and where a frame's CPU goes, stage by stage. The issue's target is ours/ffmpeg >= 1.8 in
+frames per second; exit 1 when the wall ratio misses it.
 """
 
 from __future__ import annotations
