@@ -10,22 +10,31 @@ Stages, per frame:
    reference white of 48 cd/m^2 over the 52.37 cd/m^2 normalising constant, encoded with the 1/2.6
    power and quantised to 12 bits. ffmpeg's ``xyz12le`` conversion is not used: it assumes gamma 2.2
    and skips the 48/52.37 scaling.
-3. Grok (``grk_compress``) encodes the codestream with the digital-cinema profile of ISO/IEC
-   15444-1 Amd 1 set explicitly (:func:`grok_args`: 2K Rsiz 3, 5 levels, 1 guard bit as SMPTE RDD 52
-   asks at 2K; 4K Rsiz 4, 6 levels, a main-header POC and two tile-parts per component; both one
-   tile, CPRL, 32x32 code blocks, 128/256 precincts, 9/7 + ICT) and a rate cap of 250 Mbit/s at the
-   DCP rate. Its input is the planar 12-bit X'Y'Z' as raw samples in tmpfs (no header, no byte swap,
-   no disk). Grok writes no TLM marker outside its fixed 24/48 fps presets, so :func:`insert_tlm`
-   adds it (ISO/IEC 15444-1 A.7.1). Every frame is checked with
-   :func:`tasks.dcp.codestream.check_codestream` before it is kept.
+3. Grok encodes the codestream with the digital-cinema profile of ISO/IEC 15444-1 Amd 1 set
+   explicitly (2K Rsiz 3, 5 levels, 1 guard bit as SMPTE RDD 52 asks at 2K; 4K Rsiz 4, 6 levels,
+   a main-header POC and two tile-parts per component; both one tile, CPRL, 32x32 code blocks,
+   128/256 precincts, 9/7 + ICT, TLM) and a rate cap of 250 Mbit/s at the DCP rate. At 2K it runs
+   in-process (:mod:`tasks.dcp.grok`, libgrokj2k over ctypes: no process start, the samples handed
+   over in memory); at 4K, or without the library, ``grk_compress`` (:func:`grok_args`) reads the
+   planar samples as a raw file in tmpfs and :func:`insert_tlm` adds the TLM marker (ISO/IEC
+   15444-1 A.7.1). Every frame is checked with :func:`tasks.dcp.codestream.check_codestream`
+   before it is kept.
+
+Bits under the noise floor (2K): on a grainy frame, most of the block coder's work is spent on the
+lowest bit-planes, which are grain and which the 250 Mbit/s rate control then discards.
+:func:`coded_bits` measures the picture's own noise and leaves uncoded the low bits whose rounding
+step is at most a quarter of the noise sigma (at most 4); the codestream still declares 12 bits, so
+every decoder reads the samples back on the 12-bit scale (:func:`tasks.dcp.grok.declare_siz`). A
+clean frame (titles, test patterns, the colour patches the tests measure) keeps all 12 bits. On the
+bench's grainy frames: Grok 0.40-0.44 core-s a frame at 8 coded bits against 0.82-0.88 at 12, PSNR
+0.12-0.17 dB lower (3 bits: 0.52-0.55 core-s, 0.02 dB).
 
 Where a 2K frame's CPU goes (grainy 1080p24 master, every frame at the 250 Mbit/s cap; ``python -m
-bench.dcp`` prints the table): Grok's block coder about 0.95 core-s, the ffmpeg decode and scale
-about 0.06, the X'Y'Z' conversion 0.03-0.08, the rest (raw write, TLM, profile check, one process
-spawn a frame) under 0.01; the first rate lands under the cap, so retries are rare. Grok run as one
-long process over a folder of frames (``-y``), or with its own threads (``-H 2``), costs the same
-core-seconds a frame, so one single-threaded process a frame is kept: it parallelises and fails per
-frame.
+bench.dcp`` prints the table): Grok's block coder (see above), the ffmpeg decode and scale about
+0.06, the X'Y'Z' conversion 0.03-0.08, the hand-over to a worker, the noise estimate and the
+profile check about 0.01 each; the first rate lands under the cap, so retries are rare. Grok with
+its own threads costs the same core-seconds a frame as one thread, so frames run in parallel
+across single-threaded worker processes: it parallelises and fails per frame.
 
 Encoders compared here (Debian 12): ffmpeg's libopenjpeg writes 2 guard bits and cannot be told
 otherwise; OpenJPEG 2.5's ``opj_compress -cinema2K 24 -GuardBits 1 -TLM`` conforms but costs about
@@ -44,12 +53,13 @@ from __future__ import annotations
 
 import collections
 import functools
+import multiprocessing
 import os
 import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -61,6 +71,7 @@ import numpy as np
 from specs.errors import InfrastructureError, MediaError
 from tasks.dcp.codestream import check_codestream, max_frame_bytes, parse_codestream
 from tasks.dcp.container import Placement
+from tasks.dcp.grok import declare_siz, encode_j2k, grok_library
 from tasks.media.ffmpeg import open_ffmpeg_pipe, read_exact
 
 __all__ = [
@@ -72,6 +83,10 @@ __all__ = [
     "rgb48_to_xyz12_planar",
     "decode_args",
     "encode_codestream",
+    "noise_sigma",
+    "coded_bits",
+    "requantise",
+    "MAX_DROPPED_BITS",
     "insert_tlm",
     "iter_picture",
     "encode_picture",
@@ -92,6 +107,9 @@ DCP_RATES = (24, 25, 30, 48, 50, 60)
 
 #: The JPEG 2000 encoder binary (override with DELIVER_GRK_COMPRESS).
 GROK = "grk_compress"
+
+#: Low bits of the 12 that :func:`coded_bits` may leave uncoded under a grainy picture's noise.
+MAX_DROPPED_BITS = 4
 
 # DCDM encoding, SMPTE ST 428-1 §7: CV = 4095 * (L * XYZ / 52.37)^(1/2.6) with white at L = 48 cd/m^2.
 DCDM_WHITE_CD_M2 = 48.0
@@ -118,6 +136,7 @@ class PicturePlan:
     range: Literal["tv", "pc"] = "tv"
     is_rgb: bool = False
     master_rate: Fraction | None = None  # the master's frame rate when a speed change makes it differ from fps
+    max_dropped_bits: int = 0  # low bits a grainy frame may leave uncoded (coded_bits); 0: the full 12 bits
 
     @property
     def profile(self) -> Literal["2k", "4k"]:
@@ -283,39 +302,111 @@ def insert_tlm(data: bytes) -> bytes:
     return data[:pos] + segment + data[pos:]
 
 
+def noise_sigma(xyz12: np.ndarray) -> float:
+    """The picture's own noise (film grain, sensor noise) in code values: a robust sigma estimate.
+
+    The 2x2 diagonal difference a - b - c + d cancels flat areas and straight gradients and, on white
+    noise, has twice the noise's sigma; its median absolute value over every 8th row pair, times 1.4826
+    (MAD to sigma for a normal distribution), halved, estimates sigma. The least noisy component counts.
+    A frame that is mostly flat (titles, black, test patterns) has a median of 0.
+    """
+    sigmas = []
+    for plane in xyz12:
+        a = plane[0:-1:8].astype(np.int32)
+        b = plane[1::8].astype(np.int32)
+        rows = min(len(a), len(b))
+        d = a[:rows, :-1] - a[:rows, 1:] - b[:rows, :-1] + b[:rows, 1:]
+        sigmas.append(1.4826 * float(np.median(np.abs(d))) / 2.0)
+    return min(sigmas)
+
+
+def coded_bits(xyz12: np.ndarray, sigma: float | None = None, max_dropped: int = MAX_DROPPED_BITS) -> int:
+    """How many of the 12 bits a sample are worth coding: the bits under the picture's noise floor are not.
+
+    ``d`` low bits are dropped while the rounding step 2^d is at most a quarter of the noise sigma: the
+    rounding noise (2^d / sqrt(12) RMS) then adds under 0.6 % to the noise power already in the
+    picture, and the rate control would discard those bit-planes at 250 Mbit/s anyway; coding them is
+    most of the block coder's work on a grainy frame. At most ``max_dropped`` bits; a clean frame
+    keeps all 12.
+    """
+    if max_dropped <= 0:
+        return 12
+    sigma = noise_sigma(xyz12) if sigma is None else sigma
+    dropped = 0
+    while dropped < min(max_dropped, MAX_DROPPED_BITS) and 2 ** (dropped + 1) * 4 <= sigma:
+        dropped += 1
+    return 12 - dropped
+
+
+def requantise(xyz12: np.ndarray, bits: int) -> np.ndarray:
+    """12-bit codes rounded to ``bits`` bits (the top code clipped)."""
+    if bits == 12:
+        return xyz12
+    shift = 12 - bits
+    out = xyz12 + np.uint16(1 << (shift - 1))
+    out >>= np.uint16(shift)
+    np.minimum(out, np.uint16((1 << bits) - 1), out=out)
+    return out
+
+
+def _within_cap(encode_once: Callable[[float], bytes], raw_bytes: float, plan: PicturePlan) -> bytes:
+    """Encode at the rate that lands under the byte cap; retry at a 10 % lower rate when a frame is over.
+    Each result is checked with :func:`check_codestream` before it is kept."""
+    cap = max_frame_bytes(plan.fps) - 1024  # headroom for TLM and rate-control slack
+    ratio = raw_bytes / cap
+    problems: list[str] = []
+    for _attempt in range(3):
+        data = encode_once(ratio)
+        problems = check_codestream(data, plan.profile, plan.fps)
+        if not problems:
+            return data
+        if not any("bytes, over" in p for p in problems):
+            break
+        ratio *= 1.1
+    raise InfrastructureError(f"the JPEG 2000 encoder made a non-conforming frame: {'; '.join(problems)}")
+
+
 def encode_codestream(xyz12: np.ndarray, plan: PicturePlan, work_dir: Path) -> bytes:
     """One planar (3, H, W) X'Y'Z' frame -> a checked J2K codestream.
 
-    The input is written as raw little-endian 12-bit planar samples (Grok's ``.rawl``: no header
-    to parse, no byte swap, and the same codestream as a PPM input). The rate is set from the
-    uncompressed size so that the frame lands under the cap the first time; a frame over it is
-    retried at a 10 % lower rate.
+    2K with libgrokj2k 10 present: in-process (:mod:`tasks.dcp.grok`), the samples handed over in
+    memory, at :func:`coded_bits` bits declared back as 12 in SIZ (the decoder scales them up, see
+    :func:`tasks.dcp.grok.declare_siz`). Otherwise (4K, which needs a POC, or no library): the
+    ``grk_compress`` command on a raw 12-bit planar file in tmpfs (Grok's ``.rawl``: no header, no
+    byte swap), its codestream given a TLM marker. The rate is set from the uncompressed size so
+    that the frame lands under the cap the first time.
     """
     _, height, width = xyz12.shape
-    raw_bytes = width * height * 3 * 12 / 8
-    cap = max_frame_bytes(plan.fps) - 1024  # headroom for TLM and rate-control slack
-    fd, name = tempfile.mkstemp(suffix=".rawl", prefix="deliver-dcp-", dir=scratch_dir(work_dir))
+    scratch = scratch_dir(work_dir)
+    if plan.profile == "2k" and grok_library() is not None:
+        bits = coded_bits(xyz12, max_dropped=plan.max_dropped_bits)
+        samples = requantise(xyz12, bits)
+
+        def in_process(ratio: float) -> bytes:
+            try:
+                data = encode_j2k(samples, bits, levels=5, ratio=ratio, scratch=scratch)
+            except OSError as exc:
+                raise InfrastructureError(f"libgrokj2k: {exc}") from exc
+            return declare_siz(data, 12, 3)
+
+        return _within_cap(in_process, width * height * 3 * bits / 8, plan)
+
+    fd, name = tempfile.mkstemp(suffix=".rawl", prefix="deliver-dcp-", dir=scratch)
     src = Path(name)
     dst = src.with_suffix(".j2k")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(np.ascontiguousarray(xyz12, dtype="<u2").data)
-        ratio = raw_bytes / cap
-        problems: list[str] = []
-        for _attempt in range(3):
+
+        def command(ratio: float) -> bytes:
             cmd = [_grok_binary(), "-i", str(src), "-o", str(dst), *grok_args(plan, ratio)]
             proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
             if proc.returncode != 0 or not dst.exists():
                 tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
                 raise InfrastructureError(f"grk_compress failed (exit {proc.returncode}): {' '.join(tail)}")
-            data = insert_tlm(dst.read_bytes())
-            problems = check_codestream(data, plan.profile, plan.fps)
-            if not problems:
-                return data
-            if not any("bytes, over" in p for p in problems):
-                break
-            ratio *= 1.1
-        raise InfrastructureError(f"the JPEG 2000 encoder made a non-conforming frame: {'; '.join(problems)}")
+            return insert_tlm(dst.read_bytes())
+
+        return _within_cap(command, width * height * 3 * 12 / 8, plan)
     finally:
         src.unlink(missing_ok=True)
         dst.unlink(missing_ok=True)
@@ -358,8 +449,9 @@ def iter_picture(master: Path, plan: PicturePlan, workers: int, out_dir: Path, s
     total = plan.frame_count - start if count is None else count
     frame_bytes = plan.width * plan.height * 6
     encoder = xyz_encoder(plan.primaries, plan.transfer)  # refuses HDR before ffmpeg starts
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                               initargs=(encoder,)) if workers > 1 else None
+    # Spawned, not forked: a process that already ran Grok holds its thread pool, which a fork would not copy.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(encoder,)) if workers > 1 else None
     pending: collections.deque[Future[Path]] = collections.deque()
     try:
         with open_ffmpeg_pipe(decode_args(master, plan, start, total), what="DCP picture decode") as pipe:

@@ -15,7 +15,7 @@ import datetime as dt
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -288,15 +288,16 @@ def make_dcp(married_master: Path, plan: DcpPlan, out_dir: Path, workers: int, *
     c = plan.picture.placement.container
     reels = []
     encode = encode_config()
+    picture_plan = replace(plan.picture, max_dropped_bits=encode.max_dropped_bits)
     try:
         with contextlib.ExitStack() as stack:
             client = dask_client(encode, stack)
             for number, (start, count) in enumerate(plan.reels, start=1):
                 if client is None:
-                    frames = _frame_bytes(iter_picture(married_master, plan.picture, encode.workers or workers,
+                    frames = _frame_bytes(iter_picture(married_master, picture_plan, encode.workers or workers,
                                                        work / "j2c", start, count))
                 else:
-                    frames = iter_picture_distributed(married_master, plan.picture, client, start, count,
+                    frames = iter_picture_distributed(married_master, picture_plan, client, start, count,
                                                       encode.chunk_frames)
                 picture = write_picture_track(frames, building / f"j2c_reel{number}.mxf",
                                               Fraction(plan.edit_rate), c.width, c.height)

@@ -58,7 +58,8 @@ def test_two_dask_workers_give_the_single_process_picture_track(tmp_path: Path) 
 
 
 def test_encode_config_reads_the_file_and_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DELIVER_DCP_DASK", "DELIVER_DCP_WORKERS", "DELIVER_DCP_CHUNK_FRAMES", "DELIVER_DCP_CONFIG"):
+    for name in ("DELIVER_DCP_DASK", "DELIVER_DCP_WORKERS", "DELIVER_DCP_CHUNK_FRAMES", "DELIVER_DCP_CONFIG",
+                 "DELIVER_DCP_MAX_DROPPED_BITS"):
         monkeypatch.delenv(name, raising=False)
     assert encode_config() == EncodeConfig(None, None, 48)  # configs/dcp.yaml: this machine's processes
     cfg = tmp_path / "dcp.yaml"
@@ -69,4 +70,13 @@ def test_encode_config_reads_the_file_and_the_environment(tmp_path: Path, monkey
     assert encode_config(cfg) == EncodeConfig("local", 2, 240)
     monkeypatch.setenv("DELIVER_DCP_WORKERS", "none")
     with pytest.raises(BadInputError, match="the DCP encode workers is 'none': give a whole number of at least 1"):
+        encode_config(cfg)
+    monkeypatch.delenv("DELIVER_DCP_WORKERS")
+    assert encode_config(cfg).max_dropped_bits == 0  # the default: every frame at the full 12 bits
+    cfg.write_text("encode: {max_dropped_bits: 4}\n")
+    assert encode_config(cfg).max_dropped_bits == 4  # a site's opt-in: up to 4 bits under a grainy frame's noise
+    monkeypatch.setenv("DELIVER_DCP_MAX_DROPPED_BITS", "2")
+    assert encode_config(cfg).max_dropped_bits == 2
+    monkeypatch.setenv("DELIVER_DCP_MAX_DROPPED_BITS", "6")
+    with pytest.raises(BadInputError, match="max_dropped_bits is '6': give 0 to 4"):
         encode_config(cfg)
