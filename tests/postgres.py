@@ -22,6 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,6 +171,18 @@ def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> 
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def wait_flow_run_final(client: Any, run_id: Any, timeout_s: float) -> Any:
+    """The flow run once its state is final, polled every second through a sync Prefect ``client``
+    (AssertionError after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        fr = client.read_flow_run(run_id)
+        if fr.state is not None and fr.state.is_final():
+            return fr
+        assert time.monotonic() < deadline, f"flow run {fr.name} still {fr.state_type} after {timeout_s} s"
+        time.sleep(1)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 
 from tasks.media.ffmpeg import ffmpeg_pids_writing_under
+from tests.postgres import wait_flow_run_final
 
 
 def _client():
@@ -26,14 +27,8 @@ def _trigger(name: str, request: dict) -> UUID:
 
 
 def _wait_final(run_id: UUID, timeout_s: float = 180):
-    deadline = time.monotonic() + timeout_s
     with _client() as c:
-        while True:
-            fr = c.read_flow_run(run_id)
-            if fr.state is not None and fr.state.is_final():
-                return fr
-            assert time.monotonic() < deadline, f"run {run_id} still {fr.state.type if fr.state else None}"
-            time.sleep(1)
+        return wait_flow_run_final(c, run_id, timeout_s)
 
 
 def _artifacts(run_id: UUID):

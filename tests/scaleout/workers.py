@@ -35,7 +35,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.postgres import VENV_BIN, PrefectServer
+from tests.postgres import VENV_BIN, PrefectServer, wait_flow_run_final
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "mastering"
@@ -165,14 +165,8 @@ class MasteringPool:
 
     def wait(self, run_id: Any, timeout_s: float = 300) -> Any:
         """The flow run once final (AssertionError after ``timeout_s``)."""
-        deadline = time.monotonic() + timeout_s
         with self.client() as c:
-            while True:
-                fr = c.read_flow_run(run_id)
-                if fr.state is not None and fr.state.is_final():
-                    return fr
-                assert time.monotonic() < deadline, f"flow run {fr.name} still {fr.state_type} after {timeout_s} s"
-                time.sleep(1)
+            return wait_flow_run_final(c, run_id, timeout_s)
 
     def flow_runs(self, flow_name: str) -> list[Any]:
         from prefect.client.schemas.filters import FlowFilter, FlowFilterName
