@@ -38,7 +38,12 @@ def head_frames(d: Deliverable, spec: Spec, master: MediaInfo) -> tuple[Timecode
     if d.include_head or not spec.timing.ffoa_timecode:
         return start, 0
     ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
-    return start, max(ffoa.frames - start.frames, 0)
+    head = max(ffoa.frames - start.frames, 0)
+    if head >= master_frames(master) > 0:  # a forced run past a QC timing error would make an empty file
+        raise BadInputError(f"{master.path}: the spec's first frame of action {spec.timing.ffoa_timecode} is past the "
+                            f"master's end (it starts at {start}, {master_frames(master)} frames); give a master "
+                            f"whose timecode reaches it, or set timing.ffoa_timecode for this master in the spec")
+    return start, head
 
 
 def programme_first_frame(spec: Spec, master: MediaInfo) -> int:

@@ -134,3 +134,15 @@ def test_downmix_clip_problems_only_for_an_uncorrected_downmix():
         "max_true_peak_dbtp so deliver corrects it"]
     corrected = loro.model_copy(update={"loudness_target_lufs": -23.0})
     assert downmix_clip_problems(0, corrected, _loudness(-23.0, sample_peak_dbfs=0.0)) == []
+
+
+def test_a_first_frame_of_action_past_the_masters_end_is_refused_before_any_encode(spec):
+    from specs.errors import BadInputError
+    from tasks.deliverables.shape import head_frames
+
+    # ebu-r128's FFOA is 10:00:00:00; a 10 s master at 25 fps from 09:59:56:00 has 100 frames from 4 s of head
+    start, head = head_frames(_screener(), spec, _info(start_timecode="09:59:56:00", duration_s=10.0))
+    assert (str(start), head) == ("09:59:56:00", 100)
+    with pytest.raises(BadInputError, match=r"first frame of action 10:00:00:00 is past the master's end "
+                                            r"\(it starts at 00:59:56:00, 250 frames\)"):
+        head_frames(_screener(), spec, _info(start_timecode="00:59:56:00", duration_s=10.0))
