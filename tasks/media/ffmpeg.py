@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
-import ctypes
 import io
 import json
 import logging
@@ -154,35 +153,31 @@ def kill_all_children() -> int:
     return len(live)
 
 
-def _pdeathsig_setter() -> Callable[[], None] | None:
-    """A pre-exec hook that has the kernel SIGKILL the child when deliver dies (Linux ``PR_SET_PDEATHSIG``).
+def _die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` run so that the kernel SIGKILLs it when deliver dies (Linux ``PR_SET_PDEATHSIG``).
 
     ffmpeg runs in its own process group (so we can stop it and its threads cleanly), which also means it
     outlives a deliver killed by SIGKILL, the OOM killer or a stopped container: an orphan that keeps
-    encoding into a partial file the rerun is about to replace. Elsewhere: None (no such kernel call)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig, sigkill = ctypes.c_int(1), ctypes.c_ulong(signal.SIGKILL)  # built before fork
+    encoding into a partial file the rerun is about to replace. util-linux ``setpriv`` makes the prctl call
+    and execs ffmpeg (same pid). Not a Python ``preexec_fn``: that forces fork() and runs Python's at-fork
+    handlers in the child of a threaded process (Prefect's reset its event-loop threads there), which can
+    spin forever before exec. Elsewhere (no setpriv): ``cmd`` unchanged."""
+    setpriv = _SETPRIV
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
 
-    def _die_with_parent() -> None:
-        prctl(pr_set_pdeathsig, sigkill)
-        if os.getppid() != parent:  # deliver died between fork and prctl
-            os._exit(1)
 
-    return _die_with_parent
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
 def _spawn(cmd: list[str], *, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     LOGGER.info("$ %s", shlex.join(cmd))
+    if _SETPRIV and shutil.which(cmd[0]) is None:  # setpriv would start, then fail to exec it
+        raise InfrastructureError(f"cannot start {cmd[0]}: not found or not executable. Check FFMPEG/FFPROBE "
+                                  "and PATH.")
     try:
         proc = subprocess.Popen(  # list args, no shell
-            cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_pdeathsig_setter(),  # one prctl call, no locks taken
+            _die_with_parent(cmd), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except OSError as exc:
         raise InfrastructureError(f"cannot start {cmd[0]}: {exc}. Check FFMPEG/FFPROBE and PATH.") from exc
