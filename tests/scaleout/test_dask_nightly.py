@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -105,9 +106,15 @@ def test_dask_fan_out_by_address_gives_the_thread_runners_summary(pg_prefect_ser
     assert ran_on == {f"{node}/dask-0", f"{node}/dask-1"}, ran_on
     assert {r.host for r in thread.rows if r.report} == {node}
     # and the PostgreSQL-backed server recorded each item's task run under its night, from either runner
-    assert _item_task_runs(pg_prefect_server, dask_run, watch) \
-        == _item_task_runs(pg_prefect_server, thread_run, watch) \
-        == ["COMPLETED"] * 4 + ["FAILED"]
+    # (task-run states reach the server as events, written a moment after the run ends: wait up to 60 s)
+    expected = ["COMPLETED"] * 4 + ["FAILED"]
+    deadline = time.monotonic() + 60
+    while True:
+        recorded = [_item_task_runs(pg_prefect_server, run, watch) for run in (dask_run, thread_run)]
+        if recorded == [expected, expected] or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert recorded == [expected, expected], recorded
 
 
 def test_thirty_items_queued_at_once_on_two_workers_all_complete(pg_prefect_server, clip, dask_cluster, tmp_path,
