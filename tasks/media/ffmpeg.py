@@ -153,6 +153,9 @@ def kill_all_children() -> int:
     return len(live)
 
 
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
+
 def _die_with_parent(cmd: list[str]) -> list[str]:
     """``cmd`` run so that the kernel SIGKILLs it when deliver dies (Linux ``PR_SET_PDEATHSIG``).
 
@@ -162,11 +165,7 @@ def _die_with_parent(cmd: list[str]) -> list[str]:
     and execs ffmpeg (same pid). Not a Python ``preexec_fn``: that forces fork() and runs Python's at-fork
     handlers in the child of a threaded process (Prefect's reset its event-loop threads there), which can
     spin forever before exec. Elsewhere (no setpriv): ``cmd`` unchanged."""
-    setpriv = _SETPRIV
-    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
-
-
-_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *cmd] if _SETPRIV else cmd
 
 
 def _spawn(cmd: list[str], *, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
