@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ import pytest
 VENV_BIN = Path(sys.executable).parent
 PG_USER = "postgres"  # the cluster's superuser role (initdb -U), not a system account
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
+# what ``deliver serve`` registers (flows/deployments.py ``deployments()``), the last one last
+SERVED_DEPLOYMENTS = frozenset({"deliver", "deliver-plan", "qc", "archive", "verify", "nightly-qc", "qc-item"})
 
 
 def free_port() -> int:
@@ -140,6 +144,44 @@ def drain_prefect_workers(timeout_s: float = 30) -> None:
 
     for worker in (APILogWorker, EventsWorker):
         worker.drain_all(timeout=timeout_s)
+
+
+@contextmanager
+def use_api(api_url: str) -> Iterator[str]:
+    """This process's Prefect client, flows and task runs talk to ``api_url`` inside the block.
+
+    Prefect keeps ONE events worker per process for any running server, bound to the API URL it first
+    saw: a flow run in this process after a switch would send its task runs' states (events) to the
+    previous server. Draining it on the way in and out makes the next run start one for ``api_url``."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    drain_prefect_workers()
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        try:
+            yield api_url
+        finally:
+            drain_prefect_workers()
+
+
+def wait_served(api_url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    """Wait until the ``deliver serve`` process ``proc`` has registered every one of SERVED_DEPLOYMENTS
+    with ``api_url`` (it registers them one by one); fail early, with the end of ``log``, if it exits."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + timeout_s
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"deliver serve exited:\n{log.read_text()[-3000:]}")
+            try:
+                if SERVED_DEPLOYMENTS <= {d.name for d in client.read_deployments()}:
+                    return
+            except Exception:  # noqa: BLE001 - API not up yet: ask again until the deadline
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"deployments not registered:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
 
 
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -17,12 +17,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.postgres import drain_prefect_workers, free_port, stop_process_group, wait_http
+from tests.postgres import drain_prefect_workers, free_port, stop_process_group, use_api, wait_http, wait_served
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -67,9 +66,7 @@ def prefect_server(ops_root):
 @pytest.fixture(scope="session")
 def api(prefect_server):
     """This test process talks to the ops server while the fixture is active."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: prefect_server}):
+    with use_api(prefect_server):
         yield prefect_server
 
 
@@ -98,22 +95,8 @@ def served(api, ops_root):
     log = ops_root / "serve.log"
     proc = subprocess.Popen([str(VENV_BIN / "deliver"), "serve", "--limit", "4"], cwd=REPO, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    from prefect.client.orchestration import get_client
-
-    deadline = time.monotonic() + 120
-    with get_client(sync_client=True) as client:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"deliver serve exited:\n{log.read_text()[-3000:]}")
-            try:
-                if len(client.read_deployments()) >= 6:
-                    break
-            except Exception:  # noqa: BLE001 - API not up yet: ask again until the deadline
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"deployments not registered:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
     try:
+        wait_served(api, proc, log, 120)
         yield {"api": api, "log": log, "proc": proc, "home": deliver_home, "root": ops_root}
     finally:
         stop_process_group(proc)

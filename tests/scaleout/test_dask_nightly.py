@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import use_api
+
 pytestmark = pytest.mark.workers
 
 
@@ -51,22 +53,18 @@ def dask_cluster():
 
 
 def _night(tmp: Path, watch: Path, runner: str, server, address: str | None = None):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from bench.workers import night_config, run_night
 
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
+    with use_api(server.api_url):
         night = run_night(night_config(tmp / runner, watch, runner, address, max_workers=2))
     return night.summary, night.flow_run_id
 
 
 def _item_task_runs(server, flow_run_id, watch: Path) -> list[str]:
     """The final state of every ``nightly-qc-master`` task run the server recorded for a night's run."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from bench.workers import item_task_runs
 
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
+    with use_api(server.api_url):
         runs = item_task_runs(flow_run_id, f"qc-{watch}/")
     return sorted(r.state.type.value for r in runs if r.state is not None)
 
@@ -121,15 +119,13 @@ def test_thirty_items_queued_at_once_on_two_workers_all_complete(pg_prefect_serv
                                                                   monkeypatch):
     """Load: 30 small QC items submitted at once to the two Dask workers: every one has exactly one task
     run, Completed, a pass row and its report; both workers took items, two at a time at most."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from bench.workers import item_task_runs, make_watch, most_in_flight, night_config, problems, run_night
     from tasks.nightly import NightlySummary
 
     monkeypatch.delenv("DELIVER_WORKER_NAME", raising=False)
     address, _ = dask_cluster
     watch = make_watch(tmp_path / "watch", clip, 30)
-    with temporary_settings({PREFECT_API_URL: pg_prefect_server.api_url}):
+    with use_api(pg_prefect_server.api_url):
         night = run_night(night_config(tmp_path / "out", watch, address=address))
         assert problems(night, watch, 30, {"dask-0", "dask-1"}) == []
         runs = item_task_runs(night.flow_run_id, f"qc-{watch}/")

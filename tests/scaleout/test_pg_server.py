@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from tests.postgres import use_api
 from tests.scaleout.test_pg_catalog import psql
 
 
 def test_prefect_server_keeps_its_runs_in_postgres(pg_cluster, pg_prefect_server):
     from prefect import flow
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     @flow(name="pg-probe")
     def probe() -> int:
         return 7
 
-    with temporary_settings({PREFECT_API_URL: pg_prefect_server.api_url}):
+    with use_api(pg_prefect_server.api_url):
         assert probe() == 7
     rows = psql(pg_cluster, "prefect", "SELECT state_type FROM flow_run JOIN flow ON flow.id = flow_run.flow_id "
                                        "WHERE flow.name = 'pg-probe'")

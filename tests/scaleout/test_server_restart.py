@@ -21,7 +21,7 @@ import pytest
 from tasks.archive.hashing import hash_file_xxh128
 from tasks.media.ffmpeg import ffmpeg_pids_writing_under
 from tests.ops.test_served import _wait_final
-from tests.postgres import VENV_BIN, PrefectServer, stop_process_group
+from tests.postgres import VENV_BIN, PrefectServer, stop_process_group, use_api, wait_served
 from tests.scaleout.test_pg_catalog import plain_url, psql
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,21 +61,9 @@ def house(pg_cluster, tmp_path_factory):
     log = root / "serve.log"
     serve = subprocess.Popen([str(VENV_BIN / "deliver"), "serve", "--limit", "2", "--no-schedule"], cwd=REPO,
                              stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            deadline = time.monotonic() + 180
-            with _client() as c:
-                while True:
-                    assert serve.poll() is None, log.read_text()[-3000:]
-                    try:
-                        if len(c.read_deployments()) >= 6:
-                            break
-                    except Exception:  # noqa: BLE001 - not registered yet: ask again until the deadline
-                        pass
-                    assert time.monotonic() < deadline, log.read_text()[-3000:]
-                    time.sleep(1)
+        wait_served(server.api_url, serve, log, 180)
+        with use_api(server.api_url):
             yield {"server": server, "serve": serve, "log": log, "root": root, "env": env, "catalog": catalog}
     finally:
         stop_process_group(serve)
