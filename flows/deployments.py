@@ -290,7 +290,7 @@ def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
     markdown = cancelled_markdown(f"{title} {version or ''}".strip(), out, cleaned)
     log = flow_run_logger(flow_run, flow)
     log.info("cancelled: %s", markdown.splitlines()[2])
-    cancel_unfinished_steps(flow_run.id, log)
+    end_unfinished_steps(flow_run.id, log)
     try:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.actions import ArtifactCreate
@@ -303,23 +303,28 @@ def on_cancel(flow: Any, flow_run: Any, state: Any) -> None:
         log.warning("could not publish the clean-up artifact: %s", exc)
 
 
-def cancel_unfinished_steps(flow_run_id: Any, log: Any) -> None:
-    """Mark a cancelled run's unfinished steps Cancelled: the step a SIGTERM (the runner's) or a Ctrl-C
-    interrupted was reported Crashed by the stopped process (Prefect's task engine treats any termination
-    signal or interrupt as a crash), and a step still Running or Pending never ran to its end either."""
+def end_unfinished_steps(flow_run_id: Any, log: Any, end: Any = None,
+                         message: str = "cancelled with its flow run") -> None:
+    """End a stopped run's unfinished steps in the state ``end`` (a Prefect state class; Cancelled by
+    default): the step a SIGTERM (the runner's) or a Ctrl-C interrupted was reported Crashed by the stopped
+    process (Prefect's task engine treats any termination signal or interrupt as a crash), and a step still
+    Running or Pending never ran to its end either (a killed process reports nothing)."""
     try:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
         from prefect.states import Cancelled
 
+        state = end or Cancelled
         with get_client(sync_client=True) as client:
             runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
             for tr in runs:
                 if tr.state is not None and (tr.state.is_crashed() or not tr.state.is_final()):
-                    client.set_task_run_state(tr.id, Cancelled(message="cancelled with its flow run"), force=True)
-                    log.info("step %s cancelled with the run", tr.name)
+                    if tr.state.is_crashed() and state is not Cancelled:
+                        continue
+                    client.set_task_run_state(tr.id, state(message=message), force=True)
+                    log.info("step %s %s", tr.name, "cancelled with the run" if state is Cancelled else message)
     except Exception as exc:  # noqa: BLE001 - the clean-up is done; the step states are cosmetic
-        log.warning("could not mark the run's steps cancelled: %s", exc)
+        log.warning("could not end the run's unfinished steps: %s", exc)
 
 
 def request_field(name: str, default: str) -> str:

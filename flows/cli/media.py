@@ -57,11 +57,15 @@ def _flow_run(flow: Any, request: Any, *, stages: tuple[str, ...], log_path: Pat
     when ``json_of`` gives stdout the result object)."""
     from flows.cli.terminal import print_summary, route_logs, stage_view
     from flows.deployments import run_flow
+    from flows.leases import RunLeases, reap_killed_runs
     from flows.server import skip_absent_tag_limits, without_heartbeat
     from tasks.steps import FFMPEG_TAG
 
     skip_absent_tag_limits([FFMPEG_TAG])
-    seen = _RunIds()
+    api_url = _persistent_api_url()
+    reap_killed_runs(api_url)  # an earlier command's run that a SIGKILL left Running
+    leases = RunLeases(api_url)
+    seen = _RunIds(on_new=leases.hold)
     logging.getLogger("prefect.flow_runs").addFilter(seen)
     with route_logs(log_path, verbose=verbose), stage_view(stages, enabled=not verbose) as view, \
             without_heartbeat():
@@ -72,6 +76,7 @@ def _flow_run(flow: Any, request: Any, *, stages: tuple[str, ...], log_path: Pat
             raise
         finally:
             logging.getLogger("prefect.flow_runs").removeFilter(seen)
+            leases.release_all()
         view.close(stopped_at_gate=not result.report.delivered and result.verdict == "fail")
     if json_of is not None:
         typer.echo(json_of(result))
@@ -82,15 +87,27 @@ def _flow_run(flow: Any, request: Any, *, stages: tuple[str, ...], log_path: Pat
 class _RunIds(logging.Filter):
     """Notes the flow run ids of the records Prefect's flow engine logs (the run a Ctrl-C interrupts)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_new: Callable[[str], None] | None = None) -> None:
         super().__init__()
         self.ids: list[str] = []
+        self.on_new = on_new
 
     def filter(self, record: logging.LogRecord) -> bool:
         run_id = getattr(record, "flow_run_id", None)
         if run_id and str(run_id) not in self.ids:
             self.ids.append(str(run_id))
+            if self.on_new is not None:
+                self.on_new(str(run_id))
         return True
+
+
+def _persistent_api_url() -> str | None:
+    """The API this command's runs are recorded on, when it outlives the command (a set PREFECT_API_URL or
+    the local server); None for Prefect's temporary in-process server, whose records die with it."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    return str(url) if url else None
 
 
 def _interrupted(run_ids: list[str], request: Any) -> None:
@@ -99,7 +116,7 @@ def _interrupted(run_ids: list[str], request: Any) -> None:
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelled
 
-    from flows.deployments import cancel_unfinished_steps
+    from flows.deployments import end_unfinished_steps
     from tasks.media.ffmpeg import cleanup_after_cancel, kill_all_children
     from tasks.media.files import PARTIAL_GLOB, prune_empty_folders
 
@@ -120,7 +137,7 @@ def _interrupted(run_ids: list[str], request: Any) -> None:
             for run_id in run_ids:
                 client.set_flow_run_state(run_id, Cancelled(message=message), force=True)
         for run_id in run_ids:
-            cancel_unfinished_steps(run_id, log)
+            end_unfinished_steps(run_id, log)
     except Exception as exc:  # noqa: BLE001 - the terminal already says it; the record is best effort
         log.warning("could not record the cancellation: %s", exc)
 

@@ -30,15 +30,22 @@ _CONVERTIBLE = (
     {"tv", "pc"})
 
 
-def head_frames(d: Deliverable, spec: Spec, master: MediaInfo) -> tuple[Timecode, int]:
-    """(start timecode of the master, frames to drop before the FFOA for this deliverable)."""
+def _start_and_ffoa(spec: Spec, master: MediaInfo) -> tuple[Timecode, int]:
+    """(start timecode of the master, frames from it to the spec's FFOA: 0 without one, or before the start)."""
     v = master.primary_video
     assert v is not None
     start = Timecode.parse(master.start_timecode, v.frame_rate) if master.start_timecode else Timecode(0, v.frame_rate)
-    if d.include_head or not spec.timing.ffoa_timecode:
+    if not spec.timing.ffoa_timecode:
         return start, 0
     ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
-    head = max(ffoa.frames - start.frames, 0)
+    return start, max(ffoa.frames - start.frames, 0)
+
+
+def head_frames(d: Deliverable, spec: Spec, master: MediaInfo) -> tuple[Timecode, int]:
+    """(start timecode of the master, frames to drop before the FFOA for this deliverable)."""
+    start, head = _start_and_ffoa(spec, master)
+    if d.include_head:
+        return start, 0
     if head >= master_frames(master) > 0:  # a forced run past a QC timing error would make an empty file
         raise BadInputError(f"{master.path}: the spec's first frame of action {spec.timing.ffoa_timecode} is past the "
                             f"master's end (it starts at {start}, {master_frames(master)} frames); give a master "
@@ -47,14 +54,8 @@ def head_frames(d: Deliverable, spec: Spec, master: MediaInfo) -> tuple[Timecode
 
 
 def programme_first_frame(spec: Spec, master: MediaInfo) -> int:
-    """Frame index of the FFOA in the master (0 without a spec FFOA)."""
-    v = master.primary_video
-    assert v is not None
-    if not spec.timing.ffoa_timecode or not master.start_timecode:
-        return 0
-    start = Timecode.parse(master.start_timecode, v.frame_rate)
-    ffoa = Timecode.parse(spec.timing.ffoa_timecode, v.frame_rate, drop_frame=start.drop_frame)
-    return max(ffoa.frames - start.frames, 0)
+    """Frame index of the FFOA in the master (0 without a spec FFOA or a master start timecode)."""
+    return _start_and_ffoa(spec, master)[1] if master.start_timecode else 0
 
 
 def master_frames(master: MediaInfo) -> int:
