@@ -338,6 +338,11 @@ def request_field(name: str, default: str) -> str:
 
 # --------------------------------------------------------------------------- serving
 
+#: Seconds between a served/worker flow run's heartbeats, and the silent heartbeats after which it is lost.
+HEARTBEAT_S = 30
+UNRESPONSIVE_AFTER_HEARTBEATS = 3
+UNRESPONSIVE_AUTOMATION = "deliver-crash-unresponsive-runs"
+
 #: Settings every served/worker flow run should have: ffmpeg command lines reach the Prefect logs
 #: (``deliver.ffmpeg`` logger), no telemetry, a bounded default thread pool.
 OPS_ENV_DEFAULTS = {
@@ -345,6 +350,9 @@ OPS_ENV_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS": str(cores()),
+    # a run's process says it is alive every 30 s (Prefect's minimum): a lost run is marked Crashed by the
+    # automation of ensure_unresponsive_run_automation, not left Running
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S),
 }
 
 
@@ -543,12 +551,52 @@ def apply_env_defaults() -> None:
         os.environ.setdefault(k, v)
 
 
+def ensure_unresponsive_run_automation() -> str:
+    """The server-side automation that marks Crashed a flow run whose process stopped heartbeating
+    (killed with its worker, its machine or its container): made once per server, by name.
+
+    Prefect's documented zombie-run detection ("Detect and respond to zombie flows"): a proactive trigger
+    that expects, after each ``prefect.flow-run.heartbeat``, another heartbeat or a final state within
+    UNRESPONSIVE_AFTER_HEARTBEATS heartbeats, and changes the run's state to Crashed when none comes. The
+    rerun of a deliver run resumes from its finished steps (their records and hashes)."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    try:
+        existing: Any = Automation.read(name=UNRESPONSIVE_AUTOMATION)
+        if existing is not None:
+            return UNRESPONSIVE_AUTOMATION
+    except ValueError:  # "Automation with name ... not found"
+        pass
+    silent_s = HEARTBEAT_S * UNRESPONSIVE_AFTER_HEARTBEATS
+    Automation(
+        name=UNRESPONSIVE_AUTOMATION,
+        description=f"Mark Crashed a flow run silent for {silent_s} s (its process, worker or machine was lost)",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                    "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": ["prefect.flow-run.*"]}, for_each={"prefect.resource.id"},
+            posture=Posture.Proactive, threshold=1, within=timedelta(seconds=silent_s)),
+        actions=[ChangeFlowRunState(
+            state=StateType.CRASHED,
+            message=f"no heartbeat for {silent_s} s: the process running it was lost (its worker, machine or "
+                    "container); run it again: a deliver run resumes from its finished steps")],
+    ).create()
+    return UNRESPONSIVE_AUTOMATION
+
+
 def serve_all(*, limit: int | None = None, nightly_schedule: bool = True, ffmpeg_limit: int | None = None) -> None:
     """Serve every deployment from this process against ``PREFECT_API_URL`` (blocks until Ctrl-C)."""
     apply_env_defaults()
     from prefect import serve
 
     ensure_ffmpeg_limit(ffmpeg_limit)
+    ensure_unresponsive_run_automation()
     serve(*deployments(nightly_schedule=nightly_schedule), limit=limit)
 
 

@@ -126,3 +126,18 @@ def automation_create_cmd(
         fail("give --webhook-url URL or --block TYPE/NAME", EXIT_BAD_INPUT)
     auto = create_notification_automation(name=name, webhook_url=webhook_url, block=block, kind=kind)
     typer.echo(f"automation {auto.name} ({auto.id}) notifies on: {', '.join(EVENTS)}")
+
+
+@automation_app.command("unresponsive")
+@clean_errors
+def automation_unresponsive_cmd() -> None:
+    """Create (once per server) the automation that marks Crashed a run silent for 3 heartbeats.
+
+    ``deliver serve`` makes it itself; run this once for a work pool (configs/prefect.yaml gives its runs
+    the 30 s heartbeat it watches)."""
+    _require_api()
+    from flows.deployments import HEARTBEAT_S, UNRESPONSIVE_AFTER_HEARTBEATS, ensure_unresponsive_run_automation
+
+    name = ensure_unresponsive_run_automation()
+    typer.echo(f"automation {name}: a flow run with no heartbeat for {HEARTBEAT_S * UNRESPONSIVE_AFTER_HEARTBEATS} s "
+               "is marked Crashed")

@@ -258,6 +258,7 @@ def test_a_deliver_run_killed_with_its_worker_resumes_when_run_again(mastering_p
         fr = c.read_flow_run(first)
     lost = _worker_of(fr)
     pool.kill_worker(lost)
+    killed_at = time.monotonic()
     try:
         assert list((out / PKG).glob(f"{PKG}_mezzanine.partial-*.mov"))
         layback = out / LAYBACK
@@ -273,3 +274,10 @@ def test_a_deliver_run_killed_with_its_worker_resumes_when_run_again(mastering_p
     assert f"reused {layback}" in logs  # the layback step's record and hash matched: not made again
     assert "left by an interrupted run" in logs  # the killed encode's partials removed before the deliverables
     _assert_outputs_verified(out)
+    # and the killed run is not left Running: the server's unresponsive-run automation (deliver automation
+    # unresponsive) marks it Crashed once 3 of its 30 s heartbeats are missed
+    with pool.client() as c:
+        while not (state := c.read_flow_run(first).state).is_final():
+            assert time.monotonic() - killed_at < 240, f"the killed run is still {state.name} 240 s after"
+            time.sleep(3)
+    assert state.is_crashed() and state.message.startswith("no heartbeat for 90 s"), (state.name, state.message)

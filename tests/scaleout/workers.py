@@ -223,6 +223,9 @@ def mastering_pool(pg_prefect_server, tmp_path_factory):
     pool.cli("work-pool", "create", POOL, "--type", "process")
     pool.cli("concurrency-limit", "create", "ffmpeg", str(FFMPEG_LIMIT))
     pool.cli("--no-prompt", "deploy", "--all", "--prefect-file", "configs/prefect.yaml", timeout=600)
+    made = subprocess.run([str(VENV_BIN / "deliver"), "automation", "unresponsive"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0 and "is marked Crashed" in made.stdout, made.stdout + made.stderr
     try:
         for name in WORKERS:
             pool.start_worker(name)
