@@ -62,6 +62,7 @@ $BIN/prefect --no-prompt work-pool create mastering --type process --overwrite >
 $BIN/prefect concurrency-limit create ffmpeg "$(nproc)" >/dev/null
 $BIN/prefect --no-prompt deploy --all --prefect-file configs/prefect.yaml >"$WORK/deploy.log" 2>&1 \
   || { tail -30 "$WORK/deploy.log"; exit 3; }
+$BIN/deliver automation unresponsive   # a run lost with its worker is marked Crashed, not left Running
 
 echo "== two workers on the pool"
 for w in worker-a worker-b; do
