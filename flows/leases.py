@@ -50,12 +50,17 @@ class RunLeases:
         try:
             leases_dir().mkdir(parents=True, exist_ok=True)
             fh = (leases_dir() / f"{flow_run_id}.json").open("a+")
+        except OSError as exc:  # the run goes on; only the after-a-kill record is lost
+            log.debug("no lease for flow run %s: %s", flow_run_id, exc)
+            return
+        try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             fh.truncate(0)
             fh.write(json.dumps({"flow_run_id": flow_run_id, "api_url": self.api_url, "pid": os.getpid(),
                                  "host": socket.gethostname(), "started_unix_s": time.time()}))
             fh.flush()
-        except OSError as exc:  # the run goes on; only the after-a-kill record is lost
+        except OSError as exc:
+            fh.close()  # not ours (another process holds it) or unwritable: no handle left open
             log.debug("no lease for flow run %s: %s", flow_run_id, exc)
             return
         self._held[flow_run_id] = fh
